@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Provision the test rig on a Debian 12 or 13 host (as root): a Docker engine with buildx,
+# arm/v7 emulation through qemu, the registry program, and python base images for
+# linux/amd64 and linux/arm/v7 built from debootstrap (no image can be pulled here).
+#
+# Idempotent: every step checks first, so a second run on a provisioned machine takes seconds.
+# The base images are cached as rootfs tarballs in $CACHE, so they survive an engine reset.
+set -euo pipefail
+
+CACHE=${BREWBLOX_RIG_CACHE:-/var/cache/brewblox-release}
+MIRROR=${BREWBLOX_RIG_MIRROR:-http://deb.debian.org/debian}
+SUITE=bookworm
+BASE_REPO=brewblox-release/python-base
+log() { printf '[rig] %s\n' "$*" >&2; }
+
+need_pkgs=()
+for pkg in docker.io docker-registry qemu-user-static binfmt-support debootstrap; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
+done
+if ((${#need_pkgs[@]})); then
+    log "installing ${need_pkgs[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+
+# The registry package starts a system service on some hosts; the tests run their own.
+if command -v systemctl >/dev/null && systemctl is-active --quiet docker-registry 2>/dev/null; then
+    systemctl stop docker-registry || true
+fi
+
+if ! docker buildx version >/dev/null 2>&1; then
+    if apt-cache policy docker-buildx 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+        log "installing docker-buildx"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-buildx >/dev/null
+    else
+        # Debian 12 does not package buildx; Debian 13's build works on it.
+        log "installing docker-buildx from trixie"
+        tmp=$(mktemp -d)
+        mkdir -p "$tmp/lists/partial" "$tmp/archives/partial"
+        echo "deb $MIRROR trixie main" >"$tmp/sources.list"
+        apt_opts=(-o "Dir::Etc::sourcelist=$tmp/sources.list" -o "Dir::Etc::sourceparts=-"
+                  -o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache::Archives=$tmp/archives")
+        apt-get "${apt_opts[@]}" update -qq
+        (cd "$tmp" && apt-get "${apt_opts[@]}" download docker-buildx >/dev/null)
+        dpkg -x "$tmp"/docker-buildx_*.deb /
+        rm -rf "$tmp"
+    fi
+    docker buildx version >&2
+fi
+
+if ! docker info >/dev/null 2>&1; then
+    log "starting dockerd"
+    setsid dockerd >/var/log/dockerd.log 2>&1 </dev/null &
+    for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+    docker info >/dev/null 2>&1 || { log "dockerd did not start: see /var/log/dockerd.log"; exit 1; }
+fi
+
+if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+fi
+if [ ! -e /proc/sys/fs/binfmt_misc/qemu-arm ] || ! grep -q '^enabled' /proc/sys/fs/binfmt_misc/qemu-arm; then
+    log "enabling qemu binfmt handlers"
+    update-binfmts --enable >/dev/null 2>&1 || update-binfmts --enable qemu-arm
+fi
+
+# base_image ARCH PLATFORM TAG
+base_image() {
+    local arch=$1 platform=$2 tag=$3 tarball="$CACHE/rootfs-$SUITE-$1.tar"
+    if docker image inspect "$BASE_REPO:$tag" >/dev/null 2>&1; then
+        return
+    fi
+    mkdir -p "$CACHE"
+    if [ ! -s "$tarball" ]; then
+        log "debootstrap $SUITE for $arch (a minute native, several under qemu)"
+        local root
+        root=$(mktemp -d "$CACHE/root-$arch.XXXX")
+        debootstrap --arch="$arch" --variant=minbase --include=python3,python3-pip,python3-venv \
+            "$SUITE" "$root" "$MIRROR" >"$CACHE/debootstrap-$arch.log" 2>&1 \
+            || { log "debootstrap failed: see $CACHE/debootstrap-$arch.log"; exit 1; }
+        rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+        tar -C "$root" -cf "$tarball.part" .
+        mv "$tarball.part" "$tarball"
+        rm -rf "$root"
+    fi
+    log "building $BASE_REPO:$tag for $platform"
+    local ctx
+    ctx=$(mktemp -d)
+    ln "$tarball" "$ctx/rootfs.tar" 2>/dev/null || cp "$tarball" "$ctx/rootfs.tar"
+    printf 'FROM scratch\nADD rootfs.tar /\nENV LANG=C.UTF-8\nCMD ["python3"]\n' >"$ctx/Dockerfile"
+    docker buildx build --builder default --platform "$platform" --load -t "$BASE_REPO:$tag" "$ctx" >&2
+    rm -rf "$ctx"
+}
+
+base_image amd64 linux/amd64 bookworm-amd64 &
+amd=$!
+base_image armhf linux/arm/v7 bookworm-armv7 &
+arm=$!
+wait $amd
+wait $arm
+log "ready: docker $(docker version -f '{{.Server.Version}}'), $(docker buildx version | cut -d' ' -f1-2), base images $BASE_REPO:bookworm-{amd64,armv7}"

@@ -1,0 +1,193 @@
+"""The run's context, read once from the CI environment (or git, for a local run).
+
+`from_env` is pure: it takes the environment as a mapping and, for GitHub Actions, the event
+payload, so every provider's rules are rows in a table test. `detect` is the one place that
+reads `os.environ` and the payload file.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ReleaseError
+
+__all__ = ["CiContext", "Event", "detect", "from_env"]
+
+
+class Event(enum.Enum):
+    """What started the run."""
+
+    TAG = "tag push"
+    BRANCH = "branch push"
+    PULL_REQUEST = "pull request"
+    LOCAL = "local run"
+
+
+@dataclass(frozen=True)
+class CiContext:
+    """Where and why this run happens.
+
+    Attributes:
+        provider: ``github``, ``travis``, ``gitlab``, ``azure`` or ``local``.
+        event: what started the run.
+        branch: the pushed branch (branch events), the source branch of a pull request, or the
+            checked-out branch of a local run.
+        tag: the pushed tag (tag events).
+        repository: ``owner/name`` as the provider spells it, when known.
+        fork: the run builds a fork's code (a fork's pull request, or CI in a fork): never publishes.
+        manual: started by hand (``workflow_dispatch``, a web or API trigger, ``--publish``).
+    """
+
+    provider: str
+    event: Event
+    branch: str | None = None
+    tag: str | None = None
+    repository: str | None = None
+    fork: bool = False
+    manual: bool = False
+
+    @property
+    def ref(self) -> str | None:
+        if self.tag is not None:
+            return f"refs/tags/{self.tag}"
+        if self.branch is not None:
+            return f"refs/heads/{self.branch}"
+        return None
+
+    def with_ref(self, ref: str) -> CiContext:
+        """The context of a CI push of ``ref`` (``--ref refs/heads/X`` or ``refs/tags/X``).
+
+        >>> CiContext("local", Event.LOCAL).with_ref("refs/tags/1.2.3").event
+        <Event.TAG: 'tag push'>
+        """
+        event, name = parse_ref(ref)
+        if event is Event.TAG:
+            return replace(self, event=event, tag=name, branch=None, manual=True)
+        return replace(self, event=event, branch=name, tag=None, manual=True)
+
+    def describe(self) -> str:
+        where = {"github": "GitHub Actions", "travis": "Travis CI", "gitlab": "GitLab CI",
+                 "azure": "Azure Pipelines", "local": "local"}[self.provider]
+        what = self.event.value
+        if self.event is Event.TAG:
+            what += f" {self.tag}"
+        elif self.branch:
+            what += f" {self.branch}"
+        extras = [x for x, on in (("fork", self.fork), ("manual", self.manual)) if on]
+        return f"{where}: {what}" + (f" ({', '.join(extras)})" if extras else "")
+
+
+def parse_ref(ref: str) -> tuple[Event, str]:
+    for prefix, event in (("refs/tags/", Event.TAG), ("refs/heads/", Event.BRANCH)):
+        if ref.startswith(prefix) and len(ref) > len(prefix):
+            return event, ref[len(prefix):]
+    raise ReleaseError(f"--ref {ref!r}: give a full ref, refs/heads/BRANCH or refs/tags/TAG")
+
+
+def _true(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes"}
+
+
+def from_env(env: Mapping[str, str], payload: Mapping[str, Any] | None = None) -> CiContext:
+    """Read the CI context from an environment mapping.
+
+    Args:
+        env: the environment (tests pass a plain dict).
+        payload: GitHub Actions' event payload (the JSON at ``GITHUB_EVENT_PATH``), if any.
+
+    >>> from_env({"TRAVIS": "true", "TRAVIS_TAG": "1.2.3", "TRAVIS_BRANCH": "1.2.3",
+    ...           "TRAVIS_PULL_REQUEST": "false", "TRAVIS_REPO_SLUG": "o/r"}).event
+    <Event.TAG: 'tag push'>
+    """
+    if _true(env.get("GITHUB_ACTIONS")):
+        return _github(env, payload or {})
+    if _true(env.get("TRAVIS")):
+        return _travis(env)
+    if _true(env.get("GITLAB_CI")):
+        return _gitlab(env)
+    if _true(env.get("TF_BUILD")):
+        return _azure(env)
+    return CiContext("local", Event.LOCAL)
+
+
+def detect(env: Mapping[str, str] | None = None) -> CiContext:
+    """`from_env` on the real environment, reading GitHub's event payload where there is one."""
+    env = os.environ if env is None else env
+    payload: dict[str, Any] = {}
+    path = env.get("GITHUB_EVENT_PATH")
+    if _true(env.get("GITHUB_ACTIONS")) and path:
+        try:
+            payload = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as e:
+            raise ReleaseError(f"GITHUB_EVENT_PATH={path}: cannot read the event payload "
+                               f"({e}); fork detection needs it") from e
+    return from_env(env, payload)
+
+
+def _from_ref(provider: str, ref: str, **kw: Any) -> CiContext:
+    event, name = parse_ref(ref)
+    if event is Event.TAG:
+        return CiContext(provider, event, tag=name, **kw)
+    return CiContext(provider, event, branch=name, **kw)
+
+
+def _github(env: Mapping[str, str], payload: Mapping[str, Any]) -> CiContext:
+    repo = env.get("GITHUB_REPOSITORY")
+    name = env.get("GITHUB_EVENT_NAME", "push")
+    in_fork = bool(payload.get("repository", {}).get("fork", False))
+    if name in {"pull_request", "pull_request_target"}:
+        head = payload.get("pull_request", {}).get("head", {}).get("repo") or {}
+        fork = in_fork or bool(head.get("fork")) or (
+            head.get("full_name") not in (None, repo))
+        return CiContext("github", Event.PULL_REQUEST, branch=env.get("GITHUB_HEAD_REF") or None,
+                         repository=repo, fork=fork)
+    manual = name in {"workflow_dispatch", "repository_dispatch"}
+    return _from_ref("github", env.get("GITHUB_REF", ""), repository=repo, fork=in_fork,
+                     manual=manual)
+
+
+def _travis(env: Mapping[str, str]) -> CiContext:
+    repo = env.get("TRAVIS_REPO_SLUG")
+    if env.get("TRAVIS_PULL_REQUEST", "false") != "false":
+        source = env.get("TRAVIS_PULL_REQUEST_SLUG")
+        return CiContext("travis", Event.PULL_REQUEST,
+                         branch=env.get("TRAVIS_PULL_REQUEST_BRANCH") or None, repository=repo,
+                         fork=source not in (None, "", repo))
+    manual = env.get("TRAVIS_EVENT_TYPE") == "api"
+    if env.get("TRAVIS_TAG"):
+        return CiContext("travis", Event.TAG, tag=env["TRAVIS_TAG"], repository=repo,
+                         manual=manual)
+    return CiContext("travis", Event.BRANCH, branch=env.get("TRAVIS_BRANCH") or None,
+                     repository=repo, manual=manual)
+
+
+def _gitlab(env: Mapping[str, str]) -> CiContext:
+    repo = env.get("CI_PROJECT_PATH")
+    if env.get("CI_MERGE_REQUEST_IID") or env.get("CI_PIPELINE_SOURCE") == "merge_request_event":
+        source = env.get("CI_MERGE_REQUEST_SOURCE_PROJECT_PATH")
+        return CiContext("gitlab", Event.PULL_REQUEST,
+                         branch=env.get("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME") or None,
+                         repository=repo, fork=source not in (None, "", repo))
+    manual = env.get("CI_PIPELINE_SOURCE") in {"web", "api", "trigger"}
+    if env.get("CI_COMMIT_TAG"):
+        return CiContext("gitlab", Event.TAG, tag=env["CI_COMMIT_TAG"], repository=repo,
+                         manual=manual)
+    branch = env.get("CI_COMMIT_BRANCH") or env.get("CI_COMMIT_REF_NAME") or None
+    return CiContext("gitlab", Event.BRANCH, branch=branch, repository=repo, manual=manual)
+
+
+def _azure(env: Mapping[str, str]) -> CiContext:
+    repo = env.get("BUILD_REPOSITORY_NAME")
+    if env.get("BUILD_REASON") == "PullRequest":
+        source = env.get("SYSTEM_PULLREQUEST_SOURCEBRANCH", "")
+        return CiContext("azure", Event.PULL_REQUEST,
+                         branch=source.removeprefix("refs/heads/") or None, repository=repo,
+                         fork=_true(env.get("SYSTEM_PULLREQUEST_ISFORK")))
+    manual = env.get("BUILD_REASON") == "Manual"
+    return _from_ref("azure", env.get("BUILD_SOURCEBRANCH", ""), repository=repo, manual=manual)

@@ -1,0 +1,31 @@
+"""The one exception family: every message says what to do next."""
+
+from __future__ import annotations
+
+
+class ReleaseError(Exception):
+    """Base class: a release cannot go on. The message is shown to the user as is."""
+
+
+class ConfigError(ReleaseError):
+    """`[tool.brewblox-release]` is wrong; the message names the key and the file."""
+
+
+class VersionError(ReleaseError):
+    """The version from git cannot be published (dirty tree, shallow clone, tag mismatch)."""
+
+
+class CredentialsError(ReleaseError):
+    """A destination the plan publishes to has no credentials; names the variable to set."""
+
+
+class BuildError(ReleaseError):
+    """Building the distribution or an image failed; nothing was published."""
+
+
+class PublishError(ReleaseError):
+    """Uploading or pushing failed; re-running the release completes it."""
+
+
+class EmulationError(ReleaseError):
+    """The engine cannot run the target's platform (arm/v7 without qemu)."""

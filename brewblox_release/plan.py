@@ -1,0 +1,189 @@
+"""The plan: what one run publishes where, computed before anything is built (pure).
+
+Everything after the plan only carries it out, and ``--dry-run`` prints it and stops. The rows
+of SPEC §5's table are the branches of `make_plan`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from packaging.version import InvalidVersion, Version
+
+from .ci import CiContext, Event
+from .config import Config
+from .errors import VersionError
+from .tags import LOCAL, branch_tag, version_tags
+
+__all__ = ["ImagePlan", "Plan", "highest_final", "make_plan", "tag_version"]
+
+
+@dataclass(frozen=True)
+class ImagePlan:
+    """One target's image: where it goes and under which tags."""
+
+    target: str
+    platform: str
+    context: str
+    repository: str
+    tags: tuple[str, ...]
+    push: bool
+
+    @property
+    def refs(self) -> tuple[str, ...]:
+        return tuple(f"{self.repository}:{tag}" for tag in self.tags)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run does.
+
+    Attributes:
+        version: the package version (setuptools_scm, no local part).
+        context: the CI context the plan was made for.
+        upload: whether the sdist and wheel go to the package index.
+        images: one entry per target; an image with ``push=False`` is loaded into the engine.
+        latest: whether ``latest`` moves to this version.
+        reasons: plain lines saying why something is not published.
+    """
+
+    version: str
+    context: CiContext
+    upload: bool
+    images: tuple[ImagePlan, ...]
+    latest: bool = False
+    reasons: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def publishes(self) -> bool:
+        return self.upload or any(image.push for image in self.images)
+
+    @property
+    def is_dev(self) -> bool:
+        return Version(self.version).is_devrelease
+
+    def image(self, target: str) -> ImagePlan:
+        for image in self.images:
+            if image.target == target:
+                return image
+        raise KeyError(target)
+
+    def render(self) -> str:
+        """The plan as the lines that ``version`` and ``--dry-run`` print."""
+        lines = [f"event:   {self.context.describe()}", f"version: {self.version}"]
+        if self.upload:
+            lines.append(f"index:   upload sdist and wheel of {self.version}")
+        else:
+            lines.append("index:   nothing")
+        for image in self.images:
+            action = "push" if image.push else "build and load"
+            lines.append(f"{image.target + ':':<8} {action} {', '.join(image.refs)}")
+        lines.extend(f"note:    {reason}" for reason in self.reasons)
+        return "\n".join(lines)
+
+
+def tag_version(tag: str) -> Version:
+    """The version a release tag names: ``1.2.3`` or ``v1.2.3``."""
+    try:
+        return Version(tag[1:] if tag[:1] in {"v", "V"} else tag)
+    except InvalidVersion:
+        raise VersionError(
+            f"tag {tag!r} is not a version: release tags look like 1.2.3 or v1.2.3 "
+            "(PEP 440). Delete it (git push --delete origin TAG) and tag again") from None
+
+
+def highest_final(versions: Iterable[str]) -> Version | None:
+    """The highest final release among ``versions``; dev and pre-releases do not count."""
+    finals = []
+    for text in versions:
+        try:
+            version = Version(text)
+        except InvalidVersion:
+            continue
+        if not version.is_prerelease:  # dev releases count as pre-releases too
+            finals.append(version)
+    return max(finals, default=None)
+
+
+def _build_only(config: Config, image: str, version: str, ctx: CiContext,
+                reasons: list[str]) -> Plan:
+    images = tuple(ImagePlan(t.name, t.platform, t.context, image, (t.prefix + LOCAL,), False)
+                   for t in config.targets)
+    return Plan(version, ctx, upload=False, images=images, reasons=tuple(reasons))
+
+
+def make_plan(ctx: CiContext, version: str, config: Config,
+              published: Iterable[str] = ()) -> Plan:
+    """Decide what this run publishes.
+
+    Args:
+        ctx: where and why the run happens.
+        version: the version setuptools_scm computed (no local part).
+        config: the service's settings.
+        published: versions the index and the registry already hold; ``latest`` moves only to
+            a final release at least as high as every final release among them.
+
+    >>> from pathlib import Path
+    >>> cfg = Config(Path("."), "svc", image="org/svc")
+    >>> make_plan(CiContext("github", Event.BRANCH, branch="feature/X"), "1.2.4.dev5",
+    ...           cfg).image("arm").tags
+    ('rpi-feature-x',)
+    """
+    image = config.image or "<image>"
+    prefixes = tuple(t.prefix for t in config.targets)
+    if ctx.event is Event.LOCAL:
+        return _build_only(config, image, version, ctx,
+                           ["local run: builds only; --publish releases the checked-out ref"])
+    if ctx.event is Event.PULL_REQUEST:
+        return _build_only(config, image, version, ctx,
+                           ["pull request: builds only, publishes nothing"])
+    if ctx.fork:
+        return _build_only(config, image, version, ctx,
+                           ["a fork's build: publishes nothing"])
+
+    if ctx.event is Event.TAG:
+        assert ctx.tag is not None
+        wanted = tag_version(ctx.tag)
+        if wanted != Version(version):
+            raise VersionError(
+                f"tag {ctx.tag} does not agree with the version setuptools_scm computes for "
+                f"this checkout ({version}); is the tag on this commit, and does "
+                "[tool.setuptools_scm] accept it? Nothing was built")
+        final = not wanted.is_prerelease
+        top = highest_final(published)
+        latest = final and (top is None or wanted >= top)
+        reasons = []
+        if not final:
+            reasons.append(f"{version} is a pre-release: latest stays where it is")
+        elif not latest:
+            reasons.append(f"{version} is older than the highest release {top}: "
+                           "latest stays there")
+        images = tuple(
+            ImagePlan(t.name, t.platform, t.context, image,
+                      version_tags(version, t.prefix, latest=latest), True)
+            for t in config.targets)
+        return Plan(version, ctx, upload=config.pypi, images=images, latest=latest,
+                    reasons=tuple(reasons) + _no_pypi(config))
+
+    branch = ctx.branch
+    if not branch:
+        raise VersionError("a branch push without a branch name: the CI environment does not say "
+                           "which branch was pushed; pass --ref refs/heads/NAME")
+    if branch in config.quiet_branches:
+        return _build_only(config, image, version, ctx,
+                           [f"push to {branch}, a quiet branch: builds only, publishes nothing"])
+    images = tuple(
+        ImagePlan(t.name, t.platform, t.context, image, (branch_tag(branch, t.prefix, prefixes),),
+                  True)
+        for t in config.targets)
+    if not Version(version).is_devrelease:
+        # The race guard: a release tag arrived on this commit while the branch built.
+        return Plan(version, ctx, upload=False, images=images, reasons=(
+            f"this commit carries release {version}: the tag's own build publishes it; "
+            "this build pushes its branch tags only",))
+    return Plan(version, ctx, upload=config.pypi, images=images, reasons=_no_pypi(config))
+
+
+def _no_pypi(config: Config) -> tuple[str, ...]:
+    return () if config.pypi else ("pypi = false: the package is not published to an index",)

@@ -1,0 +1,160 @@
+"""The one way to run a subprocess and to print: logs the quoted command, masks secrets.
+
+Every command line, every line of subprocess output and every error message that reaches the
+user passes `redact`, which masks the values of the credential variables. python-on-whales runs
+its own subprocesses; `docker.py` feeds their streamed output and their errors through here too.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+__all__ = ["SECRET_VARS", "CommandError", "Redactor", "Result", "configure", "log", "redact",
+           "run"]
+
+#: Variables whose values are never shown. ``TWINE_USERNAME`` is masked too unless it is
+#: ``__token__``; a service adds its own with ``secret-vars`` in ``[tool.brewblox-release]``.
+SECRET_VARS = ("TWINE_PASSWORD", "DOCKER_PASSWORD", "TWINE_USERNAME")
+MASK = "****"
+_MIN_SECRET = 3  # shorter values would mask ordinary text without protecting anything
+
+
+class Redactor:
+    """Masks a fixed set of secret values in text.
+
+    >>> Redactor(["s3cr3t"])("login with s3cr3t")
+    'login with ****'
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        variants = set()
+        for secret in secrets:
+            if len(secret) >= _MIN_SECRET:
+                variants.update({secret, quote(secret, safe=""), quote(secret)})
+        # Longest first, so that a secret containing another is masked whole.
+        self.secrets = sorted(variants, key=len, reverse=True)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], extra_vars: Iterable[str] = ()) -> Redactor:
+        values = []
+        for name in (*SECRET_VARS, *extra_vars):
+            value = env.get(name, "")
+            if name == "TWINE_USERNAME" and value == "__token__":
+                continue
+            values.append(value)
+        return cls(values)
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+@dataclass
+class _Output:
+    redactor: Redactor
+    sink: Callable[[str], None]
+
+
+_output = _Output(Redactor.from_env(os.environ), _stderr)
+_lock = threading.Lock()
+
+
+def configure(*, redactor: Redactor | None = None,
+              sink: Callable[[str], None] | None = None) -> None:
+    """Set the secrets to mask and where lines go (nox's logger, in a session)."""
+    if redactor is not None:
+        _output.redactor = redactor
+    if sink is not None:
+        _output.sink = sink
+
+
+def redact(text: str) -> str:
+    return _output.redactor(text)
+
+
+def log(message: str) -> None:
+    """Print one message (each of its lines masked)."""
+    with _lock:
+        for line in message.splitlines() or [""]:
+            _output.sink(redact(line))
+
+
+@dataclass(frozen=True)
+class Result:
+    argv: tuple[str, ...]
+    returncode: int
+    output: str
+
+    @property
+    def lines(self) -> list[str]:
+        return self.output.splitlines()
+
+
+class CommandError(Exception):
+    """A command exited non-zero; its message holds the (masked) command and output tail."""
+
+    def __init__(self, result: Result) -> None:
+        self.result = result
+        tail = "\n".join(result.lines[-20:])
+        super().__init__(redact(f"command failed with exit code {result.returncode}: "
+                                f"{shlex.join(result.argv)}\n{tail}".rstrip()))
+
+
+def run(argv: Sequence[str | Path], *, cwd: Path | str | None = None,
+        env: Mapping[str, str] | None = None, check: bool = True, echo: bool = True,
+        stream: bool = True, input: str | None = None, timeout: float | None = None) -> Result:
+    """Run a command: log it, stream its merged output line by line, masked, and return it.
+
+    Args:
+        echo: log the command line first.
+        stream: log each line of output as it comes (off for quiet queries such as git).
+        env: extra variables on top of ``os.environ``.
+        check: raise `CommandError` on a non-zero exit.
+    """
+    args = tuple(str(a) for a in argv)
+    if echo:
+        log(f"$ {shlex.join(args)}")
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("PYTHON_ON_WHALES_DEBUG", None)  # it prints the whole environment
+    lines: list[str] = []
+    try:
+        proc = subprocess.Popen(args, cwd=cwd, env=full_env, text=True, bufsize=1,
+                                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                errors="replace")
+    except FileNotFoundError as e:
+        raise CommandError(Result(args, 127, f"{args[0]}: not found ({e.strerror})")) from None
+    if input is not None:
+        assert proc.stdin is not None
+        proc.stdin.write(input)
+        proc.stdin.close()
+    assert proc.stdout is not None
+    timer = threading.Timer(timeout, proc.kill) if timeout else None
+    if timer:
+        timer.start()
+    for line in proc.stdout:
+        line = line.rstrip("\n")
+        lines.append(line)
+        if stream:
+            log(f"  {line}")
+    code = proc.wait()
+    if timer:
+        timer.cancel()
+    result = Result(args, code, "\n".join(lines))
+    if check and code != 0:
+        raise CommandError(result)
+    return result

@@ -1,0 +1,84 @@
+"""Docker tags from branch names and versions (pure).
+
+A Docker tag matches ``[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}``; this module produces lower-case tags
+only, so every tag it returns, prefix included, matches ``^[a-z0-9_][a-z0-9_.-]{0,127}$``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+
+from packaging.version import InvalidVersion, Version
+
+__all__ = ["LATEST", "LOCAL", "MAX_TAG", "branch_tag", "is_reserved", "version_tags"]
+
+MAX_TAG = 128
+LATEST = "latest"
+LOCAL = "local"
+_HASH = 10
+_INVALID = re.compile(r"[^a-z0-9_.-]+")
+
+
+def _parses_as_version(name: str) -> bool:
+    try:
+        Version(name)
+    except InvalidVersion:
+        return False
+    return True
+
+
+def is_reserved(name: str, prefixes: Iterable[str] = ("",)) -> bool:
+    """Whether ``name`` is, or with one of the targets' prefixes removed is, a tag of a release.
+
+    Reserved: ``latest``, ``local`` and anything that parses as a version, since those tags
+    belong to releases and local builds. With ``prefixes=("", "rpi-")``, ``rpi-latest`` is
+    reserved too: the amd64 tag of branch ``rpi-latest`` would overwrite the arm ``latest``.
+
+    >>> is_reserved("1.2.3"), is_reserved("v2"), is_reserved("feature-x")
+    (True, True, False)
+    """
+    for prefix in prefixes:
+        if not name.startswith(prefix):
+            continue
+        rest = name[len(prefix):]
+        if rest in {LATEST, LOCAL} or _parses_as_version(rest):
+            return True
+    return False
+
+
+def branch_tag(branch: str, prefix: str = "", prefixes: Iterable[str] = ("",)) -> str:
+    """The image tag of a dev release of ``branch`` for a target whose tags start with ``prefix``.
+
+    Lower-case; each run of characters outside ``[a-z0-9_.-]`` becomes ``-``; leading ``.``
+    and ``-`` are stripped; a name that would be reserved gets ``branch-``; a tag longer than
+    128 characters (prefix included) is cut and ends in a hash of the full branch name.
+
+    >>> branch_tag("feature/Add_Doodad"), branch_tag("feature/Add_Doodad", "rpi-")
+    ('feature-add_doodad', 'rpi-feature-add_doodad')
+    >>> branch_tag("1.2.3"), branch_tag("latest", "rpi-")
+    ('branch-1.2.3', 'rpi-branch-latest')
+    """
+    digest = hashlib.sha256(branch.encode()).hexdigest()[:_HASH]
+    name = _INVALID.sub("-", branch.lower()).lstrip(".-")
+    if not name:
+        name = f"branch-{digest}"
+    if is_reserved(name, {"", *prefixes}):
+        name = f"branch-{name}"
+    tag = prefix + name
+    if len(tag) > MAX_TAG:
+        tag = tag[: MAX_TAG - _HASH - 1] + "-" + digest
+    return tag
+
+
+def version_tags(version: str, prefix: str = "", *, latest: bool = False) -> tuple[str, ...]:
+    """The tags of a release: the version, and ``latest`` when it moves.
+
+    >>> version_tags("1.2.3", "rpi-", latest=True)
+    ('rpi-1.2.3', 'rpi-latest')
+    """
+    tags = [prefix + version.lower()]
+    if latest:
+        tags.append(prefix + LATEST)
+    return tuple(tags)
