@@ -1,0 +1,227 @@
+"""Images: build each target with ``docker buildx`` through python-on-whales, push, check.
+
+python-on-whales is imported inside the functions that use it (it costs about half a second),
+so that ``--dry-run`` and the other sessions do not pay for it. Its streamed output and its
+errors pass the redactor of `run.py` like everything else.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from .config import Config, Target
+from .errors import BuildError, CredentialsError, EmulationError, PublishError
+from .plan import ImagePlan
+from .run import CommandError, log, redact, run
+
+if TYPE_CHECKING:
+    from python_on_whales import DockerException
+
+__all__ = ["BuiltImage", "build", "check_emulation", "login", "push", "registry_host"]
+
+T = TypeVar("T")
+
+#: Attempts and first pause of the retries of a push (transient faults: 5xx, resets, refused).
+PUSH_ATTEMPTS = 4
+PUSH_BACKOFF = 1.0
+_PERMANENT = ("unauthorized", "denied", "authentication required", "forbidden",
+              "no basic auth credentials", "manifest invalid", "name unknown")
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    """A target built into the engine under its refs."""
+
+    plan: ImagePlan
+    image_id: str
+
+
+def registry_host(image: str) -> str:
+    """The registry an image repository lives on (``docker.io`` for ``org/name``).
+
+    >>> registry_host("brewblox/svc"), registry_host("127.0.0.1:5000/demo/svc")
+    ('docker.io', '127.0.0.1:5000')
+    """
+    first, _, rest = image.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return "docker.io"
+
+
+def labels(config: Config, version: str, revision: str, source: str | None,
+           created: int) -> dict[str, str]:
+    """The OCI labels of SPEC §8."""
+    result = {
+        "org.opencontainers.image.version": version,
+        "org.opencontainers.image.revision": revision,
+        "org.opencontainers.image.created":
+            datetime.fromtimestamp(created, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "org.opencontainers.image.title": config.name,
+    }
+    if source:
+        result["org.opencontainers.image.source"] = source
+    return result
+
+
+def build_args(config: Config, target: Target, version: str) -> dict[str, str]:
+    """``VERSION`` and ``PACKAGE``, then the config's build args, then the target's own."""
+    return {"PACKAGE": config.name, "VERSION": version, **config.build_args,
+            **target.build_args}
+
+
+def _wrap(e: DockerException, what: str) -> str:
+    detail = "\n".join(x for x in (e.stdout, e.stderr) if x).strip()
+    return redact(f"{what} failed (docker exit code {e.return_code}):\n{detail[-3000:]}")
+
+
+def check_emulation(platform: str) -> None:
+    """Stop, building nothing, when the engine cannot run ``platform`` (arm without qemu)."""
+    if platform in {"linux/amd64", "linux/386"}:
+        return
+    arch = {"linux/arm/v7": "arm", "linux/arm/v6": "arm", "linux/arm64": "aarch64"}.get(
+        platform)
+    if arch is None:
+        return
+    handler = Path("/proc/sys/fs/binfmt_misc") / f"qemu-{arch}"
+    enabled = False
+    try:
+        enabled = handler.read_text().splitlines()[0].strip() == "enabled"
+    except (OSError, IndexError):
+        enabled = False
+    if not enabled:
+        raise EmulationError(
+            f"this machine cannot run {platform} images: the qemu-{arch} binfmt handler is "
+            "not enabled, so nothing was built. Enable emulation with "
+            "`docker run --privileged --rm tonistiigi/binfmt --install arm` or, on Debian, "
+            f"`apt-get install qemu-user-static binfmt-support && update-binfmts --enable "
+            f"qemu-{arch}`")
+
+
+def build(config: Config, image: ImagePlan, *, version: str, revision: str, created: int,
+          source: str | None = None, prefix: str = "") -> BuiltImage:
+    """Build one target with buildx and load it into the engine under the plan's refs.
+
+    Output streams to the user as it comes, each line masked; ``prefix`` marks the lines of
+    one target when several build at once.
+    """
+    from python_on_whales import DockerException, docker  # noqa: PLC0415 (costly import)
+
+    target = config.target(image.target)
+    check_emulation(target.platform)
+    context = config.root / target.context
+    with tempfile.TemporaryDirectory() as tmp:
+        metadata = Path(tmp) / "metadata.json"
+        try:
+            stream = docker.buildx.build(
+                context,
+                platforms=[target.platform],
+                tags=list(image.refs),
+                build_args=build_args(config, target, version),
+                labels=labels(config, version, revision, source, created),
+                load=True,
+                provenance=False,
+                network=config.network,
+                metadata_file=metadata,
+                progress="plain",
+                stream_logs=True,
+            )
+            for line in stream:  # type: ignore[union-attr]
+                log(f"{prefix}{line.rstrip()}")
+        except DockerException as e:
+            raise BuildError(_wrap(e, f"building {target.name} image ({target.platform})") +
+                             "\nnothing was published") from e
+        image_id = json.loads(metadata.read_text()).get("containerimage.config.digest", "")
+    return BuiltImage(image, image_id)
+
+
+def _retrying(what: str, action: Callable[[], T], *, attempts: int = PUSH_ATTEMPTS,
+              backoff: float = PUSH_BACKOFF) -> T:
+    from python_on_whales import DockerException  # noqa: PLC0415
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except DockerException as e:
+            text = f"{e.stdout or ''}\n{e.stderr or ''}".lower()
+            # docker push reports a refused login only as text: no exit code tells it apart.
+            if any(word in text for word in _PERMANENT):
+                raise CredentialsError(
+                    _wrap(e, what) + "\nthe registry refused the credentials: check "
+                    "DOCKER_USERNAME and DOCKER_PASSWORD, and that they may push to the image "
+                    "repository") from e
+            if attempt == attempts:
+                raise PublishError(_wrap(e, what) + f"\ngave up after {attempts} attempts; "
+                                   "re-run the release to complete it") from e
+            pause = backoff * 2 ** (attempt - 1)
+            log(f"{what}: attempt {attempt} of {attempts} failed "
+                f"({(e.stderr or e.stdout or '').strip().splitlines()[-1:] or ['?']}); "
+                f"retrying in {pause:.0f} s")
+            time.sleep(pause)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def push(refs: Iterable[str]) -> None:
+    """Push tags that the engine holds, each with retries on transient faults."""
+    from python_on_whales import docker  # noqa: PLC0415
+
+    for ref in refs:
+        def one(ref: str = ref) -> None:
+            stream = docker.image.push(ref, stream_logs=True)
+            for _, line in stream or ():
+                log(f"  {line.decode(errors='replace').rstrip()}")
+        _retrying(f"pushing {ref}", one)
+        log(f"pushed {ref}")
+
+
+def tag(source: str, refs: Iterable[str]) -> None:
+    from python_on_whales import docker  # noqa: PLC0415
+
+    for ref in refs:
+        docker.image.tag(source, ref)
+
+
+def login(image: str, env: Mapping[str, str]) -> bool:
+    """``docker login`` through standard input when DOCKER_USERNAME/DOCKER_PASSWORD are set."""
+    user, password = env.get("DOCKER_USERNAME"), env.get("DOCKER_PASSWORD")
+    if not (user and password):
+        return False
+    host = registry_host(image)
+    try:
+        run(["docker", "login", "--username", user, "--password-stdin", host], input=password)
+    except CommandError as e:
+        raise CredentialsError(f"docker login to {host} failed: check DOCKER_USERNAME and "
+                               f"DOCKER_PASSWORD\n{e}") from e
+    return True
+
+
+def has_login(image: str, docker_config: Path | None = None) -> bool:
+    """Whether ``docker login`` already stored credentials for the image's registry."""
+    path = docker_config or Path.home() / ".docker" / "config.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    host = registry_host(image)
+    keys = {host, f"https://{host}"} | (
+        {"https://index.docker.io/v1/", "index.docker.io"} if host == "docker.io" else set())
+    return bool(keys & set(data.get("auths", {}))) or bool(data.get("credsStore"))
+
+
+def package_version(ref: str, platform: str, name: str, *, pull: bool = True) -> str:
+    """The version of ``name`` installed in the image ``ref`` (run under qemu for arm)."""
+    from python_on_whales import DockerException, docker  # noqa: PLC0415
+
+    try:
+        out = docker.run(ref, ["-c", f"import importlib.metadata as m; print(m.version({name!r}))"],
+                         entrypoint="python3", platform=platform, remove=True,
+                         pull="always" if pull else "missing")
+    except DockerException as e:
+        raise PublishError(_wrap(e, f"running {ref} to read its package version")) from e
+    return str(out).strip().splitlines()[-1]

@@ -1,0 +1,216 @@
+"""The package index: what it already holds (its simple API), and uploads through twine.
+
+The sha256 rule of SPEC §7 is the library's own, so it works for any index (twine's
+``--skip-existing`` only works for PyPI and TestPyPI): a file already there with the same
+sha256 is skipped; with a different sha256 it is an error for a release and a reported
+"version collision" for a dev build.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .errors import CredentialsError, PublishError
+from .run import log, redact
+
+__all__ = ["Index", "Outcome", "PYPI_UPLOAD"]
+
+PYPI_UPLOAD = "https://upload.pypi.org/legacy/"
+_SIMPLE = {
+    PYPI_UPLOAD: "https://pypi.org/simple/",
+    "https://test.pypi.org/legacy/": "https://test.pypi.org/simple/",
+}
+#: Attempts and first pause of the retries of an upload (5xx, connection errors).
+UPLOAD_ATTEMPTS = 4
+UPLOAD_BACKOFF = 1.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one file."""
+
+    path: Path
+    status: str  # "uploaded", "skipped" (same file there), "collision" (dev, different file)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host in {"localhost", "::1"} or host.startswith("127.")
+
+
+@dataclass(frozen=True)
+class Index:
+    """A package index, as twine and pip know it.
+
+    Attributes:
+        upload_url: ``TWINE_REPOSITORY_URL`` (default: PyPI).
+        simple_url: its simple API; ``BREWBLOX_RELEASE_INDEX_URL``, else PyPI's and TestPyPI's
+            own, else ``<upload_url>/simple/`` (pypiserver's layout).
+        username, password: ``TWINE_USERNAME`` and ``TWINE_PASSWORD`` (an API token with
+            user ``__token__``).
+        trusted_publishing: on GitHub Actions with an OIDC token (``ACTIONS_ID_TOKEN_REQUEST_URL``)
+            twine exchanges it for an upload token; no password is needed.
+    """
+
+    upload_url: str = PYPI_UPLOAD
+    simple_url: str = "https://pypi.org/simple/"
+    username: str | None = None
+    password: str | None = None
+    trusted_publishing: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Index:
+        upload = env.get("TWINE_REPOSITORY_URL") or PYPI_UPLOAD
+        simple = env.get("BREWBLOX_RELEASE_INDEX_URL") or _SIMPLE.get(upload) or (
+            upload.rstrip("/") + "/simple/")
+        return cls(upload_url=upload, simple_url=simple,
+                   username=env.get("TWINE_USERNAME") or None,
+                   password=env.get("TWINE_PASSWORD") or None,
+                   trusted_publishing=bool(env.get("ACTIONS_ID_TOKEN_REQUEST_URL")))
+
+    @property
+    def needs_credentials(self) -> bool:
+        return not _loopback(self.upload_url)
+
+    def missing_credentials(self) -> str | None:
+        """The variable to set before uploading, or None when the index can be reached."""
+        if not self.needs_credentials or self.trusted_publishing or self.password:
+            return None
+        return "TWINE_PASSWORD"
+
+    def files(self, name: str) -> dict[str, str | None]:
+        """The project's files on the index: file name -> sha256 (None if not given)."""
+        from pypi_simple import NoSuchProjectError, PyPISimple  # noqa: PLC0415
+
+        try:
+            with PyPISimple(self.simple_url) as client:
+                page = client.get_project_page(name, timeout=30)
+        except NoSuchProjectError:
+            return {}
+        except Exception as e:  # requests' and pypi_simple's errors alike
+            raise PublishError(redact(f"cannot read {self.simple_url} for {name}: {e}")) from e
+        return {p.filename: p.digests.get("sha256") for p in page.packages}
+
+    def versions(self, name: str) -> set[str]:
+        from packaging.utils import (  # noqa: PLC0415
+            InvalidSdistFilename,
+            InvalidWheelFilename,
+            parse_sdist_filename,
+            parse_wheel_filename,
+        )
+
+        found = set()
+        for filename in self.files(name):
+            try:
+                if filename.endswith(".whl"):
+                    found.add(str(parse_wheel_filename(filename)[1]))
+                elif filename.endswith(".tar.gz"):
+                    found.add(str(parse_sdist_filename(filename)[1]))
+            except (InvalidWheelFilename, InvalidSdistFilename):
+                continue
+        return found
+
+    def upload(self, name: str, paths: Iterable[Path], *, release: bool) -> list[Outcome]:
+        """Upload the files that are not there yet; skip those that are, byte for byte."""
+        present = self.files(name)
+        outcomes = []
+        for path in paths:
+            there = present.get(path.name, "absent")
+            if there == "absent":
+                self._upload_one(path)
+                outcomes.append(Outcome(path, "uploaded"))
+            elif there == sha256(path) or there is None:
+                log(f"{path.name}: already on the index with the same sha256, skipped")
+                outcomes.append(Outcome(path, "skipped"))
+            elif release:
+                raise PublishError(
+                    f"{path.name} is already on {self.simple_url} with different contents "
+                    f"(sha256 {there}), and an index never replaces a file: release a new "
+                    "version (tag the next one) instead")
+            else:
+                log(f"{path.name}: version collision: the index holds a different file of this "
+                    "dev version (two branches at the same distance from a tag); skipped")
+                outcomes.append(Outcome(path, "collision"))
+        return outcomes
+
+    def _upload_one(self, path: Path) -> None:
+        import requests  # noqa: PLC0415
+        from twine import exceptions as twine_errors  # noqa: PLC0415
+        from twine.commands.upload import upload  # noqa: PLC0415
+        from twine.settings import Settings  # noqa: PLC0415
+
+        settings = Settings(repository_url=self.upload_url, username=self.username,
+                            password=self.password, non_interactive=True,
+                            disable_progress_bar=True)
+        for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+            try:
+                with _captured(f"twine: {path.name}: "):
+                    upload(settings, [str(path)])
+            except requests.HTTPError as e:
+                status = e.response.status_code if e.response is not None else 0
+                if status in {401, 403}:
+                    raise CredentialsError(
+                        f"{self.upload_url} refused the upload of {path.name} ({status}): check "
+                        "TWINE_USERNAME and TWINE_PASSWORD (an API token with username "
+                        "__token__) and that the token may upload this project") from e
+                if status < 500 or attempt == UPLOAD_ATTEMPTS:
+                    raise PublishError(redact(
+                        f"uploading {path.name} to {self.upload_url} failed: {e}; re-running "
+                        "the release completes it")) from e
+                reason = f"{status}"
+            except (requests.ConnectionError, requests.Timeout) as e:
+                if attempt == UPLOAD_ATTEMPTS:
+                    raise PublishError(redact(f"{self.upload_url} is not reachable: {e}")) from e
+                reason = type(e).__name__
+            except twine_errors.TwineException as e:
+                raise PublishError(redact(f"twine could not upload {path.name}: {e}")) from e
+            else:
+                log(f"uploaded {path.name} to {self.upload_url}")
+                return
+            pause = UPLOAD_BACKOFF * 2 ** (attempt - 1)
+            log(f"uploading {path.name}: attempt {attempt} of {UPLOAD_ATTEMPTS} failed ({reason});"
+                f" retrying in {pause:.0f} s")
+            time.sleep(pause)
+
+
+class _LogHandler(logging.Handler):
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log(self.prefix + record.getMessage())
+
+
+@contextlib.contextmanager
+def _captured(prefix: str) -> Iterable[None]:  # type: ignore[misc]
+    """Route twine's prints and log records through the redactor."""
+    logger = logging.getLogger("twine")
+    handler = _LogHandler(prefix)
+    logger.addHandler(handler)
+    old_level, old_propagate = logger.level, logger.propagate
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+        logger.propagate = old_propagate
+        for line in out.getvalue().splitlines():
+            if line.strip():
+                log(prefix + line)

@@ -1,0 +1,144 @@
+"""Read an OCI registry through its HTTP API: tags, manifest digests, image configs.
+
+Used to feed the forward-only ``latest`` rule and to verify a release. Registries on loopback
+speak plain HTTP (as the engine allows for 127.0.0.0/8); others HTTPS, with the bearer-token
+flow of Docker Hub and GHCR (anonymous, or with DOCKER_USERNAME/DOCKER_PASSWORD).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import PublishError
+
+__all__ = ["MANIFEST_TYPES", "Registry"]
+
+MANIFEST_TYPES = ", ".join((
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+))
+
+
+def _split(image: str) -> tuple[str, str]:
+    first, _, rest = image.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        host, path = first, rest
+    else:
+        host, path = "registry-1.docker.io", image if "/" in image else f"library/{image}"
+    return host, path
+
+
+def _is_loopback(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0][1:]
+    return name == "localhost" or name.startswith("127.") or name == "::1"
+
+
+@dataclass
+class Registry:
+    """One image repository on its registry.
+
+    >>> Registry("127.0.0.1:5000/demo/svc").base
+    'http://127.0.0.1:5000/v2/demo/svc'
+    """
+
+    image: str
+    username: str | None = None
+    password: str | None = None
+    timeout: float = 15.0
+    _token: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, image: str, env: Mapping[str, str]) -> Registry:
+        return cls(image, env.get("DOCKER_USERNAME") or None, env.get("DOCKER_PASSWORD") or None)
+
+    @property
+    def host(self) -> str:
+        return _split(self.image)[0]
+
+    @property
+    def base(self) -> str:
+        host, path = _split(self.image)
+        scheme = "http" if _is_loopback(host) else "https"
+        return f"{scheme}://{host}/v2/{path}"
+
+    def _authenticate(self, challenge: str) -> None:
+        params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+        realm = params.pop("realm", None)
+        if not challenge.lower().startswith("bearer") or not realm:
+            raise PublishError(f"registry {self.host} wants {challenge.split()[0]} auth, which "
+                               "brewblox-release cannot read; run `docker login` and retry")
+        url = realm + "?" + urllib.parse.urlencode(params)
+        request = urllib.request.Request(url)  # noqa: S310 (the registry's own realm)
+        if self.username and self.password:
+            basic = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+            request.add_header("Authorization", f"Basic {basic}")
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+            data = json.load(response)
+        self._token = data.get("token") or data.get("access_token")
+
+    def _request(self, path: str, accept: str | None = None,
+                 method: str = "GET") -> tuple[Mapping[str, str], bytes] | None:
+        """GET (or HEAD) a path under the repository; None for 404."""
+        for _ in range(2):
+            request = urllib.request.Request(f"{self.base}/{path}", method=method)  # noqa: S310
+            if accept:
+                request.add_header("Accept", accept)
+            if self._token:
+                request.add_header("Authorization", f"Bearer {self._token}")
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                    return dict(response.headers.items()), response.read()
+            except urllib.error.HTTPError as e:
+                if e.code == 404:
+                    return None
+                if e.code == 401 and self._token is None:
+                    self._authenticate(e.headers.get("WWW-Authenticate", ""))
+                    continue
+                raise PublishError(f"registry {self.host}: {method} {path} answered {e.code} "
+                                   f"{e.reason}") from e
+            except OSError as e:
+                raise PublishError(f"registry {self.host} is not reachable ({e}); "
+                                   "check the image name and the network") from e
+        raise PublishError(f"registry {self.host} refused the credentials for {self.image}: "
+                           "check DOCKER_USERNAME and DOCKER_PASSWORD")
+
+    def tags(self) -> list[str]:
+        """The repository's tags (empty when the repository does not exist yet)."""
+        found = self._request("tags/list")
+        if found is None:
+            return []
+        return sorted(json.loads(found[1]).get("tags") or [])
+
+    def digest(self, tag: str) -> str | None:
+        """The manifest digest a tag points at, or None when the tag does not exist."""
+        found = self._request(f"manifests/{tag}", MANIFEST_TYPES, method="HEAD")
+        if found is None:
+            return None
+        headers = {k.lower(): v for k, v in found[0].items()}
+        return headers.get("docker-content-digest")
+
+    def manifest(self, reference: str) -> dict[str, Any] | None:
+        found = self._request(f"manifests/{reference}", MANIFEST_TYPES)
+        return None if found is None else dict(json.loads(found[1]))
+
+    def config(self, reference: str) -> dict[str, Any]:
+        """The image config (platform, labels) of a single-platform manifest."""
+        manifest = self.manifest(reference)
+        if manifest is None:
+            raise PublishError(f"{self.image}:{reference} does not exist")
+        if "manifests" in manifest:  # an index: take the first image
+            manifest = self.manifest(manifest["manifests"][0]["digest"]) or {}
+        found = self._request(f"blobs/{manifest['config']['digest']}")
+        if found is None:
+            raise PublishError(f"{self.image}:{reference}: config blob is missing")
+        return dict(json.loads(found[1]))

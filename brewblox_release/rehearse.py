@@ -1,0 +1,41 @@
+"""Rehearsal (SPEC §9): the real publishing path against a throwaway registry and index.
+
+The servers live in a temporary directory and stop when the rehearsal ends; credentials of
+the real destinations are removed from the environment, so a rehearsal can never publish.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from .registry import _split
+from .run import log
+from .servers import IndexServer, RegistryServer
+
+__all__ = ["rehearsal"]
+
+#: Variables a rehearsal never passes on: the real destinations' credentials and addresses.
+CLEARED = ("TWINE_USERNAME", "TWINE_PASSWORD", "TWINE_REPOSITORY", "TWINE_REPOSITORY_URL",
+           "DOCKER_USERNAME", "DOCKER_PASSWORD", "ACTIONS_ID_TOKEN_REQUEST_URL",
+           "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+
+
+@contextlib.contextmanager
+def rehearsal(image: str, env: Mapping[str, str]) -> Iterator[dict[str, str]]:
+    """Start a registry and an index on loopback; yield the environment that points at them."""
+    with tempfile.TemporaryDirectory(prefix="brewblox-rehearsal-") as tmp, \
+            RegistryServer(Path(tmp)) as registry, IndexServer(Path(tmp)) as index:
+        assert isinstance(registry, RegistryServer) and isinstance(index, IndexServer)
+        path = _split(image)[1]
+        rehearsal_env = {k: v for k, v in env.items() if k not in CLEARED}
+        rehearsal_env.update({
+            "BREWBLOX_RELEASE_IMAGE": f"{registry.address}/{path}",
+            "TWINE_REPOSITORY_URL": index.url,
+            "BREWBLOX_RELEASE_INDEX_URL": index.simple_url,
+        })
+        log(f"rehearsal: registry at {registry.address}, index at {index.url}")
+        yield rehearsal_env
+        log("rehearsal: stopping the registry and the index")

@@ -1,0 +1,345 @@
+"""The pipeline: prepare a run (context, version, plan), then carry the plan out.
+
+`prepare` decides; everything after it only executes the plan. `release` is SPEC §6's
+``release`` session: preflight, dist, distcopy, build every image, publish, verify, summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from packaging.utils import parse_wheel_filename
+from packaging.version import Version
+
+from . import ci, config as config_mod, dist, version as version_mod
+from .ci import CiContext, Event
+from .config import Config
+from .errors import CredentialsError, ReleaseError, VersionError
+from .index import Index, Outcome
+from .plan import ImagePlan, Plan, highest_final, make_plan, tag_version
+from .run import log
+from .tags import LATEST
+
+__all__ = ["Options", "Run", "prepare", "publish", "release", "verify"]
+
+
+@dataclass(frozen=True)
+class Options:
+    """The options after ``--`` on the command line of a session.
+
+    Attributes:
+        dry_run: print the plan and stop.
+        publish: a manual release from a workstation: the checked-out ref as CI would see it.
+        ref: ``refs/heads/NAME`` or ``refs/tags/NAME``: reproduce a CI run for that ref.
+        allow_dirty: publish even though tracked files differ from the commit.
+        rehearse: the whole release against throwaway servers on loopback (SPEC §9).
+    """
+
+    dry_run: bool = False
+    publish: bool = False
+    ref: str | None = None
+    allow_dirty: bool = False
+    rehearse: bool = False
+
+    @classmethod
+    def parse(cls, args: Sequence[str], prog: str = "nox -s release --") -> Options:
+        parser = argparse.ArgumentParser(prog=prog, exit_on_error=False, add_help=False)
+        parser.add_argument("--dry-run", action="store_true")
+        parser.add_argument("--publish", action="store_true")
+        parser.add_argument("--ref")
+        parser.add_argument("--allow-dirty", action="store_true")
+        parser.add_argument("--rehearse", action="store_true")
+        try:
+            ns, extra = parser.parse_known_args(list(args))
+        except argparse.ArgumentError as e:
+            raise ReleaseError(f"{prog} {' '.join(args)}: {e}") from None
+        if extra:
+            raise ReleaseError(f"unknown option {extra[0]!r}; the options are --dry-run, "
+                               "--publish, --ref refs/heads/NAME|refs/tags/NAME, --allow-dirty, "
+                               "--rehearse")
+        return cls(**vars(ns))
+
+
+@dataclass(frozen=True)
+class Run:
+    """A prepared run: everything that was decided before anything is built."""
+
+    config: Config
+    context: CiContext
+    info: version_mod.VersionInfo
+    plan: Plan
+    options: Options
+    env: Mapping[str, str] = field(repr=False)
+
+    @property
+    def index(self) -> Index:
+        return Index.from_env(self.env)
+
+
+def _local_ref(ctx: CiContext, state: version_mod.GitState) -> CiContext:
+    tagged = []
+    for tag in state.head_tags:
+        try:
+            tagged.append((tag_version(tag), tag))
+        except VersionError:
+            continue
+    if tagged:
+        return ctx.with_ref(f"refs/tags/{max(tagged)[1]}")
+    if state.branch:
+        return ctx.with_ref(f"refs/heads/{state.branch}")
+    raise ReleaseError("HEAD is detached and carries no release tag: check out a branch or a "
+                       "tag, or say which ref to release with --ref refs/heads/NAME")
+
+
+def published_versions(config: Config, env: Mapping[str, str]) -> set[str]:
+    """Versions already released: on the index, and as version tags in the registry."""
+    found: set[str] = set()
+    if config.pypi:
+        found |= Index.from_env(env).versions(config.name)
+    if config.image:
+        from .registry import Registry  # noqa: PLC0415
+
+        prefix = config.targets[0].prefix
+        found |= {t[len(prefix):] for t in Registry.from_env(config.image, env).tags()
+                  if t.startswith(prefix)}
+    return found
+
+
+def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = None) -> Run:
+    """Read the configuration, the context and the version, and make the plan."""
+    env = dict(os.environ if env is None else env)
+    config = config_mod.load(root, env)
+    ctx = ci.detect(env)
+    state = version_mod.git_state(config.root)
+    if options.ref:
+        ctx = ctx.with_ref(options.ref)
+    elif ctx.event is Event.LOCAL and (options.publish or options.rehearse):
+        ctx = _local_ref(ctx, state)
+    publishing = ctx.event in {Event.TAG, Event.BRANCH} and not ctx.fork
+    if state.shallow and publishing and not options.dry_run:
+        log("shallow clone: fetching the full history and tags to compute the version")
+        version_mod.unshallow(config.root, state)
+        state = version_mod.git_state(config.root)
+    elif state.shallow:
+        log("warning: shallow clone: the version may be wrong (a publishing run fetches the "
+            "full history)")
+    if publishing and not options.allow_dirty:
+        version_mod.require_clean(config.root, state)
+    info = version_mod.VersionInfo(version_mod.compute(config.root), state)
+    plan = make_plan(ctx, info.version, config)
+    if plan.latest and not options.rehearse:
+        plan = make_plan(ctx, info.version, config, published_versions(config, env))
+    return Run(config, ctx, info, plan, options, env)
+
+
+def preflight(run: Run) -> None:
+    """Before anything is built: every destination has credentials, every target can build."""
+    from . import docker  # noqa: PLC0415
+
+    plan, env = run.plan, run.env
+    if plan.upload:
+        missing = run.index.missing_credentials()
+        if missing:
+            raise CredentialsError(
+                f"this run uploads {plan.version} to {run.index.upload_url} but {missing} is not "
+                "set: add it to the CI secrets (an API token, with TWINE_USERNAME=__token__), or "
+                "use trusted publishing on GitHub Actions. Nothing was built")
+    if any(image.push for image in plan.images):
+        image = run.config.require_image()
+        has_user, has_password = bool(env.get("DOCKER_USERNAME")), bool(env.get("DOCKER_PASSWORD"))
+        if has_user != has_password:
+            missing = "DOCKER_PASSWORD" if has_user else "DOCKER_USERNAME"
+            raise CredentialsError(f"{missing} is not set but its partner is: set both, or "
+                                   "neither to use an existing `docker login`. Nothing was built")
+        from .registry import _is_loopback, _split  # noqa: PLC0415
+
+        if not (has_user or docker.has_login(image) or _is_loopback(_split(image)[0])):
+            raise CredentialsError(
+                f"this run pushes to {docker.registry_host(image)} but DOCKER_USERNAME and "
+                "DOCKER_PASSWORD are not set and there is no `docker login` for it: add them to "
+                "the CI secrets. Nothing was built")
+    else:
+        run.config.require_image()
+    for image_plan in plan.images:
+        docker.check_emulation(image_plan.platform)
+
+
+def build_all(run: Run) -> list[Path]:
+    """dist, distcopy, then every image (concurrently); nothing is published here."""
+    files = dist.build(run.config, run.info.version,
+                       source_date_epoch=run.info.git.commit_time)
+    dist.copy(run.config)
+    build_images(run, run.plan.images)
+    return files
+
+
+def build_images(run: Run, images: Sequence[ImagePlan]) -> None:
+    """Build the images of ``images`` at once, after checking that each ``pkg/`` is current."""
+    from . import docker  # noqa: PLC0415
+
+    for image in images:
+        dist.check_context(run.config, run.config.target(image.target), run.info.version)
+    source = _source_url(run)
+
+    def one(image: ImagePlan) -> docker.BuiltImage:
+        return docker.build(run.config, image, version=run.info.version,
+                            revision=run.info.git.commit, created=run.info.git.commit_time,
+                            source=source, prefix=f"[{image.target}] " if len(images) > 1 else "")
+
+    with ThreadPoolExecutor(max_workers=max(1, len(images))) as pool:
+        for built in pool.map(one, images):
+            log(f"built {built.plan.target} image: {', '.join(built.plan.refs)}")
+
+
+def _source_url(run: Run) -> str | None:
+    repo = run.context.repository
+    if not repo:
+        return None
+    host = {"gitlab": "https://gitlab.com", "azure": None}.get(run.context.provider,
+                                                               "https://github.com")
+    return f"{host}/{repo}" if host else None
+
+
+@dataclass
+class Summary:
+    rows: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def add(self, where: str, what: str, result: str) -> None:
+        self.rows.append((where, what, result))
+
+    def render(self) -> str:
+        if not self.rows:
+            return "published nothing"
+        widths = [max(len(r[i]) for r in self.rows) for i in range(3)]
+        return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                         for row in self.rows)
+
+
+def publish(run: Run, files: Sequence[Path], summary: Summary) -> None:
+    """Push the images' tags, upload to the index, then move ``latest``: in that order, so that
+    what cannot be undone (an index upload) and what users follow (``latest``) come last."""
+    from . import docker  # noqa: PLC0415
+
+    plan = run.plan
+    pushes = [image for image in plan.images if image.push]
+    if pushes:
+        image = run.config.require_image()
+        if docker.login(image, run.env):
+            log(f"logged in to {docker.registry_host(image)} as DOCKER_USERNAME")
+        from .registry import Registry  # noqa: PLC0415
+
+        Registry.from_env(image, run.env).tags()  # reachable, before anything is pushed
+    if plan.upload:
+        run.index.files(run.config.name)  # reachable, before anything is pushed
+    is_latest = {f"{p}{LATEST}" for p in (t.prefix for t in run.config.targets)}
+    for image in pushes:
+        refs = [r for r, t in zip(image.refs, image.tags, strict=True) if t not in is_latest]
+        docker.push(refs)
+        for ref in refs:
+            summary.add(f"registry {image.platform}", ref.rsplit("/", 1)[-1], "pushed")
+    if plan.upload:
+        outcomes: list[Outcome] = run.index.upload(run.config.name, files,
+                                                   release=not plan.is_dev)
+        for outcome in outcomes:
+            summary.add(f"index {run.index.upload_url}", outcome.path.name, outcome.status)
+    for image in pushes:
+        refs = [r for r, t in zip(image.refs, image.tags, strict=True) if t in is_latest]
+        docker.push(refs)
+        for ref in refs:
+            summary.add(f"registry {image.platform}", ref.rsplit("/", 1)[-1], "pushed")
+
+
+def pip_resolves(index: Index, name: str, *, pre: bool = False) -> str:
+    """The version ``pip`` picks for ``name`` from the index (``--pre`` optionally)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir",
+                "--disable-pip-version-check", "--quiet", "--index-url", index.simple_url,
+                "--dest", tmp, name]
+        if pre:
+            argv.append("--pre")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        if proc.returncode != 0:
+            raise ReleaseError(f"pip could not download {name} from {index.simple_url}: "
+                               f"{proc.stderr.strip()[-500:]}")
+        wheels = [p for p in Path(tmp).iterdir() if p.name.endswith(".whl")]
+        if wheels:
+            return str(parse_wheel_filename(wheels[0].name)[1])
+        sdist = next(Path(tmp).iterdir())
+        return sdist.name.removesuffix(".tar.gz").rsplit("-", 1)[1]
+
+
+def verify(run: Run, summary: Summary) -> None:
+    """SPEC §10: pip without --pre gets the highest final release; ``latest`` points at its
+    images; every pushed image holds the version the plan published."""
+    from . import docker  # noqa: PLC0415
+    from .registry import Registry  # noqa: PLC0415
+
+    plan, config = run.plan, run.config
+    problems = []
+    published = set()
+    if config.pypi:
+        published = run.index.versions(config.name)
+        top = highest_final(published)
+        if top is not None:
+            got = pip_resolves(run.index, config.name)
+            ok = Version(got) == top
+            summary.add("verify index", f"pip install {config.name} -> {got}",
+                        "ok" if ok else f"WRONG: expected {top}")
+            if not ok:
+                problems.append(f"pip install {config.name} resolves to {got}, not {top}")
+    pushes = [image for image in plan.images if image.push]
+    if pushes:
+        registry = Registry.from_env(config.require_image(), run.env)
+        tags = set(registry.tags())
+        for target in config.targets:
+            versions = {t[len(target.prefix):] for t in tags if t.startswith(target.prefix)}
+            top = highest_final(versions)
+            latest = f"{target.prefix}{LATEST}"
+            if top is None or latest not in tags:
+                continue
+            want = registry.digest(f"{target.prefix}{top}")
+            ok = want is not None and registry.digest(latest) == want
+            summary.add("verify registry", f"{latest} -> {target.prefix}{top}",
+                        "ok" if ok else "WRONG")
+            if not ok:
+                problems.append(f"{latest} does not point at {target.prefix}{top}")
+        for image in pushes:
+            ref = image.refs[0]
+            got = docker.package_version(ref, image.platform, config.name)
+            ok = Version(got) == Version(plan.version)
+            summary.add("verify image", f"{ref.rsplit('/', 1)[-1]} holds {config.name} {got}",
+                        "ok" if ok else f"WRONG: expected {plan.version}")
+            if not ok:
+                problems.append(f"{ref} holds {config.name} {got}, not {plan.version}")
+    if problems:
+        raise ReleaseError("verification failed:\n" + "\n".join(problems))
+
+
+def release(run: Run) -> Summary:
+    """The whole plan: preflight, dist, distcopy, build every image, publish, verify."""
+    summary = Summary()
+    preflight(run)
+    files = build_all(run)
+    for image in run.plan.images:
+        if not image.push:
+            summary.add(f"engine {image.platform}", ", ".join(image.tags), "built and loaded")
+    for reason in run.plan.reasons:
+        log(reason)
+    if run.plan.publishes:
+        publish(run, files, summary)
+        verify(run, summary)
+    return summary
+
+
+def with_env(run: Run, **overrides: str | None) -> Run:
+    env = {k: v for k, v in {**run.env, **overrides}.items() if v is not None}
+    return replace(run, env=env)

@@ -1,0 +1,138 @@
+"""Throwaway servers on loopback: an OCI registry and a package index (SPEC §9).
+
+The registry is the ``docker-registry`` program (Debian's package; upstream calls it
+``registry``) with filesystem storage; the index is pypiserver, which accepts uploads without
+authentication unless a password file is given. Both bind 127.0.0.1 on a free port.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ReleaseError
+
+__all__ = ["IndexServer", "RegistryServer", "free_port"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ReleaseError(f"{proc.args!r} exited with {proc.returncode}: "
+                               f"{log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 (loopback)
+                return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError:
+            time.sleep(0.1)
+    proc.terminate()
+    raise ReleaseError(f"{url} did not answer within {timeout:.0f} s; see {log}")
+
+
+@dataclass
+class _Server:
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / f"{type(self).__name__.lower()}.log"
+
+    def _spawn(self, argv: list[str], probe: str) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+        _wait(probe, self.proc, self.log)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def __enter__(self) -> _Server:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class RegistryServer(_Server):
+    """``docker-registry serve`` with its data in ``workdir/registry``."""
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        program = shutil.which("docker-registry") or shutil.which("registry")
+        if program is None:
+            raise ReleaseError("no registry program: install Debian's docker-registry package "
+                               "(apt-get install docker-registry), or put the `registry` "
+                               "binary of the distribution project on PATH")
+        config = self.workdir / "registry.yml"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config.write_text(
+            "version: 0.1\n"
+            "log: {level: warn}\n"
+            f"storage: {{filesystem: {{rootdirectory: {self.workdir / 'registry'}}}, "
+            "delete: {enabled: true}}\n"
+            f"http: {{addr: '{self.address}'}}\n")
+        self._spawn([program, "serve", str(config)], f"http://{self.address}/v2/")
+
+
+@dataclass
+class IndexServer(_Server):
+    """pypiserver serving (and accepting uploads into) ``workdir/packages``.
+
+    With ``password_file`` (an htpasswd file) uploads need those credentials.
+    """
+
+    password_file: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def simple_url(self) -> str:
+        return f"{self.url}simple/"
+
+    @property
+    def packages(self) -> Path:
+        return self.workdir / "packages"
+
+    def start(self) -> None:
+        self.packages.mkdir(parents=True, exist_ok=True)
+        auth = (["-P", str(self.password_file), "-a", "update"] if self.password_file
+                else ["-P", ".", "-a", "."])
+        self._spawn([sys.executable, "-m", "pypiserver", "run", "-i", "127.0.0.1",
+                     "-p", str(self.port), *auth, "--disable-fallback", "--hash-algo", "sha256",
+                     "--backend", "simple-dir", str(self.packages)], self.simple_url)

@@ -1,0 +1,144 @@
+"""The nox sessions. A service's whole noxfile can be::
+
+    from brewblox_release.sessions import *  # noqa: F403
+
+Every session runs in the environment nox runs in (no virtualenv per session), so it starts in
+a fraction of a second; options go after ``--``: ``--dry-run``, ``--publish``,
+``--ref refs/heads/NAME|refs/tags/NAME``, ``--allow-dirty``, ``--rehearse``.
+
+Nothing here but glue: parse the options, call the library, turn a `ReleaseError` into
+``session.error`` with its message (masked).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import nox
+
+from .errors import ReleaseError
+
+__all__ = ["distcopy", "docker_amd64", "docker_arm", "dist", "release", "version"]
+
+Session = nox.Session
+
+
+def _guard(func: Callable[[Session], None]) -> Callable[[Session], None]:
+    @functools.wraps(func)
+    def wrapper(session: Session) -> None:
+        from .run import CommandError, Redactor, configure, redact  # noqa: PLC0415
+
+        configure(redactor=Redactor.from_env(os.environ))
+        try:
+            func(session)
+        except (ReleaseError, CommandError) as e:
+            session.error(redact(str(e)))
+
+    return wrapper
+
+
+def _prepare(session: Session):  # type: ignore[no-untyped-def]  # noqa: ANN202
+    from .release import Options, prepare  # noqa: PLC0415
+    from .run import Redactor, configure  # noqa: PLC0415
+
+    options = Options.parse(session.posargs, prog=f"nox -s {session.name} --")
+    run = prepare(Path.cwd(), options)
+    configure(redactor=Redactor.from_env(os.environ, run.config.secret_vars))
+    return run
+
+
+@nox.session(python=False)
+@_guard
+def version(session: Session) -> None:
+    """Print the version from git and the plan of this run."""
+    run = _prepare(session)
+    print(run.info.version)
+    print(run.plan.render())
+
+
+@nox.session(python=False)
+@_guard
+def dist(session: Session) -> None:
+    """Build the sdist and wheel into the dist dir and check them (twine check --strict)."""
+    from . import config, dist as dist_mod, version as version_mod  # noqa: PLC0415
+
+    cfg = config.load(Path.cwd(), os.environ)
+    info = version_mod.read(cfg.root)
+    files = dist_mod.build(cfg, info.version, source_date_epoch=info.git.commit_time)
+    session.log(f"built {', '.join(p.name for p in files)}")
+
+
+@nox.session(python=False)
+@_guard
+def distcopy(session: Session) -> None:
+    """Copy the dist dir's files into each target's pkg/, removing what was there."""
+    from . import config, dist as dist_mod  # noqa: PLC0415
+
+    dist_mod.copy(config.load(Path.cwd(), os.environ))
+
+
+def _docker(session: Session, target: str) -> None:
+    from . import docker  # noqa: PLC0415
+    from .release import Summary, build_images, preflight, publish, verify  # noqa: PLC0415
+
+    run = _prepare(session)
+    image = run.plan.image(run.config.target(target).name)
+    run = run.__class__(**{**run.__dict__, "plan": run.plan.__class__(
+        **{**run.plan.__dict__, "images": (image,), "upload": False})})
+    if run.options.dry_run:
+        print(run.plan.render())
+        return
+    preflight(run)
+    docker.check_emulation(image.platform)
+    build_images(run, [image])
+    if image.push:
+        summary = Summary()
+        publish(run, [], summary)
+        verify(run, summary)
+        print(summary.render())
+
+
+@nox.session(name="docker-amd64", python=False)
+@_guard
+def docker_amd64(session: Session) -> None:
+    """Build the amd64 image and, when the plan says so, push its tags."""
+    _docker(session, "amd64")
+
+
+@nox.session(name="docker-arm", python=False)
+@_guard
+def docker_arm(session: Session) -> None:
+    """Build the arm/v7 image and, when the plan says so, push its tags."""
+    _docker(session, "arm")
+
+
+@nox.session(python=False)
+@_guard
+def release(session: Session) -> None:
+    """Release: preflight, dist, distcopy, every image, publish, verify, summary."""
+    from .release import Options, prepare, release as run_release  # noqa: PLC0415
+    from .run import Redactor, configure  # noqa: PLC0415
+
+    options = Options.parse(session.posargs, prog="nox -s release --")
+    if options.rehearse:
+        from . import config  # noqa: PLC0415
+        from .rehearse import rehearsal  # noqa: PLC0415
+
+        cfg = config.load(Path.cwd(), os.environ)
+        with rehearsal(cfg.require_image(), os.environ) as env:
+            run = prepare(Path.cwd(), options, env)
+            print(run.plan.render())
+            if not options.dry_run:
+                summary = run_release(run)
+                print(summary.render())
+        return
+    run = prepare(Path.cwd(), options)
+    configure(redactor=Redactor.from_env(os.environ, run.config.secret_vars))
+    print(run.plan.render())
+    if options.dry_run:
+        return
+    summary = run_release(run)
+    print(summary.render())
