@@ -169,6 +169,14 @@ def _travis(env: Mapping[str, str]) -> CiContext:
 
 def _gitlab(env: Mapping[str, str]) -> CiContext:
     repo = env.get("CI_PROJECT_PATH")
+    if env.get("CI_EXTERNAL_PULL_REQUEST_IID") or (
+            env.get("CI_PIPELINE_SOURCE") == "external_pull_request_event"):
+        # A GitHub pull request built by GitLab CI ("CI/CD for external repositories").
+        source = env.get("CI_EXTERNAL_PULL_REQUEST_SOURCE_REPOSITORY")
+        target = env.get("CI_EXTERNAL_PULL_REQUEST_TARGET_REPOSITORY")
+        return CiContext("gitlab", Event.PULL_REQUEST,
+                         branch=env.get("CI_EXTERNAL_PULL_REQUEST_SOURCE_BRANCH_NAME") or None,
+                         repository=repo, fork=source not in (None, "", target))
     if env.get("CI_MERGE_REQUEST_IID") or env.get("CI_PIPELINE_SOURCE") == "merge_request_event":
         source = env.get("CI_MERGE_REQUEST_SOURCE_PROJECT_PATH")
         return CiContext("gitlab", Event.PULL_REQUEST,

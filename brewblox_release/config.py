@@ -5,6 +5,7 @@ Every error names the key and the file, so that a typo is a one-line fix.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -144,6 +145,8 @@ def load(root: Path | str = ".", env: Mapping[str, str] | None = None) -> Config
 
 
 _TARGET_KEYS = {"name", "context", "platform", "prefix", "build-args"}
+#: A prefix starts every tag of its target (see tags.py), so it must be a valid tag start.
+_PREFIX = re.compile(r"^([a-z0-9_][a-z0-9_.-]{0,63})?$")
 
 
 def _targets(where: Path, value: object) -> tuple[Target, ...]:
@@ -166,6 +169,10 @@ def _targets(where: Path, value: object) -> tuple[Target, ...]:
             build_args=reader.str_map("build-args"),
         ))
         reader.finish()
+        if not _PREFIX.match(targets[-1].prefix):
+            raise ConfigError(f"{where}: [{key}] prefix {targets[-1].prefix!r} would make invalid "
+                              "image tags: use lower-case letters, digits, '_', '.' and '-', "
+                              "not starting with '.' or '-' (e.g. \"rpi-\")")
     names = [t.name for t in targets]
     if len(set(names)) != len(names):
         raise ConfigError(f"{where}: [{SECTION}] targets: names must be unique, got {names}")

@@ -215,13 +215,15 @@ def has_login(image: str, docker_config: Path | None = None) -> bool:
 
 
 def package_version(ref: str, platform: str, name: str, *, pull: bool = True) -> str:
-    """The version of ``name`` installed in the image ``ref`` (run under qemu for arm)."""
-    from python_on_whales import DockerException, docker  # noqa: PLC0415
+    """The version of ``name`` installed in the image ``ref`` (run under qemu for arm).
 
+    With ``pull`` the image is pulled first, so that what runs is what the registry holds.
+    """
+    code = f"import importlib.metadata as m; print(m.version({name!r}))"
     try:
-        out = docker.run(ref, ["-c", f"import importlib.metadata as m; print(m.version({name!r}))"],
-                         entrypoint="python3", platform=platform, remove=True,
-                         pull="always" if pull else "missing")
-    except DockerException as e:
-        raise PublishError(_wrap(e, f"running {ref} to read its package version")) from e
-    return str(out).strip().splitlines()[-1]
+        result = run(["docker", "run", "--rm", "--pull", "always" if pull else "missing",
+                      "--platform", platform, "--entrypoint", "python3", ref, "-c", code],
+                     stream=False)
+    except CommandError as e:
+        raise PublishError(f"running {ref} to read its package version failed: {e}") from e
+    return result.lines[-1].strip()

@@ -244,7 +244,7 @@ def publish(run: Run, files: Sequence[Path], summary: Summary) -> None:
         refs = [r for r, t in zip(image.refs, image.tags, strict=True) if t not in is_latest]
         docker.push(refs)
         for ref in refs:
-            summary.add(f"registry {image.platform}", ref.rsplit("/", 1)[-1], "pushed")
+            summary.add(f"registry {image.platform}", ref, "pushed")
     if plan.upload:
         outcomes: list[Outcome] = run.index.upload(run.config.name, files,
                                                    release=not plan.is_dev)
@@ -254,7 +254,7 @@ def publish(run: Run, files: Sequence[Path], summary: Summary) -> None:
         refs = [r for r, t in zip(image.refs, image.tags, strict=True) if t in is_latest]
         docker.push(refs)
         for ref in refs:
-            summary.add(f"registry {image.platform}", ref.rsplit("/", 1)[-1], "pushed")
+            summary.add(f"registry {image.platform}", ref, "pushed")
 
 
 def pip_resolves(index: Index, name: str, *, pre: bool = False) -> str:
@@ -316,7 +316,7 @@ def verify(run: Run, summary: Summary) -> None:
             ref = image.refs[0]
             got = docker.package_version(ref, image.platform, config.name)
             ok = Version(got) == Version(plan.version)
-            summary.add("verify image", f"{ref.rsplit('/', 1)[-1]} holds {config.name} {got}",
+            summary.add("verify image", f"{ref} holds {config.name} {got}",
                         "ok" if ok else f"WRONG: expected {plan.version}")
             if not ok:
                 problems.append(f"{ref} holds {config.name} {got}, not {plan.version}")

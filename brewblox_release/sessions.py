@@ -13,6 +13,7 @@ Nothing here but glue: parse the options, call the library, turn a `ReleaseError
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -32,12 +33,32 @@ def _guard(func: Callable[[Session], None]) -> Callable[[Session], None]:
         from .run import CommandError, Redactor, configure, redact  # noqa: PLC0415
 
         configure(redactor=Redactor.from_env(os.environ))
+        _quiet_logging()
         try:
             func(session)
         except (ReleaseError, CommandError) as e:
             session.error(redact(str(e)))
 
     return wrapper
+
+
+class _LibraryFilter(logging.Filter):
+    """Keep nox's records and warnings; drop the debug chatter of the libraries underneath
+    (python-on-whales logs every docker command line, urllib3 every request); mask the rest."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from .run import redact  # noqa: PLC0415
+
+        if record.levelno < logging.WARNING and not record.name.startswith("nox"):
+            return False
+        record.msg, record.args = redact(record.getMessage()), None
+        return True
+
+
+def _quiet_logging() -> None:
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _LibraryFilter) for f in handler.filters):
+            handler.addFilter(_LibraryFilter())
 
 
 def _prepare(session: Session):  # type: ignore[no-untyped-def]  # noqa: ANN202

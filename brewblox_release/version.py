@@ -8,6 +8,7 @@ indexes refuse it. `dist` then builds with exactly this version (it is passed to
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +100,8 @@ def compute(root: Path) -> str:
     """The version setuptools_scm gives the checkout at ``root``, without a local part."""
     from setuptools_scm import Configuration, _get_version  # noqa: PLC0415 (costly import)
 
+    for name in ("vcs_versioning", "setuptools_scm"):  # their debug lines would flood nox's log
+        logging.getLogger(name).setLevel(logging.WARNING)
     pyproject = root / "pyproject.toml"
     try:
         config = Configuration.from_file(pyproject, local_scheme="no-local-version")

@@ -109,3 +109,24 @@ def make_service(path: Path, name: str = "demo-svc", *, image: str | None = "bre
         shutil.copy(TEMPLATE, path / context / "Dockerfile")
     repo.commit("initial commit")
     return repo
+
+
+BASE_REPO = "brewblox-release/python-base"
+
+#: Targets that build on the rig's base images (.ci/provision.sh), which no registry holds.
+RIG_TARGETS = f"""\
+build-args = {{ BUILD_BASE_IMAGE = "{BASE_REPO}:bookworm-amd64" }}
+
+[[tool.brewblox-release.targets]]
+name = "amd64"
+context = "docker"
+platform = "linux/amd64"
+build-args = {{ BASE_IMAGE = "{BASE_REPO}:bookworm-amd64" }}
+
+[[tool.brewblox-release.targets]]
+name = "arm"
+context = "rpi-docker"
+platform = "linux/arm/v7"
+prefix = "rpi-"
+build-args = {{ BASE_IMAGE = "{BASE_REPO}:bookworm-armv7" }}
+"""
