@@ -118,7 +118,7 @@ class Config:
             root=root,
             name=name,
             image=image,
-            dist_dir=reader.str("dist-dir", "dist"),
+            dist_dir=reader.string("dist-dir", "dist"),
             targets=_targets(where, section.get("targets")),
             quiet_branches=tuple(reader.str_list("quiet-branches", ["master", "main"])),
             build_args=reader.str_map("build-args"),
@@ -146,7 +146,7 @@ def load(root: Path | str = ".", env: Mapping[str, str] | None = None) -> Config
 
 _TARGET_KEYS = {"name", "context", "platform", "prefix", "build-args"}
 #: A prefix starts every tag of its target (see tags.py), so it must be a valid tag start.
-_PREFIX = re.compile(r"^([a-z0-9_][a-z0-9_.-]{0,63})?$")
+_PREFIX = re.compile(r"([a-z0-9_][a-z0-9_.-]{0,63})?")
 
 
 def _targets(where: Path, value: object) -> tuple[Target, ...]:
@@ -165,14 +165,14 @@ def _targets(where: Path, value: object) -> tuple[Target, ...]:
             name=reader.required_str("name"),
             context=reader.required_str("context"),
             platform=reader.required_str("platform"),
-            prefix=reader.str("prefix", ""),
+            prefix=reader.string("prefix", ""),
             build_args=reader.str_map("build-args"),
         ))
         reader.finish()
-        if not _PREFIX.match(targets[-1].prefix):
-            raise ConfigError(f"{where}: [{key}] prefix {targets[-1].prefix!r} would make invalid "
-                              "image tags: use lower-case letters, digits, '_', '.' and '-', "
-                              "not starting with '.' or '-' (e.g. \"rpi-\")")
+        if not _PREFIX.fullmatch(targets[-1].prefix):
+            raise ConfigError(f"{where}: [{key}] prefix {targets[-1].prefix!r} would make "
+                              "invalid image tags: use up to 64 lower-case letters, digits, '_', "
+                              "'.' and '-', not starting with '.' or '-' (e.g. \"rpi-\")")
     names = [t.name for t in targets]
     if len(set(names)) != len(names):
         raise ConfigError(f"{where}: [{SECTION}] targets: names must be unique, got {names}")
@@ -206,7 +206,7 @@ class _Reader:
             raise self._error(key, "a string")
         return value or None
 
-    def str(self, key: str, default: str) -> str:
+    def string(self, key: str, default: str) -> str:
         value = self.opt_str(key)
         return default if value is None else value
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import brewblox_release
 
@@ -130,3 +134,116 @@ platform = "linux/arm/v7"
 prefix = "rpi-"
 build-args = {{ BASE_IMAGE = "{BASE_REPO}:bookworm-armv7" }}
 """
+
+
+# --- running the sessions as a user would -------------------------------------------------------
+
+_PROVIDER_VARS = ("GITHUB_", "TRAVIS", "GITLAB_CI", "CI_", "TF_BUILD", "BUILD_", "SYSTEM_",
+                  "TWINE_", "DOCKER_USERNAME", "DOCKER_PASSWORD", "BREWBLOX_RELEASE_",
+                  "ACTIONS_ID_TOKEN")
+
+
+def clean_env() -> dict[str, str]:
+    """os.environ without any CI provider's, twine's or the tool's own variables."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(_PROVIDER_VARS)}
+
+
+def github_env(tmp: Path, ref: str, *, event: str = "push", payload: str = "{}",
+               repository: str = "brewblox/demo-svc") -> dict[str, str]:
+    path = tmp / "github-event.json"
+    path.write_text(payload)
+    return {"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": event, "GITHUB_REF": ref,
+            "GITHUB_REPOSITORY": repository, "GITHUB_EVENT_PATH": str(path)}
+
+
+def travis_env(*, tag: str | None = None, branch: str | None = None,
+               pull_request: str = "false") -> dict[str, str]:
+    env = {"TRAVIS": "true", "TRAVIS_REPO_SLUG": "brewblox/demo-svc",
+           "TRAVIS_PULL_REQUEST": pull_request, "TRAVIS_EVENT_TYPE": "push",
+           "TRAVIS_BRANCH": tag or branch or ""}
+    if tag:
+        env["TRAVIS_TAG"] = tag
+    return env
+
+
+def gitlab_env(*, branch: str) -> dict[str, str]:
+    return {"GITLAB_CI": "true", "CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": branch,
+            "CI_COMMIT_REF_NAME": branch, "CI_PROJECT_PATH": "brewblox/demo-svc"}
+
+
+def azure_pr_env(*, source: str, target: str = "develop") -> dict[str, str]:
+    return {"TF_BUILD": "True", "BUILD_REASON": "PullRequest",
+            "BUILD_SOURCEBRANCH": "refs/pull/7/merge", "BUILD_REPOSITORY_NAME": "demo-svc",
+            "SYSTEM_PULLREQUEST_SOURCEBRANCH": f"refs/heads/{source}",
+            "SYSTEM_PULLREQUEST_TARGETBRANCH": f"refs/heads/{target}",
+            "SYSTEM_PULLREQUEST_ISFORK": "False"}
+
+
+def destinations(registry: str, index_url: str, image: str = "brewblox/demo-svc") -> dict[str, str]:
+    """Point the release at loopback servers, as a fork or a rehearsal would."""
+    return {"BREWBLOX_RELEASE_IMAGE": f"{registry}/{image}",
+            "TWINE_REPOSITORY_URL": index_url,
+            "BREWBLOX_RELEASE_INDEX_URL": f"{index_url}simple/"}
+
+
+def nox(repo: GitRepo | Path, *args: str, env: dict[str, str] | None = None,
+        timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run ``nox ARGS`` in the service, as a user would; output is stdout and stderr merged."""
+    cwd = repo.path if isinstance(repo, GitRepo) else repo
+    return subprocess.run(["python", "-m", "nox", *args], cwd=cwd,
+                          env={**clean_env(), **(env or {})}, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=timeout, check=False)
+
+
+# --- reading a registry through its HTTP API (independently of the library) ---------------------
+
+def _get(url: str, accept: str | None = None) -> tuple[dict[str, str], bytes]:
+    request = urllib.request.Request(url)  # noqa: S310 (loopback)
+    if accept:
+        request.add_header("Accept", accept)
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        return {k.lower(): v for k, v in response.headers.items()}, response.read()
+
+
+def registry_tags(address: str, repository: str) -> list[str]:
+    try:
+        _, body = _get(f"http://{address}/v2/{repository}/tags/list")
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return []
+        raise
+    return sorted(json.loads(body).get("tags") or [])
+
+
+_MANIFEST = ("application/vnd.docker.distribution.manifest.v2+json, "
+             "application/vnd.oci.image.manifest.v1+json")
+
+
+def registry_digest(address: str, repository: str, tag: str) -> str:
+    headers, _ = _get(f"http://{address}/v2/{repository}/manifests/{tag}", _MANIFEST)
+    return headers["docker-content-digest"]
+
+
+def registry_config(address: str, repository: str, tag: str) -> dict[str, Any]:
+    """The image config (architecture, variant, labels) behind a tag."""
+    _, body = _get(f"http://{address}/v2/{repository}/manifests/{tag}", _MANIFEST)
+    manifest = json.loads(body)
+    assert "config" in manifest, f"{tag} is not a single-platform image manifest: {manifest}"
+    _, blob = _get(f"http://{address}/v2/{repository}/blobs/{manifest['config']['digest']}")
+    return dict(json.loads(blob))
+
+
+def index_files(packages: Path) -> list[str]:
+    """The files a pypiserver holds (its packages directory)."""
+    return sorted(p.name for p in packages.iterdir()) if packages.is_dir() else []
+
+
+def image_package_version(ref: str, platform: str, name: str = "demo-svc", *,
+                          pull: bool = True) -> str:
+    """Run the image (under qemu for arm) and print the installed package's version."""
+    out = subprocess.run(
+        ["docker", "run", "--rm", "--pull", "always" if pull else "never", "--platform", platform,
+         "--entrypoint", "python3", ref, "-c",
+         f"import importlib.metadata as m; print(m.version({name!r}))"],
+        capture_output=True, text=True, check=True, timeout=300)
+    return out.stdout.strip()

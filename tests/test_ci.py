@@ -345,7 +345,7 @@ def test_detect_without_a_payload_path(tmp_path: Path) -> None:
 
 def test_detect_a_missing_payload_file_is_an_error(tmp_path: Path) -> None:
     env = {**github("push", "refs/heads/main"), "GITHUB_EVENT_PATH": str(tmp_path / "nope.json")}
-    with pytest.raises(ReleaseError, match="GITHUB_EVENT_PATH=.*nope.json"):
+    with pytest.raises(ReleaseError, match=r"GITHUB_EVENT_PATH=.*nope\.json"):
         detect(env)
 
 

@@ -350,3 +350,37 @@ def test_config_is_frozen(tmp_path: Path) -> None:
     cfg = load(tmp_path)
     with pytest.raises(AttributeError):
         cfg.image = "x"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("prefix", ["", "rpi-", "arm64_", "v7.", "_x-", "a" * 64])
+def test_valid_target_prefix(tmp_path: Path, prefix: str) -> None:
+    section(tmp_path, f"""\
+[[tool.brewblox-release.targets]]
+name = "amd64"
+context = "docker"
+platform = "linux/amd64"
+prefix = "{prefix}"
+""")
+    assert load(tmp_path).targets[0].prefix == prefix
+
+
+@pytest.mark.parametrize("prefix", ["RPI-", "rpi/", "rpi ", "-rpi", ".rpi", "rpi:", "ü-",
+                                    "rpi-\\n", "a" * 65])
+def test_a_prefix_that_makes_invalid_tags_is_an_error(tmp_path: Path, prefix: str) -> None:
+    path = section(tmp_path, f"""\
+[[tool.brewblox-release.targets]]
+name = "amd64"
+context = "docker"
+platform = "linux/amd64"
+
+[[tool.brewblox-release.targets]]
+name = "arm"
+context = "rpi-docker"
+platform = "linux/arm/v7"
+prefix = "{prefix}"
+""")
+    with pytest.raises(ConfigError, match="would make invalid image tags") as info:
+        load(tmp_path)
+    message = str(info.value)
+    assert "[tool.brewblox-release.targets[1]] prefix" in message
+    assert str(path.resolve()) in message

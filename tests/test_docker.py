@@ -1,0 +1,110 @@
+"""Images on the real engine and a real registry on loopback (issue: docker-amd64/docker-arm)."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from brewblox_release import docker
+from brewblox_release.errors import EmulationError
+from brewblox_release.servers import IndexServer, RegistryServer
+from tests.service import (
+    GitRepo,
+    destinations,
+    github_env,
+    image_package_version,
+    nox,
+    registry_config,
+    registry_tags,
+)
+
+pytestmark = pytest.mark.engine
+REPO = "brewblox/demo-svc"
+
+
+def test_registry_host() -> None:
+    assert docker.registry_host("brewblox/svc") == "docker.io"
+    assert docker.registry_host("ghcr.io/org/svc") == "ghcr.io"
+    assert docker.registry_host("localhost/svc") == "localhost"
+    assert docker.registry_host("127.0.0.1:5000/demo/svc") == "127.0.0.1:5000"
+
+
+def test_branch_push_builds_and_pushes_both_targets(
+        service: GitRepo, registry: RegistryServer, index: IndexServer, tmp_path: Path) -> None:
+    service.checkout("-b", "feature/X")
+    env = {**github_env(tmp_path, "refs/heads/feature/X"),
+           **destinations(registry.address, index.url)}
+    result = nox(service, "-s", "dist", "distcopy", "docker-amd64", "docker-arm", env=env)
+    assert result.returncode == 0, result.stdout
+
+    assert registry_tags(registry.address, REPO) == ["feature-x", "rpi-feature-x"]
+    wheel = next((service.path / "dist").glob("*.whl")).name
+    version = wheel.split("-")[1]
+    assert version == "1.2.4.dev2"
+    for tag, platform, arch, variant in (("feature-x", "linux/amd64", "amd64", None),
+                                         ("rpi-feature-x", "linux/arm/v7", "arm", "v7")):
+        config = registry_config(registry.address, REPO, tag)
+        assert (config["os"], config["architecture"], config.get("variant")) == \
+            ("linux", arch, variant)
+        labels = config["config"]["Labels"]
+        assert labels["org.opencontainers.image.version"] == version
+        assert labels["org.opencontainers.image.revision"] == service.head
+        assert labels["org.opencontainers.image.title"] == "demo-svc"
+        ref = f"{registry.address}/{REPO}:{tag}"
+        assert image_package_version(ref, platform) == version
+    assert index.packages.is_dir() and not list(index.packages.iterdir()), \
+        "the docker sessions upload nothing to the index"
+
+
+def _image_exists(ref: str) -> bool:
+    return subprocess.run(["docker", "image", "inspect", ref], capture_output=True,
+                          check=False).returncode == 0
+
+
+def test_local_run_loads_local_tags_and_pushes_nothing(
+        service: GitRepo, registry: RegistryServer, index: IndexServer) -> None:
+    image = f"{registry.address}/{REPO}"
+    for ref in (f"{image}:local", f"{image}:rpi-local"):
+        subprocess.run(["docker", "image", "rm", "-f", ref], capture_output=True, check=False)
+    env = destinations(registry.address, index.url)
+    result = nox(service, "-s", "dist", "distcopy", "docker-amd64", "docker-arm", env=env)
+    assert result.returncode == 0, result.stdout
+    assert _image_exists(f"{image}:local")
+    assert _image_exists(f"{image}:rpi-local")
+    assert registry_tags(registry.address, REPO) == []
+    assert image_package_version(f"{image}:rpi-local", "linux/arm/v7",
+                                 pull=False).startswith("1.2.4.dev")
+
+
+@pytest.fixture
+def arm_emulation_disabled() -> Iterator[None]:
+    handler = Path("/proc/sys/fs/binfmt_misc/qemu-arm")
+    if not handler.exists():
+        pytest.skip("no qemu-arm binfmt handler to disable")
+    subprocess.run(["update-binfmts", "--disable", "qemu-arm"], check=True, capture_output=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["update-binfmts", "--enable", "qemu-arm"], check=True,
+                       capture_output=True)
+
+
+@pytest.mark.serial
+def test_docker_arm_without_emulation_stops_and_builds_nothing(
+        service: GitRepo, registry: RegistryServer, index: IndexServer, tmp_path: Path,
+        arm_emulation_disabled: None) -> None:
+    service.checkout("-b", "feature/no-qemu")
+    env = {**github_env(tmp_path, "refs/heads/feature/no-qemu"),
+           **destinations(registry.address, index.url)}
+    assert nox(service, "-s", "dist", "distcopy", env=env).returncode == 0
+    result = nox(service, "-s", "docker-arm", env=env)
+    assert result.returncode != 0
+    assert "cannot run linux/arm/v7 images" in result.stdout
+    assert "update-binfmts --enable qemu-arm" in result.stdout
+    assert "#1 [internal]" not in result.stdout, "a build started"
+    assert registry_tags(registry.address, REPO) == []
+    with pytest.raises(EmulationError):
+        docker.check_emulation("linux/arm/v7")

@@ -1,0 +1,185 @@
+"""The one subprocess chokepoint: no secret value ever appears in output (SPEC §7)."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from brewblox_release import run
+from brewblox_release.run import MASK, SECRET_VARS, CommandError, Redactor
+
+pytestmark = pytest.mark.filterwarnings(
+    # run.run leaves its pipe open; pinned by the strict xfail at the end of this module.
+    "ignore:unclosed file:ResourceWarning")
+
+SECRET = "s3cr3t-Value"
+PY = sys.executable
+
+
+@pytest.mark.parametrize(("secrets", "text", "expected"), [
+    ([SECRET], f"login with {SECRET}", "login with ****"),
+    ([SECRET], f"{SECRET}{SECRET} and {SECRET}", "******** and ****"),
+    ([SECRET], "nothing to hide", "nothing to hide"),
+    ([SECRET], SECRET.lower(), SECRET.lower()),  # masking is exact, not case-insensitive
+    (["abc"], "xabcx", "x****x"),                # three characters: masked
+    (["ab"], "ab cd ab", "ab cd ab"),            # fewer than three: not masked
+    (["a"], "a b c", "a b c"),
+    ([""], "text", "text"),
+    ([], "text", "text"),
+    # Percent-encoded, as in a URL with credentials, with and without "/" encoded.
+    (["p@ss/w:rd"], "https://user:p%40ss%2Fw%3Ard@pypi.example/", "https://user:****@pypi.example/"),
+    (["p@ss/w:rd"], "https://user:p%40ss/w%3Ard@pypi.example/", "https://user:****@pypi.example/"),
+    (["p@ss/w:rd"], "raw p@ss/w:rd", "raw ****"),
+    (["pa ss"], "pa%20ss and pa ss", "**** and ****"),
+    # A secret that contains another is masked whole.
+    (["abc", "abcdef"], "abcdef abc", "**** ****"),
+    (["tok", "token-123"], "token-123", "****"),
+])
+def test_redactor(secrets: list[str], text: str, expected: str) -> None:
+    assert Redactor(secrets)(text) == expected
+
+
+def test_from_env_masks_every_credential_variable() -> None:
+    env = {"TWINE_USERNAME": "alice", "TWINE_PASSWORD": "pypi-AgEIcHlwaS5vcmc",
+           "DOCKER_PASSWORD": "dckr_pat_123", "HOME": "/root"}
+    redact = Redactor.from_env(env)
+    assert redact("alice pypi-AgEIcHlwaS5vcmc dckr_pat_123 /root") == "**** **** **** /root"
+    assert set(SECRET_VARS) == {"TWINE_USERNAME", "TWINE_PASSWORD", "DOCKER_PASSWORD"}
+
+
+def test_from_env_ignores_the_token_username() -> None:
+    redact = Redactor.from_env({"TWINE_USERNAME": "__token__",
+                                "TWINE_PASSWORD": "pypi-AgEIcHlwaS5vcmc"})
+    assert redact("twine upload -u __token__ -p pypi-AgEIcHlwaS5vcmc") == (
+        "twine upload -u __token__ -p ****")
+
+
+def test_from_env_masks_extra_variables() -> None:
+    env = {"GH_TOKEN": "ghp_abcdef", "OTHER": "visible"}
+    assert Redactor.from_env(env, ["GH_TOKEN", "MISSING"])("ghp_abcdef visible") == (
+        "**** visible")
+    assert Redactor.from_env(env)("ghp_abcdef") == "ghp_abcdef"
+
+
+def test_from_env_without_credentials_masks_nothing() -> None:
+    assert Redactor.from_env({})("anything at all") == "anything at all"
+
+
+@pytest.fixture
+def lines() -> Iterator[list[str]]:
+    """Capture every line `run` prints, masking SECRET; restore the output afterwards."""
+    saved = (run._output.redactor, run._output.sink)
+    captured: list[str] = []
+    run.configure(redactor=Redactor([SECRET, "p@ss/w:rd", "ab"]), sink=captured.append)
+    yield captured
+    run.configure(redactor=saved[0], sink=saved[1])
+
+
+def assert_no_secret(lines: list[str]) -> None:
+    for line in lines:
+        assert SECRET not in line
+        assert "p%40ss" not in line
+        assert "p@ss" not in line
+
+
+def test_output_lines_are_masked(lines: list[str]) -> None:
+    script = ("import os; print('token', os.environ['TOKEN']); "
+              "print('url https://u:p%40ss%2Fw%3Ard@host/'); print('done')")
+    result = run.run([PY, "-c", script], env={"TOKEN": SECRET})
+    assert lines[1:] == ["  token ****", "  url https://u:****@host/", "  done"]
+    assert lines[0].startswith("$ ")
+    assert_no_secret(lines)
+    assert result.returncode == 0
+    assert result.lines[-1] == "done"
+
+
+def test_command_lines_are_masked(lines: list[str]) -> None:
+    run.run([PY, "-c", "pass", "--password", SECRET, "https://u:p%40ss%2Fw%3Ard@host/"])
+    assert len(lines) == 1
+    assert lines[0].startswith("$ ")
+    assert lines[0].endswith("--password **** https://u:****@host/")
+    assert_no_secret(lines)
+
+
+def test_stderr_is_merged_and_masked(lines: list[str]) -> None:
+    run.run([PY, "-c", f"import sys; print('oops {SECRET}', file=sys.stderr)"], echo=False)
+    assert lines == ["  oops ****"]
+
+
+def test_echo_and_stream_off_print_nothing(lines: list[str]) -> None:
+    result = run.run([PY, "-c", "print('quiet')"], echo=False, stream=False)
+    assert lines == []
+    assert result.output == "quiet"
+
+
+def test_a_short_secret_is_not_masked(lines: list[str]) -> None:
+    run.run([PY, "-c", "print('ab cd')"], echo=False)
+    assert lines == ["  ab cd"]
+
+
+def test_log_masks_every_line(lines: list[str]) -> None:
+    run.log(f"first {SECRET}\nsecond p@ss/w:rd\nthird")
+    run.log("")
+    assert lines == ["first ****", "second ****", "third", ""]
+    assert run.redact(f"x {SECRET}") == f"x {MASK}"
+
+
+def test_command_error_is_masked(lines: list[str]) -> None:
+    script = f"print('failing with {SECRET}'); raise SystemExit(3)"
+    with pytest.raises(CommandError) as info:
+        run.run([PY, "-c", script, SECRET])
+    message = str(info.value)
+    assert "exit code 3" in message
+    assert "failing with ****" in message
+    assert SECRET not in message
+    assert info.value.result.returncode == 3
+    assert_no_secret(lines)
+
+
+def test_command_error_keeps_the_last_20_lines(lines: list[str]) -> None:
+    script = "for i in range(30): print(f'line {i}')\nraise SystemExit(1)"
+    with pytest.raises(CommandError) as info:
+        run.run([PY, "-c", script], echo=False, stream=False)
+    message = str(info.value)
+    assert "line 29" in message
+    assert "line 10" in message
+    assert "line 9\n" not in message
+
+
+def test_check_false_returns_the_exit_code(lines: list[str]) -> None:
+    result = run.run([PY, "-c", "raise SystemExit(4)"], check=False, echo=False)
+    assert result.returncode == 4
+
+
+def test_a_missing_program_is_a_command_error(lines: list[str], tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match="not found") as info:
+        run.run([tmp_path / "no-such-program", SECRET], echo=False)
+    assert info.value.result.returncode == 127
+
+
+def test_the_whales_debug_variable_never_reaches_a_command(lines: list[str]) -> None:
+    script = "import os; print(os.environ.get('PYTHON_ON_WHALES_DEBUG', 'unset'))"
+    result = run.run([PY, "-c", script], env={"PYTHON_ON_WHALES_DEBUG": "1"}, echo=False)
+    assert result.output == "unset"
+
+
+def test_input_and_cwd(lines: list[str], tmp_path: Path) -> None:
+    script = "import os, sys; print(sys.stdin.read().upper(), os.getcwd())"
+    result = run.run([PY, "-c", script], input="login", cwd=tmp_path, echo=False, stream=False)
+    assert result.output == f"LOGIN {tmp_path}"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "run.run never closes the Popen stdout pipe: every call leaks a file descriptor "
+    "(ResourceWarning 'unclosed file', an error under filterwarnings=error)"))
+def test_run_leaves_no_open_pipe(lines: list[str]) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run.run([PY, "-c", "print('x')"], echo=False, stream=False)
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
