@@ -138,22 +138,23 @@ def run(argv: Sequence[str | Path], *, cwd: Path | str | None = None,
                                 errors="replace")
     except FileNotFoundError as e:
         raise CommandError(Result(args, 127, f"{args[0]}: not found ({e.strerror})")) from None
-    if input is not None:
-        assert proc.stdin is not None
-        proc.stdin.write(input)
-        proc.stdin.close()
-    assert proc.stdout is not None
-    timer = threading.Timer(timeout, proc.kill) if timeout else None
-    if timer:
-        timer.start()
-    for line in proc.stdout:
-        line = line.rstrip("\n")
-        lines.append(line)
-        if stream:
-            log(f"  {line}")
-    code = proc.wait()
-    if timer:
-        timer.cancel()
+    with proc:
+        if input is not None:
+            assert proc.stdin is not None
+            proc.stdin.write(input)
+            proc.stdin.close()
+        assert proc.stdout is not None
+        timer = threading.Timer(timeout, proc.kill) if timeout else None
+        if timer:
+            timer.start()
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            lines.append(line)
+            if stream:
+                log(f"  {line}")
+        code = proc.wait()
+        if timer:
+            timer.cancel()
     result = Result(args, code, "\n".join(lines))
     if check and code != 0:
         raise CommandError(result)

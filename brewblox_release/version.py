@@ -66,12 +66,14 @@ class VersionInfo:
         return bool(self.git.dirty)
 
 
-def _git(root: Path, *args: str, check: bool = True) -> str:
+def _git(root: Path, *args: str, check: bool = True, strip: bool = True) -> str:
     try:
         result = run(["git", *args], cwd=root, echo=False, stream=False, check=check)
     except CommandError as e:
         raise VersionError(f"git failed in {root}: {e}") from e
-    return result.output.strip() if result.returncode == 0 else ""
+    if result.returncode != 0:
+        return ""
+    return result.output.strip() if strip else result.output
 
 
 def git_state(root: Path) -> GitState:
@@ -84,7 +86,8 @@ def git_state(root: Path) -> GitState:
     commit = _git(root, "rev-parse", "--verify", "-q", "HEAD", check=False)
     if not commit:
         raise VersionError(f"{root}: the repository has no commit yet; commit and tag first")
-    status = _git(root, "status", "--porcelain", "--untracked-files=no")
+    # Porcelain lines are "XY path": stripping the output would eat the first line's X.
+    status = _git(root, "status", "--porcelain", "--untracked-files=no", strip=False)
     return GitState(
         commit=commit,
         commit_time=int(_git(root, "log", "-1", "--format=%ct")),
@@ -98,13 +101,15 @@ def git_state(root: Path) -> GitState:
 
 def compute(root: Path) -> str:
     """The version setuptools_scm gives the checkout at ``root``, without a local part."""
-    from setuptools_scm import Configuration, _get_version  # noqa: PLC0415 (costly import)
+    from setuptools_scm import _get_version  # noqa: PLC0415 (costly import)
+    from vcs_versioning import VcsEnvironment  # noqa: PLC0415
 
     for name in ("vcs_versioning", "setuptools_scm"):  # their debug lines would flood nox's log
         logging.getLogger(name).setLevel(logging.WARNING)
     pyproject = root / "pyproject.toml"
     try:
-        config = Configuration.from_file(pyproject, local_scheme="no-local-version")
+        config = VcsEnvironment.from_env("SETUPTOOLS_SCM").build_config(
+            name=pyproject, local_scheme="no-local-version")
         version = _get_version(config, force_write_version_files=False)
     except (LookupError, ValueError) as e:
         raise VersionError(f"setuptools_scm cannot compute a version for {root}: {e}") from e

@@ -13,10 +13,6 @@ import pytest
 from brewblox_release import run
 from brewblox_release.run import MASK, SECRET_VARS, CommandError, Redactor
 
-pytestmark = pytest.mark.filterwarnings(
-    # run.run leaves its pipe open; pinned by the strict xfail at the end of this module.
-    "ignore:unclosed file:ResourceWarning")
-
 SECRET = "s3cr3t-Value"
 PY = sys.executable
 
@@ -174,9 +170,6 @@ def test_input_and_cwd(lines: list[str], tmp_path: Path) -> None:
     assert result.output == f"LOGIN {tmp_path}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "run.run never closes the Popen stdout pipe: every call leaks a file descriptor "
-    "(ResourceWarning 'unclosed file', an error under filterwarnings=error)"))
 def test_run_leaves_no_open_pipe(lines: list[str]) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -14,14 +14,6 @@ from brewblox_release.plan import make_plan
 
 from .service import GitRepo, make_service
 
-pytestmark = [
-    # Known defects, each pinned by its own strict xfail below; ignored here so that the rest
-    # of the module tests what it is about.
-    pytest.mark.filterwarnings(
-        "ignore:Configuration was created without VcsEnvironment:DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore:unclosed file:ResourceWarning"),
-]
-
 
 @pytest.fixture
 def repo(tmp_path: Path) -> GitRepo:
@@ -172,9 +164,6 @@ def test_a_modified_tracked_file_makes_the_tree_dirty(repo: GitRepo) -> None:
     assert "--allow-dirty" in str(info.value)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "version.git_state: _git() strips the whole `git status --porcelain` output, so the first "
-    "line ' M README.md' loses its leading space and line[3:] cuts the file name to 'EADME.md'"))
 def test_require_clean_names_the_modified_file(repo: GitRepo) -> None:
     repo.write("README.md", "# changed\n")
     state = version.git_state(repo.path)
@@ -302,9 +291,6 @@ def test_pretend_env_is_what_setuptools_scm_reads(repo: GitRepo,
     assert version.compute(repo.path) == "9.9.9"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "version.compute builds setuptools_scm's Configuration without a VcsEnvironment: "
-    "vcs-versioning warns (DeprecationWarning) that this becomes an error in 2.0"))
 def test_compute_raises_no_deprecation_warning(repo: GitRepo) -> None:
     repo.tag("1.2.3")
     with warnings.catch_warnings():
