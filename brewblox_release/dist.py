@@ -71,7 +71,10 @@ def build(config: Config, version: str, *, source_date_epoch: int | None = None)
         run([sys.executable, "-m", "twine", "check", "--strict", *files], cwd=config.root,
             env={"NO_COLOR": "1"})
     except CommandError as e:
-        raise BuildError(f"building the package failed; nothing was published.\n{e}") from e
+        step = "twine check" if "twine" in e.result.argv else "python -m build"
+        raise BuildError(f"building the package failed: {step} exited with "
+                         f"{e.result.returncode} (its output is above); nothing was published"
+                         ) from e
     for path in files:
         _, got = file_version(path)
         if got != Version(version):

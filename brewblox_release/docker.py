@@ -77,8 +77,10 @@ def build_args(config: Config, target: Target, version: str) -> dict[str, str]:
 
 
 def _wrap(e: DockerException, what: str) -> str:
-    detail = "\n".join(x for x in (e.stdout, e.stderr) if x).strip()
-    return redact(f"{what} failed (docker exit code {e.return_code}):\n{detail[-3000:]}")
+    """One line: what failed, and the last line docker said about it (the rest was shown)."""
+    detail = "\n".join(x for x in (e.stdout, e.stderr) if x).strip().splitlines()
+    last = detail[-1].strip() if detail else "its output is above"
+    return redact(f"{what} failed (docker exit code {e.return_code}): {last}")
 
 
 def check_emulation(platform: str) -> None:
@@ -135,8 +137,8 @@ def build(config: Config, image: ImagePlan, *, version: str, revision: str, crea
             for line in stream:  # type: ignore[union-attr]
                 log(f"{prefix}{line.rstrip()}")
         except DockerException as e:
-            raise BuildError(_wrap(e, f"building {target.name} image ({target.platform})") +
-                             "\nnothing was published") from e
+            raise BuildError(_wrap(e, f"building the {target.name} image ({target.platform})") +
+                             "; nothing was published") from e
         image_id = json.loads(metadata.read_text()).get("containerimage.config.digest", "")
     return BuiltImage(image, image_id)
 
@@ -196,8 +198,9 @@ def login(image: str, env: Mapping[str, str]) -> bool:
     try:
         run(["docker", "login", "--username", user, "--password-stdin", host], input=password)
     except CommandError as e:
-        raise CredentialsError(f"docker login to {host} failed: check DOCKER_USERNAME and "
-                               f"DOCKER_PASSWORD\n{e}") from e
+        raise CredentialsError(f"docker login to {host} failed (exit code "
+                               f"{e.result.returncode}, output above): check DOCKER_USERNAME and "
+                               "DOCKER_PASSWORD") from e
     return True
 
 
@@ -225,5 +228,6 @@ def package_version(ref: str, platform: str, name: str, *, pull: bool = True) ->
                       "--platform", platform, "--entrypoint", "python3", ref, "-c", code],
                      stream=False)
     except CommandError as e:
-        raise PublishError(f"running {ref} to read its package version failed: {e}") from e
+        raise PublishError(f"running {ref} to read its package version failed (exit code "
+                           f"{e.result.returncode}): {(e.result.lines or ['?'])[-1]}") from e
     return result.lines[-1].strip()

@@ -186,13 +186,47 @@ def destinations(registry: str, index_url: str, image: str = "brewblox/demo-svc"
             "BREWBLOX_RELEASE_INDEX_URL": f"{index_url}simple/"}
 
 
+#: Credentials every session run by the tests carries: the loopback servers accept any, so the
+#: real publishing paths (docker login, twine upload) use them, and no output may show them.
+SENTINELS = {
+    "TWINE_USERNAME": "sentinel-user-Qm7x",
+    "TWINE_PASSWORD": "pypi-SENTINEL-9xKf3-password",
+    "DOCKER_USERNAME": "sentinel-docker",
+    "DOCKER_PASSWORD": "SENTINEL-docker-Lp4w-password",
+}
+SECRET_VALUES = (SENTINELS["TWINE_USERNAME"], SENTINELS["TWINE_PASSWORD"],
+                 SENTINELS["DOCKER_PASSWORD"])
+
+
+def leaked_secrets(text: str, secrets: Sequence[str] = SECRET_VALUES) -> list[str]:
+    """The secret values that appear in ``text`` (plain or percent-encoded)."""
+    from urllib.parse import quote  # noqa: PLC0415
+
+    return [s for s in secrets if s in text or quote(s, safe="") in text]
+
+
 def nox(repo: GitRepo | Path, *args: str, env: dict[str, str] | None = None,
-        timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run ``nox ARGS`` in the service, as a user would; output is stdout and stderr merged."""
+        timeout: float = 600, secrets: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run ``nox ARGS`` in the service, as a user would; output is stdout and stderr merged.
+
+    With ``secrets`` (the default) the run carries `SENTINELS` as its credentials, with a
+    docker config of its own, and its whole output is checked for them: every session the
+    tests run doubles as a check that no secret reaches a log.
+    """
     cwd = repo.path if isinstance(repo, GitRepo) else repo
-    return subprocess.run(["python", "-m", "nox", *args], cwd=cwd,
-                          env={**clean_env(), **(env or {})}, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=timeout, check=False)
+    full_env = clean_env()
+    if secrets:
+        docker_config = cwd.parent / f".docker-config-{cwd.name}"
+        docker_config.mkdir(exist_ok=True)
+        full_env.update({**SENTINELS, "DOCKER_CONFIG": str(docker_config)})
+    full_env.update(env or {})
+    result = subprocess.run(["python", "-m", "nox", *args], cwd=cwd, env=full_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            timeout=timeout, check=False)
+    if secrets:
+        leaks = leaked_secrets(result.stdout)
+        assert not leaks, f"secret values in the output of nox {' '.join(args)}: {leaks}"
+    return result
 
 
 # --- reading a registry through its HTTP API (independently of the library) ---------------------
