@@ -232,11 +232,11 @@ def publish(run: Run, files: Sequence[Path], summary: Summary) -> None:
     pushes = [image for image in plan.images if image.push]
     if pushes:
         image = run.config.require_image()
-        if docker.login(image, run.env):
-            log(f"logged in to {docker.registry_host(image)} as DOCKER_USERNAME")
         from .registry import Registry  # noqa: PLC0415
 
         Registry.from_env(image, run.env).tags()  # reachable, before anything is pushed
+        if docker.login(image, run.env):
+            log(f"logged in to {docker.registry_host(image)} as DOCKER_USERNAME")
     if plan.upload:
         run.index.files(run.config.name)  # reachable, before anything is pushed
     is_latest = {f"{p}{LATEST}" for p in (t.prefix for t in run.config.targets)}
