@@ -40,7 +40,8 @@ class CiContext:
             checked-out branch of a local run.
         tag: the pushed tag (tag events).
         repository: ``owner/name`` as the provider spells it, when known.
-        fork: the run builds a fork's code (a fork's pull request, or CI in a fork): never publishes.
+        fork: the run builds a fork's code (a fork's pull request, or CI in a fork); it never
+            publishes.
         manual: started by hand (``workflow_dispatch``, a web or API trigger, ``--publish``).
     """
 

@@ -13,7 +13,7 @@ import hashlib
 import io
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from .errors import CredentialsError, PublishError
 from .run import log, redact
 
-__all__ = ["Index", "Outcome", "PYPI_UPLOAD"]
+__all__ = ["PYPI_UPLOAD", "Index", "Outcome"]
 
 PYPI_UPLOAD = "https://upload.pypi.org/legacy/"
 _SIMPLE = {
@@ -92,7 +92,7 @@ class Index:
 
     def files(self, name: str) -> dict[str, str | None]:
         """The project's files on the index: file name -> sha256 (None if not given)."""
-        from pypi_simple import NoSuchProjectError, PyPISimple  # noqa: PLC0415
+        from pypi_simple import NoSuchProjectError, PyPISimple
 
         try:
             with PyPISimple(self.simple_url) as client:
@@ -104,7 +104,7 @@ class Index:
         return {p.filename: p.digests.get("sha256") for p in page.packages}
 
     def versions(self, name: str) -> set[str]:
-        from packaging.utils import (  # noqa: PLC0415
+        from packaging.utils import (
             InvalidSdistFilename,
             InvalidWheelFilename,
             parse_sdist_filename,
@@ -146,10 +146,10 @@ class Index:
         return outcomes
 
     def _upload_one(self, path: Path) -> None:
-        import requests  # noqa: PLC0415
-        from twine import exceptions as twine_errors  # noqa: PLC0415
-        from twine.commands.upload import upload  # noqa: PLC0415
-        from twine.settings import Settings  # noqa: PLC0415
+        import requests
+        from twine import exceptions as twine_errors
+        from twine.commands.upload import upload
+        from twine.settings import Settings
 
         username, password = self.username, self.password
         if not self.needs_credentials and not (username and password):
@@ -198,7 +198,7 @@ class _LogHandler(logging.Handler):
 
 
 @contextlib.contextmanager
-def _captured(prefix: str) -> Iterable[None]:  # type: ignore[misc]
+def _captured(prefix: str) -> Iterator[None]:
     """Route twine's prints and log records through the redactor."""
     logger = logging.getLogger("twine")
     handler = _LogHandler(prefix)

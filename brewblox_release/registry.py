@@ -39,7 +39,9 @@ def _split(image: str) -> tuple[str, str]:
 
 
 def _is_loopback(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0][1:]
+    if host.startswith("["):  # [::1]:5000
+        return host[1:].split("]", maxsplit=1)[0] == "::1"
+    name = host.rsplit(":", 1)[0]
     return name == "localhost" or name.startswith("127.") or name == "::1"
 
 
@@ -75,14 +77,15 @@ class Registry:
         params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
         realm = params.pop("realm", None)
         if not challenge.lower().startswith("bearer") or not realm:
-            raise PublishError(f"registry {self.host} wants {challenge.split()[0]} auth, which "
+            scheme = challenge.split(maxsplit=1)[0] if challenge else "unknown"
+            raise PublishError(f"registry {self.host} wants {scheme} auth, which "
                                "brewblox-release cannot read; run `docker login` and retry")
         url = realm + "?" + urllib.parse.urlencode(params)
-        request = urllib.request.Request(url)  # noqa: S310 (the registry's own realm)
+        request = urllib.request.Request(url)
         if self.username and self.password:
             basic = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
             request.add_header("Authorization", f"Basic {basic}")
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:
             data = json.load(response)
         self._token = data.get("token") or data.get("access_token")
 
@@ -90,13 +93,13 @@ class Registry:
                  method: str = "GET") -> tuple[Mapping[str, str], bytes] | None:
         """GET (or HEAD) a path under the repository; None for 404."""
         for _ in range(2):
-            request = urllib.request.Request(f"{self.base}/{path}", method=method)  # noqa: S310
+            request = urllib.request.Request(f"{self.base}/{path}", method=method)
             if accept:
                 request.add_header("Accept", accept)
             if self._token:
                 request.add_header("Authorization", f"Bearer {self._token}")
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
                     return dict(response.headers.items()), response.read()
             except urllib.error.HTTPError as e:
                 if e.code == 404:

@@ -28,7 +28,8 @@ def rehearsal(image: str, env: Mapping[str, str]) -> Iterator[dict[str, str]]:
     """Start a registry and an index on loopback; yield the environment that points at them."""
     with tempfile.TemporaryDirectory(prefix="brewblox-rehearsal-") as tmp, \
             RegistryServer(Path(tmp)) as registry, IndexServer(Path(tmp)) as index:
-        assert isinstance(registry, RegistryServer) and isinstance(index, IndexServer)
+        assert isinstance(registry, RegistryServer)
+        assert isinstance(index, IndexServer)
         path = _split(image)[1]
         rehearsal_env = {k: v for k, v in env.items() if k not in CLEARED}
         rehearsal_env.update({

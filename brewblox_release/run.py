@@ -147,8 +147,8 @@ def run(argv: Sequence[str | Path], *, cwd: Path | str | None = None,
         timer = threading.Timer(timeout, proc.kill) if timeout else None
         if timer:
             timer.start()
-        for line in proc.stdout:
-            line = line.rstrip("\n")
+        for raw in proc.stdout:
+            line = raw.rstrip("\n")
             lines.append(line)
             if stream:
                 log(f"  {line}")

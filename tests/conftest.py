@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from brewblox_release.servers import IndexServer, RegistryServer
-from tests.service import BASE_REPO, GitRepo, RIG_TARGETS, make_service
+from tests.service import BASE_REPO, RIG_TARGETS, GitRepo, make_service
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

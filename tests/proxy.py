@@ -22,7 +22,7 @@ class FaultProxy:
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 pass
 
             def _forward(self) -> None:
@@ -54,7 +54,14 @@ class FaultProxy:
                 self.wfile.write(data)
                 conn.close()
 
-            do_GET = do_POST = do_HEAD = _forward  # noqa: N815
+            def do_GET(self) -> None:  # noqa: N802 (http.server's names)
+                self._forward()
+
+            def do_POST(self) -> None:  # noqa: N802
+                self._forward()
+
+            def do_HEAD(self) -> None:  # noqa: N802
+                self._forward()
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -200,7 +200,7 @@ SECRET_VALUES = (SENTINELS["TWINE_USERNAME"], SENTINELS["TWINE_PASSWORD"],
 
 def leaked_secrets(text: str, secrets: Sequence[str] = SECRET_VALUES) -> list[str]:
     """The secret values that appear in ``text`` (plain or percent-encoded)."""
-    from urllib.parse import quote  # noqa: PLC0415
+    from urllib.parse import quote
 
     return [s for s in secrets if s in text or quote(s, safe="") in text]
 
@@ -232,10 +232,10 @@ def nox(repo: GitRepo | Path, *args: str, env: dict[str, str] | None = None,
 # --- reading a registry through its HTTP API (independently of the library) ---------------------
 
 def _get(url: str, accept: str | None = None) -> tuple[dict[str, str], bytes]:
-    request = urllib.request.Request(url)  # noqa: S310 (loopback)
+    request = urllib.request.Request(url)
     if accept:
         request.add_header("Accept", accept)
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=10) as response:
         return {k.lower(): v for k, v in response.headers.items()}, response.read()
 
 

@@ -55,8 +55,8 @@ def test_branch_push_builds_and_pushes_both_targets(
         assert labels["org.opencontainers.image.title"] == "demo-svc"
         ref = f"{registry.address}/{REPO}:{tag}"
         assert image_package_version(ref, platform) == version
-    assert index.packages.is_dir() and not list(index.packages.iterdir()), \
-        "the docker sessions upload nothing to the index"
+    assert index.packages.is_dir()
+    assert not list(index.packages.iterdir()), "the docker sessions upload nothing to the index"
 
 
 def _image_exists(ref: str) -> bool:

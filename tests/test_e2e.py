@@ -13,8 +13,8 @@ import pytest
 
 from brewblox_release.servers import IndexServer, RegistryServer
 from tests.service import (
-    GitRepo,
     RIG_TARGETS,
+    GitRepo,
     azure_pr_env,
     destinations,
     github_env,
@@ -78,7 +78,8 @@ def test_travis_tag_is_a_release_and_pip_prefers_it(service: GitRepo, registry: 
 
     _tag_release(service, "1.2.3", registry, index)
     files = index_files(index.packages)
-    assert "demo_svc-1.2.3-py3-none-any.whl" in files and "demo_svc-1.2.3.tar.gz" in files
+    assert "demo_svc-1.2.3-py3-none-any.whl" in files
+    assert "demo_svc-1.2.3.tar.gz" in files
     assert registry_tags(registry.address, REPO) == [
         "1.2.3", "feature-next", "latest", "rpi-1.2.3", "rpi-feature-next", "rpi-latest"]
     assert registry_digest(registry.address, REPO, "latest") == \

@@ -20,10 +20,10 @@ from brewblox_release.servers import IndexServer, RegistryServer
 from tests.proxy import FaultProxy
 from tests.service import (
     NOXFILE,
+    RIG_TARGETS,
     SECRET_VALUES,
     SENTINELS,
     GitRepo,
-    RIG_TARGETS,
     clean_env,
     destinations,
     github_env,
@@ -108,7 +108,8 @@ def test_registry_down_before_publishing_publishes_nothing(
     result = nox(service, "-s", "release", env=env)
     assert result.returncode != 0
     _assert_clear_error(result.stdout, "not reachable")
-    assert "built amd64 image" in result.stdout and "built arm image" in result.stdout
+    assert "built amd64 image" in result.stdout
+    assert "built arm image" in result.stdout
     assert index_files(index.packages) == []
     registry.start()
     assert registry_tags(registry.address, REPO) == []
@@ -129,7 +130,8 @@ def test_index_503_twice_then_upload_succeeds(service: GitRepo, registry: Regist
     assert proxy.posts == [503, 503, 200, 200]
     # twine retries a 5xx answer itself (up to 5 times) and says so; each retry is logged.
     assert result.stdout.count('Received "503: Service Unavailable"') == 2, result.stdout
-    assert "Retry 1 of 5" in result.stdout and "Retry 2 of 5" in result.stdout
+    assert "Retry 1 of 5" in result.stdout
+    assert "Retry 2 of 5" in result.stdout
     assert index_files(index.packages) == ["demo_svc-1.2.4.dev2-py3-none-any.whl",
                                            "demo_svc-1.2.4.dev2.tar.gz"]
 
@@ -290,7 +292,6 @@ def test_missing_credentials_stop_before_building(service: GitRepo, registry: Re
 
 def test_stale_wheel_in_pkg_is_refused(service: GitRepo, registry: RegistryServer,
                                        index: IndexServer, dev_env: dict[str, str]) -> None:
-    service.checkout("-q", "1.2.3") if False else None  # noqa: B018 (keep the branch checkout)
     assert nox(service, "-s", "dist", "distcopy", env=dev_env).returncode == 0
     service.commit("one more change")  # the version moves on; pkg/ still holds the old wheel
     result = nox(service, "-s", "docker-amd64", env=dev_env)
