@@ -16,7 +16,19 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(python=False)
+def demo(session: nox.Session) -> None:
+    """Rehearse a whole release of a sample service on loopback (after .ci/provision.sh)."""
+    session.run("python", "-m", "tests.demo", *session.posargs)
+
+
+@nox.session(python=False)
 def lint(session: nox.Session) -> None:
     """ruff and mypy strict over the package, the tests and the benchmark."""
     session.run("ruff", "check", ".")
     session.run("mypy")
+
+
+@nox.session(python=False)
+def bench(session: nox.Session) -> None:
+    """Benchmark `nox -s release` against the seed's pipeline (bench/bench.py; -- --runs 3)."""
+    session.run("python", "bench/bench.py", *session.posargs)

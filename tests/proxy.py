@@ -54,13 +54,13 @@ class FaultProxy:
                 self.wfile.write(data)
                 conn.close()
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's names)
+            def do_GET(self) -> None:
                 self._forward()
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 self._forward()
 
-            def do_HEAD(self) -> None:  # noqa: N802
+            def do_HEAD(self) -> None:
                 self._forward()
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
