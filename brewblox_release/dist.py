@@ -25,7 +25,7 @@ from .errors import BuildError
 from .run import CommandError, log, run
 from .version import pretend_env
 
-__all__ = ["build", "check_context", "copy", "dist_files"]
+__all__ = ["build", "check", "check_context", "copy", "dist_files"]
 
 
 def dist_files(directory: Path) -> list[Path]:
@@ -47,8 +47,10 @@ def file_version(path: Path) -> tuple[str, Version]:
     return name, version
 
 
-def build(config: Config, version: str, *, source_date_epoch: int | None = None) -> list[Path]:
-    """Empty the dist dir, build the sdist and wheel of ``version``, and `twine check` them.
+def build(config: Config, version: str, *, source_date_epoch: int | None = None,
+          twine: bool = True) -> list[Path]:
+    """Empty the dist dir, build the sdist and wheel of ``version``, and `twine check` them
+    (with ``twine=False`` not: the release runs `check` while the images build).
 
     The build uses exactly ``version`` (through setuptools_scm's pretend variable) and, when
     given, ``SOURCE_DATE_EPOCH`` (the commit time), so that building the same commit twice
@@ -71,8 +73,9 @@ def build(config: Config, version: str, *, source_date_epoch: int | None = None)
             for path in files:
                 if path.name.endswith(".tar.gz"):
                     normalize_sdist(path, source_date_epoch)
-        run([sys.executable, "-m", "twine", "check", "--strict", *files], cwd=config.root,
-            env={"NO_COLOR": "1"})
+        if twine:
+            run([sys.executable, "-m", "twine", "check", "--strict", *files], cwd=config.root,
+                env={"NO_COLOR": "1"})
     except CommandError as e:
         step = "twine check" if "twine" in e.result.argv else "python -m build"
         raise BuildError(f"building the package failed: {step} exited with "
@@ -84,6 +87,17 @@ def build(config: Config, version: str, *, source_date_epoch: int | None = None)
             raise BuildError(f"{path.name} has version {got}, not {version}: does the build "
                              "backend take its version from setuptools_scm?")
     return files
+
+
+def check(config: Config, files: Sequence[Path]) -> None:
+    """``twine check --strict`` the built files (`build` does it unless told not to)."""
+    try:
+        run([sys.executable, "-m", "twine", "check", "--strict", *files], cwd=config.root,
+            env={"NO_COLOR": "1"})
+    except CommandError as e:
+        raise BuildError(f"building the package failed: twine check exited with "
+                         f"{e.result.returncode} (its output is above); nothing was published"
+                         ) from e
 
 
 #: A kept build environment is made afresh after this long (seconds), like build isolation
@@ -107,13 +121,13 @@ def _build_kept(config: Config, out: Path, env: Mapping[str, str]) -> bool:
     subprocess, as ``build`` does: the same isolation from the nox environment, in a second.
     Anything unusual (no pip, a broken environment) falls back to ``python -m build``.
     """
-    import fcntl  # noqa: PLC0415
-    import hashlib  # noqa: PLC0415
-    import json  # noqa: PLC0415
-    import time  # noqa: PLC0415
-    import venv  # noqa: PLC0415
+    import fcntl
+    import hashlib
+    import json
+    import time
+    import venv
 
-    from build import BuildBackendException, BuildException, ProjectBuilder  # noqa: PLC0415
+    from build import BuildBackendException, BuildException, ProjectBuilder
 
     def runner(cmd: Sequence[str], cwd: str | None = None,
                extra_environ: Mapping[str, str] | None = None) -> None:

@@ -113,7 +113,7 @@ def build(config: Config, image: ImagePlan, *, version: str, revision: str, crea
     Output streams to the user as it comes, each line masked; ``prefix`` marks the lines of
     one target when several build at once.
     """
-    from python_on_whales import DockerException, docker  # noqa: PLC0415 (costly import)
+    from python_on_whales import DockerException, docker
 
     target = config.target(image.target)
     check_emulation(target.platform)
@@ -145,7 +145,7 @@ def build(config: Config, image: ImagePlan, *, version: str, revision: str, crea
 
 def _retrying(what: str, action: Callable[[], T], *, attempts: int = PUSH_ATTEMPTS,
               backoff: float = PUSH_BACKOFF) -> T:
-    from python_on_whales import DockerException  # noqa: PLC0415
+    from python_on_whales import DockerException
 
     for attempt in range(1, attempts + 1):
         try:
@@ -171,7 +171,7 @@ def _retrying(what: str, action: Callable[[], T], *, attempts: int = PUSH_ATTEMP
 
 def push(refs: Iterable[str]) -> None:
     """Push tags that the engine holds, each with retries on transient faults."""
-    from python_on_whales import docker  # noqa: PLC0415
+    from python_on_whales import docker
 
     for ref in refs:
         def one(ref: str = ref) -> None:
@@ -183,7 +183,7 @@ def push(refs: Iterable[str]) -> None:
 
 
 def tag(source: str, refs: Iterable[str]) -> None:
-    from python_on_whales import docker  # noqa: PLC0415
+    from python_on_whales import docker
 
     for ref in refs:
         docker.image.tag(source, ref)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -15,18 +16,22 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from packaging.utils import parse_wheel_filename
 from packaging.version import Version
 
-from . import ci, config as config_mod, dist, version as version_mod
+from . import ci
+from . import config as config_mod
+from . import version as version_mod
 from .ci import CiContext, Event
 from .config import Config
 from .errors import CredentialsError, ReleaseError, VersionError
-from .index import Index, Outcome
 from .plan import ImagePlan, Plan, highest_final, make_plan, tag_version
 from .run import log
 from .tags import LATEST
+
+if TYPE_CHECKING:  # dist and index load on use: --dry-run needs neither
+    from .index import Index, Outcome
 
 __all__ = ["Options", "Run", "prepare", "publish", "release", "verify"]
 
@@ -81,6 +86,8 @@ class Run:
 
     @property
     def index(self) -> Index:
+        from .index import Index
+
         return Index.from_env(self.env)
 
 
@@ -103,9 +110,11 @@ def published_versions(config: Config, env: Mapping[str, str]) -> set[str]:
     """Versions already released: on the index, and as version tags in the registry."""
     found: set[str] = set()
     if config.pypi:
+        from .index import Index
+
         found |= Index.from_env(env).versions(config.name)
     if config.image:
-        from .registry import Registry  # noqa: PLC0415
+        from .registry import Registry
 
         prefix = config.targets[0].prefix
         found |= {t[len(prefix):] for t in Registry.from_env(config.image, env).tags()
@@ -118,7 +127,12 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
     env = dict(os.environ if env is None else env)
     config = config_mod.load(root, env)
     ctx = ci.detect(env)
-    state = version_mod.git_state(config.root)
+    pool = ThreadPoolExecutor(max_workers=1)  # setuptools_scm imports while git runs
+    computed = pool.submit(version_mod.compute, config.root)
+    try:
+        state = version_mod.git_state(config.root)
+    finally:
+        pool.shutdown(wait=False)
     if options.ref:
         ctx = ctx.with_ref(options.ref)
     elif ctx.event is Event.LOCAL and (options.publish or options.rehearse):
@@ -128,21 +142,30 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
         log("shallow clone: fetching the full history and tags to compute the version")
         version_mod.unshallow(config.root, state)
         state = version_mod.git_state(config.root)
+        computed = pool.submit(version_mod.compute, config.root)  # the history is complete now
     elif state.shallow:
         log("warning: shallow clone: the version may be wrong (a publishing run fetches the "
             "full history)")
+    notes: list[str] = []
     if publishing and not options.allow_dirty:
-        version_mod.require_clean(config.root, state)
-    info = version_mod.VersionInfo(version_mod.compute(config.root), state)
+        try:
+            version_mod.require_clean(config.root, state)
+        except VersionError as e:
+            if not options.dry_run:
+                raise
+            notes.append(str(e))
+    info = version_mod.VersionInfo(computed.result(), state)
     plan = make_plan(ctx, info.version, config)
     if plan.latest and not options.rehearse:
         plan = make_plan(ctx, info.version, config, published_versions(config, env))
+    if notes:
+        plan = replace(plan, reasons=(*plan.reasons, *notes))
     return Run(config, ctx, info, plan, options, env)
 
 
 def preflight(run: Run) -> None:
     """Before anything is built: every destination has credentials, every target can build."""
-    from . import docker  # noqa: PLC0415
+    from . import docker
 
     plan, env = run.plan, run.env
     if plan.upload:
@@ -159,7 +182,7 @@ def preflight(run: Run) -> None:
             missing = "DOCKER_PASSWORD" if has_user else "DOCKER_USERNAME"
             raise CredentialsError(f"{missing} is not set but its partner is: set both, or "
                                    "neither to use an existing `docker login`. Nothing was built")
-        from .registry import _is_loopback, _split  # noqa: PLC0415
+        from .registry import _is_loopback, _split
 
         if not (has_user or docker.has_login(image) or _is_loopback(_split(image)[0])):
             raise CredentialsError(
@@ -172,18 +195,32 @@ def preflight(run: Run) -> None:
         docker.check_emulation(image_plan.platform)
 
 
+def _preload_docker() -> None:
+    """Import python-on-whales (half a second) in a thread, while the package builds."""
+    with contextlib.suppress(Exception):  # docker.build reports it, in the main thread
+        import python_on_whales  # noqa: F401
+
+
 def build_all(run: Run) -> list[Path]:
-    """dist, distcopy, then every image (concurrently); nothing is published here."""
-    files = dist.build(run.config, run.info.version,
-                       source_date_epoch=run.info.git.commit_time)
-    dist.copy(run.config)
-    build_images(run, run.plan.images)
+    """dist, distcopy, then every image (concurrently, while twine checks the package);
+    nothing is published here."""
+    from . import dist
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        if run.plan.images:
+            pool.submit(_preload_docker)
+        files = dist.build(run.config, run.info.version,
+                           source_date_epoch=run.info.git.commit_time, twine=False)
+        dist.copy(run.config)
+        checked = pool.submit(dist.check, run.config, files)
+        build_images(run, run.plan.images)
+        checked.result()
     return files
 
 
 def build_images(run: Run, images: Sequence[ImagePlan]) -> None:
     """Build the images of ``images`` at once, after checking that each ``pkg/`` is current."""
-    from . import docker  # noqa: PLC0415
+    from . import dist, docker
 
     for image in images:
         dist.check_context(run.config, run.config.target(image.target), run.info.version)
@@ -226,13 +263,13 @@ class Summary:
 def publish(run: Run, files: Sequence[Path], summary: Summary) -> None:
     """Push the images' tags, upload to the index, then move ``latest``: in that order, so that
     what cannot be undone (an index upload) and what users follow (``latest``) come last."""
-    from . import docker  # noqa: PLC0415
+    from . import docker
 
     plan = run.plan
     pushes = [image for image in plan.images if image.push]
     if pushes:
         image = run.config.require_image()
-        from .registry import Registry  # noqa: PLC0415
+        from .registry import Registry
 
         Registry.from_env(image, run.env).tags()  # reachable, before anything is pushed
         if docker.login(image, run.env):
@@ -240,25 +277,30 @@ def publish(run: Run, files: Sequence[Path], summary: Summary) -> None:
     if plan.upload:
         run.index.files(run.config.name)  # reachable, before anything is pushed
     is_latest = {f"{p}{LATEST}" for p in (t.prefix for t in run.config.targets)}
-    for image in pushes:
-        refs = [r for r, t in zip(image.refs, image.tags, strict=True) if t not in is_latest]
-        docker.push(refs)
-        for ref in refs:
-            summary.add(f"registry {image.platform}", ref, "pushed")
+
+    def push(latest: bool) -> None:
+        """Each image's tags (its ``latest`` ones, or the others), the images at once."""
+        batches = [(image, [r for r, t in zip(image.refs, image.tags, strict=True)
+                            if (t in is_latest) == latest]) for image in pushes]
+        with ThreadPoolExecutor(max_workers=max(1, len(batches))) as pool:
+            list(pool.map(docker.push, [refs for _, refs in batches]))
+        for image, refs in batches:
+            for ref in refs:
+                summary.add(f"registry {image.platform}", ref, "pushed")
+
+    push(latest=False)
     if plan.upload:
         outcomes: list[Outcome] = run.index.upload(run.config.name, files,
                                                    release=not plan.is_dev)
         for outcome in outcomes:
             summary.add(f"index {run.index.upload_url}", outcome.path.name, outcome.status)
-    for image in pushes:
-        refs = [r for r, t in zip(image.refs, image.tags, strict=True) if t in is_latest]
-        docker.push(refs)
-        for ref in refs:
-            summary.add(f"registry {image.platform}", ref, "pushed")
+    push(latest=True)
 
 
 def pip_resolves(index: Index, name: str, *, pre: bool = False) -> str:
     """The version ``pip`` picks for ``name`` from the index (``--pre`` optionally)."""
+    from packaging.utils import parse_wheel_filename
+
     with tempfile.TemporaryDirectory() as tmp:
         argv = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir",
                 "--disable-pip-version-check", "--quiet", "--index-url", index.simple_url,
@@ -280,8 +322,8 @@ def pip_resolves(index: Index, name: str, *, pre: bool = False) -> str:
 def verify(run: Run, summary: Summary) -> None:
     """SPEC §10: pip without --pre gets the highest final release; ``latest`` points at its
     images; every pushed image holds the version the plan published."""
-    from . import docker  # noqa: PLC0415
-    from .registry import Registry  # noqa: PLC0415
+    from . import docker
+    from .registry import Registry
 
     plan, config = run.plan, run.config
     problems = []
@@ -312,9 +354,11 @@ def verify(run: Run, summary: Summary) -> None:
                         "ok" if ok else "WRONG")
             if not ok:
                 problems.append(f"{latest} does not point at {target.prefix}{top}")
-        for image in pushes:
+        with ThreadPoolExecutor(max_workers=len(pushes)) as pool:  # arm runs under qemu
+            found = list(pool.map(lambda image: docker.package_version(
+                image.refs[0], image.platform, config.name), pushes))
+        for image, got in zip(pushes, found, strict=True):
             ref = image.refs[0]
-            got = docker.package_version(ref, image.platform, config.name)
             ok = Version(got) == Version(plan.version)
             summary.add("verify image", f"{ref} holds {config.name} {got}",
                         "ok" if ok else f"WRONG: expected {plan.version}")

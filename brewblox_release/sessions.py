@@ -17,12 +17,16 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nox
 
 from .errors import ReleaseError
 
-__all__ = ["distcopy", "docker_amd64", "docker_arm", "dist", "release", "version"]
+if TYPE_CHECKING:
+    from .release import Run
+
+__all__ = ["dist", "distcopy", "docker_amd64", "docker_arm", "release", "version"]
 
 Session = nox.Session
 
@@ -30,7 +34,7 @@ Session = nox.Session
 def _guard(func: Callable[[Session], None]) -> Callable[[Session], None]:
     @functools.wraps(func)
     def wrapper(session: Session) -> None:
-        from .run import CommandError, Redactor, configure, redact  # noqa: PLC0415
+        from .run import CommandError, Redactor, configure, redact
 
         configure(redactor=Redactor.from_env(os.environ))
         _quiet_logging()
@@ -47,7 +51,7 @@ class _LibraryFilter(logging.Filter):
     (python-on-whales logs every docker command line, urllib3 every request); mask the rest."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from .run import redact  # noqa: PLC0415
+        from .run import redact
 
         if record.levelno < logging.WARNING and not record.name.startswith("nox"):
             return False
@@ -61,11 +65,15 @@ def _quiet_logging() -> None:
             handler.addFilter(_LibraryFilter())
 
 
-def _prepare(session: Session):  # type: ignore[no-untyped-def]  # noqa: ANN202
-    from .release import Options, prepare  # noqa: PLC0415
-    from .run import Redactor, configure  # noqa: PLC0415
+def _prepare(session: Session, *, dry_run: bool = False) -> Run:
+    from dataclasses import replace
+
+    from .release import Options, prepare
+    from .run import Redactor, configure
 
     options = Options.parse(session.posargs, prog=f"nox -s {session.name} --")
+    if dry_run:
+        options = replace(options, dry_run=True)
     run = prepare(Path.cwd(), options)
     configure(redactor=Redactor.from_env(os.environ, run.config.secret_vars))
     return run
@@ -74,8 +82,8 @@ def _prepare(session: Session):  # type: ignore[no-untyped-def]  # noqa: ANN202
 @nox.session(python=False)
 @_guard
 def version(session: Session) -> None:
-    """Print the version from git and the plan of this run."""
-    run = _prepare(session)
+    """Print the version from git and the plan of this run (it builds and publishes nothing)."""
+    run = _prepare(session, dry_run=True)
     print(run.info.version)
     print(run.plan.render())
 
@@ -84,7 +92,9 @@ def version(session: Session) -> None:
 @_guard
 def dist(session: Session) -> None:
     """Build the sdist and wheel into the dist dir and check them (twine check --strict)."""
-    from . import config, dist as dist_mod, version as version_mod  # noqa: PLC0415
+    from . import config
+    from . import dist as dist_mod
+    from . import version as version_mod
 
     cfg = config.load(Path.cwd(), os.environ)
     info = version_mod.read(cfg.root)
@@ -96,24 +106,25 @@ def dist(session: Session) -> None:
 @_guard
 def distcopy(session: Session) -> None:
     """Copy the dist dir's files into each target's pkg/, removing what was there."""
-    from . import config, dist as dist_mod  # noqa: PLC0415
+    from . import config
+    from . import dist as dist_mod
 
     dist_mod.copy(config.load(Path.cwd(), os.environ))
 
 
 def _docker(session: Session, target: str) -> None:
-    from . import docker  # noqa: PLC0415
-    from .release import Summary, build_images, preflight, publish, verify  # noqa: PLC0415
+    from dataclasses import replace
+
+    from .release import Summary, build_images, preflight, publish, verify
 
     run = _prepare(session)
     image = run.plan.image(run.config.target(target).name)
-    run = run.__class__(**{**run.__dict__, "plan": run.plan.__class__(
-        **{**run.plan.__dict__, "images": (image,), "upload": False})})
+    # This session's share of the plan: one image, no index upload.
+    run = replace(run, plan=replace(run.plan, images=(image,), upload=False))
     if run.options.dry_run:
         print(run.plan.render())
         return
     preflight(run)
-    docker.check_emulation(image.platform)
     build_images(run, [image])
     if image.push:
         summary = Summary()
@@ -140,13 +151,14 @@ def docker_arm(session: Session) -> None:
 @_guard
 def release(session: Session) -> None:
     """Release: preflight, dist, distcopy, every image, publish, verify, summary."""
-    from .release import Options, prepare, release as run_release  # noqa: PLC0415
-    from .run import Redactor, configure  # noqa: PLC0415
+    from .release import Options, prepare
+    from .release import release as run_release
+    from .run import Redactor, configure
 
     options = Options.parse(session.posargs, prog="nox -s release --")
     if options.rehearse:
-        from . import config  # noqa: PLC0415
-        from .rehearse import rehearsal  # noqa: PLC0415
+        from . import config
+        from .rehearse import rehearsal
 
         cfg = config.load(Path.cwd(), os.environ)
         with rehearsal(cfg.require_image(), os.environ) as env:

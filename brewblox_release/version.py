@@ -99,13 +99,25 @@ def git_state(root: Path) -> GitState:
     )
 
 
+def _plain_scm_log_handler() -> None:
+    """Spare vcs_versioning its rich log handler: importing rich costs a twentieth of a second
+    of every ``--dry-run``, for warnings that a plain stderr handler prints as well."""
+    try:
+        from vcs_versioning import _log
+    except ImportError:
+        return
+    if getattr(_log, "_default_handler", "absent") is None and logging.lastResort is not None:
+        _log._default_handler = logging.lastResort
+
+
 def compute(root: Path) -> str:
     """The version setuptools_scm gives the checkout at ``root``, without a local part."""
-    from setuptools_scm import _get_version  # noqa: PLC0415 (costly import)
-    from vcs_versioning import VcsEnvironment  # noqa: PLC0415
+    from setuptools_scm import _get_version
+    from vcs_versioning import VcsEnvironment
 
     for name in ("vcs_versioning", "setuptools_scm"):  # their debug lines would flood nox's log
         logging.getLogger(name).setLevel(logging.WARNING)
+    _plain_scm_log_handler()
     pyproject = root / "pyproject.toml"
     try:
         config = VcsEnvironment.from_env("SETUPTOOLS_SCM").build_config(
