@@ -2,7 +2,8 @@
 
     from brewblox_release.sessions import *  # noqa: F403
 
-Every session runs in the environment nox runs in (no virtualenv per session), so it starts in
+A bare ``nox`` runs only ``version``: releasing is always asked for by name. Every session runs
+in the environment nox runs in (no virtualenv per session), so it starts in
 a fraction of a second; options go after ``--``: ``--dry-run``, ``--publish``,
 ``--ref refs/heads/NAME|refs/tags/NAME``, ``--allow-dirty``, ``--rehearse``.
 
@@ -88,7 +89,7 @@ def version(session: Session) -> None:
     print(run.plan.render())
 
 
-@nox.session(python=False)
+@nox.session(python=False, default=False)
 @_guard
 def dist(session: Session) -> None:
     """Build the sdist and wheel into the dist dir and check them (twine check --strict)."""
@@ -102,7 +103,7 @@ def dist(session: Session) -> None:
     session.log(f"built {', '.join(p.name for p in files)}")
 
 
-@nox.session(python=False)
+@nox.session(python=False, default=False)
 @_guard
 def distcopy(session: Session) -> None:
     """Copy the dist dir's files into each target's pkg/, removing what was there."""
@@ -133,21 +134,21 @@ def _docker(session: Session, target: str) -> None:
         print(summary.render())
 
 
-@nox.session(name="docker-amd64", python=False)
+@nox.session(name="docker-amd64", python=False, default=False)
 @_guard
 def docker_amd64(session: Session) -> None:
     """Build the amd64 image and, when the plan says so, push its tags."""
     _docker(session, "amd64")
 
 
-@nox.session(name="docker-arm", python=False)
+@nox.session(name="docker-arm", python=False, default=False)
 @_guard
 def docker_arm(session: Session) -> None:
     """Build the arm/v7 image and, when the plan says so, push its tags."""
     _docker(session, "arm")
 
 
-@nox.session(python=False)
+@nox.session(python=False, default=False)
 @_guard
 def release(session: Session) -> None:
     """Release: preflight, dist, distcopy, every image, publish, verify, summary."""
