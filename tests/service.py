@@ -6,9 +6,11 @@ import json
 import os
 import shutil
 import subprocess
+import threading
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -281,3 +283,25 @@ def image_package_version(ref: str, platform: str, name: str = "demo-svc", *,
          f"import importlib.metadata as m; print(m.version({name!r}))"],
         capture_output=True, text=True, check=True, timeout=300)
     return out.stdout.strip()
+
+
+def push_started(registry_dir: Path, repository: str = "brewblox/demo-svc") -> bool:
+    """Whether the registry has begun to receive an image (a blob upload or a layer link)."""
+    repo = registry_dir / "registry" / "docker" / "registry" / "v2" / "repositories" / repository
+    return (repo / "_uploads").is_dir() or (repo / "_layers").is_dir()
+
+
+def when(condition: Callable[[], bool], action: Callable[[], None],
+         deadline: float = 600) -> threading.Thread:
+    """Run ``action`` (in a thread) as soon as ``condition`` holds: a fault at a chosen moment."""
+    def watch() -> None:
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            if condition():
+                action()
+                return
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread

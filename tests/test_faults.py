@@ -11,7 +11,6 @@ import re
 import signal
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -31,8 +30,10 @@ from tests.service import (
     leaked_secrets,
     make_service,
     nox,
+    push_started,
     registry_tags,
     travis_env,
+    when,
 )
 
 pytestmark = [pytest.mark.engine, pytest.mark.e2e]
@@ -175,17 +176,13 @@ def test_killed_during_publishing_then_rerun_completes(
                             start_new_session=True)
     killed = threading.Event()
 
-    def kill_on_first_push() -> None:
-        end = time.monotonic() + 600
-        while time.monotonic() < end and proc.poll() is None:
-            if registry_tags(registry.address, REPO):
-                os.killpg(proc.pid, signal.SIGKILL)
-                killed.set()
-                return
-            time.sleep(0.05)
+    def kill() -> None:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            killed.set()
 
-    watcher = threading.Thread(target=kill_on_first_push, daemon=True)
-    watcher.start()
+    # Killed as soon as the registry begins to receive the first image: mid-publish.
+    watcher = when(lambda: proc.poll() is not None or push_started(registry.workdir), kill)
     output, _ = proc.communicate(timeout=600)
     watcher.join()
     assert killed.is_set(), output
