@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import PublishError
+from .errors import CredentialsError, PublishError
 
 __all__ = ["MANIFEST_TYPES", "Registry"]
 
@@ -85,8 +85,16 @@ class Registry:
         if self.username and self.password:
             basic = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
             request.add_header("Authorization", f"Basic {basic}")
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:
-            data = json.load(response)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                data = json.load(response)
+        except urllib.error.HTTPError as e:
+            raise CredentialsError(
+                f"registry {self.host} refused a token for {self.image} ({e.code} {e.reason}): "
+                "check DOCKER_USERNAME and DOCKER_PASSWORD") from e
+        except OSError as e:
+            raise PublishError(f"registry {self.host}: its token service is not reachable "
+                               f"({e})") from e
         self._token = data.get("token") or data.get("access_token")
 
     def _request(self, path: str, accept: str | None = None,

@@ -1,0 +1,75 @@
+"""The package index on a real pypiserver: what it holds, and the sha256 rule of uploads."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from brewblox_release import config, dist, version
+from brewblox_release.errors import PublishError
+from brewblox_release.index import PYPI_UPLOAD, Index
+from brewblox_release.servers import IndexServer
+from tests.service import make_service
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    repo = make_service(tmp_path_factory.mktemp("svc") / "svc")
+    repo.tag("1.2.3")
+    cfg = config.load(repo.path)
+    info = version.read(cfg.root)
+    return dist.build(cfg, info.version, source_date_epoch=info.git.commit_time)
+
+
+def _index(server: IndexServer) -> Index:
+    return Index.from_env({"TWINE_REPOSITORY_URL": server.url})
+
+
+def test_from_env() -> None:
+    assert Index.from_env({}).upload_url == PYPI_UPLOAD
+    assert Index.from_env({}).simple_url == "https://pypi.org/simple/"
+    assert Index.from_env({}).missing_credentials() == "TWINE_PASSWORD"
+    assert Index.from_env({"ACTIONS_ID_TOKEN_REQUEST_URL": "x"}).missing_credentials() is None
+    devpi = Index.from_env({"TWINE_REPOSITORY_URL": "https://devpi.example/u/i/",
+                            "BREWBLOX_RELEASE_INDEX_URL": "https://devpi.example/u/i/+simple/"})
+    assert devpi.simple_url == "https://devpi.example/u/i/+simple/"
+    assert Index.from_env({"TWINE_REPOSITORY_URL": "http://127.0.0.1:1/"}).simple_url == \
+        "http://127.0.0.1:1/simple/"
+    assert Index.from_env({"TWINE_REPOSITORY_URL": "http://127.0.0.1:1/"}).missing_credentials() \
+        is None
+
+
+def test_upload_then_skip_the_same_files(index: IndexServer, built: list[Path]) -> None:
+    idx = _index(index)
+    assert idx.files("demo-svc") == {}
+    outcomes = idx.upload("demo-svc", built, release=True)
+    assert [o.status for o in outcomes] == ["uploaded", "uploaded"]
+    assert idx.versions("demo-svc") == {"1.2.3"}
+    files = idx.files("demo-svc")
+    assert sorted(files) == sorted(p.name for p in built)
+    assert all(sha is not None and len(sha) == 64 for sha in files.values())
+    again = idx.upload("demo-svc", built, release=True)
+    assert [o.status for o in again] == ["skipped", "skipped"]
+    assert sorted(p.name for p in index.packages.iterdir()) == sorted(p.name for p in built)
+
+
+def test_a_different_file_under_the_same_name(index: IndexServer, built: list[Path],
+                                              tmp_path: Path) -> None:
+    idx = _index(index)
+    idx.upload("demo-svc", built, release=True)
+    other = tmp_path / built[0].name
+    shutil.copy(built[0], other)
+    with other.open("ab") as f:
+        f.write(b"\0")  # same name, other bytes: another branch at the same distance
+    with pytest.raises(PublishError, match="different contents"):
+        idx.upload("demo-svc", [other], release=True)
+    outcomes = idx.upload("demo-svc", [other], release=False)
+    assert [o.status for o in outcomes] == ["collision"]
+    assert (index.packages / built[0].name).read_bytes() == built[0].read_bytes()
+
+
+def test_unreachable_index_is_a_publish_error() -> None:
+    with pytest.raises(PublishError, match="cannot read"):
+        Index.from_env({"TWINE_REPOSITORY_URL": "http://127.0.0.1:9/"}).files("demo-svc")

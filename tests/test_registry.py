@@ -1,0 +1,131 @@
+"""Reading a real registry (docker-registry on loopback) through its HTTP API."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+import threading
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from brewblox_release.errors import CredentialsError, PublishError
+from brewblox_release.registry import Registry
+from brewblox_release.servers import RegistryServer
+from tests.conftest import require_or_skip
+
+
+@pytest.fixture
+def bare_registry(tmp_path: Path) -> Iterator[RegistryServer]:
+    """A registry without the engine: these tests upload through the HTTP API themselves."""
+    if not (shutil.which("docker-registry") or shutil.which("registry")):
+        require_or_skip("no registry program: run `bash .ci/provision.sh` as root")
+    with RegistryServer(tmp_path) as server:
+        assert isinstance(server, RegistryServer)
+        yield server
+
+
+def _upload(address: str, repo: str, data: bytes) -> str:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    start = urllib.request.Request(f"http://{address}/v2/{repo}/blobs/uploads/", method="POST")
+    with urllib.request.urlopen(start) as response:
+        location = response.headers["Location"]
+    if location.startswith("/"):
+        location = f"http://{address}{location}"
+    sep = "&" if "?" in location else "?"
+    put = urllib.request.Request(f"{location}{sep}digest={digest}", data=data, method="PUT",
+                                 headers={"Content-Type": "application/octet-stream"})
+    urllib.request.urlopen(put).close()
+    return digest
+
+
+def _push(address: str, repo: str, tag: str, labels: dict[str, str]) -> str:
+    config = json.dumps({"architecture": "arm", "variant": "v7", "os": "linux",
+                         "config": {"Labels": labels}, "rootfs": {"type": "layers",
+                                                                  "diff_ids": []}}).encode()
+    config_digest = _upload(address, repo, config)
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": len(config)},
+        "layers": []}).encode()
+    put = urllib.request.Request(
+        f"http://{address}/v2/{repo}/manifests/{tag}", data=manifest, method="PUT",
+        headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    urllib.request.urlopen(put).close()
+    return "sha256:" + hashlib.sha256(manifest).hexdigest()
+
+
+def test_tags_digests_and_configs(bare_registry: RegistryServer) -> None:
+    image = f"{bare_registry.address}/demo/svc"
+    registry = Registry(image)
+    assert registry.base == f"http://{bare_registry.address}/v2/demo/svc"
+    assert registry.tags() == []
+    assert registry.digest("1.2.3") is None
+    digest = _push(bare_registry.address, "demo/svc", "1.2.3", {"v": "1.2.3"})
+    _push(bare_registry.address, "demo/svc", "latest", {"v": "1.2.3"})
+    assert registry.tags() == ["1.2.3", "latest"]
+    assert registry.digest("1.2.3") == digest == registry.digest("latest")
+    config = registry.config("1.2.3")
+    assert (config["architecture"], config["variant"]) == ("arm", "v7")
+    assert config["config"]["Labels"] == {"v": "1.2.3"}
+
+
+def test_unreachable_registry() -> None:
+    with pytest.raises(PublishError, match="not reachable"):
+        Registry("127.0.0.1:9/demo/svc").tags()
+
+
+def test_docker_hub_names() -> None:
+    assert Registry("brewblox/svc").base == "https://registry-1.docker.io/v2/brewblox/svc"
+    assert Registry("python").base == "https://registry-1.docker.io/v2/library/python"
+    assert Registry("ghcr.io/org/svc").base == "https://ghcr.io/v2/org/svc"
+
+
+class _TokenRegistry(BaseHTTPRequestHandler):
+    """Docker Hub's token flow, which no registry here speaks: the one thing these tests mock."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        port = self.server.server_address[1]
+        assert isinstance(port, int)
+        if self.path.startswith("/token"):
+            ok = self.headers.get("Authorization") == "Basic " + base64.b64encode(
+                b"user:s3cret-token").decode()
+            self._send(200 if ok else 401, {"token": "T0K"} if ok else {})
+        elif self.headers.get("Authorization") == "Bearer T0K":
+            self._send(200, {"name": "org/svc", "tags": ["1.0.0"]})
+        else:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", f'Bearer realm="http://127.0.0.1:{port}/token",'
+                             'service="registry",scope="repository:org/svc:pull"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    def _send(self, status: int, body: dict[str, object]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def test_bearer_token_flow_with_credentials() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _TokenRegistry)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        image = f"127.0.0.1:{server.server_address[1]}/org/svc"
+        assert Registry(image, "user", "s3cret-token").tags() == ["1.0.0"]
+        with pytest.raises(CredentialsError, match=r"refused a token for \S+ \(401"):
+            Registry(image, "user", "wrong").tags()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,60 @@
+"""The sessions as a service uses them: its whole noxfile is the one import line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.service import NOXFILE, GitRepo, make_service, nox
+
+
+def _service(tmp_path: Path) -> GitRepo:
+    repo = make_service(tmp_path / "svc")
+    assert (repo.path / "noxfile.py").read_text() == NOXFILE
+    repo.tag("1.2.3")
+    repo.commit("one")
+    repo.commit("two")
+    return repo
+
+
+def test_nox_lists_the_sessions_and_selects_only_version(tmp_path: Path) -> None:
+    result = nox(_service(tmp_path), "-l")
+    assert result.returncode == 0, result.stdout
+    listed = {line.split()[1]: line.split()[0] for line in result.stdout.splitlines()
+              if line[:2] in {"* ", "- "}}
+    assert listed == {"version": "*", "dist": "-", "distcopy": "-", "docker-amd64": "-",
+                      "docker-arm": "-", "release": "-"}
+
+
+def test_dist_and_distcopy(tmp_path: Path) -> None:
+    repo = _service(tmp_path)
+    for context in ("docker", "rpi-docker"):
+        (repo.path / context / "pkg").mkdir()
+        (repo.path / context / "pkg" / "demo_svc-0.9.0-py3-none-any.whl").write_text("stale")
+    result = nox(repo, "-s", "dist", "distcopy")
+    assert result.returncode == 0, result.stdout
+    expected = ["demo_svc-1.2.4.dev2-py3-none-any.whl", "demo_svc-1.2.4.dev2.tar.gz"]
+    assert sorted(p.name for p in (repo.path / "dist").iterdir()) == expected
+    for context in ("docker", "rpi-docker"):
+        pkg = repo.path / context / "pkg"
+        assert sorted(p.name for p in pkg.iterdir()) == expected, "stale files are removed"
+        for name in expected:
+            assert (pkg / name).read_bytes() == (repo.path / "dist" / name).read_bytes()
+
+
+def test_version_prints_the_version_and_the_plan(tmp_path: Path) -> None:
+    repo = _service(tmp_path)
+    result = nox(repo, "-s", "version")
+    assert result.returncode == 0, result.stdout
+    assert "\n1.2.4.dev2\n" in result.stdout
+    assert "amd64:   build and load brewblox/demo-svc:local" in result.stdout
+    result = nox(repo, "-s", "release", "--", "--dry-run", "--ref", "refs/heads/feature/X")
+    assert result.returncode == 0, result.stdout
+    assert "index:   upload sdist and wheel of 1.2.4.dev2" in result.stdout
+    assert "arm:     push brewblox/demo-svc:rpi-feature-x" in result.stdout
+    assert not (repo.path / "dist").exists(), "a dry run builds nothing"
+
+
+def test_bad_option_is_a_clear_error(tmp_path: Path) -> None:
+    result = nox(_service(tmp_path), "-s", "release", "--", "--dryrun")
+    assert result.returncode != 0
+    assert "unknown option '--dryrun'" in result.stdout
