@@ -94,8 +94,8 @@ class _TokenRegistry(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
-        port = self.server.server_address[1]
-        assert isinstance(port, int)
+        assert isinstance(self.server, ThreadingHTTPServer)
+        port = self.server.server_port
         if self.path.startswith("/token"):
             ok = self.headers.get("Authorization") == "Basic " + base64.b64encode(
                 b"user:s3cret-token").decode()
