@@ -121,13 +121,17 @@ def _build_kept(config: Config, out: Path, env: Mapping[str, str]) -> bool:
     subprocess, as ``build`` does: the same isolation from the nox environment, in a second.
     Anything unusual (no pip, a broken environment) falls back to ``python -m build``.
     """
-    import fcntl
     import hashlib
     import json
     import time
     import venv
 
     from build import BuildBackendException, BuildException, ProjectBuilder
+
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system: no lock, no kept environment
+        return False
 
     def runner(cmd: Sequence[str], cwd: str | None = None,
                extra_environ: Mapping[str, str] | None = None) -> None:
@@ -142,7 +146,8 @@ def _build_kept(config: Config, out: Path, env: Mapping[str, str]) -> bool:
         path.parent.mkdir(parents=True, exist_ok=True)
         with (path.parent / f"{path.name}.lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if not (ready.exists() and time.time() - ready.stat().st_mtime < BUILD_ENV_MAX_AGE):
+            if not (ready.exists() and python.exists()
+                    and time.time() - ready.stat().st_mtime < BUILD_ENV_MAX_AGE):
                 log(f"making the build environment {path} ({', '.join(requires)})")
                 ready.unlink(missing_ok=True)
                 venv.EnvBuilder(clear=True, symlinks=True, with_pip=False).create(path)
@@ -165,7 +170,8 @@ def _build_kept(config: Config, out: Path, env: Mapping[str, str]) -> bool:
             raise e.exception from None
         raise BuildError(f"building the package failed: {e}; nothing was published") from e
     except (BuildException, CommandError, OSError) as e:
-        log(f"no kept build environment ({str(e).splitlines()[0]}): python -m build makes one")
+        why = (str(e).splitlines() or [type(e).__name__])[0]
+        log(f"no kept build environment ({why}): python -m build makes one")
         return False
     return True
 

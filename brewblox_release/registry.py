@@ -153,3 +153,51 @@ class Registry:
         if found is None:
             raise PublishError(f"{self.image}:{reference}: config blob is missing")
         return dict(json.loads(found[1]))
+
+    def package_version(self, reference: str, name: str, *,
+                        budget: int = 16 << 20) -> str | None:
+        """The version of the distribution ``name`` installed in the image, read from the
+        registry without pulling or running the image (no emulation for arm): the METADATA of
+        its ``.dist-info`` in a site-packages or dist-packages directory, in the topmost layer
+        that has one. None when the top layers (up to ``budget`` compressed bytes) do not tell,
+        or cannot be read: then the image has to be run."""
+        import email.parser
+        import io
+        import tarfile
+        import zlib
+
+        def canonical(text: str) -> str:
+            return re.sub(r"[-_.]+", "_", text).lower()
+
+        want = canonical(name)
+        info = re.compile(r"(?:^|/)(?:site|dist)-packages/(\.wh\.)?([^/]+)-[^/-]+\.dist-info"
+                          r"(/METADATA)?$")
+        try:
+            manifest = self.manifest(reference)
+        except PublishError:
+            return None
+        spent = 0
+        for layer in reversed((manifest or {}).get("layers") or []):
+            spent += int(layer.get("size", 0))
+            try:  # blobs may redirect to storage that refuses the registry's token
+                found = self._request(f"blobs/{layer['digest']}") if spent <= budget else None
+            except PublishError:
+                return None
+            if found is None:
+                return None
+            try:
+                with tarfile.open(fileobj=io.BytesIO(found[1]), mode="r:*") as tar:
+                    for member in tar:
+                        match = info.search(member.name)
+                        if not match or canonical(match.group(2)) != want:
+                            continue
+                        if match.group(1):  # a whiteout: this layer removed an installation
+                            return None
+                        data = tar.extractfile(member) if match.group(3) else None
+                        if data is not None:
+                            version = email.parser.BytesHeaderParser().parsebytes(
+                                data.read()).get("Version")
+                            return str(version).strip() if version else None
+            except (tarfile.TarError, OSError, EOFError, zlib.error):
+                return None
+        return None

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -127,12 +128,10 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
     env = dict(os.environ if env is None else env)
     config = config_mod.load(root, env)
     ctx = ci.detect(env)
-    pool = ThreadPoolExecutor(max_workers=1)  # setuptools_scm imports while git runs
-    computed = pool.submit(version_mod.compute, config.root)
-    try:
+    with ThreadPoolExecutor(max_workers=1) as pool:  # setuptools_scm imports while git runs
+        computed = pool.submit(version_mod.compute, config.root)
         state = version_mod.git_state(config.root)
-    finally:
-        pool.shutdown(wait=False)
+    version: Callable[[], str] = computed.result
     if options.ref:
         ctx = ctx.with_ref(options.ref)
     elif ctx.event is Event.LOCAL and (options.publish or options.rehearse):
@@ -142,7 +141,7 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
         log("shallow clone: fetching the full history and tags to compute the version")
         version_mod.unshallow(config.root, state)
         state = version_mod.git_state(config.root)
-        computed = pool.submit(version_mod.compute, config.root)  # the history is complete now
+        version = functools.partial(version_mod.compute, config.root)  # with the full history
     elif state.shallow:
         log("warning: shallow clone: the version may be wrong (a publishing run fetches the "
             "full history)")
@@ -154,7 +153,7 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
             if not options.dry_run:
                 raise
             notes.append(str(e))
-    info = version_mod.VersionInfo(computed.result(), state)
+    info = version_mod.VersionInfo(version(), state)
     plan = make_plan(ctx, info.version, config)
     if plan.latest and not options.rehearse:
         plan = make_plan(ctx, info.version, config, published_versions(config, env))
@@ -195,10 +194,14 @@ def preflight(run: Run) -> None:
         docker.check_emulation(image_plan.platform)
 
 
-def _preload_docker() -> None:
-    """Import python-on-whales (half a second) in a thread, while the package builds."""
-    with contextlib.suppress(Exception):  # docker.build reports it, in the main thread
-        import python_on_whales  # noqa: F401
+def _preload(*modules: str) -> None:
+    """Import what the next steps use (python-on-whales half a second, twine and pypi-simple
+    a third) in a thread, while the main thread waits on the package and image builds."""
+    import importlib
+
+    for module in modules:
+        with contextlib.suppress(Exception):  # the step that uses it reports the error
+            importlib.import_module(module)
 
 
 def build_all(run: Run) -> list[Path]:
@@ -207,8 +210,10 @@ def build_all(run: Run) -> list[Path]:
     from . import dist
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        if run.plan.images:
-            pool.submit(_preload_docker)
+        preload = ["python_on_whales"] if run.plan.images else []
+        if run.plan.upload:
+            preload += ["pypi_simple", "twine.commands.upload", "twine.settings"]
+        pool.submit(_preload, *preload)
         files = dist.build(run.config, run.info.version,
                            source_date_epoch=run.info.git.commit_time, twine=False)
         dist.copy(run.config)
@@ -321,7 +326,8 @@ def pip_resolves(index: Index, name: str, *, pre: bool = False) -> str:
 
 def verify(run: Run, summary: Summary) -> None:
     """SPEC §10: pip without --pre gets the highest final release; ``latest`` points at its
-    images; every pushed image holds the version the plan published."""
+    images; every pushed image holds the version the plan published (read from the registry's
+    copy of the image's top layers; where they do not tell, the image is pulled and run)."""
     from . import docker
     from .registry import Registry
 
@@ -354,9 +360,14 @@ def verify(run: Run, summary: Summary) -> None:
                         "ok" if ok else "WRONG")
             if not ok:
                 problems.append(f"{latest} does not point at {target.prefix}{top}")
+        def pushed_version(image: ImagePlan) -> str:
+            found = registry.package_version(image.tags[0], config.name)
+            if found is not None:
+                return found
+            return docker.package_version(image.refs[0], image.platform, config.name)
+
         with ThreadPoolExecutor(max_workers=len(pushes)) as pool:  # arm runs under qemu
-            found = list(pool.map(lambda image: docker.package_version(
-                image.refs[0], image.platform, config.name), pushes))
+            found = list(pool.map(pushed_version, pushes))
         for image, got in zip(pushes, found, strict=True):
             ref = image.refs[0]
             ok = Version(got) == Version(plan.version)
