@@ -1,0 +1,579 @@
+"""Benchmark: `nox -s release` against the seed's hand-run pipeline (issue 6).
+
+A reference service (a package with a few pure-Python dependencies, served by an "upstream"
+pypiserver on loopback so that the images install them) is released two ways, side by side:
+
+(a) the seed's pipeline as it was done by hand: ``python -m build``, copy ``dist/`` into both
+    contexts, ``docker build --no-cache`` for each architecture with ``bench/seed.Dockerfile``
+    (pip resolves and installs every dependency inside the image, under qemu for arm/v7), then
+    ``docker push`` every tag;
+(b) ``nox -s release`` in a GitHub Actions branch-push environment, publishing to a second
+    pypiserver and a registry on loopback.
+
+Cold: after ``docker builder prune -af``, to a fresh registry. Warm: after a one-line code change
+committed in the service (a new dev version), to the registry of the cold run. Also measured: the
+arm image's warm rebuild against its cold build (``nox -s docker-arm``, alone on the machine),
+and ``nox -s release -- --dry-run`` against ``nox -l``. Medians over ``--runs`` runs; the
+results go to bench/results/latest.json and a table on stdout; the log of every command, each
+line stamped with its time, to bench/results/bench.log.
+
+Run it with ``nox -s bench -- --runs 3`` (a run takes about a minute and a half on two cores);
+``--check`` makes a missed target fail the session, ``--fresh-build-env`` makes cold runs of (b)
+pay for brewblox-release's kept build environment too (by default, like pip's cache for the
+seed's ``python -m build``, it survives between runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TextIO
+
+# The repository's root: tests.service makes the sample services of the test suite.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from packaging.utils import canonicalize_name, parse_wheel_filename
+
+from brewblox_release.servers import IndexServer, RegistryServer
+from tests.service import BASE_REPO, RIG_TARGETS, GitRepo, make_service
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+CACHE = BENCH / ".cache" / "wheels"
+RESULTS = BENCH / "results"
+SEED_DOCKERFILE = BENCH / "seed.Dockerfile"
+
+NAME = "bench-svc"
+MODULE = "bench_svc"
+#: Pure-Python dependencies, each a py3-none-any wheel with no dependencies of its own.
+DEPENDENCIES = ("attrs", "idna", "six", "typing-extensions", "packaging")
+BRANCH = "feature/bench"
+BRANCH_TAG = "feature-bench"
+REPOSITORY = "bench/svc"
+
+#: The issue's targets: (b)/(a) cold and warm, arm warm/cold, dry-run / nox -l.
+TARGETS = {"cold": 0.6, "warm": 0.25, "arm": 0.2, "dry_run": 1.5}
+
+#: Variables of the caller's environment that would change what the pipelines do.
+FOREIGN = ("CI", "GITHUB_", "TRAVIS", "GITLAB_CI", "CI_", "TF_BUILD", "BUILD_", "SYSTEM_",
+           "TWINE_", "DOCKER_USERNAME", "DOCKER_PASSWORD", "BREWBLOX_RELEASE_", "ACTIONS_")
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    platform: str
+    context: str
+    prefix: str
+    base: str
+
+
+IMAGES = (
+    Target("amd64", "linux/amd64", "docker", "", f"{BASE_REPO}:bookworm-amd64"),
+    Target("arm", "linux/arm/v7", "rpi-docker", "rpi-", f"{BASE_REPO}:bookworm-armv7"),
+)
+
+
+class BenchError(Exception):
+    pass
+
+
+# --- running commands ------------------------------------------------------------------------
+
+class Log:
+    """Every command's output, each line stamped with the seconds since the command started."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.file: TextIO = path.open("w")
+
+    def note(self, text: str) -> None:
+        stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
+        self.file.write(f"=== {stamp} {text}\n")
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def progress(text: str) -> None:
+    print(f"[bench] {text}", file=sys.stderr, flush=True)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """os.environ without CI and credential variables, and without PYTHONDONTWRITEBYTECODE
+    (set in some sandboxes): an installed tool has its bytecode compiled, so every command
+    is measured as it runs after its first run, not recompiling its modules each time."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(FOREIGN) and k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(extra)
+    return env
+
+
+def sh(log: Log, argv: Sequence[str | Path], *, cwd: Path | None = None,
+       env: Mapping[str, str] | None = None) -> tuple[float, list[tuple[float, str]]]:
+    """Run a command; return its wall time and its output lines with their times."""
+    args = [str(a) for a in argv]
+    log.note(f"$ {' '.join(args)}" + (f"  (in {cwd})" if cwd else ""))
+    start = time.perf_counter()
+    proc = subprocess.Popen(args, cwd=cwd, env=dict(env or clean_env()), text=True,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, errors="replace")
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        at = time.perf_counter() - start
+        lines.append((at, line.rstrip("\n")))
+        log.file.write(f"[{at:7.2f}] {line}")
+    code = proc.wait()
+    elapsed = time.perf_counter() - start
+    log.note(f"exit {code} after {elapsed:.2f} s")
+    if code != 0:
+        tail = "\n".join(text for _, text in lines[-30:])
+        raise BenchError(f"{' '.join(args)} exited with {code} (see {log.path}):\n{tail}")
+    return elapsed, lines
+
+
+def quiet(argv: Sequence[str]) -> str:
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
+
+
+# --- the reference service ---------------------------------------------------------------------
+
+def fetch_wheels() -> list[Path]:
+    """The dependencies' wheels, downloaded once into bench/.cache/wheels."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    have = {parse_wheel_filename(p.name)[0] for p in CACHE.glob("*.whl")}
+    missing = [d for d in DEPENDENCIES if canonicalize_name(d) not in have]
+    if missing:
+        progress(f"downloading wheels of {', '.join(missing)} into {CACHE}")
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                        "--only-binary=:all:", "--dest", str(CACHE), *missing], check=True)
+    return sorted(CACHE.glob("*.whl"))
+
+
+def make_reference_service(path: Path, upstream: IndexServer) -> GitRepo:
+    """The service: the rig's targets, RUN steps on the host network, dependencies from the
+    upstream index; tagged 0.1.0 and one commit after it (a dev version)."""
+    marker = "build-args = { "
+    if not RIG_TARGETS.startswith(marker):
+        raise BenchError("tests.service.RIG_TARGETS changed: update make_reference_service")
+    targets = RIG_TARGETS.replace(marker, f'{marker}PIP_INDEX_URL = "{upstream.simple_url}", ', 1)
+    repo = make_service(path, NAME, image=REPOSITORY, dependencies=DEPENDENCIES,
+                        extra='network = "host"\n' + targets)
+    # An index refuses local versions (+g1234abc): the seed's builds dropped them too, so that
+    # both pipelines build the same version from the same commit.
+    # The seed's `python -m build` leaves build/ in the tree: ignored, like dist/.
+    pyproject = (path / "pyproject.toml").read_text()
+    scm = "[tool.setuptools_scm]\n"
+    repo.commit("versions without a local part", files={
+        "pyproject.toml": pyproject.replace(scm, f'{scm}local_scheme = "no-local-version"\n'),
+        ".gitignore": (path / ".gitignore").read_text() + "build/\n"})
+    repo.tag("0.1.0")
+    code_change(repo, 0)
+    return repo
+
+
+def code_change(repo: GitRepo, n: int) -> str:
+    """Commit a one-line code change: a new dev version. Returns the commit."""
+    source = (f"from importlib.metadata import version\n\n__version__ = version({NAME!r})\n"
+              f"CHANGE = {n}\n")
+    return repo.commit(f"change {n}", files={f"{MODULE}/__init__.py": source})
+
+
+# --- the two pipelines ---------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def timed(steps: dict[str, float], name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        steps[name] = steps.get(name, 0.0) + time.perf_counter() - start
+
+
+def seed_refs(registry: str) -> dict[str, str]:
+    return {t.name: f"{registry}/{REPOSITORY}:{t.prefix}{BRANCH_TAG}" for t in IMAGES}
+
+
+def seed_release(log: Log, svc: Path, registry: str, upstream: IndexServer) -> dict[str, float]:
+    """(a): the seed's pipeline, step by step as it was run by hand."""
+    steps: dict[str, float] = {}
+    env = clean_env()
+    refs = seed_refs(registry)
+    with timed(steps, "total"):
+        with timed(steps, "dist"):
+            shutil.rmtree(svc / "dist", ignore_errors=True)
+            sh(log, [sys.executable, "-m", "build", "--outdir", "dist", "."], cwd=svc, env=env)
+        with timed(steps, "distcopy"):
+            for target in IMAGES:
+                pkg = svc / target.context / "pkg"
+                shutil.rmtree(pkg, ignore_errors=True)
+                shutil.copytree(svc / "dist", pkg)
+        for target in IMAGES:
+            with timed(steps, f"build {target.name}"):
+                sh(log, ["docker", "build", "--no-cache", "--platform", target.platform,
+                         "--network", "host", "--build-arg", f"BASE_IMAGE={target.base}",
+                         "--build-arg", f"PIP_INDEX_URL={upstream.simple_url}",
+                         "--progress", "plain", "-f", SEED_DOCKERFILE, "-t", refs[target.name],
+                         svc / target.context], env=env)
+        with timed(steps, "push"):
+            for ref in refs.values():
+                sh(log, ["docker", "push", ref], env=env)
+    return steps
+
+
+def ci_env(workdir: Path, registry: str, index: IndexServer) -> dict[str, str]:
+    """A GitHub Actions push of branch feature/bench, publishing to loopback."""
+    payload = workdir / "event.json"
+    payload.write_text("{}")
+    return clean_env(
+        GITHUB_ACTIONS="true", GITHUB_EVENT_NAME="push", GITHUB_REF=f"refs/heads/{BRANCH}",
+        GITHUB_REPOSITORY="o/r", GITHUB_EVENT_PATH=str(payload),
+        TWINE_REPOSITORY_URL=index.url, BREWBLOX_RELEASE_INDEX_URL=index.simple_url,
+        BREWBLOX_RELEASE_IMAGE=f"{registry}/{REPOSITORY}")
+
+
+#: Lines of `nox -s release` that end a step, for the profile of (b): start (nox, the version
+#: and the plan), dist (and distcopy), images (both built), publish (pushes and uploads),
+#: verify (the checks after publishing).
+_MARKS = (("start", "event: "), ("dist", "copied "), ("images", "built "),
+          ("publish", "uploaded "), ("publish", "pushed "), ("verify", "verify"))
+
+
+def tool_release(log: Log, svc: Path, env: Mapping[str, str]) -> dict[str, float]:
+    """(b): ``nox -s release``; the profile is read off the times of its output lines."""
+    elapsed, lines = sh(log, [sys.executable, "-m", "nox", "-s", "release"], cwd=svc, env=env)
+    steps = {"total": elapsed}
+    last: dict[str, float] = {}
+    for at, text in lines:
+        for step, mark in _MARKS:
+            if mark in text:
+                last[step] = at
+    previous = 0.0
+    for step in ("start", "dist", "images", "publish", "verify"):
+        if step in last:
+            steps[step] = max(0.0, last[step] - previous)
+            previous = last[step]
+    steps["other"] = elapsed - previous
+    return steps
+
+
+def image_version(ref: str, platform: str) -> str:
+    code = f"import importlib.metadata as m; print(m.version({NAME!r}))"
+    return quiet(["docker", "run", "--rm", "--pull", "never", "--platform", platform,
+                  "--entrypoint", "python3", ref, "-c", code]).splitlines()[-1]
+
+
+def same_job(commit: str, refs_a: Mapping[str, str], refs_b: Mapping[str, str],
+             expected: str) -> dict[str, Any]:
+    """Assert that both pipelines' images of one commit hold the same package version."""
+    found = {}
+    for target in IMAGES:
+        a = image_version(refs_a[target.name], target.platform)
+        b = image_version(refs_b[target.name], target.platform)
+        found[target.name] = {"seed": a, "release": b}
+        assert a == b == expected, (
+            f"{target.name} images of {commit[:10]} differ: seed {a}, release {b}, "
+            f"expected {expected}")
+    return {"commit": commit, "version": expected, "images": found}
+
+
+def executed_steps(lines: Sequence[str]) -> list[str]:
+    """The build steps (``[stage n/m] INSTRUCTION``) that BuildKit ran rather than took from
+    its cache, read from ``--progress plain`` output (``[internal]`` and FROM left out)."""
+    names: dict[str, str] = {}
+    done: list[str] = []
+    for line in lines:
+        text = line.split("] ", 1)[1] if line.startswith("[arm] ") else line
+        step, _, rest = text.partition(" ")
+        if not step.startswith("#"):
+            continue
+        if rest.startswith("[") and not rest.startswith("[internal]") and "] FROM " not in rest:
+            stage, _, instruction = rest.partition("] ")
+            words = instruction.split()
+            names.setdefault(step, " ".join([f"{stage}]", *words[:2 if words[:1] == ["COPY"]
+                                                                  else 1]]))
+        elif rest.startswith("DONE") and step in names and names[step] not in done:
+            done.append(names[step])
+    return done
+
+
+def prune_builder() -> None:
+    quiet(["docker", "builder", "prune", "-af"])
+
+
+def version_of(svc: Path) -> str:
+    from brewblox_release.version import compute
+
+    return compute(svc)
+
+
+# --- the benchmark -------------------------------------------------------------------------------
+
+@dataclass
+class Samples:
+    """Every measurement, by name: one value a run."""
+
+    values: dict[str, list[float]]
+
+    def add(self, name: str, value: float) -> None:
+        self.values.setdefault(name, []).append(value)
+
+    def median(self, name: str) -> float:
+        return statistics.median(self.values[name])
+
+
+@dataclass
+class Bench:
+    """One benchmark: the reference service, the indexes, and what was measured."""
+
+    log: Log
+    svc: GitRepo
+    work: Path
+    upstream: IndexServer
+    uploads: IndexServer
+    samples: Samples = field(default_factory=lambda: Samples({}))
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    registries: list[str] = field(default_factory=list)
+    warm_arm_steps: list[list[str]] = field(default_factory=list)
+    fresh_build_env: bool = False
+
+    def run(self, i: int) -> None:
+        """Run i: (a) and (b) cold then warm, then the arm image alone."""
+        path, log = self.svc.path, self.log
+        with contextlib.ExitStack() as stack:
+            reg_a = stack.enter_context(RegistryServer(self.work / f"registry-a{i}"))
+            reg_b = stack.enter_context(RegistryServer(self.work / f"registry-b{i}"))
+            assert isinstance(reg_a, RegistryServer)
+            assert isinstance(reg_b, RegistryServer)
+            self.registries += [reg_a.address, reg_b.address]
+            env_b = ci_env(self.work, reg_b.address, self.uploads)
+            if self.fresh_build_env:  # made by the cold run, kept for the warm one
+                env_b["BREWBLOX_RELEASE_CACHE"] = str(self.work / f"cache-{i}")
+            refs_a, refs_b = seed_refs(reg_a.address), seed_refs(reg_b.address)
+            for phase in ("cold", "warm"):
+                commit = code_change(self.svc, 2 * i + (phase == "warm") + 1)
+                version = version_of(path)
+                if phase == "cold":
+                    prune_builder()
+                log.note(f"run {i} {phase} (a) seed, {version}")
+                progress(f"run {i} {phase}: (a) seed pipeline, {version}")
+                steps_a = seed_release(log, path, reg_a.address, self.upstream)
+                if phase == "cold":
+                    prune_builder()
+                log.note(f"run {i} {phase} (b) nox -s release, {version}")
+                progress(f"run {i} {phase}: (b) nox -s release, {version}")
+                steps_b = tool_release(log, path, env_b)
+                for name, value in steps_a.items():
+                    self.samples.add(f"{phase}.seed.{name}", value)
+                for name, value in steps_b.items():
+                    self.samples.add(f"{phase}.release.{name}", value)
+                self.checks.append({"run": i, "phase": phase,
+                                    **same_job(commit, refs_a, refs_b, version)})
+                progress(f"run {i} {phase}: seed {steps_a['total']:.1f} s, release "
+                         f"{steps_b['total']:.1f} s, both images hold {version}")
+
+        # The arm image alone: cold build after a prune, warm rebuild after a one-line change.
+        local = clean_env()
+        nox = [sys.executable, "-m", "nox"]
+        for phase in ("cold", "warm"):
+            if phase == "warm":
+                code_change(self.svc, 1000 + i)
+            sh(log, [*nox, "-s", "dist", "distcopy"], cwd=path, env=local)
+            if phase == "cold":
+                prune_builder()
+            log.note(f"run {i} arm {phase}")
+            elapsed, lines = sh(log, [*nox, "-s", "docker-arm"], cwd=path, env=local)
+            self.samples.add(f"arm.{phase}", elapsed)
+            ran = executed_steps([text for _, text in lines])
+            progress(f"run {i} arm {phase}: nox -s docker-arm {elapsed:.1f} s; build steps run: "
+                     f"{'; '.join(ran) or 'none'}")
+            if phase == "warm":
+                # What the ratio stands for: a code change redoes no dependency work.
+                redone = [step for step in ran if not step.startswith("[pkg ") and not (
+                    step.startswith("[stage-") and step.endswith("COPY --from=pkg"))]
+                assert not redone, f"the warm arm rebuild redid dependency steps: {redone}"
+                self.warm_arm_steps.append(ran)
+
+
+def quick_commands(log: Log, svc: Path, env: Mapping[str, str], rounds: int,
+                   samples: Samples) -> None:
+    """``nox -l`` and ``nox -s release -- --dry-run``, interleaved, after one warm-up each."""
+    nox = [sys.executable, "-m", "nox"]
+    commands = {"nox_list": [*nox, "-l"], "dry_run": [*nox, "-s", "release", "--", "--dry-run"]}
+    for argv in commands.values():
+        sh(log, argv, cwd=svc, env=env)
+    for _ in range(rounds):
+        for name, argv in commands.items():
+            elapsed, _ = sh(log, argv, cwd=svc, env=env)
+            samples.add(f"quick.{name}", elapsed)
+
+
+def report(samples: Samples, checks: list[dict[str, Any]], warm_arm_steps: list[list[str]],
+           args: argparse.Namespace, started: float) -> tuple[dict[str, Any], bool]:
+    m = samples.median
+    ratios = {
+        "cold": m("cold.release.total") / m("cold.seed.total"),
+        "warm": m("warm.release.total") / m("warm.seed.total"),
+        "arm": m("arm.warm") / m("arm.cold"),
+        "dry_run": m("quick.dry_run") / m("quick.nox_list"),
+    }
+    met = {k: ratios[k] <= TARGETS[k] for k in TARGETS}
+    results = {
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "runs": args.runs,
+        "quick_rounds": args.quick_rounds,
+        "wall_time_s": round(time.perf_counter() - started, 1),
+        "machine": {
+            "cpus": os.cpu_count(), "python": platform.python_version(),
+            "docker": quiet(["docker", "version", "-f", "{{.Server.Version}}"]),
+            "buildx": quiet(["docker", "buildx", "version"]),
+        },
+        "medians_s": {k: round(m(k), 3) for k in samples.values},
+        "samples_s": {k: [round(v, 3) for v in vs] for k, vs in samples.values.items()},
+        "ratios": {k: round(v, 3) for k, v in ratios.items()},
+        "targets": TARGETS,
+        "met": met,
+        "fresh_build_env": args.fresh_build_env,
+        "same_job": checks,
+        "warm_arm_steps_run": warm_arm_steps,
+    }
+    return results, all(met.values())
+
+
+def table(results: dict[str, Any]) -> str:
+    med, samples = results["medians_s"], results["samples_s"]
+    ratios, met = results["ratios"], results["met"]
+
+    def secs(key: str) -> list[str]:
+        return [f"{med[key]:.2f} s", " ".join(f"{v:.2f}" for v in samples[key]), "", ""]
+
+    def ratio(key: str, what: str) -> list[str]:
+        return [f"{ratios[key]:.3f}", what, f"<= {TARGETS[key]}",
+                "met" if met[key] else "MISSED"]
+
+    rows: list[list[str]] = [["measurement", "median", "runs / detail", "target", ""]]
+    for phase in ("cold", "warm"):
+        rows.append([f"(a) seed pipeline, {phase}", *secs(f"{phase}.seed.total")])
+        rows.append([f"(b) nox -s release, {phase}", *secs(f"{phase}.release.total")])
+        rows.append([f"  ratio b/a {phase}", *ratio(phase, "median b / median a")])
+    rows.append(["arm cold build (nox -s docker-arm)", *secs("arm.cold")])
+    rows.append(["arm warm rebuild (nox -s docker-arm)", *secs("arm.warm")])
+    rows.append(["  ratio arm warm/cold", *ratio("arm", "median warm / median cold")])
+    rows.append(["nox -l", *secs("quick.nox_list")])
+    rows.append(["nox -s release -- --dry-run", *secs("quick.dry_run")])
+    rows.append(["  ratio dry-run / nox -l", *ratio("dry_run", "median / median")])
+    rows.append(["", "", "", "", ""])
+    rows.append(["profile (medians)", "", "", "", ""])
+    for phase in ("cold", "warm"):
+        for who in ("seed", "release"):
+            prefix = f"{phase}.{who}."
+            parts = [f"{k[len(prefix):]} {v:.1f}" for k, v in med.items()
+                     if k.startswith(prefix) and not k.endswith(".total")]
+            rows.append([f"  {who} {phase}", f"{med[prefix + 'total']:.2f} s", ", ".join(parts),
+                         "", ""])
+    steps = sorted({step for run in results["warm_arm_steps_run"] for step in run})
+    rows.append(["arm warm rebuild: steps run", "", "; ".join(steps) or "none (all cached)",
+                 "", ""])
+    versions = sorted({c["version"] for c in results["same_job"]})
+    rows.append(["same job (a) vs (b), both arches", f"{len(results['same_job'])} ok",
+                 "versions " + ", ".join(versions), "", ""])
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                     for row in rows)
+
+
+def check_rig() -> None:
+    for argv in (["docker", "buildx", "version"],
+                 ["docker", "image", "inspect", *(t.base for t in IMAGES)]):
+        if subprocess.run(argv, capture_output=True, check=False).returncode != 0:
+            raise BenchError(f"{' '.join(argv)} failed: run `bash .ci/provision.sh` as root")
+
+
+def remove_images(prefixes: Sequence[str]) -> None:
+    """Untag the images the benchmark made (best effort)."""
+    refs = [r for r in quiet(["docker", "image", "ls", "--format",
+                              "{{.Repository}}:{{.Tag}}"]).splitlines()
+            if r.startswith(tuple(prefixes))]
+    if refs:
+        subprocess.run(["docker", "image", "rm", *refs], capture_output=True, check=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--runs", type=int, default=3, help="cold/warm runs (median; default 3)")
+    parser.add_argument("--quick-rounds", type=int, default=15,
+                        help="rounds of nox -l and --dry-run (median; default 15)")
+    parser.add_argument("--check", action="store_true",
+                        help="exit with 1 when a target is missed (a failed assertion always "
+                             "fails)")
+    parser.add_argument("--fresh-build-env", action="store_true",
+                        help="cold runs of (b) also make brewblox-release's kept build "
+                             "environment afresh (BREWBLOX_RELEASE_CACHE in a new directory)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args(argv)
+    if args.runs < 1 or args.quick_rounds < 1:
+        parser.error("--runs and --quick-rounds must be at least 1")
+    started = time.perf_counter()
+    check_rig()
+    wheels = fetch_wheels()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    log = Log(RESULTS / "bench.log")
+    work = Path(tempfile.mkdtemp(prefix="brewblox-bench-"))
+    bench: Bench | None = None
+    try:
+        with IndexServer(work / "upstream") as upstream, \
+                IndexServer(work / "uploads") as uploads:
+            assert isinstance(upstream, IndexServer)
+            assert isinstance(uploads, IndexServer)
+            for wheel in wheels:
+                shutil.copy2(wheel, upstream.packages / wheel.name)
+            svc = make_reference_service(work / NAME, upstream)
+            progress(f"reference service in {svc.path}; upstream index {upstream.url}; "
+                     f"log in {log.path}")
+            bench = Bench(log, svc, work, upstream, uploads, fresh_build_env=args.fresh_build_env)
+            for i in range(args.runs):
+                bench.run(i)
+            progress(f"nox -l and --dry-run, {args.quick_rounds} rounds")
+            quick_commands(log, svc.path, ci_env(work, "127.0.0.1:5000", uploads),
+                           args.quick_rounds, bench.samples)
+    finally:
+        log.close()
+        made = bench.registries if bench else []
+        remove_images([*(f"{r}/{REPOSITORY}:" for r in made), f"{REPOSITORY}:"])
+        if args.keep:
+            progress(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    assert bench is not None
+    results, ok = report(bench.samples, bench.checks, bench.warm_arm_steps, args, started)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+    print(f"\nwritten {RESULTS / 'latest.json'}; command log {RESULTS / 'bench.log'}")
+    if not ok:
+        missed = ", ".join(k for k, v in results["met"].items() if not v)
+        print(f"targets missed: {missed}")
+    return 0 if ok or not args.check else 1
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        sys.exit(2)
