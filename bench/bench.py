@@ -506,12 +506,15 @@ def check_rig() -> None:
 
 
 def remove_images(prefixes: Sequence[str]) -> None:
-    """Untag the images the benchmark made (best effort)."""
-    refs = [r for r in quiet(["docker", "image", "ls", "--format",
-                              "{{.Repository}}:{{.Tag}}"]).splitlines()
-            if r.startswith(tuple(prefixes))]
-    if refs:
-        subprocess.run(["docker", "image", "rm", *refs], capture_output=True, check=False)
+    """Remove the images the benchmark made (best effort): their tags, then the images that
+    only their pushes' digests still name."""
+    listed = quiet(["docker", "image", "ls", "--digests", "--format",
+                    "{{.Repository}}:{{.Tag}} {{.ID}}"]).splitlines()
+    mine = [line.split() for line in listed if line.startswith(tuple(prefixes))]
+    refs = [ref for ref, _ in mine if not ref.endswith(":<none>")]
+    for batch in (refs, sorted({image for _, image in mine})):
+        if batch:
+            subprocess.run(["docker", "image", "rm", *batch], capture_output=True, check=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
