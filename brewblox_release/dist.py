@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 import tarfile
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -163,8 +164,18 @@ def _build_kept(config: Config, out: Path, env: Mapping[str, str]) -> bool:
                 ready.touch()
         builder = ProjectBuilder(config.root, python_executable=str(python), runner=runner)
         log(f"$ build --sdist --wheel --outdir {out} (build environment {path})")
-        for distribution in ("sdist", "wheel"):
-            builder.build(distribution, out)
+        # As `python -m build` does: the wheel is built from the unpacked sdist, so a file the
+        # sdist leaves out is missing from the wheel too, and the build says so.
+        sdist = Path(builder.build("sdist", out))
+        with tempfile.TemporaryDirectory() as tmp:
+            with tarfile.open(sdist) as archive:
+                if hasattr(tarfile, "data_filter"):  # Python 3.10.12+, 3.11.4+
+                    archive.extractall(tmp, filter="data")
+                else:  # an older Python; the sdist is the one just built here
+                    archive.extractall(tmp)  # noqa: S202
+            source = next(Path(tmp).iterdir())
+            ProjectBuilder(source, python_executable=str(python), runner=runner).build(
+                "wheel", out)
     except BuildBackendException as e:
         if isinstance(e.exception, CommandError):
             raise e.exception from None
