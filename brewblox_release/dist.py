@@ -75,11 +75,9 @@ def build(config: Config, version: str, *, source_date_epoch: int | None = None,
                 if path.name.endswith(".tar.gz"):
                     normalize_sdist(path, source_date_epoch)
         if twine:
-            run([sys.executable, "-m", "twine", "check", "--strict", *files], cwd=config.root,
-                env={"NO_COLOR": "1"})
+            check(config, files)
     except CommandError as e:
-        step = "twine check" if "twine" in e.result.argv else "python -m build"
-        raise BuildError(f"building the package failed: {step} exited with "
+        raise BuildError(f"building the package failed: python -m build exited with "
                          f"{e.result.returncode} (its output is above); nothing was published"
                          ) from e
     for path in files:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 from .config import Config, Target
 from .errors import BuildError, CredentialsError, EmulationError, PublishError
 from .plan import ImagePlan
+from .registry import split_image
 from .run import CommandError, log, redact, run
 
 if TYPE_CHECKING:
@@ -44,15 +45,13 @@ class BuiltImage:
 
 
 def registry_host(image: str) -> str:
-    """The registry an image repository lives on (``docker.io`` for ``org/name``).
+    """The registry an image repository lives on, as ``docker login`` names it.
 
     >>> registry_host("brewblox/svc"), registry_host("127.0.0.1:5000/demo/svc")
     ('docker.io', '127.0.0.1:5000')
     """
-    first, _, rest = image.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        return first
-    return "docker.io"
+    host = split_image(image)[0]
+    return "docker.io" if host == "registry-1.docker.io" else host
 
 
 def labels(config: Config, version: str, revision: str, source: str | None,
@@ -180,13 +179,6 @@ def push(refs: Iterable[str]) -> None:
                 log(f"  {line.decode(errors='replace').rstrip()}")
         _retrying(f"pushing {ref}", one)
         log(f"pushed {ref}")
-
-
-def tag(source: str, refs: Iterable[str]) -> None:
-    from python_on_whales import docker
-
-    for ref in refs:
-        docker.image.tag(source, ref)
 
 
 def login(image: str, env: Mapping[str, str]) -> bool:

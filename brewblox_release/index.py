@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .errors import CredentialsError, PublishError
+from .registry import is_loopback
 from .run import log, redact
 
 __all__ = ["PYPI_UPLOAD", "Index", "Outcome"]
@@ -43,11 +44,6 @@ class Outcome:
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    return host in {"localhost", "::1"} or host.startswith("127.")
 
 
 @dataclass(frozen=True)
@@ -82,7 +78,7 @@ class Index:
 
     @property
     def needs_credentials(self) -> bool:
-        return not _loopback(self.upload_url)
+        return not is_loopback(urlsplit(self.upload_url).netloc.rpartition("@")[2])
 
     def missing_credentials(self) -> str | None:
         """The variable to set before uploading, or None when the index can be reached."""

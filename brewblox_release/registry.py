@@ -19,7 +19,7 @@ from typing import Any
 
 from .errors import CredentialsError, PublishError
 
-__all__ = ["MANIFEST_TYPES", "Registry"]
+__all__ = ["MANIFEST_TYPES", "Registry", "is_loopback", "split_image"]
 
 MANIFEST_TYPES = ", ".join((
     "application/vnd.oci.image.index.v1+json",
@@ -29,20 +29,26 @@ MANIFEST_TYPES = ", ".join((
 ))
 
 
-def _split(image: str) -> tuple[str, str]:
+def split_image(image: str) -> tuple[str, str]:
+    """(registry host, repository path) of an image name, with Docker Hub's defaults.
+
+    >>> split_image("brewblox/svc"), split_image("127.0.0.1:5000/demo/svc")
+    (('registry-1.docker.io', 'brewblox/svc'), ('127.0.0.1:5000', 'demo/svc'))
+    """
     first, _, rest = image.partition("/")
     if rest and ("." in first or ":" in first or first == "localhost"):
-        host, path = first, rest
-    else:
-        host, path = "registry-1.docker.io", image if "/" in image else f"library/{image}"
-    return host, path
+        return first, rest
+    return "registry-1.docker.io", image if "/" in image else f"library/{image}"
 
 
-def _is_loopback(host: str) -> bool:
-    if host.startswith("["):  # [::1]:5000
-        return host[1:].split("]", maxsplit=1)[0] == "::1"
-    name = host.rsplit(":", 1)[0]
-    return name == "localhost" or name.startswith("127.") or name == "::1"
+def is_loopback(host: str) -> bool:
+    """Whether a host (``name``, ``name:port``, ``[v6]:port``) is this machine: plain HTTP, and
+    no credentials needed, as the engine allows for 127.0.0.0/8."""
+    if host.startswith("["):
+        host = host[1:].split("]", maxsplit=1)[0]
+    elif host.count(":") == 1:
+        host = host.split(":", maxsplit=1)[0]
+    return host in {"localhost", "::1"} or host.startswith("127.")
 
 
 @dataclass
@@ -65,12 +71,12 @@ class Registry:
 
     @property
     def host(self) -> str:
-        return _split(self.image)[0]
+        return split_image(self.image)[0]
 
     @property
     def base(self) -> str:
-        host, path = _split(self.image)
-        scheme = "http" if _is_loopback(host) else "https"
+        host, path = split_image(self.image)
+        scheme = "http" if is_loopback(host) else "https"
         return f"{scheme}://{host}/v2/{path}"
 
     def _authenticate(self, challenge: str) -> None:

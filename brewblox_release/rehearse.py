@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from .registry import _split
+from .registry import split_image
 from .run import log
 from .servers import IndexServer, RegistryServer
 
@@ -30,7 +30,7 @@ def rehearsal(image: str, env: Mapping[str, str]) -> Iterator[dict[str, str]]:
             RegistryServer(Path(tmp)) as registry, IndexServer(Path(tmp)) as index:
         assert isinstance(registry, RegistryServer)
         assert isinstance(index, IndexServer)
-        path = _split(image)[1]
+        path = split_image(image)[1]
         rehearsal_env = {k: v for k, v in env.items() if k not in CLEARED}
         rehearsal_env.update({
             "BREWBLOX_RELEASE_IMAGE": f"{registry.address}/{path}",

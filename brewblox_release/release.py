@@ -181,9 +181,9 @@ def preflight(run: Run) -> None:
             missing = "DOCKER_PASSWORD" if has_user else "DOCKER_USERNAME"
             raise CredentialsError(f"{missing} is not set but its partner is: set both, or "
                                    "neither to use an existing `docker login`. Nothing was built")
-        from .registry import _is_loopback, _split
+        from .registry import is_loopback, split_image
 
-        if not (has_user or docker.has_login(image) or _is_loopback(_split(image)[0])):
+        if not (has_user or docker.has_login(image) or is_loopback(split_image(image)[0])):
             raise CredentialsError(
                 f"this run pushes to {docker.registry_host(image)} but DOCKER_USERNAME and "
                 "DOCKER_PASSWORD are not set and there is no `docker login` for it: add them to "
@@ -393,8 +393,3 @@ def release(run: Run) -> Summary:
         publish(run, files, summary)
         verify(run, summary)
     return summary
-
-
-def with_env(run: Run, **overrides: str | None) -> Run:
-    env = {k: v for k, v in {**run.env, **overrides}.items() if v is not None}
-    return replace(run, env=env)
