@@ -414,6 +414,27 @@ class Bench:
                 self.warm_arm_steps.append(ran)
             if phase == "noop":
                 assert not ran, f"the arm rebuild with nothing changed ran build steps: {ran}"
+        self.samples.add("arm.buildx_noop", buildx_alone(log, path, local))
+
+
+def buildx_alone(log: Log, svc: Path, env: Mapping[str, str]) -> float:
+    """``docker buildx build`` of the arm image with nothing changed, run directly with the
+    session's build arguments: the engine's own floor, with no Python and no nox."""
+    from brewblox_release import config as config_mod
+    from brewblox_release.docker import build_args
+
+    config = config_mod.load(svc, env)
+    target = config.target("arm")
+    argv = ["docker", "buildx", "build", "--platform", target.platform, "--load",
+            "--provenance", "false", "--progress", "plain", "--tag", f"{REPOSITORY}:floor"]
+    argv += ["--network", config.network] if config.network else []
+    for name, value in build_args(config, target, version_of(svc)).items():
+        argv += ["--build-arg", f"{name}={value}"]
+    elapsed, lines = sh(log, [*argv, svc / target.context], env=env)
+    ran = executed_steps([text for _, text in lines])
+    assert not ran, f"docker buildx build with nothing changed ran build steps: {ran}"
+    progress(f"docker buildx build alone, nothing changed: {elapsed:.1f} s")
+    return elapsed
 
 
 def quick_commands(log: Log, svc: Path, env: Mapping[str, str], rounds: int,
@@ -445,6 +466,7 @@ def report(samples: Samples, checks: list[dict[str, Any]], warm_arm_steps: list[
     ratios["arm_floor"] = m("arm.noop") / m("arm.cold")
     ratios["arm_work"] = (max(0.0, m("arm.warm") - m("arm.noop")) /
                           (m("arm.cold") - m("arm.noop")))
+    ratios["arm_engine_floor"] = m("arm.buildx_noop") / m("arm.cold")
     results = {
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "runs": args.runs,
@@ -489,6 +511,9 @@ def table(results: dict[str, Any]) -> str:
     rows.append(["arm rebuild, nothing changed", *secs("arm.noop")])
     rows.append(["  floor: no-op/cold", f"{ratios['arm_floor']:.3f}",
                  "what any rebuild costs, as a share of the cold build", "", ""])
+    rows.append(["docker buildx build alone, no change", *secs("arm.buildx_noop")])
+    rows.append(["  engine floor: buildx no-op/cold", f"{ratios['arm_engine_floor']:.3f}",
+                 "the engine's share alone, without nox or Python", "", ""])
     rows.append(["  work: (warm-no-op)/(cold-no-op)", f"{ratios['arm_work']:.3f}",
                  "the share of the cold build's work that a code change redoes", "", ""])
     rows.append(["nox -l", *secs("quick.nox_list")])
