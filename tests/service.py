@@ -109,7 +109,7 @@ def make_service(path: Path, name: str = "demo-svc", *, image: str | None = "bre
                "from importlib.metadata import version\n\n"
                f"__version__ = version({name!r})\n")
     repo.write("noxfile.py", NOXFILE)
-    repo.write(".gitignore", "dist/\npkg/\n.nox/\n*.egg-info/\n")
+    repo.write(".gitignore", "dist/\npkg/\n.nox/\n*.egg-info/\n__pycache__/\n")
     for context in ("docker", "rpi-docker"):
         (path / context).mkdir(exist_ok=True)
         shutil.copy(TEMPLATE, path / context / "Dockerfile")
