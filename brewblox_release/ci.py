@@ -131,8 +131,14 @@ def detect(env: Mapping[str, str] | None = None) -> CiContext:
     return from_env(env, payload)
 
 
-def _from_ref(provider: str, ref: str, **kw: Any) -> CiContext:
-    event, name = parse_ref(ref)
+def _from_ref(provider: str, ref: str, variable: str, **kw: Any) -> CiContext:
+    try:
+        event, name = parse_ref(ref)
+    except ReleaseError:
+        raise ReleaseError(f"{variable}={ref!r} names neither a branch (refs/heads/...) nor a tag "
+                           f"(refs/tags/...), so {provider} gave this run nothing to release: run "
+                           "the release on pushes of branches and tags, and on pull requests"
+                           ) from None
     if event is Event.TAG:
         return CiContext(provider, event, tag=name, **kw)
     return CiContext(provider, event, branch=name, **kw)
@@ -141,16 +147,21 @@ def _from_ref(provider: str, ref: str, **kw: Any) -> CiContext:
 def _github(env: Mapping[str, str], payload: Mapping[str, Any]) -> CiContext:
     repo = env.get("GITHUB_REPOSITORY")
     name = env.get("GITHUB_EVENT_NAME", "push")
+    ref = env.get("GITHUB_REF", "")
     in_fork = bool(payload.get("repository", {}).get("fork", False))
-    if name in {"pull_request", "pull_request_target"}:
-        head = payload.get("pull_request", {}).get("head", {}).get("repo") or {}
-        fork = in_fork or bool(head.get("fork")) or (
-            head.get("full_name") not in (None, repo))
-        return CiContext("github", Event.PULL_REQUEST, branch=env.get("GITHUB_HEAD_REF") or None,
+    # pull_request, pull_request_target, and the review and comment events of a pull request:
+    # built, never published.
+    if name.startswith("pull_request") or "pull_request" in payload or ref.startswith(
+            "refs/pull/"):
+        head = payload.get("pull_request", {}).get("head", {})
+        head_repo = head.get("repo") or {}
+        fork = in_fork or bool(head_repo.get("fork")) or (
+            head_repo.get("full_name") not in (None, repo))
+        return CiContext("github", Event.PULL_REQUEST,
+                         branch=env.get("GITHUB_HEAD_REF") or head.get("ref") or None,
                          repository=repo, fork=fork)
     manual = name in {"workflow_dispatch", "repository_dispatch"}
-    return _from_ref("github", env.get("GITHUB_REF", ""), repository=repo, fork=in_fork,
-                     manual=manual)
+    return _from_ref("github", ref, "GITHUB_REF", repository=repo, fork=in_fork, manual=manual)
 
 
 def _travis(env: Mapping[str, str]) -> CiContext:
@@ -199,4 +210,5 @@ def _azure(env: Mapping[str, str]) -> CiContext:
                          branch=source.removeprefix("refs/heads/") or None, repository=repo,
                          fork=_true(env.get("SYSTEM_PULLREQUEST_ISFORK")))
     manual = env.get("BUILD_REASON") == "Manual"
-    return _from_ref("azure", env.get("BUILD_SOURCEBRANCH", ""), repository=repo, manual=manual)
+    return _from_ref("azure", env.get("BUILD_SOURCEBRANCH", ""), "BUILD_SOURCEBRANCH",
+                     repository=repo, manual=manual)

@@ -260,10 +260,23 @@ def test_with_ref_rejects_bad_refs(ref: str) -> None:
 
 
 def test_a_push_without_a_usable_ref_is_an_error() -> None:
-    with pytest.raises(ReleaseError, match="give a full ref"):
+    with pytest.raises(ReleaseError, match="GITHUB_REF='' names neither a branch"):
         from_env(github("push", ""), push_payload(""))
-    with pytest.raises(ReleaseError, match="give a full ref"):
+    with pytest.raises(ReleaseError, match="GITHUB_REF='refs/remotes/x' names neither"):
+        from_env(github("push", "refs/remotes/x"), push_payload("refs/remotes/x"))
+    with pytest.raises(ReleaseError, match="BUILD_SOURCEBRANCH='refs/pull/7/merge' names"):
         from_env(azure(BUILD_SOURCEBRANCH="refs/pull/7/merge"))
+
+
+@pytest.mark.parametrize("event", ["pull_request_review", "pull_request_review_comment"])
+def test_the_other_events_of_a_pull_request_build_only(event: str) -> None:
+    # GitHub sets GITHUB_REF to refs/pull/N/merge and leaves GITHUB_HEAD_REF empty for them.
+    env = github(event, "refs/pull/7/merge")
+    assert from_env(env, pr_payload({"full_name": REPO, "fork": False})) == CiContext(
+        "github", PR, branch="feature/x", repository=REPO)
+    assert from_env(env, pr_payload({"full_name": FORK, "fork": True})) == CiContext(
+        "github", PR, branch="feature/x", repository=REPO, fork=True)
+    assert from_env(env, None).event is PR
 
 
 @pytest.mark.parametrize(("ctx", "ref", "expected"), [
