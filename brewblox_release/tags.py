@@ -52,19 +52,23 @@ def branch_tag(branch: str, prefix: str = "", prefixes: Iterable[str] = ("",)) -
     """The image tag of a dev release of ``branch`` for a target whose tags start with ``prefix``.
 
     Lower-case; each run of characters outside ``[a-z0-9_.-]`` becomes ``-``; leading ``.``
-    and ``-`` are stripped; a name that would be reserved gets ``branch-``; a tag longer than
-    128 characters (prefix included) is cut and ends in a hash of the full branch name.
+    and ``-`` are stripped; a name that would be reserved gets ``branch-``, and so does a name
+    that starts with a target's prefix (with ``prefixes=("", "rpi-")`` the amd64 image of branch
+    ``rpi-x`` would otherwise overwrite the arm image of branch ``x``); a tag longer than 128
+    characters (prefix included) is cut and ends in a hash of the full branch name.
 
     >>> branch_tag("feature/Add_Doodad"), branch_tag("feature/Add_Doodad", "rpi-")
     ('feature-add_doodad', 'rpi-feature-add_doodad')
     >>> branch_tag("1.2.3"), branch_tag("latest", "rpi-")
     ('branch-1.2.3', 'rpi-branch-latest')
+    >>> branch_tag("rpi-fix", "", ("", "rpi-")), branch_tag("rpi-fix", "rpi-", ("", "rpi-"))
+    ('branch-rpi-fix', 'rpi-branch-rpi-fix')
     """
     digest = hashlib.sha256(branch.encode()).hexdigest()[:_HASH]
     name = _INVALID.sub("-", branch.lower()).lstrip(".-")
     if not name:
         name = f"branch-{digest}"
-    if is_reserved(name, {"", *prefixes}):
+    if is_reserved(name, {"", *prefixes}) or any(p and name.startswith(p) for p in prefixes):
         name = f"branch-{name}"
     tag = prefix + name
     if len(tag) > MAX_TAG:

@@ -52,7 +52,7 @@ ORDINARY: list[tuple[str, str, str]] = [
     ("dev", "dev", "rpi-dev"),
     ("latest-fixes", "latest-fixes", "rpi-latest-fixes"),
     ("local/dev", "local-dev", "rpi-local-dev"),
-    ("rpi-feature", "rpi-feature", "rpi-rpi-feature"),
+    ("rpi-feature", "branch-rpi-feature", "rpi-branch-rpi-feature"),
     # Reserved: the tags of releases and local builds.
     ("latest", "branch-latest", "rpi-branch-latest"),
     ("LATEST", "branch-latest", "rpi-branch-latest"),
@@ -69,6 +69,11 @@ ORDINARY: list[tuple[str, str, str]] = [
     ("rpi-latest", "branch-rpi-latest", "rpi-branch-rpi-latest"),
     ("rpi-local", "branch-rpi-local", "rpi-branch-rpi-local"),
     ("rpi-1.2.3", "branch-rpi-1.2.3", "rpi-branch-rpi-1.2.3"),
+    # Another target's prefix: the amd64 tag would be the arm tag of branch "fix-gpio".
+    ("rpi-fix-gpio", "branch-rpi-fix-gpio", "rpi-branch-rpi-fix-gpio"),
+    ("RPI/Fix", "branch-rpi-fix", "rpi-branch-rpi-fix"),
+    ("rpi", "rpi", "rpi-rpi"),
+    ("rpi_x", "rpi_x", "rpi-rpi_x"),
 ]
 
 RESERVED_BRANCHES = ["latest", "LATEST", "local", "Local", "1.2.3", ".1.2.3", "v2", "V1.0",
@@ -122,6 +127,15 @@ def test_a_branch_tag_is_never_a_reserved_tag(branch: str, prefix: str) -> None:
 def test_reserved_names_get_branch_prefix(branch: str) -> None:
     assert branch_tag(branch, "", PREFIXES).startswith("branch-")
     assert branch_tag(branch, "rpi-", PREFIXES).startswith("rpi-branch-")
+
+
+@pytest.mark.parametrize("branch", [*ALL_NAMES, "rpi-x", "RPI-x", "rpi-", "rpi--x", ".rpi-x",
+                                    "rpi-" + "y" * 200])
+def test_a_tag_of_one_target_never_carries_another_targets_prefix(branch: str) -> None:
+    # So no branch's amd64 image lands on a tag of the arm image of another branch.
+    amd64 = branch_tag(branch, "", PREFIXES)
+    assert not amd64.startswith("rpi-"), amd64
+    assert branch_tag(branch, "rpi-", PREFIXES) == "rpi-" + amd64 or len(amd64) > MAX_TAG - 4
 
 
 def test_rpi_latest_is_reserved_only_with_the_arm_prefix_known() -> None:
