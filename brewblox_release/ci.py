@@ -149,8 +149,8 @@ def _github(env: Mapping[str, str], payload: Mapping[str, Any]) -> CiContext:
     name = env.get("GITHUB_EVENT_NAME", "push")
     ref = env.get("GITHUB_REF", "")
     in_fork = bool(payload.get("repository", {}).get("fork", False))
-    # pull_request, pull_request_target, and the review and comment events of a pull request:
-    # built, never published.
+    # pull_request, pull_request_target, the review events of a pull request, and a merge
+    # queue's trial merge (merge_group, on a gh-readonly-queue/... branch): built, never published.
     if name.startswith("pull_request") or "pull_request" in payload or ref.startswith(
             "refs/pull/"):
         head = payload.get("pull_request", {}).get("head", {})
@@ -160,6 +160,9 @@ def _github(env: Mapping[str, str], payload: Mapping[str, Any]) -> CiContext:
         return CiContext("github", Event.PULL_REQUEST,
                          branch=env.get("GITHUB_HEAD_REF") or head.get("ref") or None,
                          repository=repo, fork=fork)
+    if name == "merge_group":
+        return CiContext("github", Event.PULL_REQUEST, branch=ref.removeprefix("refs/heads/")
+                         or None, repository=repo, fork=in_fork)
     manual = name in {"workflow_dispatch", "repository_dispatch"}
     return _from_ref("github", ref, "GITHUB_REF", repository=repo, fork=in_fork, manual=manual)
 

@@ -279,6 +279,14 @@ def test_the_other_events_of_a_pull_request_build_only(event: str) -> None:
     assert from_env(env, None).event is PR
 
 
+def test_a_merge_queue_trial_merge_builds_only() -> None:
+    ref = "refs/heads/gh-readonly-queue/main/pr-7-0123456789abcdef0123456789abcdef01234567"
+    payload = {"action": "checks_requested", "merge_group": {"head_ref": ref},
+               "repository": {"full_name": REPO, "fork": False}}
+    assert from_env(github("merge_group", ref), payload) == CiContext(
+        "github", PR, branch=ref.removeprefix("refs/heads/"), repository=REPO)
+
+
 @pytest.mark.parametrize(("ctx", "ref", "expected"), [
     (CiContext("local", LOCAL), "refs/tags/1.2.3",
      CiContext("local", TAG, tag="1.2.3", manual=True)),
