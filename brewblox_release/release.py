@@ -57,7 +57,8 @@ class Options:
 
     @classmethod
     def parse(cls, args: Sequence[str], prog: str = "nox -s release --") -> Options:
-        parser = argparse.ArgumentParser(prog=prog, exit_on_error=False, add_help=False)
+        parser = argparse.ArgumentParser(prog=prog, exit_on_error=False, add_help=False,
+                                         allow_abbrev=False)
         parser.add_argument("--dry-run", action="store_true")
         parser.add_argument("--publish", action="store_true")
         parser.add_argument("--ref")

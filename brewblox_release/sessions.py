@@ -13,10 +13,11 @@ Nothing here but glue: parse the options, call the library, turn a `ReleaseError
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,27 +67,37 @@ def _quiet_logging() -> None:
             handler.addFilter(_LibraryFilter())
 
 
-def _prepare(session: Session, *, dry_run: bool = False) -> Run:
+@contextlib.contextmanager
+def _prepared(session: Session, *, dry_run: bool = False) -> Iterator[Run]:
+    """Parse the options and prepare the run; with ``--rehearse``, inside a rehearsal (SPEC §9),
+    whichever session asked for it, so that a rehearsal never reaches a real destination."""
     from dataclasses import replace
 
+    from . import config
     from .release import Options, prepare
     from .run import Redactor, configure
 
     options = Options.parse(session.posargs, prog=f"nox -s {session.name} --")
     if dry_run:
         options = replace(options, dry_run=True)
-    run = prepare(Path.cwd(), options)
-    configure(redactor=Redactor.from_env(os.environ, run.config.secret_vars))
-    return run
+    cfg = config.load(Path.cwd(), os.environ)
+    configure(redactor=Redactor.from_env(os.environ, cfg.secret_vars))
+    if not options.rehearse:
+        yield prepare(Path.cwd(), options)
+        return
+    from .rehearse import rehearsal
+
+    with rehearsal(cfg.require_image(), os.environ) as env:
+        yield prepare(Path.cwd(), options, env)
 
 
 @nox.session(python=False)
 @_guard
 def version(session: Session) -> None:
     """Print the version from git and the plan of this run (it builds and publishes nothing)."""
-    run = _prepare(session, dry_run=True)
-    print(run.info.version)
-    print(run.plan.render())
+    with _prepared(session, dry_run=True) as run:
+        print(run.info.version)
+        print(run.plan.render())
 
 
 @nox.session(python=False, default=False)
@@ -118,20 +129,20 @@ def _docker(session: Session, target: str) -> None:
 
     from .release import Summary, build_images, preflight, publish, verify
 
-    run = _prepare(session)
-    image = run.plan.image(run.config.target(target).name)
-    # This session's share of the plan: one image, no index upload.
-    run = replace(run, plan=replace(run.plan, images=(image,), upload=False))
-    if run.options.dry_run:
-        print(run.plan.render())
-        return
-    preflight(run)
-    build_images(run, [image])
-    if image.push:
-        summary = Summary()
-        publish(run, [], summary)
-        verify(run, summary)
-        print(summary.render())
+    with _prepared(session) as prepared:
+        image = prepared.plan.image(prepared.config.target(target).name)
+        # This session's share of the plan: one image, no index upload.
+        run = replace(prepared, plan=replace(prepared.plan, images=(image,), upload=False))
+        if run.options.dry_run:
+            print(run.plan.render())
+            return
+        preflight(run)
+        build_images(run, [image])
+        if image.push:
+            summary = Summary()
+            publish(run, [], summary)
+            verify(run, summary)
+            print(summary.render())
 
 
 @nox.session(name="docker-amd64", python=False, default=False)
@@ -152,27 +163,9 @@ def docker_arm(session: Session) -> None:
 @_guard
 def release(session: Session) -> None:
     """Release: preflight, dist, distcopy, every image, publish, verify, summary."""
-    from .release import Options, prepare
     from .release import release as run_release
-    from .run import Redactor, configure
 
-    options = Options.parse(session.posargs, prog="nox -s release --")
-    if options.rehearse:
-        from . import config
-        from .rehearse import rehearsal
-
-        cfg = config.load(Path.cwd(), os.environ)
-        with rehearsal(cfg.require_image(), os.environ) as env:
-            run = prepare(Path.cwd(), options, env)
-            print(run.plan.render())
-            if not options.dry_run:
-                summary = run_release(run)
-                print(summary.render())
-        return
-    run = prepare(Path.cwd(), options)
-    configure(redactor=Redactor.from_env(os.environ, run.config.secret_vars))
-    print(run.plan.render())
-    if options.dry_run:
-        return
-    summary = run_release(run)
-    print(summary.render())
+    with _prepared(session) as run:
+        print(run.plan.render())
+        if not run.options.dry_run:
+            print(run_release(run).render())

@@ -196,3 +196,19 @@ def test_rehearse_in_a_fresh_clone(tmp_path: Path) -> None:
     assert "0.1.1.dev1.tar.gz" in result.stdout
     assert "holds demo-svc 0.1.1.dev1  ok" in result.stdout
     assert "rehearsal: stopping the registry and the index" in result.stdout
+
+
+def test_a_docker_session_rehearses_on_loopback_too(tmp_path: Path) -> None:
+    # Found in review: --rehearse on docker-amd64 used to publish to the real registry, and to
+    # move `latest` back to an older release (HEAD is tagged 0.9.1; 1.0.0 exists).
+    repo = make_service(tmp_path / "svc", image="registry.invalid/org/svc", extra=RIG_TARGETS)
+    repo.tag("1.0.0")
+    repo.commit("a fix for the old series")
+    repo.tag("0.9.1")
+    assert nox(repo, "-s", "dist", "distcopy").returncode == 0
+    result = nox(repo, "-s", "docker-amd64", "--", "--rehearse")
+    assert result.returncode == 0, result.stdout
+    assert "rehearsal: registry at 127.0.0.1:" in result.stdout
+    assert "registry.invalid" not in result.stdout.replace("image = ", "")
+    assert "/org/svc:0.9.1 holds demo-svc 0.9.1  ok" in result.stdout
+    assert "rehearsal: stopping the registry and the index" in result.stdout

@@ -58,3 +58,13 @@ def test_bad_option_is_a_clear_error(tmp_path: Path) -> None:
     result = nox(_service(tmp_path), "-s", "release", "--", "--dryrun")
     assert result.returncode != 0
     assert "unknown option '--dryrun'" in result.stdout
+
+
+def test_an_abbreviated_option_is_not_taken_for_another(tmp_path: Path) -> None:
+    # argparse would read --pub as --publish, and stop with SystemExit on --re.
+    repo = _service(tmp_path)
+    for option in ("--pub", "--re"):
+        result = nox(repo, "-s", "release", "--", "--dry-run", option)
+        assert result.returncode != 0
+        assert f"unknown option {option!r}" in result.stdout
+        assert "Traceback" not in result.stdout
