@@ -137,7 +137,8 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
         ctx = ctx.with_ref(options.ref)
     elif ctx.event is Event.LOCAL and (options.publish or options.rehearse):
         ctx = _local_ref(ctx, state)
-    publishing = ctx.event in {Event.TAG, Event.BRANCH} and not ctx.fork
+    quiet = ctx.event is Event.BRANCH and ctx.branch in config.quiet_branches
+    publishing = ctx.event in {Event.TAG, Event.BRANCH} and not ctx.fork and not quiet
     if state.shallow and publishing and not options.dry_run:
         log("shallow clone: fetching the full history and tags to compute the version")
         version_mod.unshallow(config.root, state)

@@ -296,3 +296,18 @@ def test_compute_raises_no_deprecation_warning(repo: GitRepo) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)
         assert version.compute(repo.path) == "1.2.3"
+
+
+def test_a_quiet_branch_push_is_not_a_publishing_run(repo: GitRepo, tmp_path: Path) -> None:
+    # SPEC §4's clean-tree rule is for publishing runs; a push to main publishes nothing.
+    from brewblox_release.release import Options, prepare
+
+    from .service import github_env
+
+    repo.tag("1.2.3")
+    (repo.path / "README.md").write_text("changed\n")
+    run = prepare(repo.path, Options(), github_env(tmp_path, "refs/heads/main"))
+    assert run.plan.images and not any(image.push for image in run.plan.images)
+    assert not run.plan.upload
+    with pytest.raises(VersionError, match="README.md"):
+        prepare(repo.path, Options(), github_env(tmp_path, "refs/heads/feature/x"))
