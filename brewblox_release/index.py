@@ -18,17 +18,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .errors import CredentialsError, PublishError
+from .errors import ConfigError, CredentialsError, PublishError
 from .registry import is_loopback
 from .run import log, redact
 
 __all__ = ["PYPI_UPLOAD", "Index", "Outcome"]
 
 PYPI_UPLOAD = "https://upload.pypi.org/legacy/"
+TESTPYPI_UPLOAD = "https://test.pypi.org/legacy/"
 _SIMPLE = {
     PYPI_UPLOAD: "https://pypi.org/simple/",
-    "https://test.pypi.org/legacy/": "https://test.pypi.org/simple/",
+    TESTPYPI_UPLOAD: "https://test.pypi.org/simple/",
 }
+#: twine's own names for the indexes it knows without a ~/.pypirc (``TWINE_REPOSITORY``).
+_NAMED = {"pypi": PYPI_UPLOAD, "testpypi": TESTPYPI_UPLOAD}
 #: Attempts and first pause of the retries of an upload (5xx, connection errors).
 UPLOAD_ATTEMPTS = 4
 UPLOAD_BACKOFF = 1.0
@@ -46,18 +49,34 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _named(name: str | None) -> str:
+    """The upload URL of twine's ``TWINE_REPOSITORY``; a name from ~/.pypirc is refused, since
+    the sha256 rule must read the same index that twine uploads to."""
+    if not name:
+        return PYPI_UPLOAD
+    if name in _NAMED:
+        return _NAMED[name]
+    raise ConfigError(f"TWINE_REPOSITORY={name!r}: brewblox-release knows only 'pypi' and "
+                      "'testpypi' by name; set TWINE_REPOSITORY_URL to the index's upload URL "
+                      "(and BREWBLOX_RELEASE_INDEX_URL to its simple API if that is not "
+                      "<upload URL>/simple/)")
+
+
 @dataclass(frozen=True)
 class Index:
     """A package index, as twine and pip know it.
 
     Attributes:
-        upload_url: ``TWINE_REPOSITORY_URL`` (default: PyPI).
+        upload_url: ``TWINE_REPOSITORY_URL``, else ``TWINE_REPOSITORY`` (``pypi`` or
+            ``testpypi``), else PyPI.
         simple_url: its simple API; ``BREWBLOX_RELEASE_INDEX_URL``, else PyPI's and TestPyPI's
             own, else ``<upload_url>/simple/`` (pypiserver's layout).
         username, password: ``TWINE_USERNAME`` and ``TWINE_PASSWORD`` (an API token with
             user ``__token__``).
-        trusted_publishing: on GitHub Actions with an OIDC token (``ACTIONS_ID_TOKEN_REQUEST_URL``)
-            twine exchanges it for an upload token; no password is needed.
+        trusted_publishing: uploading to PyPI or TestPyPI from GitHub Actions with an OIDC
+            token (``ACTIONS_ID_TOKEN_REQUEST_URL``) and no username other than ``__token__``:
+            twine (6.1 and later) exchanges it for an upload token; no password is needed.
+            Other indexes know no trusted publishing and need ``TWINE_PASSWORD``.
     """
 
     upload_url: str = PYPI_UPLOAD
@@ -68,13 +87,14 @@ class Index:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Index:
-        upload = env.get("TWINE_REPOSITORY_URL") or PYPI_UPLOAD
+        upload = env.get("TWINE_REPOSITORY_URL") or _named(env.get("TWINE_REPOSITORY"))
         simple = env.get("BREWBLOX_RELEASE_INDEX_URL") or _SIMPLE.get(upload) or (
             upload.rstrip("/") + "/simple/")
-        return cls(upload_url=upload, simple_url=simple,
-                   username=env.get("TWINE_USERNAME") or None,
-                   password=env.get("TWINE_PASSWORD") or None,
-                   trusted_publishing=bool(env.get("ACTIONS_ID_TOKEN_REQUEST_URL")))
+        username = env.get("TWINE_USERNAME") or None
+        trusted = (bool(env.get("ACTIONS_ID_TOKEN_REQUEST_URL")) and upload in _SIMPLE
+                   and username in (None, "__token__"))
+        return cls(upload_url=upload, simple_url=simple, username=username,
+                   password=env.get("TWINE_PASSWORD") or None, trusted_publishing=trusted)
 
     @property
     def needs_credentials(self) -> bool:

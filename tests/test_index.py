@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from brewblox_release import config, dist, version
-from brewblox_release.errors import PublishError
+from brewblox_release.errors import ConfigError, PublishError
 from brewblox_release.index import PYPI_UPLOAD, Index
 from brewblox_release.servers import IndexServer
 from tests.service import make_service
@@ -39,6 +39,33 @@ def test_from_env() -> None:
         "http://127.0.0.1:1/simple/"
     assert Index.from_env({"TWINE_REPOSITORY_URL": "http://127.0.0.1:1/"}).missing_credentials() \
         is None
+
+
+OIDC = {"ACTIONS_ID_TOKEN_REQUEST_URL": "https://token.actions.example/"}
+
+
+@pytest.mark.parametrize(("env", "upload", "trusted"), [
+    (OIDC, PYPI_UPLOAD, True),
+    ({**OIDC, "TWINE_USERNAME": "__token__"}, PYPI_UPLOAD, True),
+    ({**OIDC, "TWINE_REPOSITORY": "testpypi"}, "https://test.pypi.org/legacy/", True),
+    ({**OIDC, "TWINE_REPOSITORY": "pypi"}, PYPI_UPLOAD, True),
+    # twine exchanges the OIDC token with PyPI and TestPyPI only, and only for __token__.
+    ({**OIDC, "TWINE_REPOSITORY_URL": "https://pkgs.example/legacy/"},
+     "https://pkgs.example/legacy/", False),
+    ({**OIDC, "TWINE_USERNAME": "alice"}, PYPI_UPLOAD, False),
+    ({"TWINE_REPOSITORY": "testpypi"}, "https://test.pypi.org/legacy/", False),
+])
+def test_trusted_publishing_is_for_pypi_and_testpypi(env: dict[str, str], upload: str,
+                                                     trusted: bool) -> None:
+    idx = Index.from_env(env)
+    assert idx.upload_url == upload
+    assert idx.trusted_publishing is trusted
+    assert idx.missing_credentials() == (None if trusted else "TWINE_PASSWORD")
+
+
+def test_a_pypirc_repository_name_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match=r"TWINE_REPOSITORY='company'.*TWINE_REPOSITORY_URL"):
+        Index.from_env({"TWINE_REPOSITORY": "company"})
 
 
 def test_upload_then_skip_the_same_files(index: IndexServer, built: list[Path]) -> None:
