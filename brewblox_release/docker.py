@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import urlsplit
 
 from .config import Config, Target
 from .errors import BuildError, CredentialsError, EmulationError, PublishError
@@ -197,7 +198,13 @@ def login(image: str, env: Mapping[str, str]) -> bool:
 
 
 def has_login(image: str, docker_config: Path | None = None) -> bool:
-    """Whether ``docker login`` already stored credentials for the image's registry."""
+    """Whether ``docker login`` already stored credentials for the image's registry.
+
+    Read from ~/.docker/config.json as docker reads it: ``auths``, a credential helper for the
+    registry (``credHelpers``), or the credential store (``credsStore``), which is asked for the
+    registries it holds (``docker-credential-<store> list``: names, no secrets). A store that
+    cannot be asked is taken at its word.
+    """
     path = docker_config or Path.home() / ".docker" / "config.json"
     try:
         data = json.loads(path.read_text())
@@ -206,7 +213,18 @@ def has_login(image: str, docker_config: Path | None = None) -> bool:
     host = registry_host(image)
     keys = {host, f"https://{host}"} | (
         {"https://index.docker.io/v1/", "index.docker.io"} if host == "docker.io" else set())
-    return bool(keys & set(data.get("auths", {}))) or bool(data.get("credsStore"))
+    if keys & set(data.get("auths", {})) or keys & set(data.get("credHelpers", {})):
+        return True
+    store = data.get("credsStore")
+    if not store:
+        return False
+    try:
+        listed = run([f"docker-credential-{store}", "list"], echo=False, stream=False,
+                     timeout=30)
+        servers = {urlsplit(s).netloc or s for s in json.loads(listed.output)}
+    except (CommandError, ValueError, TypeError):
+        return True
+    return bool({k.removeprefix("https://").split("/")[0] for k in keys} & servers)
 
 
 def package_version(ref: str, platform: str, name: str, *, pull: bool = True) -> str:
