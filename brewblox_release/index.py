@@ -16,11 +16,15 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .errors import ConfigError, CredentialsError, PublishError
 from .registry import is_loopback
 from .run import log, redact
+
+if TYPE_CHECKING:  # pypi-simple and twine load on use
+    from pypi_simple import DistributionPackage, PyPISimple
 
 __all__ = ["PYPI_UPLOAD", "Index", "Outcome"]
 
@@ -106,18 +110,55 @@ class Index:
             return None
         return "TWINE_PASSWORD"
 
+    @property
+    def read_auth(self) -> tuple[str, str] | None:
+        """twine's credentials, for reading a private index too: only where the simple API is
+        on the upload URL's host, so they never go anywhere twine would not send them."""
+        same_host = urlsplit(self.simple_url).netloc == urlsplit(self.upload_url).netloc
+        if same_host and self.username and self.password:
+            return self.username, self.password
+        return None
+
+    def authenticated_simple_url(self) -> str:
+        """The simple API's URL with `read_auth` in it, for pip (never log it unmasked)."""
+        from urllib.parse import quote
+
+        auth = self.read_auth
+        if auth is None:
+            return self.simple_url
+        parts = urlsplit(self.simple_url)
+        user, password = (quote(x, safe="") for x in auth)
+        return parts._replace(netloc=f"{user}:{password}@{parts.netloc}").geturl()
+
     def files(self, name: str) -> dict[str, str | None]:
-        """The project's files on the index: file name -> sha256 (None if not given)."""
+        """The project's files on the index: file name -> sha256.
+
+        A file the index lists without a sha256 is downloaded and hashed, so that the sha256
+        rule never takes a file for the same one unseen.
+        """
         from pypi_simple import NoSuchProjectError, PyPISimple
 
         try:
-            with PyPISimple(self.simple_url) as client:
+            with PyPISimple(self.simple_url, auth=self.read_auth) as client:
                 page = client.get_project_page(name, timeout=30)
+                found = {p.filename: p.digests.get("sha256") for p in page.packages}
+                for package in page.packages:
+                    if found[package.filename] is None:
+                        found[package.filename] = self._hash(client, package)
         except NoSuchProjectError:
             return {}
         except Exception as e:  # requests' and pypi_simple's errors alike
             raise PublishError(redact(f"cannot read {self.simple_url} for {name}: {e}")) from e
-        return {p.filename: p.digests.get("sha256") for p in page.packages}
+        return found
+
+    @staticmethod
+    def _hash(client: PyPISimple, package: DistributionPackage) -> str:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "file"
+            client.download_package(package, path, verify=False, timeout=60)  # no digest
+            return sha256(path)
 
     def versions(self, name: str) -> set[str]:
         from packaging.utils import (
@@ -147,7 +188,7 @@ class Index:
             if there == "absent":
                 self._upload_one(path)
                 outcomes.append(Outcome(path, "uploaded"))
-            elif there == sha256(path) or there is None:
+            elif there == sha256(path):
                 log(f"{path.name}: already on the index with the same sha256, skipped")
                 outcomes.append(Outcome(path, "skipped"))
             elif release:

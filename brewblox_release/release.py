@@ -28,7 +28,7 @@ from .ci import CiContext, Event
 from .config import Config
 from .errors import CredentialsError, ReleaseError, VersionError
 from .plan import ImagePlan, Plan, highest_final, make_plan, tag_version
-from .run import log
+from .run import log, redact
 from .tags import LATEST
 
 if TYPE_CHECKING:  # dist and index load on use: --dry-run needs neither
@@ -310,15 +310,15 @@ def pip_resolves(index: Index, name: str, *, pre: bool = False) -> str:
 
     with tempfile.TemporaryDirectory() as tmp:
         argv = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir",
-                "--disable-pip-version-check", "--quiet", "--index-url", index.simple_url,
-                "--dest", tmp, name]
+                "--disable-pip-version-check", "--quiet", "--dest", tmp, name]
         if pre:
             argv.append("--pre")
         env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+        env["PIP_INDEX_URL"] = index.authenticated_simple_url()  # in no command line
         proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
         if proc.returncode != 0:
-            raise ReleaseError(f"pip could not download {name} from {index.simple_url}: "
-                               f"{proc.stderr.strip()[-500:]}")
+            raise ReleaseError(redact(f"pip could not download {name} from "
+                                      f"{index.simple_url}: {proc.stderr.strip()[-500:]}"))
         wheels = [p for p in Path(tmp).iterdir() if p.name.endswith(".whl")]
         if wheels:
             return str(parse_wheel_filename(wheels[0].name)[1])

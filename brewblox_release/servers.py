@@ -112,10 +112,14 @@ class RegistryServer(_Server):
 class IndexServer(_Server):
     """pypiserver serving (and accepting uploads into) ``workdir/packages``.
 
-    With ``password_file`` (an htpasswd file) uploads need those credentials.
+    With ``password_file`` (an htpasswd file) the actions in ``authenticate`` need those
+    credentials (pypiserver's ``-a``: ``update``, or ``update,list,download`` for a private
+    index). ``hash_algo="off"`` lists files without a digest, as some indexes do.
     """
 
     password_file: Path | None = None
+    authenticate: str = "update"
+    hash_algo: str = "sha256"
 
     @property
     def url(self) -> str:
@@ -131,8 +135,9 @@ class IndexServer(_Server):
 
     def start(self) -> None:
         self.packages.mkdir(parents=True, exist_ok=True)
-        auth = (["-P", str(self.password_file), "-a", "update"] if self.password_file
+        auth = (["-P", str(self.password_file), "-a", self.authenticate] if self.password_file
                 else ["-P", ".", "-a", "."])
         self._spawn([sys.executable, "-m", "pypiserver", "run", "-i", "127.0.0.1",
-                     "-p", str(self.port), *auth, "--disable-fallback", "--hash-algo", "sha256",
-                     "--backend", "simple-dir", str(self.packages)], self.simple_url)
+                     "-p", str(self.port), *auth, "--disable-fallback", "--hash-algo",
+                     self.hash_algo, "--backend", "simple-dir", str(self.packages)],
+                    self.simple_url)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
 
 from brewblox_release import config, dist, version
-from brewblox_release.errors import ConfigError, PublishError
+from brewblox_release.errors import ConfigError, PublishError, ReleaseError
 from brewblox_release.index import PYPI_UPLOAD, Index
+from brewblox_release.index import sha256 as index_sha256
+from brewblox_release.release import pip_resolves
 from brewblox_release.servers import IndexServer
 from tests.service import make_service
 
@@ -100,3 +103,47 @@ def test_a_different_file_under_the_same_name(index: IndexServer, built: list[Pa
 def test_unreachable_index_is_a_publish_error() -> None:
     with pytest.raises(PublishError, match="cannot read"):
         Index.from_env({"TWINE_REPOSITORY_URL": "http://127.0.0.1:9/"}).files("demo-svc")
+
+
+def test_a_file_listed_without_a_sha256_is_hashed_not_trusted(built: list[Path],
+                                                              tmp_path: Path) -> None:
+    # Found in review: a file the index listed without a digest counted as the same file.
+    with IndexServer(tmp_path / "nohash", hash_algo="off") as server:
+        assert isinstance(server, IndexServer)
+        idx = _index(server)
+        shutil.copy2(built[0], server.packages / built[0].name)
+        assert idx.files("demo-svc") == {built[0].name: index_sha256(built[0])}
+        assert [o.status for o in idx.upload("demo-svc", built[:1], release=True)] == ["skipped"]
+        other = tmp_path / "other" / built[0].name
+        other.parent.mkdir()
+        other.write_bytes(built[0].read_bytes() + b"\0")
+        with pytest.raises(PublishError, match="different contents"):
+            idx.upload("demo-svc", [other], release=True)
+
+
+def test_a_private_index_is_read_with_twines_credentials(built: list[Path],
+                                                         tmp_path: Path) -> None:
+    with warnings.catch_warnings():  # passlib imports crypt, deprecated since Python 3.11
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from passlib.apache import HtpasswdFile  # type: ignore[import-untyped]
+
+    users = HtpasswdFile(str(tmp_path / "htpasswd"), new=True)
+    users.set_password("ci", "s3cret-token")
+    users.save()
+    with IndexServer(tmp_path / "private", password_file=tmp_path / "htpasswd",
+                     authenticate="update,list,download") as server:
+        assert isinstance(server, IndexServer)
+        creds = {"TWINE_USERNAME": "ci", "TWINE_PASSWORD": "s3cret-token"}
+        idx = Index.from_env({"TWINE_REPOSITORY_URL": server.url, **creds})
+        assert [o.status for o in idx.upload("demo-svc", built, release=True)] == [
+            "uploaded", "uploaded"]
+        assert idx.versions("demo-svc") == {"1.2.3"}
+        anonymous = Index.from_env({"TWINE_REPOSITORY_URL": server.url})
+        with pytest.raises(PublishError, match="cannot read"):
+            anonymous.files("demo-svc")
+        elsewhere = Index.from_env({"TWINE_REPOSITORY_URL": server.url, **creds,
+                                    "BREWBLOX_RELEASE_INDEX_URL": "http://localhost:1/simple/"})
+        assert elsewhere.read_auth is None, "credentials go only to the upload URL's host"
+        assert pip_resolves(idx, "demo-svc") == "1.2.3", "verification reads it too"
+        with pytest.raises(ReleaseError, match="pip could not download"):
+            pip_resolves(anonymous, "demo-svc")
