@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 __all__ = ["SECRET_VARS", "CommandError", "Redactor", "Result", "configure", "log", "redact",
            "run"]
@@ -37,8 +37,12 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         variants = set()
         for secret in secrets:
-            if len(secret) >= _MIN_SECRET:
-                variants.update({secret, quote(secret, safe=""), quote(secret)})
+            # Output is masked a line at a time: each line of a multi-line secret (a key in PEM
+            # form) is a secret of its own. URL-quoted and form-encoded forms too.
+            for part in {secret.strip(), *(line.strip() for line in secret.splitlines())}:
+                if len(part) >= _MIN_SECRET:
+                    variants.update({part, quote(part, safe=""), quote(part),
+                                     quote_plus(part, safe="")})
         # Longest first, so that a secret containing another is masked whole.
         self.secrets = sorted(variants, key=len, reverse=True)
 
@@ -89,7 +93,7 @@ def redact(text: str) -> str:
 def log(message: str) -> None:
     """Print one message (each of its lines masked)."""
     with _lock:
-        for line in message.splitlines() or [""]:
+        for line in redact(message).splitlines() or [""]:
             _output.sink(redact(line))
 
 

@@ -35,6 +35,12 @@ PY = sys.executable
     # A secret that contains another is masked whole.
     (["abc", "abcdef"], "abcdef abc", "**** ****"),
     (["tok", "token-123"], "token-123", "****"),
+    # Form-encoded ("+" for a space), as in a request body or a query string.
+    (["p@ss word+1"], "password=p%40ss+word%2B1&x=1", "password=****&x=1"),
+    # A multi-line secret (a key in PEM form) is masked line by line, and whole.
+    (["-----BEGIN KEY-----\nabcdefSECRET\n-----END KEY-----\n"], "key line abcdefSECRET",
+     "key line ****"),
+    (["BEGIN\nabcdefSECRET\nEND"], "BEGIN\nabcdefSECRET\nEND", "****"),
 ])
 def test_redactor(secrets: list[str], text: str, expected: str) -> None:
     assert Redactor(secrets)(text) == expected
@@ -116,6 +122,21 @@ def test_echo_and_stream_off_print_nothing(lines: list[str]) -> None:
 def test_a_short_secret_is_not_masked(lines: list[str]) -> None:
     run.run([PY, "-c", "print('ab cd')"], echo=False)
     assert lines == ["  ab cd"]
+
+
+def test_a_multi_line_secret_never_reaches_output() -> None:
+    captured: list[str] = []
+    saved = (run._output.redactor, run._output.sink)
+    key = "-----BEGIN KEY-----\nMIIEabcdefSECRETline\nMoreSECRETline2\n-----END KEY-----"
+    run.configure(redactor=Redactor.from_env({"DEPLOY_KEY": key}, ["DEPLOY_KEY"]),
+                  sink=captured.append)
+    try:
+        run.log(f"key is {key}")
+        run.run([PY, "-c", "import os; print(os.environ['K'])"], env={"K": key}, echo=False)
+    finally:
+        run.configure(redactor=saved[0], sink=saved[1])
+    assert captured
+    assert not any("SECRET" in line for line in captured), captured
 
 
 def test_log_masks_every_line(lines: list[str]) -> None:
