@@ -131,20 +131,25 @@ class Index:
         return parts._replace(netloc=f"{user}:{password}@{parts.netloc}").geturl()
 
     def files(self, name: str) -> dict[str, str | None]:
-        """The project's files on the index: file name -> sha256.
+        """The project's files on the index, yanked ones included: file name -> sha256.
 
         A file the index lists without a sha256 is downloaded and hashed, so that the sha256
         rule never takes a file for the same one unseen.
         """
+        return {filename: digest for filename, (digest, _) in self._listing(name).items()}
+
+    def _listing(self, name: str, *, hashed: bool = True) -> dict[str, tuple[str | None, bool]]:
+        """file name -> (sha256, yanked)."""
         from pypi_simple import NoSuchProjectError, PyPISimple
 
         try:
             with PyPISimple(self.simple_url, auth=self.read_auth) as client:
                 page = client.get_project_page(name, timeout=30)
-                found = {p.filename: p.digests.get("sha256") for p in page.packages}
-                for package in page.packages:
-                    if found[package.filename] is None:
-                        found[package.filename] = self._hash(client, package)
+                found = {p.filename: (p.digests.get("sha256"), p.is_yanked)
+                         for p in page.packages}
+                for package in page.packages if hashed else ():
+                    if found[package.filename][0] is None:
+                        found[package.filename] = (self._hash(client, package), package.is_yanked)
         except NoSuchProjectError:
             return {}
         except Exception as e:  # requests' and pypi_simple's errors alike
@@ -169,7 +174,10 @@ class Index:
         )
 
         found = set()
-        for filename in self.files(name):
+        # What pip can install: a yanked file is left out, as pip leaves it out (PEP 592).
+        for filename, (_, yanked) in self._listing(name, hashed=False).items():
+            if yanked:
+                continue
             try:
                 if filename.endswith(".whl"):
                     found.add(str(parse_wheel_filename(filename)[1]))
@@ -178,6 +186,21 @@ class Index:
             except (InvalidWheelFilename, InvalidSdistFilename):
                 continue
         return found
+
+    def check(self, name: str, paths: Iterable[Path], *, release: bool) -> None:
+        """Before anything is published: the index answers and, for a release, holds no
+        different file under the name of one of ``paths`` (the upload would fail after the
+        images were pushed)."""
+        present = self.files(name)
+        for path in paths:
+            there = present.get(path.name)
+            if release and there is not None and there != sha256(path):
+                raise PublishError(self._different(path, there) + "; nothing was published")
+
+    def _different(self, path: Path, there: str | None) -> str:
+        return (f"{path.name} is already on {self.simple_url} with different contents "
+                f"(sha256 {there}), and an index never replaces a file: release a new "
+                "version (tag the next one) instead")
 
     def upload(self, name: str, paths: Iterable[Path], *, release: bool) -> list[Outcome]:
         """Upload the files that are not there yet; skip those that are, byte for byte."""
@@ -192,10 +215,7 @@ class Index:
                 log(f"{path.name}: already on the index with the same sha256, skipped")
                 outcomes.append(Outcome(path, "skipped"))
             elif release:
-                raise PublishError(
-                    f"{path.name} is already on {self.simple_url} with different contents "
-                    f"(sha256 {there}), and an index never replaces a file: release a new "
-                    "version (tag the next one) instead")
+                raise PublishError(self._different(path, there))
             else:
                 log(f"{path.name}: version collision: the index holds a different file of this "
                     "dev version (two branches at the same distance from a tag); skipped")

@@ -281,8 +281,8 @@ def publish(run: Run, files: Sequence[Path], summary: Summary) -> None:
         Registry.from_env(image, run.env).tags()  # reachable, before anything is pushed
         if docker.login(image, run.env):
             log(f"logged in to {docker.registry_host(image)} as DOCKER_USERNAME")
-    if plan.upload:
-        run.index.files(run.config.name)  # reachable, before anything is pushed
+    if plan.upload:  # reachable, and no release file in the way, before anything is pushed
+        run.index.check(run.config.name, files, release=not plan.is_dev)
     is_latest = {f"{p}{LATEST}" for p in (t.prefix for t in run.config.targets)}
 
     def push(latest: bool) -> None:
@@ -315,6 +315,7 @@ def pip_resolves(index: Index, name: str, *, pre: bool = False) -> str:
             argv.append("--pre")
         env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
         env["PIP_INDEX_URL"] = index.authenticated_simple_url()  # in no command line
+        env["PIP_CONFIG_FILE"] = os.devnull  # this index only: no pip.conf's extra index
         proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
         if proc.returncode != 0:
             raise ReleaseError(redact(f"pip could not download {name} from "

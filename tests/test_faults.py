@@ -313,3 +313,20 @@ def test_dockerfile_that_fails_to_build(service: GitRepo, registry: RegistryServ
 def test_sentinels_are_what_the_scan_looks_for() -> None:
     assert set(SECRET_VALUES) <= set(SENTINELS.values())
     assert leaked_secrets("nothing here") == []
+
+
+def test_a_release_whose_file_differs_on_the_index_publishes_nothing(
+        service: GitRepo, registry: RegistryServer, index: IndexServer, tmp_path: Path) -> None:
+    # Found in review: the images' version tags were pushed before the upload found the
+    # different file, so the images were public and the package never could be.
+    service.checkout("1.2.3")
+    sdist = index.packages / "demo_svc-1.2.3.tar.gz"
+    sdist.write_bytes(b"another build of 1.2.3")
+    env = {**travis_env(tag="1.2.3"), **destinations(registry.address, index.url)}
+    result = nox(service, "-s", "release", env=env)
+    assert result.returncode != 0
+    _assert_clear_error(result.stdout, "demo_svc-1.2.3.tar.gz is already on",
+                        "different contents", "nothing was published")
+    assert "pushed " not in result.stdout
+    assert registry_tags(registry.address, REPO) == []
+    assert sorted(p.name for p in index.packages.iterdir()) == [sdist.name]

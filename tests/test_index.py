@@ -147,3 +147,31 @@ def test_a_private_index_is_read_with_twines_credentials(built: list[Path],
         assert pip_resolves(idx, "demo-svc") == "1.2.3", "verification reads it too"
         with pytest.raises(ReleaseError, match="pip could not download"):
             pip_resolves(anonymous, "demo-svc")
+
+
+def test_a_yanked_release_is_not_a_version_pip_installs(built: list[Path],
+                                                        tmp_path: Path) -> None:
+    # A static PEP 503 index (as on a plain web server) whose 1.3.0 is yanked (PEP 592).
+    import http.server
+    import threading
+    from functools import partial
+
+    project = tmp_path / "static" / "demo-svc"
+    project.mkdir(parents=True)
+    wheel = built[[p.name.endswith(".whl") for p in built].index(True)]
+    shutil.copy2(wheel, project / wheel.name)
+    yanked = project / wheel.name.replace("1.2.3", "1.3.0")
+    shutil.copy2(wheel, yanked)
+    project.joinpath("index.html").write_text(
+        f'<a href="{wheel.name}#sha256={index_sha256(wheel)}">{wheel.name}</a>\n'
+        f'<a href="{yanked.name}#sha256={index_sha256(yanked)}" data-yanked="broken">'
+        f'{yanked.name}</a>\n')
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "static"))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        idx = Index.from_env({"TWINE_REPOSITORY_URL": url, "BREWBLOX_RELEASE_INDEX_URL": url})
+        assert set(idx.files("demo-svc")) == {wheel.name, yanked.name}, "the sha256 rule sees it"
+        assert idx.versions("demo-svc") == {"1.2.3"}
+        assert pip_resolves(idx, "demo-svc") == "1.2.3"
+        server.shutdown()
