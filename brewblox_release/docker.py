@@ -7,21 +7,23 @@ errors pass the redactor of `run.py` like everything else.
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from .config import Config, Target
 from .errors import BuildError, CredentialsError, EmulationError, PublishError
 from .plan import ImagePlan
 from .registry import split_image
-from .run import CommandError, log, redact, run
+from .run import CommandError, log, mask, redact, run
 
 if TYPE_CHECKING:
     from python_on_whales import DockerException
@@ -197,6 +199,25 @@ def login(image: str, env: Mapping[str, str]) -> bool:
     return True
 
 
+def _docker_config(path: Path | None) -> dict[str, Any]:
+    """docker's config.json: ``path``, else in ``$DOCKER_CONFIG``, else in ~/.docker."""
+    if path is None:
+        path = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _config_keys(image: str) -> list[str]:
+    """The keys under which docker's config may name the image's registry."""
+    host = registry_host(image)
+    if host == "docker.io":
+        return ["https://index.docker.io/v1/", "index.docker.io", "docker.io"]
+    return [host, f"https://{host}", f"http://{host}"]
+
+
 def has_login(image: str, docker_config: Path | None = None) -> bool:
     """Whether ``docker login`` already stored credentials for the image's registry.
 
@@ -205,15 +226,10 @@ def has_login(image: str, docker_config: Path | None = None) -> bool:
     registries it holds (``docker-credential-<store> list``: names, no secrets). A store that
     cannot be asked is taken at its word.
     """
-    path = docker_config or Path.home() / ".docker" / "config.json"
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
-    host = registry_host(image)
-    keys = {host, f"https://{host}"} | (
-        {"https://index.docker.io/v1/", "index.docker.io"} if host == "docker.io" else set())
-    if keys & set(data.get("auths", {})) or keys & set(data.get("credHelpers", {})):
+    data = _docker_config(docker_config)
+    keys = _config_keys(image)
+    if any(k in data.get("auths", {}) for k in keys) or any(
+            k in data.get("credHelpers", {}) for k in keys):
         return True
     store = data.get("credsStore")
     if not store:
@@ -224,7 +240,37 @@ def has_login(image: str, docker_config: Path | None = None) -> bool:
         servers = {urlsplit(s).netloc or s for s in json.loads(listed.output)}
     except (CommandError, ValueError, TypeError):
         return True
-    return bool({k.removeprefix("https://").split("/")[0] for k in keys} & servers)
+    return bool({k.split("://")[-1].split("/")[0] for k in keys} & servers)
+
+
+def stored_credentials(image: str, docker_config: Path | None = None) -> tuple[str, str] | None:
+    """The user and password ``docker login`` stored for the image's registry, as docker
+    finds them: in ``auths``, or from the registry's credential helper or the credential store
+    (``docker-credential-<name> get``). The password is masked in all output from then on."""
+    data = _docker_config(docker_config)
+    keys = _config_keys(image)
+    for key in keys:
+        entry = data.get("auths", {}).get(key) or {}
+        if entry.get("auth"):
+            try:
+                user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+            except ValueError:
+                continue
+            mask(password)
+            return user, password
+    helpers = data.get("credHelpers", {})
+    helper = next((helpers[k] for k in keys if k in helpers), None) or data.get("credsStore")
+    for key in keys if helper else ():
+        try:
+            found = run([f"docker-credential-{helper}", "get"], input=key, echo=False,
+                        stream=False, timeout=30)
+            creds = json.loads(found.output)
+            user, password = str(creds["Username"]), str(creds["Secret"])
+        except (CommandError, ValueError, KeyError, TypeError):
+            continue
+        mask(password)
+        return user, password
+    return None
 
 
 def package_version(ref: str, platform: str, name: str, *, pull: bool = True) -> str:

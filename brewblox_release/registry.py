@@ -2,7 +2,8 @@
 
 Used to feed the forward-only ``latest`` rule and to verify a release. Registries on loopback
 speak plain HTTP (as the engine allows for 127.0.0.0/8); others HTTPS, with the bearer-token
-flow of Docker Hub and GHCR (anonymous, or with DOCKER_USERNAME/DOCKER_PASSWORD).
+flow of Docker Hub and GHCR (anonymous, or with credentials) or Basic auth (ECR, Nexus, an
+htpasswd registry). Credentials: DOCKER_USERNAME/DOCKER_PASSWORD, else ``docker login``'s.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class Registry:
     username: str | None = None
     password: str | None = None
     timeout: float = 15.0
-    _token: str | None = field(default=None, repr=False)
+    _authorization: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, image: str, env: Mapping[str, str]) -> Registry:
@@ -79,17 +80,36 @@ class Registry:
         scheme = "http" if is_loopback(host) else "https"
         return f"{scheme}://{host}/v2/{path}"
 
+    def _credentials(self) -> tuple[str, str] | None:
+        """DOCKER_USERNAME and DOCKER_PASSWORD, else what ``docker login`` stored."""
+        if self.username and self.password:
+            return self.username, self.password
+        from .docker import stored_credentials
+
+        return stored_credentials(self.image)
+
     def _authenticate(self, challenge: str) -> None:
+        """Answer a 401's challenge: Basic (ECR, Nexus, an htpasswd registry) with the
+        credentials, or Bearer (Docker Hub, GHCR) with a token from the realm."""
         params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
         realm = params.pop("realm", None)
-        if not challenge.lower().startswith("bearer") or not realm:
-            scheme = challenge.split(maxsplit=1)[0] if challenge else "unknown"
+        scheme = challenge.split(maxsplit=1)[0].lower() if challenge else "unknown"
+        credentials = self._credentials()
+        basic = None if credentials is None else base64.b64encode(
+            ":".join(credentials).encode()).decode()
+        if scheme == "basic":
+            if basic is None:
+                raise CredentialsError(
+                    f"registry {self.host} asks for credentials: set DOCKER_USERNAME and "
+                    f"DOCKER_PASSWORD, or run `docker login {self.host}`")
+            self._authorization = f"Basic {basic}"
+            return
+        if scheme != "bearer" or not realm:
             raise PublishError(f"registry {self.host} wants {scheme} auth, which "
-                               "brewblox-release cannot read; run `docker login` and retry")
+                               "brewblox-release cannot speak")
         url = realm + "?" + urllib.parse.urlencode(params)
         request = urllib.request.Request(url)
-        if self.username and self.password:
-            basic = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        if basic is not None:
             request.add_header("Authorization", f"Basic {basic}")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
@@ -101,7 +121,7 @@ class Registry:
         except OSError as e:
             raise PublishError(f"registry {self.host}: its token service is not reachable "
                                f"({e})") from e
-        self._token = data.get("token") or data.get("access_token")
+        self._authorization = f"Bearer {data.get('token') or data.get('access_token')}"
 
     def _request(self, path: str, accept: str | None = None,
                  method: str = "GET") -> tuple[Mapping[str, str], bytes] | None:
@@ -110,24 +130,26 @@ class Registry:
             request = urllib.request.Request(f"{self.base}/{path}", method=method)
             if accept:
                 request.add_header("Accept", accept)
-            if self._token:
-                request.add_header("Authorization", f"Bearer {self._token}")
+            if self._authorization:
+                request.add_header("Authorization", self._authorization)
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
                     return dict(response.headers.items()), response.read()
             except urllib.error.HTTPError as e:
                 if e.code == 404:
                     return None
-                if e.code == 401 and self._token is None:
+                if e.code == 401 and self._authorization is None:
                     self._authenticate(e.headers.get("WWW-Authenticate", ""))
                     continue
+                if e.code == 401:
+                    break
                 raise PublishError(f"registry {self.host}: {method} {path} answered {e.code} "
                                    f"{e.reason}") from e
             except OSError as e:
                 raise PublishError(f"registry {self.host} is not reachable ({e}); "
                                    "check the image name and the network") from e
-        raise PublishError(f"registry {self.host} refused the credentials for {self.image}: "
-                           "check DOCKER_USERNAME and DOCKER_PASSWORD")
+        raise CredentialsError(f"registry {self.host} refused the credentials for {self.image}: "
+                               "check DOCKER_USERNAME and DOCKER_PASSWORD (or `docker login`)")
 
     def tags(self) -> list[str]:
         """The repository's tags (empty when the repository does not exist yet)."""

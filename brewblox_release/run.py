@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
-__all__ = ["SECRET_VARS", "CommandError", "Redactor", "Result", "configure", "log", "redact",
-           "run"]
+__all__ = ["SECRET_VARS", "CommandError", "Redactor", "Result", "configure", "log", "mask",
+           "redact", "run"]
 
 #: Variables whose values are never shown. ``TWINE_USERNAME`` is masked too unless it is
 #: ``__token__``; a service adds its own with ``secret-vars`` in ``[tool.brewblox-release]``.
@@ -84,6 +84,14 @@ def configure(*, redactor: Redactor | None = None,
         _output.redactor = redactor
     if sink is not None:
         _output.sink = sink
+
+
+def mask(*values: str) -> None:
+    """Mask these values too from now on (a secret learnt while running, such as a password
+    read from docker's credential store)."""
+    new = [v for v in values if v and v not in _output.redactor.secrets]
+    if new:
+        _output.redactor = Redactor([*_output.redactor.secrets, *new])
 
 
 def redact(text: str) -> str:

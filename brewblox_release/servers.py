@@ -85,7 +85,10 @@ class _Server:
 
 @dataclass
 class RegistryServer(_Server):
-    """``docker-registry serve`` with its data in ``workdir/registry``."""
+    """``docker-registry serve`` with its data in ``workdir/registry``; with ``htpasswd`` (a
+    file of bcrypt hashes) every request needs those credentials, by Basic auth."""
+
+    htpasswd: Path | None = None
 
     @property
     def address(self) -> str:
@@ -104,7 +107,9 @@ class RegistryServer(_Server):
             "log: {level: warn}\n"
             f"storage: {{filesystem: {{rootdirectory: {self.workdir / 'registry'}}}, "
             "delete: {enabled: true}}\n"
-            f"http: {{addr: '{self.address}'}}\n")
+            f"http: {{addr: '{self.address}'}}\n"
+            + (f"auth: {{htpasswd: {{realm: brewblox-release, path: {self.htpasswd}}}}}\n"
+               if self.htpasswd else ""))
         self._spawn([program, "serve", str(config)], f"http://{self.address}/v2/")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -231,19 +232,37 @@ def nox(repo: GitRepo | Path, *args: str, env: dict[str, str] | None = None,
     return result
 
 
+def htpasswd(path: Path, user: str, password: str) -> Path:
+    """An htpasswd file with a bcrypt hash, as docker-registry requires (through libcrypt)."""
+    import warnings
+
+    with warnings.catch_warnings():  # crypt is deprecated since Python 3.11; it is the test's
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+
+        hashed = crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))  # noqa: S324 (bcrypt, what docker-registry reads)
+    path.write_text(f"{user}:{hashed}\n")
+    return path
+
+
 # --- reading a registry through its HTTP API (independently of the library) ---------------------
 
-def _get(url: str, accept: str | None = None) -> tuple[dict[str, str], bytes]:
+def _get(url: str, accept: str | None = None,
+         auth: tuple[str, str] | None = None) -> tuple[dict[str, str], bytes]:
     request = urllib.request.Request(url)
     if accept:
         request.add_header("Accept", accept)
+    if auth:
+        basic = base64.b64encode(":".join(auth).encode()).decode()
+        request.add_header("Authorization", f"Basic {basic}")
     with urllib.request.urlopen(request, timeout=10) as response:
         return {k.lower(): v for k, v in response.headers.items()}, response.read()
 
 
-def registry_tags(address: str, repository: str) -> list[str]:
+def registry_tags(address: str, repository: str,
+                  auth: tuple[str, str] | None = None) -> list[str]:
     try:
-        _, body = _get(f"http://{address}/v2/{repository}/tags/list")
+        _, body = _get(f"http://{address}/v2/{repository}/tags/list", auth=auth)
     except urllib.error.HTTPError as e:
         if e.code == 404:
             return []

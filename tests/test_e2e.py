@@ -12,11 +12,13 @@ import pytest
 from brewblox_release.servers import IndexServer, RegistryServer
 from tests.service import (
     RIG_TARGETS,
+    SENTINELS,
     GitRepo,
     azure_pr_env,
     destinations,
     github_env,
     gitlab_env,
+    htpasswd,
     index_files,
     make_service,
     nox,
@@ -212,3 +214,22 @@ def test_a_docker_session_rehearses_on_loopback_too(tmp_path: Path) -> None:
     assert "registry.invalid" not in result.stdout.replace("image = ", "")
     assert "/org/svc:0.9.1 holds demo-svc 0.9.1  ok" in result.stdout
     assert "rehearsal: stopping the registry and the index" in result.stdout
+
+
+def test_a_release_to_a_registry_that_wants_basic_auth(service: GitRepo, index: IndexServer,
+                                                       tmp_path: Path) -> None:
+    # Found in review: ECR, Nexus and htpasswd registries answer with a Basic challenge, which
+    # the registry reads before pushing (and verification after) could not answer.
+    users = htpasswd(tmp_path / "htpasswd", SENTINELS["DOCKER_USERNAME"],
+                     SENTINELS["DOCKER_PASSWORD"])
+    with RegistryServer(tmp_path / "locked", htpasswd=users) as registry:
+        assert isinstance(registry, RegistryServer)
+        service.checkout("1.2.3")
+        env = {**travis_env(tag="1.2.3"), **destinations(registry.address, index.url)}
+        out = _release(service, env)
+        assert f"logged in to {registry.address}" in out
+        assert "holds demo-svc 1.2.3  ok" in out
+        assert "latest -> 1.2.3" in out
+        auth = (SENTINELS["DOCKER_USERNAME"], SENTINELS["DOCKER_PASSWORD"])
+        assert set(registry_tags(registry.address, REPO, auth=auth)) == {
+            "1.2.3", "latest", "rpi-1.2.3", "rpi-latest"}

@@ -18,6 +18,7 @@ from brewblox_release.errors import CredentialsError, PublishError
 from brewblox_release.registry import Registry
 from brewblox_release.servers import RegistryServer
 from tests.conftest import require_or_skip
+from tests.service import htpasswd
 
 
 @pytest.fixture
@@ -129,3 +130,42 @@ def test_bearer_token_flow_with_credentials() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def locked_registry(tmp_path: Path) -> Iterator[RegistryServer]:
+    """A registry that wants Basic auth for everything (as ECR, Nexus or an htpasswd registry)."""
+    if not (shutil.which("docker-registry") or shutil.which("registry")):
+        require_or_skip("no registry program: run `bash .ci/provision.sh` as root")
+    users = htpasswd(tmp_path / "htpasswd", "ci", "s3cret-token")
+    with RegistryServer(tmp_path / "locked", htpasswd=users) as server:
+        assert isinstance(server, RegistryServer)
+        yield server
+
+
+def test_basic_auth_with_credentials(locked_registry: RegistryServer,
+                                     monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Found in review: a Basic challenge was "auth brewblox-release cannot read".
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / ".docker"))  # no login of ours
+    image = f"{locked_registry.address}/demo/svc"
+    assert Registry.from_env(image, {"DOCKER_USERNAME": "ci",
+                                     "DOCKER_PASSWORD": "s3cret-token"}).tags() == []
+    with pytest.raises(CredentialsError, match=r"asks for credentials.*DOCKER_USERNAME"):
+        Registry.from_env(image, {}).tags()
+    with pytest.raises(CredentialsError, match="refused the credentials"):
+        Registry.from_env(image, {"DOCKER_USERNAME": "ci", "DOCKER_PASSWORD": "wrong"}).tags()
+
+
+def test_basic_auth_with_docker_logins_credentials(locked_registry: RegistryServer,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
+    # What `docker login` writes without a credential store: auths.<host>.auth.
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / ".docker"))
+    (tmp_path / ".docker").mkdir()
+    auth = base64.b64encode(b"ci:s3cret-token").decode()
+    (tmp_path / ".docker" / "config.json").write_text(
+        json.dumps({"auths": {locked_registry.address: {"auth": auth}}}))
+    assert Registry.from_env(f"{locked_registry.address}/demo/svc", {}).tags() == []
+    from brewblox_release.run import redact
+
+    assert "s3cret-token" not in redact("password s3cret-token"), "it is masked once read"
