@@ -121,7 +121,7 @@ class Config:
             dist_dir=reader.string("dist-dir", "dist"),
             targets=_targets(where, section.get("targets")),
             quiet_branches=tuple(reader.str_list("quiet-branches", ["master", "main"])),
-            build_args=reader.str_map("build-args"),
+            build_args=reader.build_args(),
             pypi=reader.bool("pypi", default=True),
             secret_vars=tuple(reader.str_list("secret-vars", [])),
             network=reader.opt_str("network"),
@@ -166,7 +166,7 @@ def _targets(where: Path, value: object) -> tuple[Target, ...]:
             context=reader.required_str("context"),
             platform=reader.required_str("platform"),
             prefix=reader.string("prefix", ""),
-            build_args=reader.str_map("build-args"),
+            build_args=reader.build_args(),
         ))
         reader.finish()
         if not _PREFIX.fullmatch(targets[-1].prefix):
@@ -239,6 +239,15 @@ class _Reader:
         if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
             raise self._error(key, "a table of strings")
         return dict(value)
+
+    def build_args(self) -> dict[str, str]:
+        """``build-args``, which may not set the two that the release itself sets."""
+        args = self.str_map("build-args")
+        for name in sorted(set(args) & {"PACKAGE", "VERSION"}):
+            raise ConfigError(f"{self.where}: [{self.table}] build-args sets {name}, which "
+                              "brewblox-release sets to the distribution and the version it "
+                              "publishes: remove it")
+        return args
 
     def finish(self) -> None:
         unknown = sorted(set(self.data) - self.seen)

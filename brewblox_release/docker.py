@@ -35,8 +35,10 @@ T = TypeVar("T")
 #: Attempts and first pause of the retries of a push (transient faults: 5xx, resets, refused).
 PUSH_ATTEMPTS = 4
 PUSH_BACKOFF = 1.0
-_PERMANENT = ("unauthorized", "denied", "authentication required", "forbidden",
-              "no basic auth credentials", "manifest invalid", "name unknown")
+_REFUSED = ("unauthorized", "denied", "authentication required", "forbidden",
+            "no basic auth credentials")
+#: Answers that no retry changes, and that are not about credentials.
+_PERMANENT = ("manifest invalid", "name unknown", "name invalid")
 
 
 @dataclass(frozen=True)
@@ -155,11 +157,15 @@ def _retrying(what: str, action: Callable[[], T], *, attempts: int = PUSH_ATTEMP
         except DockerException as e:
             text = f"{e.stdout or ''}\n{e.stderr or ''}".lower()
             # docker push reports a refused login only as text: no exit code tells it apart.
-            if any(word in text for word in _PERMANENT):
+            if any(word in text for word in _REFUSED):
                 raise CredentialsError(
                     _wrap(e, what) + "\nthe registry refused the credentials: check "
                     "DOCKER_USERNAME and DOCKER_PASSWORD, and that they may push to the image "
                     "repository") from e
+            if any(word in text for word in _PERMANENT):
+                raise PublishError(_wrap(e, what) + "\nthe registry refused the image itself "
+                                   "(a retry would not change that): check the image name "
+                                   "and that the registry accepts this kind of manifest") from e
             if attempt == attempts:
                 raise PublishError(_wrap(e, what) + f"\ngave up after {attempts} attempts; "
                                    "re-run the release to complete it") from e

@@ -179,6 +179,24 @@ def test_wrong_type(tmp_path: Path, body: str, key: str, expected: str) -> None:
     assert str(path.resolve()) in message
 
 
+@pytest.mark.parametrize(("body", "table", "name"), [
+    ('build-args = { VERSION = "9.9.9" }\n', "tool.brewblox-release", "VERSION"),
+    ('build-args = { PACKAGE = "other" }\n', "tool.brewblox-release", "PACKAGE"),
+    ('[[tool.brewblox-release.targets]]\nname = "amd64"\ncontext = "docker"\n'
+     'platform = "linux/amd64"\nbuild-args = { VERSION = "1" }\n',
+     "tool.brewblox-release.targets[0]", "VERSION"),
+])
+def test_build_args_may_not_set_what_the_release_sets(tmp_path: Path, body: str, table: str,
+                                                      name: str) -> None:
+    # Found in review: a VERSION in build-args silently replaced the published version.
+    path = section(tmp_path, body)
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path)
+    message = str(info.value)
+    assert f"[{table}] build-args sets {name}" in message
+    assert str(path.resolve()) in message
+
+
 @pytest.mark.parametrize(("target", "key", "expected"), [
     ('name = 1\ncontext = "docker"\nplatform = "linux/amd64"\n', "name", "must be a string"),
     ('name = "amd64"\ncontext = "docker"\nplatform = "linux/amd64"\nprefix = 1\n', "prefix",
