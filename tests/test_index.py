@@ -175,3 +175,34 @@ def test_a_yanked_release_is_not_a_version_pip_installs(built: list[Path],
         assert idx.versions("demo-svc") == {"1.2.3"}
         assert pip_resolves(idx, "demo-svc") == "1.2.3"
         server.shutdown()
+
+
+def test_verification_reads_only_the_index_it_verifies(index: IndexServer, built: list[Path],
+                                                       tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found in review: pip's own config (Raspberry Pi OS ships one naming piwheels) could add an
+    # index, and verification would see versions the verified index does not hold.
+    import http.server
+    import threading
+    from functools import partial
+
+    idx = _index(index)
+    idx.upload("demo-svc", built, release=True)
+    repo = make_service(tmp_path / "svc")  # the same project, built as 9.9.9 for the other index
+    files = dist.build(config.load(repo.path), "9.9.9", twine=False)
+    newer = next(p for p in files if p.name.endswith(".whl"))
+    project = tmp_path / "other" / "demo-svc"
+    project.mkdir(parents=True)
+    shutil.copy2(newer, project / newer.name)
+    project.joinpath("index.html").write_text(f'<a href="{newer.name}">{newer.name}</a>\n')
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "other"))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        home = tmp_path / "home"
+        (home / ".config" / "pip").mkdir(parents=True)
+        (home / ".config" / "pip" / "pip.conf").write_text(
+            f"[global]\nextra-index-url = http://127.0.0.1:{server.server_address[1]}/\n")
+        monkeypatch.setenv("HOME", str(home))
+        monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+        assert pip_resolves(idx, "demo-svc") == "1.2.3"
+        server.shutdown()
