@@ -243,10 +243,15 @@ def has_login(image: str, docker_config: Path | None = None) -> bool:
     try:
         listed = run([f"docker-credential-{store}", "list"], echo=False, stream=False,
                      timeout=30)
-        servers = {urlsplit(s).netloc or s for s in json.loads(listed.output)}
+        servers = {_server(s) for s in json.loads(listed.output)}
     except (CommandError, ValueError, TypeError):
         return True
-    return bool({k.split("://")[-1].split("/")[0] for k in keys} & servers)
+    return bool({_server(k) for k in keys} & servers)
+
+
+def _server(key: str) -> str:
+    """A registry as docker's config and credential stores name it, without scheme and path."""
+    return urlsplit(key).netloc or key.split("/", maxsplit=1)[0]
 
 
 def stored_credentials(image: str, docker_config: Path | None = None) -> tuple[str, str] | None:

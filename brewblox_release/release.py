@@ -124,10 +124,12 @@ def published_versions(config: Config, env: Mapping[str, str]) -> set[str]:
     return found
 
 
-def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = None) -> Run:
-    """Read the configuration, the context and the version, and make the plan."""
+def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = None, *,
+            config: Config | None = None) -> Run:
+    """Read the configuration (unless given, as loaded from ``env``), the context and the
+    version, and make the plan."""
     env = dict(os.environ if env is None else env)
-    config = config_mod.load(root, env)
+    config = config or config_mod.load(root, env)
     ctx = ci.detect(env)
     with ThreadPoolExecutor(max_workers=1) as pool:  # setuptools_scm imports while git runs
         computed = pool.submit(version_mod.compute, config.root)

@@ -56,6 +56,13 @@ class Redactor:
             values.append(value)
         return cls(values)
 
+    def adding(self, secrets: Iterable[str]) -> Redactor:
+        """This redactor and ``secrets`` (with their variants) together."""
+        merged = Redactor()
+        merged.secrets = sorted({*self.secrets, *Redactor(secrets).secrets}, key=len,
+                                reverse=True)
+        return merged
+
     def __call__(self, text: str) -> str:
         for secret in self.secrets:
             if secret in text:
@@ -89,9 +96,7 @@ def configure(*, redactor: Redactor | None = None,
 def mask(*values: str) -> None:
     """Mask these values too from now on (a secret learnt while running, such as a password
     read from docker's credential store)."""
-    new = [v for v in values if v and v not in _output.redactor.secrets]
-    if new:
-        _output.redactor = Redactor([*_output.redactor.secrets, *new])
+    _output.redactor = _output.redactor.adding(values)
 
 
 def redact(text: str) -> str:
@@ -102,7 +107,7 @@ def log(message: str) -> None:
     """Print one message (each of its lines masked)."""
     with _lock:
         for line in redact(message).splitlines() or [""]:
-            _output.sink(redact(line))
+            _output.sink(line)
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,7 @@ def _prepared(session: Session, *, dry_run: bool = False) -> Iterator[Run]:
     cfg = config.load(Path.cwd(), os.environ)
     configure(redactor=Redactor.from_env(os.environ, cfg.secret_vars))
     if not options.rehearse:
-        yield prepare(Path.cwd(), options)
+        yield prepare(Path.cwd(), options, config=cfg)
         return
     from .rehearse import rehearsal
 

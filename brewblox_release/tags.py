@@ -68,7 +68,9 @@ def branch_tag(branch: str, prefix: str = "", prefixes: Iterable[str] = ("",)) -
     name = _INVALID.sub("-", branch.lower()).lstrip(".-")
     if not name:
         name = f"branch-{digest}"
-    if is_reserved(name, {"", *prefixes}) or any(p and name.startswith(p) for p in prefixes):
+    # A name with a target's prefix (rpi-latest, rpi-x) is escaped whatever follows it, so
+    # only the name itself needs the reserved check.
+    if is_reserved(name) or name.startswith(tuple(p for p in prefixes if p)):
         name = f"branch-{name}"
     tag = prefix + name
     if len(tag) > MAX_TAG:

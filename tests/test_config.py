@@ -23,6 +23,14 @@ def section(tmp_path: Path, body: str) -> Path:
     return write(tmp_path, f"{PROJECT}\n[tool.brewblox-release]\n{body}")
 
 
+def load_error(tmp_path: Path, body: str) -> tuple[Path, str]:
+    """Write ``body`` into the section; the pyproject's path and the ConfigError's message."""
+    path = section(tmp_path, body)
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path)
+    return path, str(info.value)
+
+
 def test_defaults(tmp_path: Path) -> None:
     write(tmp_path, PROJECT)
     cfg = load(tmp_path)
@@ -131,10 +139,7 @@ def test_load_accepts_a_string_path(tmp_path: Path) -> None:
     ("zzz = 1\n", "zzz"),
 ])
 def test_unknown_key(tmp_path: Path, body: str, key: str) -> None:
-    path = section(tmp_path, body)
-    with pytest.raises(ConfigError) as info:
-        load(tmp_path)
-    message = str(info.value)
+    path, message = load_error(tmp_path, body)
     assert f"unknown key '{key}'" in message
     assert str(path.resolve()) in message
     assert "[tool.brewblox-release]" in message
@@ -171,10 +176,7 @@ tag-prefix = "x-"
     ("network = true\n", "network", "a string, got bool"),
 ])
 def test_wrong_type(tmp_path: Path, body: str, key: str, expected: str) -> None:
-    path = section(tmp_path, body)
-    with pytest.raises(ConfigError) as info:
-        load(tmp_path)
-    message = str(info.value)
+    path, message = load_error(tmp_path, body)
     assert f"[tool.brewblox-release] {key} must be {expected}" in message
     assert str(path.resolve()) in message
 
@@ -189,10 +191,7 @@ def test_wrong_type(tmp_path: Path, body: str, key: str, expected: str) -> None:
 def test_build_args_may_not_set_what_the_release_sets(tmp_path: Path, body: str, table: str,
                                                       name: str) -> None:
     # Found in review: a VERSION in build-args silently replaced the published version.
-    path = section(tmp_path, body)
-    with pytest.raises(ConfigError) as info:
-        load(tmp_path)
-    message = str(info.value)
+    path, message = load_error(tmp_path, body)
     assert f"[{table}] build-args sets {name}" in message
     assert str(path.resolve()) in message
 
@@ -208,10 +207,7 @@ def test_build_args_may_not_set_what_the_release_sets(tmp_path: Path, body: str,
     ('name = "amd64"\ncontext = "docker"\n', "platform", "is required"),
 ])
 def test_wrong_target(tmp_path: Path, target: str, key: str, expected: str) -> None:
-    path = section(tmp_path, f"[[tool.brewblox-release.targets]]\n{target}")
-    with pytest.raises(ConfigError) as info:
-        load(tmp_path)
-    message = str(info.value)
+    path, message = load_error(tmp_path, f"[[tool.brewblox-release.targets]]\n{target}")
     assert f"[tool.brewblox-release.targets[0]] {key} {expected}" in message
     assert str(path.resolve()) in message
 
