@@ -60,6 +60,13 @@ class Config:
         pypi: whether the package is published to the index at all.
         secret_vars: names of extra environment variables whose values are masked in all output.
         network: the network mode of ``RUN`` steps (``host`` reaches an index on loopback).
+        index_url: the index's simple API (for the sha256 rule, ``latest`` and verification);
+            None: derived from the upload URL where that is certain.
+        check: ``twine check``: ``"errors"`` fails on what an index refuses, ``"strict"`` on
+            warnings too.
+        multi_arch: every tag is one manifest list over all targets' platforms (SPEC §11).
+        builder: the buildx builder of every buildx call; None: ``BUILDX_BUILDER``, else the
+            current builder.
     """
 
     root: Path
@@ -72,6 +79,10 @@ class Config:
     pypi: bool = True
     secret_vars: tuple[str, ...] = ()
     network: str | None = None
+    index_url: str | None = None
+    check: str = "errors"
+    multi_arch: bool = False
+    builder: str | None = None
 
     @property
     def pyproject(self) -> Path:
@@ -125,6 +136,10 @@ class Config:
             pypi=reader.bool("pypi", default=True),
             secret_vars=tuple(reader.str_list("secret-vars", [])),
             network=reader.opt_str("network"),
+            index_url=reader.opt_str("index-url"),
+            check=reader.choice("check", ("errors", "strict"), "errors"),
+            multi_arch=reader.bool("multi-arch", default=False),
+            builder=reader.opt_str("builder") or (env or {}).get("BUILDX_BUILDER") or None,
         )
         reader.finish()
         return config
@@ -214,6 +229,13 @@ class _Reader:
         value = self.opt_str(key)
         if value is None:
             raise ConfigError(f"{self.where}: [{self.table}] {key} is required")
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.string(key, default)
+        if value not in choices:
+            raise ConfigError(f"{self.where}: [{self.table}] {key} must be one of "
+                              f"{', '.join(repr(c) for c in choices)}, got {value!r}")
         return value
 
     def bool(self, key: str, *, default: bool) -> bool:
