@@ -43,6 +43,8 @@ class CiContext:
         fork: the run builds a fork's code (a fork's pull request, or CI in a fork); it never
             publishes.
         manual: started by hand (``workflow_dispatch``, a web or API trigger, ``--publish``).
+        doubt: why the run cannot tell whether it builds a fork's code (a missing or malformed
+            event payload); such a run builds only.
     """
 
     provider: str
@@ -52,6 +54,7 @@ class CiContext:
     repository: str | None = None
     fork: bool = False
     manual: bool = False
+    doubt: str | None = None
 
     @property
     def ref(self) -> str | None:
@@ -95,19 +98,21 @@ def _true(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes"}
 
 
-def from_env(env: Mapping[str, str], payload: Mapping[str, Any] | None = None) -> CiContext:
+def from_env(env: Mapping[str, str], payload: object = None) -> CiContext:
     """Read the CI context from an environment mapping.
 
     Args:
         env: the environment (tests pass a plain dict).
-        payload: GitHub Actions' event payload (the JSON at ``GITHUB_EVENT_PATH``), if any.
+        payload: GitHub Actions' event payload (the JSON at ``GITHUB_EVENT_PATH``); anything
+            but a JSON object (None when it could not be read) leaves the fork status unknown,
+            and the run builds only.
 
     >>> from_env({"TRAVIS": "true", "TRAVIS_TAG": "1.2.3", "TRAVIS_BRANCH": "1.2.3",
     ...           "TRAVIS_PULL_REQUEST": "false", "TRAVIS_REPO_SLUG": "o/r"}).event
     <Event.TAG: 'tag push'>
     """
     if _true(env.get("GITHUB_ACTIONS")):
-        return _github(env, payload or {})
+        return _github(env, payload)
     if _true(env.get("TRAVIS")):
         return _travis(env)
     if _true(env.get("GITLAB_CI")):
@@ -120,14 +125,13 @@ def from_env(env: Mapping[str, str], payload: Mapping[str, Any] | None = None) -
 def detect(env: Mapping[str, str] | None = None) -> CiContext:
     """`from_env` on the real environment, reading GitHub's event payload where there is one."""
     env = os.environ if env is None else env
-    payload: dict[str, Any] = {}
+    payload: object = None
     path = env.get("GITHUB_EVENT_PATH")
     if _true(env.get("GITHUB_ACTIONS")) and path:
         try:
             payload = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as e:
-            raise ReleaseError(f"GITHUB_EVENT_PATH={path}: cannot read the event payload "
-                               f"({e}); fork detection needs it") from e
+        except (OSError, ValueError):
+            payload = None  # fail closed: from_env builds only, and says why
     return from_env(env, payload)
 
 
@@ -144,27 +148,42 @@ def _from_ref(provider: str, ref: str, variable: str, **kw: Any) -> CiContext:
     return CiContext(provider, event, branch=name, **kw)
 
 
-def _github(env: Mapping[str, str], payload: Mapping[str, Any]) -> CiContext:
+def _github(env: Mapping[str, str], payload: object) -> CiContext:
     repo = env.get("GITHUB_REPOSITORY")
     name = env.get("GITHUB_EVENT_NAME", "push")
     ref = env.get("GITHUB_REF", "")
-    in_fork = bool(payload.get("repository", {}).get("fork", False))
+    doubt = None
+    if not isinstance(payload, Mapping):
+        where = env.get("GITHUB_EVENT_PATH") or "GITHUB_EVENT_PATH is not set"
+        doubt = (f"the GitHub event payload ({where}) is missing or not a JSON object, so "
+                 "whether this run builds a fork is unknown")
+        payload = {}
+    repository = payload.get("repository")
+    in_fork = isinstance(repository, Mapping) and bool(repository.get("fork", False))
     # pull_request, pull_request_target, the review events of a pull request, and a merge
-    # queue's trial merge (merge_group, on a gh-readonly-queue/... branch): built, never published.
+    # queue's trial merge (merge_group, or a push to its gh-readonly-queue/... branch): built,
+    # never published.
     if name.startswith("pull_request") or "pull_request" in payload or ref.startswith(
             "refs/pull/"):
-        head = payload.get("pull_request", {}).get("head", {})
-        head_repo = head.get("repo") or {}
+        pull = payload.get("pull_request")
+        found = pull.get("head") if isinstance(pull, Mapping) else None
+        head: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+        found = head.get("repo")
+        head_repo: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
         fork = in_fork or bool(head_repo.get("fork")) or (
             head_repo.get("full_name") not in (None, repo))
+        if not head_repo and doubt is None:
+            doubt = "the pull request's head repository is not in the event payload"
         return CiContext("github", Event.PULL_REQUEST,
                          branch=env.get("GITHUB_HEAD_REF") or head.get("ref") or None,
-                         repository=repo, fork=fork)
-    if name == "merge_group":
+                         repository=repo, fork=fork, doubt=doubt)
+    if name == "merge_group" or ref.startswith("refs/heads/gh-readonly-queue/"):
         return CiContext("github", Event.PULL_REQUEST, branch=ref.removeprefix("refs/heads/")
-                         or None, repository=repo, fork=in_fork)
+                         or None, repository=repo, fork=in_fork, doubt=doubt)
     manual = name in {"workflow_dispatch", "repository_dispatch"}
-    return _from_ref("github", ref, "GITHUB_REF", repository=repo, fork=in_fork, manual=manual)
+    context = _from_ref("github", ref, "GITHUB_REF", repository=repo, fork=in_fork,
+                        manual=manual)
+    return replace(context, doubt=doubt)
 
 
 def _travis(env: Mapping[str, str]) -> CiContext:

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import os
@@ -39,40 +38,29 @@ __all__ = ["Options", "Run", "prepare", "publish", "release", "verify"]
 
 @dataclass(frozen=True)
 class Options:
-    """The options after ``--`` on the command line of a session.
+    """The options of a command (SPEC §6); `commands.parse` makes them from the command line.
 
     Attributes:
-        dry_run: print the plan and stop.
+        dry_run: say what would be done, change nothing.
+        json: print the plan as JSON.
         publish: a manual release from a workstation: the checked-out ref as CI would see it.
         ref: ``refs/heads/NAME`` or ``refs/tags/NAME``: reproduce a CI run for that ref.
         allow_dirty: publish even though tracked files differ from the commit.
         rehearse: the whole release against throwaway servers on loopback (SPEC §9).
+        target: the target of the ``docker`` command.
+        ci, image, force: ``init``'s provider, image repository, and whether to overwrite.
     """
 
     dry_run: bool = False
+    json: bool = False
     publish: bool = False
     ref: str | None = None
     allow_dirty: bool = False
     rehearse: bool = False
-
-    @classmethod
-    def parse(cls, args: Sequence[str], prog: str = "nox -s release --") -> Options:
-        parser = argparse.ArgumentParser(prog=prog, exit_on_error=False, add_help=False,
-                                         allow_abbrev=False)
-        parser.add_argument("--dry-run", action="store_true")
-        parser.add_argument("--publish", action="store_true")
-        parser.add_argument("--ref")
-        parser.add_argument("--allow-dirty", action="store_true")
-        parser.add_argument("--rehearse", action="store_true")
-        try:
-            ns, extra = parser.parse_known_args(list(args))
-        except argparse.ArgumentError as e:
-            raise ReleaseError(f"{prog} {' '.join(args)}: {e}") from None
-        if extra:
-            raise ReleaseError(f"unknown option {extra[0]!r}; the options are --dry-run, "
-                               "--publish, --ref refs/heads/NAME|refs/tags/NAME, --allow-dirty, "
-                               "--rehearse")
-        return cls(**vars(ns))
+    target: str | None = None
+    ci: str | None = None
+    image: str | None = None
+    force: bool = False
 
 
 @dataclass(frozen=True)

@@ -8,30 +8,39 @@ its own subprocesses; `docker.py` feeds their streamed output and their errors t
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 from urllib.parse import quote, quote_plus
 
+from .secret import MASK
+
 __all__ = ["SECRET_VARS", "CommandError", "Redactor", "Result", "configure", "log", "mask",
-           "redact", "run"]
+           "out", "redact", "redacted_streams", "run", "step"]
 
 #: Variables whose values are never shown. ``TWINE_USERNAME`` is masked too unless it is
 #: ``__token__``; a service adds its own with ``secret-vars`` in ``[tool.brewblox-release]``.
 SECRET_VARS = ("TWINE_PASSWORD", "DOCKER_PASSWORD", "TWINE_USERNAME")
-MASK = "****"
 _MIN_SECRET = 3  # shorter values would mask ordinary text without protecting anything
 
 
-class Redactor:
-    """Masks a fixed set of secret values in text.
+#: The password of a URL's userinfo, whatever the URL: ``scheme://user:PASSWORD@host``.
+_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@")
 
-    >>> Redactor(["s3cr3t"])("login with s3cr3t")
-    'login with ****'
+
+class Redactor:
+    """Masks a fixed set of secret values in text, and the password of any URL.
+
+    >>> Redactor(["s3cr3t"])("login with s3cr3t to https://me:pw@example.org/")
+    'login with **** to https://me:****@example.org/'
     """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
@@ -67,6 +76,8 @@ class Redactor:
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, MASK)
+        if "://" in text:
+            text = _URL_PASSWORD.sub(rf"\g<head>{MASK}@", text)
         return text
 
 
@@ -108,6 +119,68 @@ def log(message: str) -> None:
     with _lock:
         for line in redact(message).splitlines() or [""]:
             _output.sink(line)
+
+
+def out(text: str) -> None:
+    """Print a result (the version, the plan, the summary, JSON) on standard output, masked."""
+    with _lock:
+        sys.stdout.write(redact(text) + "\n")
+        sys.stdout.flush()
+
+
+@contextmanager
+def step(what: str) -> Iterator[None]:
+    """Announce a long step and end it with its elapsed time (or say that it failed)."""
+    log(f"==> {what}")
+    start = time.monotonic()
+    try:
+        yield
+    except BaseException:
+        log(f"<== {what}: failed after {time.monotonic() - start:.1f} s")
+        raise
+    log(f"<== {what} ({time.monotonic() - start:.1f} s)")
+
+
+class _RedactingStream:
+    """A text stream that masks each whole line before passing it on: what libraries print
+    themselves (twine's console, a debug switch) goes through the redactor too."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        if "\n" in self._pending:
+            complete, _, self._pending = self._pending.rpartition("\n")
+            self._stream.write(redact(complete) + "\n")
+        return len(text)
+
+    def flush(self) -> None:  # a partial line waits for its end: a secret may straddle writes
+        self._stream.flush()
+
+    def close_line(self) -> None:
+        if self._pending:
+            self._stream.write(redact(self._pending))
+            self._pending = ""
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def redacted_streams() -> Iterator[None]:
+    """Mask everything written to ``sys.stdout`` and ``sys.stderr`` while it lasts."""
+    saved = sys.stdout, sys.stderr
+    wrapped = _RedactingStream(sys.stdout), _RedactingStream(sys.stderr)
+    sys.stdout, sys.stderr = wrapped
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+        for stream in wrapped:
+            stream.close_line()
 
 
 @dataclass(frozen=True)

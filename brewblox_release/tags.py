@@ -12,11 +12,14 @@ from collections.abc import Iterable
 
 from packaging.version import InvalidVersion, Version
 
-__all__ = ["LATEST", "LOCAL", "MAX_TAG", "branch_tag", "is_reserved", "version_tags"]
+__all__ = ["ESCAPE", "LATEST", "LOCAL", "MAX_TAG", "branch_tag", "escaped_starts",
+           "is_reserved", "version_tags"]
 
 MAX_TAG = 128
 LATEST = "latest"
 LOCAL = "local"
+#: What a branch name that could be taken for another tag gets in front of it.
+ESCAPE = "branch-"
 _HASH = 10
 _INVALID = re.compile(r"[^a-z0-9_.-]+")
 
@@ -48,13 +51,29 @@ def is_reserved(name: str, prefixes: Iterable[str] = ("",)) -> bool:
     return False
 
 
+def escaped_starts(prefixes: Iterable[str]) -> frozenset[str]:
+    """The starts of a branch name that could make one target's tag another target's.
+
+    Every non-empty prefix, and for nested prefixes the rest of the longer one: with targets
+    ``""``, ``"rpi-"`` and ``"rpi-arm64-"``, the arm tag of branch ``arm64-latest`` would be
+    ``rpi-arm64-latest``, the arm64 target's ``latest``; so ``arm64-`` is escaped too.
+
+    >>> sorted(escaped_starts(["", "rpi-", "rpi-arm64-"]))
+    ['arm64-', 'rpi-', 'rpi-arm64-']
+    """
+    prefixes = set(prefixes)
+    return frozenset(q[len(p):] for p in prefixes for q in prefixes
+                     if q != p and q.startswith(p))
+
+
 def branch_tag(branch: str, prefix: str = "", prefixes: Iterable[str] = ("",)) -> str:
     """The image tag of a dev release of ``branch`` for a target whose tags start with ``prefix``.
 
     Lower-case; each run of characters outside ``[a-z0-9_.-]`` becomes ``-``; leading ``.``
     and ``-`` are stripped; a name that would be reserved gets ``branch-``, and so does a name
     that starts with a target's prefix (with ``prefixes=("", "rpi-")`` the amd64 image of branch
-    ``rpi-x`` would otherwise overwrite the arm image of branch ``x``); a tag longer than 128
+    ``rpi-x`` would otherwise overwrite the arm image of branch ``x``) or with the rest of one
+    nested prefix in another (`escaped_starts`); a tag longer than 128
     characters (prefix included) is cut and ends in a hash of the full branch name.
 
     >>> branch_tag("feature/Add_Doodad"), branch_tag("feature/Add_Doodad", "rpi-")
@@ -70,8 +89,8 @@ def branch_tag(branch: str, prefix: str = "", prefixes: Iterable[str] = ("",)) -
         name = f"branch-{digest}"
     # A name with a target's prefix (rpi-latest, rpi-x) is escaped whatever follows it, so
     # only the name itself needs the reserved check.
-    if is_reserved(name) or name.startswith(tuple(p for p in prefixes if p)):
-        name = f"branch-{name}"
+    if is_reserved(name) or name.startswith(tuple(escaped_starts(("", *prefixes)))):
+        name = f"{ESCAPE}{name}"
     tag = prefix + name
     if len(tag) > MAX_TAG:
         tag = tag[: MAX_TAG - _HASH - 1] + "-" + digest

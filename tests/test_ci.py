@@ -35,15 +35,37 @@ def pr_payload(head_repo: dict[str, Any] | None, *, repo: str = REPO,
             "repository": {"full_name": repo, "fork": fork}}
 
 
-GITHUB: list[tuple[str, dict[str, str], dict[str, Any] | None, CiContext]] = [
+NO_PATH = ("the GitHub event payload (GITHUB_EVENT_PATH is not set) is missing or not a JSON "
+           "object, so whether this run builds a fork is unknown")
+BAD_PAYLOAD = ("the GitHub event payload (/e.json) is missing or not a JSON object, so whether "
+               "this run builds a fork is unknown")
+
+GITHUB: list[tuple[str, dict[str, str], object, CiContext]] = [
     ("tag", github("push", "refs/tags/1.2.3"), push_payload("refs/tags/1.2.3"),
      CiContext("github", TAG, tag="1.2.3", repository=REPO)),
     ("v-tag", github("push", "refs/tags/v1.2.3"), push_payload("refs/tags/v1.2.3"),
      CiContext("github", TAG, tag="v1.2.3", repository=REPO)),
     ("branch", github("push", "refs/heads/feature/x"), push_payload("refs/heads/feature/x"),
      CiContext("github", BRANCH, branch="feature/x", repository=REPO)),
+    # Fail closed: without a payload that is a JSON object, whether the run builds a fork is
+    # unknown, so it builds only (the plan says why).
     ("no payload", github("push", "refs/heads/main"), None,
-     CiContext("github", BRANCH, branch="main", repository=REPO)),
+     CiContext("github", BRANCH, branch="main", repository=REPO, doubt=NO_PATH)),
+    ("payload null", {**github("push", "refs/heads/x"), "GITHUB_EVENT_PATH": "/e.json"}, None,
+     CiContext("github", BRANCH, branch="x", repository=REPO, doubt=BAD_PAYLOAD)),
+    ("payload a list", {**github("push", "refs/heads/x"), "GITHUB_EVENT_PATH": "/e.json"}, [],
+     CiContext("github", BRANCH, branch="x", repository=REPO, doubt=BAD_PAYLOAD)),
+    ("payload a string", {**github("push", "refs/tags/1.2.3"), "GITHUB_EVENT_PATH": "/e.json"},
+     "x", CiContext("github", TAG, tag="1.2.3", repository=REPO, doubt=BAD_PAYLOAD)),
+    ("pull_request null", github("pull_request", "refs/pull/7/merge", head_ref="feature/x"),
+     {"pull_request": None, "repository": {"full_name": REPO, "fork": False}},
+     CiContext("github", PR, branch="feature/x", repository=REPO,
+               doubt="the pull request's head repository is not in the event payload")),
+    ("repository null", github("push", "refs/heads/x"), {"repository": None},
+     CiContext("github", BRANCH, branch="x", repository=REPO)),
+    ("merge queue's branch push", github("push", "refs/heads/gh-readonly-queue/main/pr-7-abc"),
+     push_payload("refs/heads/gh-readonly-queue/main/pr-7-abc"),
+     CiContext("github", PR, branch="gh-readonly-queue/main/pr-7-abc", repository=REPO)),
     ("pull request",
      github("pull_request", "refs/pull/7/merge", head_ref="feature/x"),
      pr_payload({"full_name": REPO, "fork": False}),
@@ -197,8 +219,7 @@ AZURE: list[tuple[str, dict[str, str], CiContext]] = [
 
 @pytest.mark.parametrize(("env", "payload", "expected"),
                          [row[1:] for row in GITHUB], ids=[row[0] for row in GITHUB])
-def test_github(env: dict[str, str], payload: dict[str, Any] | None,
-                expected: CiContext) -> None:
+def test_github(env: dict[str, str], payload: object, expected: CiContext) -> None:
     assert from_env(env, payload) == expected
 
 
@@ -359,23 +380,21 @@ def test_detect_same_repository_pull_request(tmp_path: Path) -> None:
     assert detect(env) == CiContext("github", PR, branch="feature/x", repository=REPO)
 
 
-def test_detect_without_a_payload_path(tmp_path: Path) -> None:
-    assert detect(github("push", "refs/tags/1.2.3")) == CiContext("github", TAG, tag="1.2.3",
-                                                                   repository=REPO)
+def test_detect_without_a_payload_path_builds_only(tmp_path: Path) -> None:
+    assert detect(github("push", "refs/tags/1.2.3")) == CiContext(
+        "github", TAG, tag="1.2.3", repository=REPO, doubt=NO_PATH)
 
 
-def test_detect_a_missing_payload_file_is_an_error(tmp_path: Path) -> None:
-    env = {**github("push", "refs/heads/main"), "GITHUB_EVENT_PATH": str(tmp_path / "nope.json")}
-    with pytest.raises(ReleaseError, match=r"GITHUB_EVENT_PATH=.*nope\.json"):
-        detect(env)
-
-
-def test_detect_an_invalid_payload_file_is_an_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("text", [None, "{not json", "null", "[1]", '"x"'])
+def test_detect_a_missing_or_malformed_payload_file_builds_only(tmp_path: Path,
+                                                                 text: str | None) -> None:
     path = tmp_path / "event.json"
-    path.write_text("{not json")
+    if text is not None:
+        path.write_text(text)
     env = {**github("push", "refs/heads/main"), "GITHUB_EVENT_PATH": str(path)}
-    with pytest.raises(ReleaseError, match="cannot read the event payload"):
-        detect(env)
+    context = detect(env)
+    assert context.doubt is not None
+    assert str(path) in context.doubt
 
 
 def test_detect_reads_no_payload_outside_github(tmp_path: Path) -> None:

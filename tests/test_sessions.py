@@ -21,8 +21,8 @@ def test_nox_lists_the_sessions_and_selects_only_version(tmp_path: Path) -> None
     assert result.returncode == 0, result.stdout
     listed = {line.split()[1]: line.split()[0] for line in result.stdout.splitlines()
               if line[:2] in {"* ", "- "}}
-    assert listed == {"version": "*", "dist": "-", "distcopy": "-", "docker-amd64": "-",
-                      "docker-arm": "-", "release": "-"}
+    assert listed == {"version": "*", "dist": "-", "distcopy": "-", "docker": "-",
+                      "docker-amd64": "-", "docker-arm": "-", "release": "-", "init": "-"}
 
 
 def test_dist_and_distcopy(tmp_path: Path) -> None:
@@ -57,7 +57,7 @@ def test_version_prints_the_version_and_the_plan(tmp_path: Path) -> None:
 def test_bad_option_is_a_clear_error(tmp_path: Path) -> None:
     result = nox(_service(tmp_path), "-s", "release", "--", "--dryrun")
     assert result.returncode != 0
-    assert "unknown option '--dryrun'" in result.stdout
+    assert "unknown option '--dryrun'; the options of release are: --dry-run" in result.stdout
 
 
 def test_an_abbreviated_option_is_not_taken_for_another(tmp_path: Path) -> None:
@@ -66,5 +66,5 @@ def test_an_abbreviated_option_is_not_taken_for_another(tmp_path: Path) -> None:
     for option in ("--pub", "--re"):
         result = nox(repo, "-s", "release", "--", "--dry-run", option)
         assert result.returncode != 0
-        assert f"unknown option {option!r}" in result.stdout
+        assert f"unknown option {option!r}; the options of release are" in result.stdout
         assert "Traceback" not in result.stdout

@@ -1,0 +1,290 @@
+"""The commands of SPEC §6, under all three front-ends (SPEC §12).
+
+The nox sessions (`sessions`), the invoke tasks (`invoke`) and the command line (`__main__`)
+are glue over `execute`: one table of commands, one option parser made from it, one
+implementation of each command, one output path (`run.log` for progress, `run.out` for
+results). A front-end only says which command, hands over the words after it, and turns a
+`ReleaseError` into its own way of failing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import ReleaseError
+from .release import Options
+from .run import log, out, redacted_streams, step
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .environment import Environment
+    from .release import Run
+
+__all__ = ["COMMANDS", "Command", "execute", "message", "parser", "quiet_library_logs"]
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option after ``--``: its flag, whether it takes a value, and its help line."""
+
+    flag: str
+    help: str
+    metavar: str | None = None  # None: a switch
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def dest(self) -> str:
+        return self.flag.removeprefix("--").replace("-", "_")
+
+
+OPTIONS = {o.flag: o for o in (
+    Option("--dry-run", "print what would be done and change nothing"),
+    Option("--json", "print the plan as JSON on standard output"),
+    Option("--publish", "release the checked-out ref from a workstation (a branch: a dev "
+           "release; an exact tag: a release)"),
+    Option("--ref", "reproduce a CI run for this ref", "refs/heads/NAME|refs/tags/NAME"),
+    Option("--allow-dirty", "publish although tracked files differ from the commit"),
+    Option("--rehearse", "the whole run against a throwaway registry and index on loopback"),
+    Option("--target", "the target to build (a name from [tool.brewblox-release] targets)",
+           "NAME"),
+    Option("--ci", "the CI provider to write a definition for (default: from the remote URL)",
+           "PROVIDER", ("github", "gitlab", "travis", "azure")),
+    Option("--image", "the image repository to write into [tool.brewblox-release]", "IMAGE"),
+    Option("--force", "overwrite files that exist"),
+)}
+
+_PLANNING = ("--dry-run", "--json", "--publish", "--ref", "--allow-dirty", "--rehearse")
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command: its name, its one-line help, its options and what it does."""
+
+    name: str
+    help: str
+    options: tuple[str, ...]
+    action: Callable[[Options], None]
+
+
+def _version(options: Options) -> None:
+    with _prepared(replace(options, dry_run=True)) as run:
+        if options.json:
+            out(json.dumps(run.plan.to_dict(), indent=2))
+            return
+        out(run.info.version)
+        out(run.plan.render())
+
+
+def _dist(options: Options) -> None:
+    from . import config as config_mod
+    from . import dist as dist_mod
+    from . import version as version_mod
+    from .environment import capture
+
+    env = capture()
+    cfg = config_mod.load(Path.cwd(), env)
+    capture(cfg.secret_vars)
+    info = version_mod.read(cfg.root)
+    if options.dry_run:
+        out(dist_mod.describe_build(cfg, info.version))
+        return
+    with step(f"dist: {cfg.name} {info.version}"):
+        files = dist_mod.build(cfg, info.version, source_date_epoch=info.git.commit_time)
+    log(f"built {', '.join(p.name for p in files)}")
+
+
+def _distcopy(options: Options) -> None:
+    from . import config as config_mod
+    from . import dist as dist_mod
+    from .environment import capture
+
+    cfg = config_mod.load(Path.cwd(), capture())
+    if options.dry_run:
+        out(dist_mod.describe_copy(cfg))
+        return
+    dist_mod.copy(cfg)
+
+
+def _docker(target: str | None) -> Callable[[Options], None]:
+    def action(options: Options) -> None:
+        from .release import Summary, build_images, preflight, publish, verify
+
+        name = options.target or target
+        if name is None:
+            raise ReleaseError("say which target to build: --target NAME (a name from "
+                               "[tool.brewblox-release] targets)")
+        with _prepared(options) as prepared:
+            image = prepared.plan.image(prepared.config.target(name).name)
+            # This command's share of the plan: one image, no index upload.
+            run = replace(prepared, plan=replace(prepared.plan, images=(image,), upload=False))
+            if options.dry_run:
+                _show_plan(run)
+                return
+            preflight(run)
+            build_images(run, [image])
+            if image.push:
+                summary = Summary()
+                with step("publish"):
+                    publish(run, [], summary)
+                with step("verify"):
+                    verify(run, summary)
+                out(summary.render())
+
+    return action
+
+
+def _release(options: Options) -> None:
+    from .release import release
+
+    with _prepared(options) as run:
+        _show_plan(run)
+        if not options.dry_run:
+            out(release(run).render())
+
+
+def _init(options: Options) -> None:
+    from . import init
+
+    changes = init.init(Path.cwd(), ci=options.ci, force=options.force,
+                        dry_run=options.dry_run, image=options.image)
+    out(init.render(changes))
+
+
+COMMANDS = {c.name: c for c in (
+    Command("version", "print the version and the plan (builds and publishes nothing)",
+            ("--json", "--publish", "--ref", "--allow-dirty", "--rehearse"), _version),
+    Command("dist", "build the sdist and wheel into the dist dir and twine-check them",
+            ("--dry-run",), _dist),
+    Command("distcopy", "copy the dist dir's sdist and wheel into each target's pkg/",
+            ("--dry-run",), _distcopy),
+    Command("docker", "build one target's image and push it when the plan says so",
+            (*_PLANNING, "--target"), _docker(None)),
+    Command("docker-amd64", "build the amd64 image and push it when the plan says so",
+            _PLANNING, _docker("amd64")),
+    Command("docker-arm", "build the arm/v7 image and push it when the plan says so",
+            _PLANNING, _docker("arm")),
+    Command("release", "preflight, dist, distcopy, every image, publish, verify, summary",
+            _PLANNING, _release),
+    Command("init", "add brewblox-release to a service (pyproject, noxfile, Dockerfiles, CI)",
+            ("--ci", "--image", "--force", "--dry-run"), _init),
+)}
+
+
+def parser(command: Command, prog: str, *, add_help: bool = False) -> argparse.ArgumentParser:
+    """The parser of one command's options; never abbreviates, never exits."""
+    result = argparse.ArgumentParser(prog=prog, description=command.help, add_help=add_help,
+                                     allow_abbrev=False, exit_on_error=False)
+    for flag in command.options:
+        option = OPTIONS[flag]
+        if option.metavar is None:
+            result.add_argument(flag, action="store_true", help=option.help)
+        else:
+            result.add_argument(flag, metavar=option.metavar, choices=option.choices,
+                                help=option.help)
+    return result
+
+
+def parse(command: Command, args: Sequence[str], prog: str) -> Options:
+    """``args`` as this command's `Options`; anything else is a one-line `ReleaseError`."""
+    known = ", ".join(command.options)
+    try:
+        ns, extra = parser(command, prog).parse_known_args(list(args))
+    except argparse.ArgumentError as e:
+        raise ReleaseError(f"{prog}: {e}; the options of {command.name} are: {known}") from None
+    for word in extra:
+        if word in OPTIONS:
+            raise ReleaseError(f"{word} is not an option of {command.name}; its options are: "
+                               f"{known}")
+        raise ReleaseError(f"unknown option {word!r}; the options of {command.name} are: "
+                           f"{known}")
+    options = Options(**vars(ns))
+    # --json prints the plan instead of carrying it out: a dry run, quiet on stdout.
+    return replace(options, dry_run=True) if options.json else options
+
+
+def execute(name: str, args: Sequence[str], prog: str) -> None:
+    """Run command ``name`` with the words ``args``: the one entry of every front-end.
+
+    Everything it and the libraries under it print passes the redactor; a `ReleaseError`
+    (its message masked) is left for the front-end to show.
+    """
+    from .environment import capture
+    from .run import CommandError, redact
+
+    capture()
+    quiet_library_logs()
+    command = COMMANDS[name]
+    with redacted_streams():
+        try:
+            command.action(parse(command, args, prog))
+        except CommandError as e:
+            raise ReleaseError(redact(str(e))) from None
+
+
+def message(error: ReleaseError) -> str:
+    """What a front-end shows of an error: its message, masked."""
+    from .run import redact
+
+    return redact(str(error))
+
+
+@contextlib.contextmanager
+def _prepared(options: Options) -> Iterator[Run]:
+    """Prepare the run; with ``--rehearse``, inside a rehearsal (SPEC §9), whichever command
+    asked for it, so that a rehearsal never reaches a real destination."""
+    from . import config
+    from .environment import capture
+    from .release import prepare
+
+    env: Environment = capture()
+    cfg: Config = config.load(Path.cwd(), env)
+    env = capture(cfg.secret_vars)
+    if not options.rehearse:
+        yield prepare(Path.cwd(), options, env, config=cfg)
+        return
+    from .rehearse import rehearsal
+
+    with rehearsal(cfg.require_image(), env) as rehearsal_env:
+        yield prepare(Path.cwd(), options, rehearsal_env)
+
+
+def _show_plan(run: Run) -> None:
+    if run.options.json:
+        out(json.dumps(run.plan.to_dict(), indent=2))
+    else:
+        out(run.plan.render())
+
+
+class _LibraryFilter(logging.Filter):
+    """Keep nox's records and warnings; drop the debug chatter of the libraries underneath
+    (python-on-whales logs every docker command line, urllib3 every request); mask the rest,
+    tracebacks included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from .run import redact
+
+        if record.levelno < logging.WARNING and not record.name.startswith("nox"):
+            return False
+        record.msg, record.args = redact(record.getMessage()), None
+        if record.exc_info:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+def quiet_library_logs() -> None:
+    """Put the filter on every handler of the root logger (nox's among them), for good: nox
+    logs a session's unexpected traceback after the session has returned."""
+    handlers = [*logging.getLogger().handlers, logging.lastResort]
+    for handler in handlers:
+        if handler is not None and not any(isinstance(f, _LibraryFilter) for f in handler.filters):
+            handler.addFilter(_LibraryFilter())

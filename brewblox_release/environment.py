@@ -1,0 +1,130 @@
+"""The process environment, read once into a frozen snapshot with its credentials set apart.
+
+`capture` is the one place that reads ``os.environ`` for a command. It takes the snapshot, then
+removes the credential variables (and ``PYTHON_ON_WHALES_DEBUG``, which makes python-on-whales
+print the whole environment) from the process environment itself, so every subprocess (build
+backends, pip, git, docker through python-on-whales, credential helpers) inherits none of them by
+default: a consumer that needs a credential gets it from the snapshot, explicitly (twine's
+settings, ``docker login``'s standard input, pip's ``PIP_INDEX_URL``). The snapshot's values are
+masked in every line of output from then on (`run.configure`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from types import MappingProxyType
+
+from .secret import Secret
+
+__all__ = ["CREDENTIAL_VARS", "Environment", "capture", "exposed"]
+
+#: Variables that carry publishing credentials: no subprocess inherits them.
+CREDENTIAL_VARS = ("TWINE_USERNAME", "TWINE_PASSWORD", "TWINE_REPOSITORY_URL",
+                   "DOCKER_USERNAME", "DOCKER_PASSWORD", "ACTIONS_ID_TOKEN_REQUEST_URL",
+                   "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+#: Variables whose whole value is masked in output (``TWINE_USERNAME`` unless ``__token__``).
+_MASKED_WHOLE = ("TWINE_USERNAME", "TWINE_PASSWORD", "DOCKER_PASSWORD",
+                 "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+#: URLs whose password is masked in output (pip's own variables stay pip's: a build may need
+#: its private index).
+_URL_VARS = ("TWINE_REPOSITORY_URL", "BREWBLOX_RELEASE_INDEX_URL", "PIP_INDEX_URL",
+             "PIP_EXTRA_INDEX_URL", "ACTIONS_ID_TOKEN_REQUEST_URL")
+#: Never passed on, never kept: a debug switch that prints the environment.
+DROPPED = ("PYTHON_ON_WHALES_DEBUG",)
+
+
+class Environment(Mapping[str, str]):
+    """A frozen copy of an environment; its ``repr`` names variables, never values.
+
+    >>> env = Environment({"HOME": "/root", "TWINE_PASSWORD": "pypi-xyz"})
+    >>> env["HOME"], env.secret("TWINE_PASSWORD"), env
+    ('/root', Secret('****'), Environment(2 variables; secret: TWINE_PASSWORD))
+    """
+
+    def __init__(self, values: Mapping[str, str], secret_vars: Iterable[str] = ()) -> None:
+        self._values = MappingProxyType(dict(values))
+        self.secret_vars = tuple(dict.fromkeys((*CREDENTIAL_VARS, *secret_vars)))
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        present = [name for name in self.secret_vars if self._values.get(name)]
+        return (f"Environment({len(self)} variables; secret: "
+                f"{', '.join(present) or 'none'})")
+
+    def secret(self, name: str) -> Secret | None:
+        value = self._values.get(name)
+        return Secret(value) if value else None
+
+    def with_secret_vars(self, names: Iterable[str]) -> Environment:
+        """The same values, with a service's own ``secret-vars`` secret too."""
+        return Environment(self._values, (*self.secret_vars, *names))
+
+    def masked_values(self) -> list[str]:
+        """The values to mask in output: whole secrets, and a URL's password."""
+        from urllib.parse import unquote, urlsplit
+
+        values = []
+        extra = self.secret_vars[len(CREDENTIAL_VARS):]
+        for name in (*_MASKED_WHOLE, *extra):
+            value = self._values.get(name, "")
+            if not (name == "TWINE_USERNAME" and value == "__token__"):
+                values.append(value)
+        for name in _URL_VARS:
+            for url in self._values.get(name, "").split():  # PIP_EXTRA_INDEX_URL: several
+                with contextlib.suppress(ValueError):
+                    password = urlsplit(url).password
+                    if password:
+                        values += [password, unquote(password)]
+        return values
+
+    def public(self) -> dict[str, str]:
+        """The variables a subprocess may inherit: no credential, no ``secret-vars``."""
+        hidden = {*self.secret_vars, *DROPPED}
+        return {k: v for k, v in self._values.items() if k not in hidden}
+
+
+_captured: Environment | None = None
+
+
+def capture(secret_vars: Iterable[str] = ()) -> Environment:
+    """The process environment, read on the first call and kept; the credentials (and a
+    service's ``secret-vars``) are removed from ``os.environ`` and masked in all output.
+
+    Later calls (several sessions in one nox run) return the same snapshot, with more
+    ``secret-vars`` if given.
+    """
+    from .run import Redactor, configure
+
+    global _captured  # noqa: PLW0603 (one snapshot per process is the point)
+    if _captured is None:
+        _captured = Environment(os.environ)
+    if secret_vars:
+        _captured = _captured.with_secret_vars(secret_vars)
+    for name in (*_captured.secret_vars, *DROPPED):
+        os.environ.pop(name, None)
+    configure(redactor=Redactor(_captured.masked_values()))
+    return _captured
+
+
+@contextlib.contextmanager
+def exposed(env: Mapping[str, str], names: Iterable[str]) -> Iterator[None]:
+    """Put ``names`` back into ``os.environ`` for a library that reads them there itself
+    (twine's trusted publishing reads GitHub's OIDC request variables), and take them out again.
+    """
+    added = {name: env[name] for name in names if name in env and name not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
