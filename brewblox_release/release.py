@@ -27,7 +27,7 @@ from .ci import CiContext, Event
 from .config import Config
 from .errors import CredentialsError, ReleaseError, VersionError
 from .plan import ImagePlan, Plan, highest_final, make_plan, tag_version
-from .run import log, redact
+from .run import log, redact, step
 from .tags import LATEST
 
 if TYPE_CHECKING:  # dist and index load on use: --dry-run needs neither
@@ -206,12 +206,14 @@ def build_all(run: Run) -> list[Path]:
         if run.plan.upload:
             preload += ["pypi_simple", "twine.commands.upload", "twine.settings"]
         pool.submit(_preload, *preload)
-        files = dist.build(run.config, run.info.version,
-                           source_date_epoch=run.info.git.commit_time, twine=False)
-        dist.copy(run.config)
+        with step(f"dist: {run.config.name} {run.info.version}"):
+            files = dist.build(run.config, run.info.version,
+                               source_date_epoch=run.info.git.commit_time, twine=False)
+            dist.copy(run.config)
         checked = pool.submit(dist.check, run.config, files)
         build_images(run, run.plan.images)
-        checked.result()
+        with step("twine check"):
+            checked.result()
     return files
 
 
@@ -224,9 +226,11 @@ def build_images(run: Run, images: Sequence[ImagePlan]) -> None:
     source = _source_url(run)
 
     def one(image: ImagePlan) -> docker.BuiltImage:
-        return docker.build(run.config, image, version=run.info.version,
-                            revision=run.info.git.commit, created=run.info.git.commit_time,
-                            source=source, prefix=f"[{image.target}] " if len(images) > 1 else "")
+        with step(f"image {image.target} ({image.platform})"):
+            return docker.build(run.config, image, version=run.info.version,
+                                revision=run.info.git.commit, created=run.info.git.commit_time,
+                                source=source,
+                                prefix=f"[{image.target}] " if len(images) > 1 else "")
 
     with ThreadPoolExecutor(max_workers=max(1, len(images))) as pool:
         for built in pool.map(one, images):
@@ -383,6 +387,8 @@ def release(run: Run) -> Summary:
     for reason in run.plan.reasons:
         log(reason)
     if run.plan.publishes:
-        publish(run, files, summary)
-        verify(run, summary)
+        with step("publish"):
+            publish(run, files, summary)
+        with step("verify"):
+            verify(run, summary)
     return summary

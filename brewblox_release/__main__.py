@@ -1,0 +1,54 @@
+"""The command line: ``brewblox-release COMMAND [options]`` or ``python -m brewblox_release``.
+
+Glue only, like pypa/build's ``__main__``: the commands, their options and their output are
+`commands`' own, the same as the nox sessions' and the invoke tasks'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .commands import COMMANDS, execute, message, parser
+from .errors import ReleaseError
+
+__all__ = ["main"]
+
+
+def _usage() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="brewblox-release",
+        description="Release a Python service to a package index and as Docker images.",
+        epilog="`brewblox-release COMMAND --help` shows a command's options.")
+    sub = top.add_subparsers(title="commands", metavar="COMMAND")
+    for command in COMMANDS.values():
+        sub.add_parser(command.name, help=command.help, add_help=False)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; 0 on success, 1 when it fails, 2 for a wrong command line."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in {"-h", "--help"}:
+        _usage().print_help()
+        return 0 if args else 2
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"brewblox-release: unknown command {name!r}; the commands are: "
+              f"{', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    prog = f"brewblox-release {name}"
+    if "-h" in rest or "--help" in rest:
+        parser(COMMANDS[name], prog, add_help=True).print_help()
+        return 0
+    try:
+        execute(name, rest, prog)
+    except ReleaseError as e:
+        print(f"{prog}: error: {message(e)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
