@@ -1,0 +1,440 @@
+"""Adopting brewblox-release in a service (SPEC §13): what ``init`` adds, and nothing more.
+
+`init` adds the ``[tool.brewblox-release]`` table to the service's pyproject.toml (edited with
+tomlkit, so its comments, order and formatting stay), the noxfile line, the Dockerfiles of both
+default targets (copies of the shipped template), the ``.gitignore`` entries and the CI
+definition of one provider. It never overwrites what is there and differs, unless ``force``;
+a second run changes nothing. It returns one `Change` per file, which `render` turns into the
+lines a user reads.
+
+Library only: the nox session, the command line and the invoke task are glue over `init`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+import tomlkit
+import tomlkit.exceptions
+from tomlkit.items import Table
+
+from .config import DEFAULT_TARGETS, SECTION
+from .errors import ConfigError
+
+__all__ = ["CI_PATHS", "PROVIDERS", "Change", "detect_provider", "init", "render"]
+
+Action = Literal["created", "updated", "unchanged", "skipped (exists; --force to overwrite)"]
+CREATED: Action = "created"
+UPDATED: Action = "updated"
+UNCHANGED: Action = "unchanged"
+SKIPPED: Action = "skipped (exists; --force to overwrite)"
+
+#: Where each provider reads its CI definition, relative to the repository's root.
+CI_PATHS = {
+    "github": ".github/workflows/release.yml",
+    "gitlab": ".gitlab-ci.yml",
+    "travis": ".travis.yml",
+    "azure": "azure-pipelines.yml",
+}
+PROVIDERS = tuple(CI_PATHS)
+_CI_TEMPLATES = {"github": "github.yml", "gitlab": "gitlab-ci.yml", "travis": "travis.yml",
+                 "azure": "azure-pipelines.yml"}
+
+NOXFILE_LINE = "from brewblox_release.sessions import *  # noqa: F403"
+_NOXFILE_IMPORT = re.compile(r"^from\s+brewblox_release\.sessions\s+import\s+\*", re.MULTILINE)
+
+#: What must never be committed: the dist dir, what distcopy puts into the contexts, nox's
+#: virtualenvs (the sessions run without one, a service's own sessions may not).
+GITIGNORE_ENTRIES = ("dist/", *(f"{t.context}/pkg/" for t in DEFAULT_TARGETS), ".nox/")
+
+#: A repository reference as `config` accepts it: optional ``host[:port]/``, lower-case path.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE = re.compile(rf"(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*")
+
+
+@dataclass(frozen=True)
+class Change:
+    """What `init` did (or, in a dry run, would do) to one file.
+
+    Attributes:
+        path: relative to the service's root, with ``/`` separators.
+        action: ``created``, ``updated``, ``unchanged``, or
+            ``skipped (exists; --force to overwrite)`` when the file holds something else.
+        detail: what was added, for ``updated`` (``[tool.brewblox-release] image``).
+    """
+
+    path: str
+    action: Action
+    detail: str = ""
+
+    def render(self, *, dry_run: bool = False) -> str:
+        """One line for the user.
+
+        >>> Change(".gitignore", "updated", "dist/, .nox/").render()
+        'updated    .gitignore: dist/, .nox/'
+        >>> Change("noxfile.py", "created").render(dry_run=True)
+        'would create noxfile.py'
+        >>> Change("docker/Dockerfile", "skipped (exists; --force to overwrite)").render()
+        'skipped    docker/Dockerfile: (exists; --force to overwrite)'
+        """
+        word, _, why = self.action.partition(" ")
+        if dry_run and word in (CREATED, UPDATED):
+            word = "would " + word.removesuffix("d")
+        else:
+            word = f"{word:<10}"
+        detail = " ".join(d for d in (self.detail, why) if d)
+        return f"{word} {self.path}: {detail}" if detail else f"{word} {self.path}"
+
+
+def render(changes: Sequence[Change], *, dry_run: bool = False) -> str:
+    """The lines `init` shows: one per file, then what to do next."""
+    lines = [c.render(dry_run=dry_run) for c in changes]
+    if any(c.action == SKIPPED for c in changes):
+        lines.append("some files exist and differ from what init writes: compare them, or run "
+                     "init again with --force to overwrite them")
+    if not dry_run and any(c.action in (CREATED, UPDATED) for c in changes):
+        lines.append("next: commit these files, then try a release on loopback with "
+                     "`nox -s release -- --rehearse`")
+    return "\n".join(lines)
+
+
+# --- the remote: which CI, which image ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Remote:
+    host: str
+    path: str  # owner/name, without .git
+
+
+def _parse_remote(url: str) -> _Remote | None:
+    """Host and path of a git remote URL, scp-like (``git@host:owner/name``) or a URL.
+
+    >>> _parse_remote("git@github.com:BrewBlox/brewblox-devcon-spark.git")
+    _Remote(host='github.com', path='BrewBlox/brewblox-devcon-spark')
+    >>> _parse_remote("https://org@dev.azure.com/org/proj/_git/svc").path
+    'org/proj/_git/svc'
+    """
+    url = url.strip()
+    scp = re.fullmatch(r"(?:[^@/]+@)?([^:/]+):(?!//)(.+)", url)
+    if "://" in url:
+        parts = urlsplit(url)
+        host, path = parts.hostname or "", parts.path
+    elif scp:
+        host, path = scp.group(1), scp.group(2)
+    else:
+        return None  # a local path: no provider
+    path = path.strip("/").removesuffix(".git")
+    if not host or not path:
+        return None
+    return _Remote(host.lower(), path)
+
+
+def _provider_of(remote: _Remote) -> str | None:
+    labels = remote.host.split(".")
+    if remote.host.endswith(("dev.azure.com", "visualstudio.com")):
+        return "azure"
+    if "github" in labels:
+        return "github"
+    if any("gitlab" in label for label in labels):
+        return "gitlab"
+    return None
+
+
+def _owner_name(remote: _Remote) -> str:
+    """``owner/name`` of the repository (Azure: organisation and repository)."""
+    parts = [p for p in remote.path.split("/") if p]
+    if "_git" in parts:  # dev.azure.com/ORG/PROJECT/_git/REPO, ORG.visualstudio.com/...
+        org = parts[0] if remote.host.endswith("dev.azure.com") else remote.host.split(".")[0]
+        return f"{org}/{parts[-1]}"
+    if remote.host.endswith("dev.azure.com") and parts[:1] == ["v3"]:  # ssh: v3/ORG/PROJECT/REPO
+        return f"{parts[1]}/{parts[-1]}"
+    return "/".join(parts)
+
+
+def _origin(root: Path) -> str | None:
+    from .run import run
+
+    result = run(["git", "remote", "get-url", "origin"], cwd=root, check=False, echo=False,
+                 stream=False)
+    return result.output.strip() if result.returncode == 0 else None
+
+
+def detect_provider(url: str) -> str | None:
+    """The CI provider a remote URL suggests: github, gitlab or azure (Travis CI builds
+    GitHub repositories, so it is never guessed).
+
+    >>> detect_provider("https://gitlab.com/group/svc.git")
+    'gitlab'
+    """
+    remote = _parse_remote(url)
+    return _provider_of(remote) if remote else None
+
+
+def _image_name(text: str) -> str:
+    """A name made into a valid lower-case repository path (``BrewBlox/My Svc`` ->
+    ``brewblox/my-svc``)."""
+    dashed = (re.sub(r"[^a-z0-9._-]+", "-", part) for part in text.lower().split("/"))
+    components = (re.sub(r"[._-]*([._-])[._-]*", r"\1", part).strip("._-") for part in dashed)
+    return "/".join(c for c in components if c)
+
+
+# --- the files -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Write:
+    path: Path
+    text: str
+
+
+def _template(name: str) -> str:
+    return resources.files("brewblox_release").joinpath("templates", name).read_text()
+
+
+def _whole_file(root: Path, rel: str, text: str, *, force: bool) -> tuple[Change, _Write | None]:
+    """A file init owns whole (a Dockerfile, a CI definition): created, or left alone."""
+    path = root / rel
+    if not path.exists():
+        return Change(rel, CREATED), _Write(path, text)
+    if path.read_text() == text:
+        return Change(rel, UNCHANGED), None
+    if force:
+        return Change(rel, UPDATED, "overwritten (--force)"), _Write(path, text)
+    return Change(rel, SKIPPED), None
+
+
+def _noxfile(root: Path) -> tuple[Change, _Write | None]:
+    path = root / "noxfile.py"
+    if not path.exists():
+        return Change("noxfile.py", CREATED), _Write(path, NOXFILE_LINE + "\n")
+    text = path.read_text()
+    if _NOXFILE_IMPORT.search(text):
+        return Change("noxfile.py", UNCHANGED), None
+    sep = "" if not text or text.endswith("\n") else "\n"
+    return (Change("noxfile.py", UPDATED, "imports the sessions"),
+            _Write(path, f"{text}{sep}\n{NOXFILE_LINE}\n"))
+
+
+def _ignored(lines: Sequence[str], entry: str) -> bool:
+    """Whether one of the ``.gitignore`` lines already ignores ``entry`` (a directory).
+
+    Covers the spellings people use (``dist``, ``/dist/``, ``pkg/`` for every ``pkg``); a
+    pattern with wildcards is not interpreted, so the entry is added beside it.
+    """
+    want = entry.strip("/")
+    leaf = want.rsplit("/", 1)[-1]
+    for line in lines:
+        pattern = line.strip()
+        if not pattern or pattern.startswith(("#", "!")):
+            continue
+        anchored = pattern.startswith("/") or "/" in pattern.rstrip("/")
+        bare = pattern.strip("/")
+        if bare == want or (not anchored and bare == leaf):
+            return True
+    return False
+
+
+def _gitignore(root: Path) -> tuple[Change, _Write | None]:
+    path = root / ".gitignore"
+    text = path.read_text() if path.exists() else ""
+    missing = [e for e in GITIGNORE_ENTRIES if not _ignored(text.splitlines(), e)]
+    if not missing:
+        return Change(".gitignore", UNCHANGED), None
+    block = "# brewblox-release: built files\n" + "".join(f"{e}\n" for e in missing)
+    if not text:
+        return Change(".gitignore", CREATED), _Write(path, block)
+    sep = "" if text.endswith("\n") else "\n"
+    return (Change(".gitignore", UPDATED, ", ".join(missing)),
+            _Write(path, f"{text}{sep}\n{block}"))
+
+
+# --- pyproject.toml --------------------------------------------------------------------------
+
+def _wanted_table(image: str, base_images: Mapping[str, str] | None) -> dict[str, object]:
+    """The keys init writes into ``[tool.brewblox-release]``."""
+    wanted: dict[str, object] = {"image": image}
+    if not base_images:
+        return wanted
+    names = {t.name for t in DEFAULT_TARGETS}
+    unknown = sorted(set(base_images) - names)
+    if unknown:
+        raise ConfigError(f"base image for target {unknown[0]!r}: init writes the default "
+                          f"targets, {' and '.join(sorted(names))}; name one of them")
+    if len(set(base_images.values())) == 1 and set(base_images) == names:
+        # One (multi-platform) image for both targets: one build arg for all.
+        wanted["build-args"] = {"BASE_IMAGE": next(iter(base_images.values()))}
+        return wanted
+    # An image per platform (a registry without multi-platform images, 2018's arm32v7/python):
+    # each target names its own, and the build host (amd64) installs with the amd64 one.
+    if "amd64" in base_images:
+        wanted["build-args"] = {"BUILD_BASE_IMAGE": base_images["amd64"]}
+    targets = []
+    for target in DEFAULT_TARGETS:
+        entry: dict[str, object] = {"name": target.name, "context": target.context,
+                                    "platform": target.platform, "prefix": target.prefix}
+        if target.name in base_images:
+            entry["build-args"] = {"BASE_IMAGE": base_images[target.name]}
+        targets.append(entry)
+    wanted["targets"] = targets
+    return wanted
+
+
+def _plain(value: object) -> object:
+    unwrap = getattr(value, "unwrap", None)
+    return unwrap() if callable(unwrap) else value
+
+
+def _toml_value(value: object) -> object:
+    """Small tables inline (``build-args = { ... }``), lists of tables as ``[[...]]``."""
+    if isinstance(value, Mapping):
+        inline = tomlkit.inline_table()
+        inline.update(value)
+        return inline
+    if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+        array = tomlkit.aot()
+        for item in value:
+            table = tomlkit.table()
+            for key, sub in item.items():
+                table.add(key, _toml_value(sub))
+            array.append(table)
+        return array
+    return value
+
+
+def _document(root: Path) -> tomlkit.TOMLDocument:
+    path = root / "pyproject.toml"
+    if path.exists():
+        try:
+            return tomlkit.parse(path.read_text())
+        except tomlkit.exceptions.TOMLKitError as e:
+            raise ConfigError(f"{path}: not valid TOML ({e}); fix it, then run init again"
+                              ) from e
+    if (root / "setup.py").exists() or (root / "setup.cfg").exists():
+        return tomlkit.document()  # a setup.py service of the 2018 kind: a pyproject of its own
+    raise ConfigError(f"{root}: no pyproject.toml, setup.py or setup.cfg; run init in the "
+                      "root directory of a Python project")
+
+
+def _section(doc: tomlkit.TOMLDocument, path: Path) -> Table:
+    """``[tool.brewblox-release]`` of the document, added (empty) where there is none."""
+    tool = doc.get("tool")
+    if tool is None:
+        tool = tomlkit.table(is_super_table=True)
+        doc.add("tool", tool)
+    elif not isinstance(tool, Table):
+        raise ConfigError(f"{path}: [tool] must be a table")
+    table = tool.get("brewblox-release")
+    if table is None:
+        table = tomlkit.table()
+        tool.add("brewblox-release", table)
+    elif not isinstance(table, Table):
+        raise ConfigError(f"{path}: [{SECTION}] must be a table")
+    return table
+
+
+def _pyproject(root: Path, *, image: str | None, image_from: str | None,
+               base_images: Mapping[str, str] | None,
+               force: bool) -> tuple[Change, _Write | None]:
+    path = root / "pyproject.toml"
+    doc = _document(root)
+    project = doc.get("project")
+    name = project.get("name") if isinstance(project, Mapping) else None
+    if image is None:
+        image = _image_name(image_from or (name if isinstance(name, str) else "") or root.name)
+    if not _IMAGE.fullmatch(image):
+        raise ConfigError(f"image {image!r} is not an image repository: give one such as "
+                          "brewblox/my-service or ghcr.io/org/my-service (no tag, no scheme)")
+    wanted = _wanted_table(image, base_images)
+    table = _section(doc, path)
+    added, conflicts = [], []
+    for key, value in wanted.items():
+        if key not in table:
+            table.add(key, _toml_value(value))
+            if key == "image":
+                item = table["image"]
+                item.comment("the image repository (BREWBLOX_RELEASE_IMAGE overrides it)")
+                item.trivia.comment_ws = "  "
+            added.append(key)
+        elif _plain(table[key]) != value:
+            conflicts.append(key)
+            if force:
+                table[key] = _toml_value(value)
+    text = tomlkit.dumps(doc)
+    if not path.exists():
+        return Change("pyproject.toml", CREATED), _Write(path, text)
+    if conflicts and not force:
+        detail = f"[{SECTION}] {', '.join(conflicts)} set otherwise"
+        return Change("pyproject.toml", SKIPPED, detail), None
+    if not added and not conflicts:
+        return Change("pyproject.toml", UNCHANGED), None
+    keys = ", ".join(added + conflicts)
+    return Change("pyproject.toml", UPDATED, f"[{SECTION}] {keys}"), _Write(path, text)
+
+
+# --- the whole -------------------------------------------------------------------------------
+
+def init(root: Path, *, ci: str | None = None, force: bool = False, dry_run: bool = False,
+         image: str | None = None,
+         base_images: Mapping[str, str] | None = None) -> list[Change]:
+    """Add brewblox-release to the service at ``root``; return what changed, file by file.
+
+    Args:
+        ci: ``github``, ``gitlab``, ``travis`` or ``azure``; None reads the provider from the
+            ``origin`` remote's host (github.com, a gitlab host, dev.azure.com).
+        force: overwrite files (and table keys) that exist and differ.
+        dry_run: decide everything, write nothing.
+        image: the image repository; None derives it from the remote (``owner/name``,
+            lower-cased), else from the project's name.
+        base_images: the ``BASE_IMAGE`` of each default target by name (``amd64``, ``arm``),
+            for base images that are not multi-platform; None keeps the template's default
+            (``python:3.11-slim-bookworm``).
+
+    Nothing is written unless every file could be decided: an error leaves the service as it
+    was.
+
+    >>> import tempfile; tmp = Path(tempfile.mkdtemp())
+    >>> _ = (tmp / "pyproject.toml").write_text('[project]\\nname = "svc"\\n')
+    >>> print(render(init(tmp, ci="gitlab", image="org/svc")))  # doctest: +NORMALIZE_WHITESPACE
+    updated    pyproject.toml: [tool.brewblox-release] image
+    created    noxfile.py
+    created    docker/Dockerfile
+    created    rpi-docker/Dockerfile
+    created    .gitignore
+    created    .gitlab-ci.yml
+    next: commit these files, then try a release on loopback with `nox -s release -- --rehearse`
+    """
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise ConfigError(f"{root}: not a directory; run init in the service's root directory")
+    if ci is not None and ci not in CI_PATHS:
+        raise ConfigError(f"--ci {ci!r}: unknown CI provider; choose one of "
+                          f"{', '.join(PROVIDERS)}")
+    url = _origin(root) if ci is None or image is None else None
+    remote = _parse_remote(url) if url else None
+    if ci is None:
+        ci = _provider_of(remote) if remote else None
+        if ci is None:
+            seen = f"the origin remote {url!r}" if url else "no origin remote"
+            raise ConfigError(f"cannot tell the CI provider from {seen}: give --ci "
+                              f"{'|'.join(PROVIDERS)}")
+
+    planned = [_pyproject(root, image=image, image_from=_owner_name(remote) if remote else None,
+                          base_images=base_images, force=force),
+               _noxfile(root)]
+    dockerfile = _template("Dockerfile")
+    planned += [_whole_file(root, f"{t.context}/Dockerfile", dockerfile, force=force)
+                for t in DEFAULT_TARGETS]
+    planned.append(_gitignore(root))
+    planned.append(_whole_file(root, CI_PATHS[ci], _template(f"ci/{_CI_TEMPLATES[ci]}"),
+                               force=force))
+    if not dry_run:
+        for _, write in planned:
+            if write is not None:
+                write.path.parent.mkdir(parents=True, exist_ok=True)
+                write.path.write_text(write.text)
+    return [change for change, _ in planned]

@@ -1,0 +1,296 @@
+"""`init` (SPEC §13): what it adds to a service, that it keeps what is there, and that the
+service it leaves releases (rehearsed on loopback) with no further edit."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from brewblox_release import config
+from brewblox_release.errors import ConfigError
+from brewblox_release.init import (
+    CI_PATHS,
+    NOXFILE_LINE,
+    Change,
+    _ignored,
+    detect_provider,
+    init,
+    render,
+)
+from tests.service import BASE_REPO, TEMPLATE, GitRepo, nox
+
+#: A service as people write them: comments everywhere, a table of another tool after ours.
+COMMENTED = """\
+# demo-svc: a sample service. Every comment here must survive init.
+[build-system]
+requires = ["setuptools>=64", "setuptools-scm>=8"]  # the version comes from git
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "demo-svc"    # the distribution's name
+description = "A sample service"
+requires-python = ">=3.10"
+dependencies = []
+dynamic = ["version"]
+
+[tool.setuptools]
+packages = ["demo_svc"]  # one package
+
+# Versions from tags; the defaults suit us.
+[tool.setuptools_scm]
+
+[tool.ruff]
+line-length = 100   # the house style
+"""
+
+#: The rig has no multi-platform Python image (nothing can be pulled here): one per platform.
+RIG_BASE_IMAGES = {"amd64": f"{BASE_REPO}:bookworm-amd64", "arm": f"{BASE_REPO}:bookworm-armv7"}
+
+
+def fresh_service(path: Path, *, remote: str | None = "https://github.com/BrewBlox/Demo-Svc.git",
+                  branch: str = "develop") -> GitRepo:
+    """A service that has never heard of brewblox-release: no table, noxfile or Dockerfile."""
+    repo = GitRepo(path).init(branch)
+    repo.write("pyproject.toml", COMMENTED)
+    repo.write("README.md", "# demo-svc\n")
+    repo.write("demo_svc/__init__.py", '"""A sample service."""\n')
+    repo.write(".gitignore", "__pycache__/\n*.egg-info/\n")
+    if remote:
+        repo.git("remote", "add", "origin", remote)
+    repo.commit("initial commit")
+    return repo
+
+
+def _actions(changes: list[Change]) -> dict[str, str]:
+    return {c.path: c.action for c in changes}
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and ".git" not in p.relative_to(root).parts[:1]}
+
+
+# --- what init writes --------------------------------------------------------------------------
+
+def test_init_adds_everything_and_keeps_the_comments(tmp_path: Path) -> None:
+    repo = fresh_service(tmp_path / "svc")
+    changes = init(repo.path)
+    assert _actions(changes) == {
+        "pyproject.toml": "updated",
+        "noxfile.py": "created",
+        "docker/Dockerfile": "created",
+        "rpi-docker/Dockerfile": "created",
+        ".gitignore": "updated",
+        ".github/workflows/release.yml": "created",
+    }
+    text = (repo.path / "pyproject.toml").read_text()
+    assert text.startswith(COMMENTED)  # every line, comment and blank line as it was
+    assert text.removeprefix(COMMENTED) == (
+        "\n[tool.brewblox-release]\n"
+        'image = "brewblox/demo-svc"  # the image repository (BREWBLOX_RELEASE_IMAGE overrides '
+        "it)\n")
+    assert config.load(repo.path).image == "brewblox/demo-svc"
+    assert (repo.path / "noxfile.py").read_text() == NOXFILE_LINE + "\n"
+    assert (repo.path / "docker" / "Dockerfile").read_bytes() == TEMPLATE.read_bytes()
+    assert (repo.path / "rpi-docker" / "Dockerfile").read_bytes() == TEMPLATE.read_bytes()
+    assert (repo.path / ".gitignore").read_text() == (
+        "__pycache__/\n*.egg-info/\n\n# brewblox-release: built files\n"
+        "dist/\ndocker/pkg/\nrpi-docker/pkg/\n.nox/\n")
+    shown = render(changes)
+    assert "created    .github/workflows/release.yml" in shown
+    assert "updated    .gitignore: dist/, docker/pkg/, rpi-docker/pkg/, .nox/" in shown
+
+
+def test_a_second_init_changes_nothing(tmp_path: Path) -> None:
+    repo = fresh_service(tmp_path / "svc")
+    init(repo.path, ci="gitlab", base_images=RIG_BASE_IMAGES)
+    before = _snapshot(repo.path)
+    changes = init(repo.path, ci="gitlab", base_images=RIG_BASE_IMAGES)
+    assert {c.action for c in changes} == {"unchanged"}
+    assert _snapshot(repo.path) == before
+    assert "next:" not in render(changes)
+
+
+def test_existing_files_are_not_overwritten_without_force(tmp_path: Path) -> None:
+    repo = fresh_service(tmp_path / "svc")
+    own = "FROM python:3.11-slim\nCOPY pkg/ /pkg/\nRUN pip3 install /pkg/*.whl\n"
+    repo.write("docker/Dockerfile", own)
+    repo.write(".gitlab-ci.yml", "# our own pipeline\n")
+    repo.write("pyproject.toml", COMMENTED + '\n[tool.brewblox-release]\nimage = "org/other"\n')
+    changes = init(repo.path, ci="gitlab")
+    skipped = "skipped (exists; --force to overwrite)"
+    assert _actions(changes)["docker/Dockerfile"] == skipped
+    assert _actions(changes)[".gitlab-ci.yml"] == skipped
+    assert _actions(changes)["pyproject.toml"] == skipped
+    assert _actions(changes)["rpi-docker/Dockerfile"] == "created"
+    assert (repo.path / "docker" / "Dockerfile").read_text() == own
+    assert (repo.path / ".gitlab-ci.yml").read_text() == "# our own pipeline\n"
+    assert config.load(repo.path).image == "org/other"
+    assert "run init again with --force" in render(changes)
+
+    forced = init(repo.path, ci="gitlab", force=True)
+    assert _actions(forced)["docker/Dockerfile"] == "updated"
+    assert _actions(forced)["pyproject.toml"] == "updated"
+    assert (repo.path / "docker" / "Dockerfile").read_bytes() == TEMPLATE.read_bytes()
+    assert (repo.path / ".gitlab-ci.yml").read_text().startswith("# Releases this service")
+    assert config.load(repo.path).image == "brewblox/demo-svc"
+    assert (repo.path / "pyproject.toml").read_text().startswith(COMMENTED)
+
+
+def test_dry_run_writes_nothing(tmp_path: Path) -> None:
+    repo = fresh_service(tmp_path / "svc")
+    before = _snapshot(repo.path)
+    changes = init(repo.path, ci="travis", dry_run=True)
+    assert _actions(changes)[".travis.yml"] == "created"
+    assert _snapshot(repo.path) == before
+    assert "would create .travis.yml" in render(changes, dry_run=True)
+
+
+def test_an_existing_noxfile_gets_the_line_once(tmp_path: Path) -> None:
+    repo = fresh_service(tmp_path / "svc")
+    repo.write("noxfile.py", "import nox\n\n@nox.session\ndef lint(session):\n    pass")
+    assert _actions(init(repo.path))["noxfile.py"] == "updated"
+    text = (repo.path / "noxfile.py").read_text()
+    assert text.endswith("    pass\n\n" + NOXFILE_LINE + "\n")
+    assert _actions(init(repo.path))["noxfile.py"] == "unchanged"
+    assert (repo.path / "noxfile.py").read_text() == text
+
+
+def test_per_platform_base_images_make_explicit_targets(tmp_path: Path) -> None:
+    repo = fresh_service(tmp_path / "svc")
+    init(repo.path, base_images=RIG_BASE_IMAGES)
+    cfg = config.load(repo.path)
+    assert [(t.name, t.context, t.platform, t.prefix) for t in cfg.targets] == [
+        ("amd64", "docker", "linux/amd64", ""), ("arm", "rpi-docker", "linux/arm/v7", "rpi-")]
+    assert cfg.target("arm").build_args == {"BASE_IMAGE": RIG_BASE_IMAGES["arm"]}
+    assert cfg.build_args == {"BUILD_BASE_IMAGE": RIG_BASE_IMAGES["amd64"]}
+
+
+def test_one_base_image_for_both_targets_is_one_build_arg(tmp_path: Path) -> None:
+    repo = fresh_service(tmp_path / "svc")
+    init(repo.path, base_images={"amd64": "python:3.12-slim", "arm": "python:3.12-slim"})
+    cfg = config.load(repo.path)
+    assert cfg.build_args == {"BASE_IMAGE": "python:3.12-slim"}
+    assert [t.name for t in cfg.targets] == ["amd64", "arm"]
+
+
+def test_a_setup_py_service_gets_a_pyproject(tmp_path: Path) -> None:
+    root = tmp_path / "legacy"
+    root.mkdir()
+    (root / "setup.py").write_text("from setuptools import setup\nsetup(name='legacy')\n")
+    changes = init(root, ci="github", image="brewblox/legacy")
+    assert _actions(changes)["pyproject.toml"] == "created"
+    assert (root / "pyproject.toml").read_text().startswith(
+        '[tool.brewblox-release]\nimage = "brewblox/legacy"')
+
+
+# --- the provider and the image from the remote ------------------------------------------------
+
+@pytest.mark.parametrize(("url", "provider"), [
+    ("https://github.com/BrewBlox/brewblox-devcon-spark.git", "github"),
+    ("git@github.com:BrewBlox/brewblox-devcon-spark.git", "github"),
+    ("ssh://git@github.example.com:2222/org/svc.git", "github"),
+    ("https://gitlab.com/group/sub/svc.git", "gitlab"),
+    ("git@gitlab.example.org:group/svc.git", "gitlab"),
+    ("https://org@dev.azure.com/org/project/_git/svc", "azure"),
+    ("git@ssh.dev.azure.com:v3/org/project/svc", "azure"),
+    ("https://org.visualstudio.com/project/_git/svc", "azure"),
+    ("https://bitbucket.org/org/svc.git", None),
+    ("/srv/git/svc.git", None),
+    ("../svc", None),
+])
+def test_provider_from_the_remote(url: str, provider: str | None) -> None:
+    assert detect_provider(url) == provider
+
+
+@pytest.mark.parametrize(("url", "image"), [
+    ("git@github.com:BrewBlox/brewblox-devcon-spark.git", "brewblox/brewblox-devcon-spark"),
+    ("https://gitlab.com/Group/Sub/My_Svc.git", "group/sub/my_svc"),
+    ("https://org@dev.azure.com/Org/Project/_git/Svc", "org/svc"),
+    ("git@ssh.dev.azure.com:v3/org/project/svc", "org/svc"),
+])
+def test_image_from_the_remote(tmp_path: Path, url: str, image: str) -> None:
+    repo = fresh_service(tmp_path / "svc", remote=url)
+    init(repo.path, ci="github")
+    assert config.load(repo.path).image == image
+
+
+def test_without_a_remote_the_image_is_the_project_name(tmp_path: Path) -> None:
+    repo = fresh_service(tmp_path / "svc", remote=None)
+    init(repo.path, ci="github")
+    assert config.load(repo.path).image == "demo-svc"
+
+
+@pytest.mark.parametrize(("setup", "kwargs", "message"), [
+    ("remote:https://bitbucket.org/org/svc.git", {},
+     "cannot tell the CI provider from the origin remote 'https://bitbucket.org/org/svc.git': "
+     "give --ci github|gitlab|travis|azure"),
+    ("remote:", {}, "cannot tell the CI provider from no origin remote: give --ci "
+     "github|gitlab|travis|azure"),
+    ("remote:", {"ci": "jenkins"},
+     "--ci 'jenkins': unknown CI provider; choose one of github, gitlab, travis, azure"),
+    ("toml:[project\nname = 1", {"ci": "github"}, "pyproject.toml: not valid TOML"),
+    ("no-pyproject", {"ci": "github"}, "no pyproject.toml, setup.py or setup.cfg"),
+    ("remote:", {"ci": "github", "image": "Org/Svc:latest"},
+     "image 'Org/Svc:latest' is not an image repository"),
+    ("remote:", {"ci": "github", "base_images": {"arm64": "x"}},
+     "base image for target 'arm64': init writes the default targets, amd64 and arm"),
+    ("toml:tool = 1\n[project]\nname = 'x'\n", {"ci": "github"}, "[tool] must be a table"),
+])
+def test_bad_input_is_one_clear_error(tmp_path: Path, setup: str, kwargs: dict[str, object],
+                                      message: str) -> None:
+    kind, _, value = setup.partition(":")
+    repo = fresh_service(tmp_path / "svc", remote=(value or None) if kind == "remote" else None)
+    if kind == "toml":
+        repo.write("pyproject.toml", value)
+    if kind == "no-pyproject":
+        (repo.path / "pyproject.toml").unlink()
+    before = _snapshot(repo.path)
+    with pytest.raises(ConfigError, match=re.escape(message)) as caught:
+        init(repo.path, **kwargs)  # type: ignore[arg-type]
+    assert "\n" not in str(caught.value)
+    assert _snapshot(repo.path) == before  # an error writes nothing
+
+
+@pytest.mark.parametrize(("lines", "entry", "ignored"), [
+    (["dist"], "dist/", True),
+    (["/dist/"], "dist/", True),
+    (["pkg/"], "docker/pkg/", True),
+    (["/docker/pkg"], "docker/pkg/", True),
+    (["docker/"], "docker/pkg/", False),  # the context itself must stay tracked
+    (["rpi-docker/pkg/"], "docker/pkg/", False),
+    (["# dist/"], "dist/", False),
+    (["!dist/"], "dist/", False),
+    (["*.nox"], ".nox/", False),  # wildcards are not interpreted: the entry is added
+])
+def test_gitignore_spellings(lines: list[str], entry: str, ignored: bool) -> None:
+    assert _ignored(lines, entry) is ignored
+
+
+def test_every_provider_has_a_definition(tmp_path: Path) -> None:
+    repo = fresh_service(tmp_path / "svc")
+    for provider, path in CI_PATHS.items():
+        assert _actions(init(repo.path, ci=provider))[path] == "created"
+        assert "nox -s release" in (repo.path / path).read_text()
+
+
+# --- and the service releases --------------------------------------------------------------------
+
+@pytest.mark.engine
+@pytest.mark.e2e
+def test_a_fresh_service_releases_after_init(tmp_path: Path, engine: None) -> None:
+    repo = fresh_service(tmp_path / "svc")
+    repo.tag("0.1.0")
+    repo.commit("a change after the release", files={"CHANGES.md": "- a change\n"})
+    # The rig's base images are the only edit a service on this machine needs, and init
+    # takes them; elsewhere the template's python:3.11-slim-bookworm serves both platforms.
+    print(render(init(repo.path, base_images=RIG_BASE_IMAGES)))
+    repo.commit("adopt brewblox-release")  # what a user does next: commit what init wrote
+    result = nox(repo, "-s", "release", "--", "--rehearse")
+    assert result.returncode == 0, result.stdout
+    assert "rehearsal: registry at 127.0.0.1:" in result.stdout
+    assert "demo_svc-0.1.1.dev2-py3-none-any.whl" in result.stdout
+    assert "/brewblox/demo-svc:develop holds demo-svc 0.1.1.dev2  ok" in result.stdout
+    assert "/brewblox/demo-svc:rpi-develop holds demo-svc 0.1.1.dev2  ok" in result.stdout
