@@ -113,10 +113,9 @@ class Config:
         'org/svc'
         """
         where = root / "pyproject.toml"
-        project = data.get("project", {})
-        name = project.get("name") if isinstance(project, Mapping) else None
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"{where}: [project] name is required")
+        from .project import distribution_name  # static [project] name, else the backend's
+
+        name = distribution_name(root, data)
         tool = data.get("tool", {})
         section = tool.get("brewblox-release", {}) if isinstance(tool, Mapping) else {}
         if not isinstance(section, Mapping):

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 import shutil
 import sys
 import tarfile
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from packaging.utils import (
@@ -89,14 +88,23 @@ def build(config: Config, version: str, *, source_date_epoch: int | None = None,
 
 
 def check(config: Config, files: Sequence[Path]) -> None:
-    """``twine check --strict`` the built files (`build` does it unless told not to)."""
+    """`twine check` the built files (`build` does it unless told not to).
+
+    ``check = "errors"`` (the default) fails on what an index would refuse (a description that
+    does not render, malformed metadata) and shows the warnings (no ``long_description``, no
+    content type), which PyPI accepts; ``check = "strict"`` fails on the warnings too.
+    """
+    strict = ["--strict"] if config.check == "strict" else []
     try:
-        run([sys.executable, "-m", "twine", "check", "--strict", *files], cwd=config.root,
+        run([sys.executable, "-m", "twine", "check", *strict, *files], cwd=config.root,
             env={"NO_COLOR": "1"})
     except CommandError as e:
-        raise BuildError(f"building the package failed: twine check exited with "
-                         f"{e.result.returncode} (its output is above); nothing was published"
-                         ) from e
+        fix = ("" if strict else
+               ": an index would refuse these files; fix what twine names (a README that does "
+               "not render in its content type, metadata)")
+        raise BuildError(f"building the package failed: twine check{' --strict' if strict else ''}"
+                         f" exited with {e.result.returncode} (its output is above){fix}; "
+                         "nothing was published") from e
 
 
 #: A kept build environment is made afresh after this long (seconds), like build isolation
@@ -105,62 +113,89 @@ BUILD_ENV_MAX_AGE = 24 * 3600
 
 
 def _build_env_dir() -> Path:
-    cache = os.environ.get("BREWBLOX_RELEASE_CACHE") or str(
-        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "brewblox-release")
-    return Path(cache) / "build-env"
+    from .project import cache_dir
+
+    return cache_dir() / "build-env"
 
 
-def _build_kept(config: Config, out: Path, env: Mapping[str, str]) -> bool:
-    """Build the sdist and the wheel in a kept build environment; False when there is none.
+def kept_build_env(root: Path, runner: Callable[..., None]) -> Path:
+    """The Python of the kept build environment for the project at ``root``, made when missing
+    or older than a day, with the project's dynamic build requirements installed.
 
-    ``python -m build`` makes a fresh virtualenv for each of the two and pip-installs the build
-    requirements into it, about 4 s each, on every run. This keeps one environment per Python
-    and ``[build-system] requires`` (in ~/.cache/brewblox-release/build-env, remade after a
-    day; ``BREWBLOX_RELEASE_CACHE`` moves it) and calls the backend's hooks in it, each in a
-    subprocess, as ``build`` does: the same isolation from the nox environment, in a second.
-    Anything unusual (no pip, a broken environment) falls back to ``python -m build``.
+    One environment per Python and ``[build-system] requires`` (in
+    ~/.cache/brewblox-release/build-env; ``BREWBLOX_RELEASE_CACHE`` moves it). Two projects
+    with the same static requirements (every setup.py without ``[build-system]``) can differ in
+    what the backend asks for besides (a setup.py's ``setup_requires``): those are installed
+    for each state of the project's deciding files (`project.files_key`), once.
+
+    Raises:
+        BuildException, CommandError, OSError: there can be none here (no pip, no fcntl, a
+            broken environment): the caller falls back to pypa/build's fresh one.
     """
     import hashlib
     import json
     import time
     import venv
 
-    from build import BuildBackendException, BuildException, ProjectBuilder
+    from build import ProjectBuilder
+
+    from .project import files_key
 
     try:
         import fcntl
-    except ImportError:  # not a POSIX system: no lock, no kept environment
-        return False
+    except ImportError as e:  # not a POSIX system: no lock, no kept environment
+        raise OSError("no fcntl to lock a kept build environment") from e
+
+    requires = sorted(ProjectBuilder(root).build_system_requires)
+    key = hashlib.sha256(json.dumps([sys.version, sys.executable, requires]).encode())
+    path = _build_env_dir() / key.hexdigest()[:16]
+    python = path / "bin" / "python"
+    ready = path / "brewblox-release-ready"
+    satisfied = path / "brewblox-release-projects"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pip = [sys.executable, "-m", "pip", "--python", str(python), "install",
+           "--quiet", "--disable-pip-version-check"]
+    with (path.parent / f"{path.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (ready.exists() and python.exists()
+                and time.time() - ready.stat().st_mtime < BUILD_ENV_MAX_AGE):
+            log(f"making the build environment {path} ({', '.join(requires)})")
+            ready.unlink(missing_ok=True)
+            venv.EnvBuilder(clear=True, symlinks=True, with_pip=False).create(path)
+            run([*pip, *requires], echo=False)
+            ready.touch()
+        project = files_key(root)
+        done = satisfied.read_text().split() if satisfied.exists() else []
+        if project not in done:
+            builder = ProjectBuilder(root, python_executable=str(python), runner=runner)
+            dynamic = (builder.get_requires_for_build("sdist")
+                       | builder.get_requires_for_build("wheel"))
+            if dynamic:
+                run([*pip, *sorted(dynamic)], echo=False)
+            with satisfied.open("a") as f:
+                f.write(project + "\n")
+    return python
+
+
+def _build_kept(config: Config, out: Path, env: Mapping[str, str]) -> bool:
+    """Build the sdist and the wheel in a kept build environment; False when there is none.
+
+    ``python -m build`` makes a fresh virtualenv for each of the two and pip-installs the build
+    requirements into it, about 4 s each, on every run. This builds in `kept_build_env` and
+    calls the backend's hooks in it, each in a subprocess, as ``build`` does: the same
+    isolation from the nox environment, in a second. Anything unusual (no pip, a broken
+    environment) falls back to ``python -m build``.
+    """
+    from build import BuildBackendException, BuildException, ProjectBuilder
 
     def runner(cmd: Sequence[str], cwd: str | None = None,
                extra_environ: Mapping[str, str] | None = None) -> None:
         run(list(cmd), cwd=cwd, env={**(extra_environ or {}), **env}, echo=False)
 
     try:
-        requires = sorted(ProjectBuilder(config.root).build_system_requires)
-        key = hashlib.sha256(json.dumps([sys.version, sys.executable, requires]).encode())
-        path = _build_env_dir() / key.hexdigest()[:16]
-        python = path / "bin" / "python"
-        ready = path / "brewblox-release-ready"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with (path.parent / f"{path.name}.lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not (ready.exists() and python.exists()
-                    and time.time() - ready.stat().st_mtime < BUILD_ENV_MAX_AGE):
-                log(f"making the build environment {path} ({', '.join(requires)})")
-                ready.unlink(missing_ok=True)
-                venv.EnvBuilder(clear=True, symlinks=True, with_pip=False).create(path)
-                pip = [sys.executable, "-m", "pip", "--python", str(python), "install",
-                       "--quiet", "--disable-pip-version-check"]
-                run([*pip, *requires], echo=False)
-                builder = ProjectBuilder(config.root, python_executable=str(python),
-                                         runner=runner)
-                dynamic = (builder.get_requires_for_build("sdist")
-                           | builder.get_requires_for_build("wheel"))
-                if dynamic:
-                    run([*pip, *sorted(dynamic)], echo=False)
-                ready.touch()
+        python = kept_build_env(config.root, runner)
         builder = ProjectBuilder(config.root, python_executable=str(python), runner=runner)
+        path = python.parent.parent
         log(f"$ build --sdist --wheel --outdir {out} (build environment {path})")
         # As `python -m build` does: the wheel is built from the unpacked sdist, so a file the
         # sdist leaves out is missing from the wheel too, and the build says so.

@@ -14,9 +14,13 @@ from packaging.version import InvalidVersion, Version
 from .ci import CiContext, Event
 from .config import Config
 from .errors import VersionError
+from .project import TagRule
 from .tags import LOCAL, branch_tag, version_tags
 
-__all__ = ["ImagePlan", "Plan", "highest_final", "make_plan", "tag_version"]
+__all__ = ["DEFAULT_TAGS", "ImagePlan", "Plan", "highest_final", "make_plan", "tag_version"]
+
+#: setuptools_scm's default tags: ``1.2.3``, ``v1.2.3``, ``name-1.2.3``.
+DEFAULT_TAGS = TagRule()
 
 
 @dataclass(frozen=True)
@@ -83,14 +87,20 @@ class Plan:
         return "\n".join(lines)
 
 
-def tag_version(tag: str) -> Version:
-    """The version a release tag names: ``1.2.3`` or ``v1.2.3``."""
-    try:
-        return Version(tag[1:] if tag[:1] in {"v", "V"} else tag)
-    except InvalidVersion:
+def tag_version(tag: str, tags: TagRule = DEFAULT_TAGS) -> Version:
+    """The version a release tag names: ``1.2.3``, ``v1.2.3``, or what the service's tag regex
+    takes (``svc-1.2.3``); an error for a tag that is not one, has a local part or an epoch.
+
+    >>> tag_version("svc-2.0.0", TagRule(r"^svc-(?P<version>.+)$"))
+    <Version('2.0.0')>
+    """
+    version = tags.version(tag)
+    if version is None:
+        regex = "" if tags.is_default else f" and this service's tag regex {tags.regex!r}"
         raise VersionError(
             f"tag {tag!r} is not a version: release tags look like 1.2.3 or v1.2.3 "
-            "(PEP 440). Delete it (git push --delete origin TAG) and tag again") from None
+            f"(PEP 440{regex}). Delete it (git push --delete origin TAG) and tag again")
+    return version
 
 
 def highest_final(versions: Iterable[str]) -> Version | None:
@@ -114,7 +124,7 @@ def _build_only(config: Config, image: str, version: str, ctx: CiContext,
 
 
 def make_plan(ctx: CiContext, version: str, config: Config,
-              published: Iterable[str] = ()) -> Plan:
+              published: Iterable[str] = (), tags: TagRule = DEFAULT_TAGS) -> Plan:
     """Decide what this run publishes.
 
     Args:
@@ -123,6 +133,8 @@ def make_plan(ctx: CiContext, version: str, config: Config,
         config: the service's settings.
         published: versions the index and the registry already hold; ``latest`` moves only to
             a final release at least as high as every final release among them.
+        tags: which tags are the service's releases (`project.VersionSource.tags`): a tag push
+            of another service's tag (in a monorepo) builds only.
 
     >>> from pathlib import Path
     >>> cfg = Config(Path("."), "svc", image="org/svc")
@@ -144,7 +156,11 @@ def make_plan(ctx: CiContext, version: str, config: Config,
 
     if ctx.event is Event.TAG:
         assert ctx.tag is not None
-        wanted = tag_version(ctx.tag)
+        if not tags.is_default and tags.version(ctx.tag) is None:
+            return _build_only(config, image, version, ctx, [
+                f"tag {ctx.tag} is not a release tag of {config.name} (its tag regex is "
+                f"{tags.regex}): builds only, publishes nothing"])
+        wanted = tag_version(ctx.tag, tags)
         if wanted != Version(version):
             raise VersionError(
                 f"tag {ctx.tag} does not agree with the version setuptools_scm computes for "

@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING
 
 from packaging.version import Version
 
-from . import ci
+from . import ci, project
 from . import config as config_mod
 from . import version as version_mod
 from .ci import CiContext, Event
 from .config import Config
 from .errors import CredentialsError, ReleaseError, VersionError
-from .plan import ImagePlan, Plan, highest_final, make_plan, tag_version
+from .plan import DEFAULT_TAGS, ImagePlan, Plan, highest_final, make_plan, tag_version
+from .project import TagRule
 from .run import log, redact, step
 from .tags import LATEST
 
@@ -81,11 +82,14 @@ class Run:
         return Index.from_env(self.env)
 
 
-def _local_ref(ctx: CiContext, state: version_mod.GitState) -> CiContext:
+def _local_ref(ctx: CiContext, state: version_mod.GitState,
+               tags: TagRule = DEFAULT_TAGS) -> CiContext:
     tagged = []
     for tag in state.head_tags:
+        if not tags.is_default and tags.version(tag) is None:
+            continue  # another service's tag (a monorepo)
         try:
-            tagged.append((tag_version(tag), tag))
+            tagged.append((tag_version(tag, tags), tag))
         except VersionError:
             continue
     if tagged:
@@ -119,21 +123,23 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
     env = dict(os.environ if env is None else env)
     config = config or config_mod.load(root, env)
     ctx = ci.detect(env)
+    tags = project.version_source(config.root).tags  # before anything: is git the source?
     with ThreadPoolExecutor(max_workers=1) as pool:  # setuptools_scm imports while git runs
-        computed = pool.submit(version_mod.compute, config.root)
+        computed = pool.submit(version_mod.compute, config.root, config.name)
         state = version_mod.git_state(config.root)
     version: Callable[[], str] = computed.result
     if options.ref:
         ctx = ctx.with_ref(options.ref)
     elif ctx.event is Event.LOCAL and (options.publish or options.rehearse):
-        ctx = _local_ref(ctx, state)
+        ctx = _local_ref(ctx, state, tags)
     quiet = ctx.event is Event.BRANCH and ctx.branch in config.quiet_branches
     publishing = ctx.event in {Event.TAG, Event.BRANCH} and not ctx.fork and not quiet
     if state.shallow and publishing and not options.dry_run:
         log("shallow clone: fetching the full history and tags to compute the version")
         version_mod.unshallow(config.root, state)
         state = version_mod.git_state(config.root)
-        version = functools.partial(version_mod.compute, config.root)  # with the full history
+        version = functools.partial(version_mod.compute, config.root,  # with the full history
+                                    config.name)
     elif state.shallow:
         log("warning: shallow clone: the version may be wrong (a publishing run fetches the "
             "full history)")
@@ -146,9 +152,9 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
                 raise
             notes.append(str(e))
     info = version_mod.VersionInfo(version(), state)
-    plan = make_plan(ctx, info.version, config)
+    plan = make_plan(ctx, info.version, config, tags=tags)
     if plan.latest and not options.rehearse:
-        plan = make_plan(ctx, info.version, config, published_versions(config, env))
+        plan = make_plan(ctx, info.version, config, published_versions(config, env), tags=tags)
     if notes:
         plan = replace(plan, reasons=(*plan.reasons, *notes))
     return Run(config, ctx, info, plan, options, env)

@@ -315,7 +315,7 @@ def test_a_dev_build_never_gets_latest(provider: Provider) -> None:
 
 
 @pytest.mark.parametrize("provider", PROVIDERS, ids=ids(PROVIDERS))
-@pytest.mark.parametrize("tag", ["not-a-version", "release-1.2.3", "latest", "1.2.3-final"])
+@pytest.mark.parametrize("tag", ["not-a-version", "latest", "1.2.3-final", "v1.2.3-final"])
 def test_a_tag_that_is_not_a_version_is_an_error(provider: Provider, tag: str) -> None:
     with pytest.raises(VersionError, match=re.escape(f"tag '{tag}' is not a version")):
         make_plan(provider.tag(tag), "1.2.3", CONFIG)
@@ -449,7 +449,9 @@ def test_render() -> None:
 
 
 @pytest.mark.parametrize(("tag", "version"), [
-    ("1.2.3", "1.2.3"), ("v1.2.3", "1.2.3"), ("V1.2.3", "1.2.3"), ("1.3.0rc1", "1.3.0rc1")])
+    ("1.2.3", "1.2.3"), ("v1.2.3", "1.2.3"), ("V1.2.3", "1.2.3"), ("1.3.0rc1", "1.3.0rc1"),
+    # setuptools_scm's default tag regex takes a prefix ending in '-', as its versions do.
+    ("release-1.2.3", "1.2.3"), ("demo-svc-v2.0.0", "2.0.0")])
 def test_tag_version(tag: str, version: str) -> None:
     assert str(tag_version(tag)) == version
 

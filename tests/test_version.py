@@ -280,7 +280,8 @@ def test_a_repository_without_commits(tmp_path: Path) -> None:
     ("svc", "SETUPTOOLS_SCM_PRETEND_VERSION_FOR_SVC"),
 ])
 def test_pretend_env(name: str, variable: str) -> None:
-    assert version.pretend_env(name, "1.2.4.dev5") == {variable: "1.2.4.dev5"}
+    assert version.pretend_env(name, "1.2.4.dev5") == {
+        variable: "1.2.4.dev5", "SETUPTOOLS_SCM_PRETEND_VERSION": "1.2.4.dev5"}
 
 
 def test_pretend_env_is_what_setuptools_scm_reads(repo: GitRepo,

@@ -1,0 +1,236 @@
+"""Services as they are found in the field (SPEC §2, §4), as git repositories in tmp_path: a
+setup.py of 2018, a setup.cfg, hatchling with hatch-vcs, a PEP 621 package without a README, a
+monorepo of two services, and a service with a Dockerfile of the seed's kind (test support).
+
+Each builds on the rig's base images (amd64 only unless asked: the arm image shows nothing
+more about how a project declares itself, and costs a build under emulation).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from tests.service import BASE_REPO, NOXFILE, RIG_TARGETS, TEMPLATE, GitRepo
+
+#: One target, amd64, on the rig's base image.
+AMD64_TARGETS = f"""\
+build-args = {{ BUILD_BASE_IMAGE = "{BASE_REPO}:bookworm-amd64" }}
+
+[[tool.brewblox-release.targets]]
+name = "amd64"
+context = "docker"
+platform = "linux/amd64"
+build-args = {{ BASE_IMAGE = "{BASE_REPO}:bookworm-amd64" }}
+"""
+
+GITIGNORE = "dist/\npkg/\n.nox/\n*.egg-info/\n__pycache__/\nbuild/\n"
+
+
+def _module(repo: GitRepo, name: str, where: str = "") -> None:
+    module = name.replace("-", "_")
+    repo.write(f"{where}{module}/__init__.py",
+               "from importlib.metadata import version\n\n"
+               f"__version__ = version({name!r})\n")
+
+
+def _contexts(path: Path, arm: bool = False) -> None:
+    for context in ("docker", "rpi-docker") if arm else ("docker",):
+        (path / context).mkdir(parents=True, exist_ok=True)
+        shutil.copy(TEMPLATE, path / context / "Dockerfile")
+
+
+def _release_table(name: str, targets: str = AMD64_TARGETS) -> str:
+    return f'[tool.brewblox-release]\nimage = "brewblox/{name}"\n{targets}'
+
+
+def setup_py_service(path: Path, name: str = "legacy-svc") -> GitRepo:
+    """BrewBlox's brewblox-service of 2018, adopted with one noxfile line: a setup.py with
+    ``use_scm_version={'local_scheme': lambda v: ''}`` and ``setup_requires``, no ``[project]``
+    (pyproject.toml holds only ``[tool.brewblox-release]``), a README given as
+    ``long_description`` without a content type."""
+    repo = GitRepo(path).init()
+    module = name.replace("-", "_")
+    repo.write("setup.py", f"""\
+from setuptools import setup
+
+with open('README.md') as f:
+    long_description = f.read()
+
+setup(
+    name='{name}',
+    use_scm_version={{'local_scheme': lambda v: ''}},
+    description='A service of 2018',
+    long_description=long_description,
+    url='https://github.com/brewblox/{name}',
+    author='BrewPi',
+    license='GPLv3',
+    packages=['{module}'],
+    python_requires='>=3.5',
+    setup_requires=['setuptools_scm'],
+)
+""")
+    repo.write("pyproject.toml", _release_table(name))
+    repo.write("README.md", f"{name}\n{'=' * len(name)}\n\nA service of 2018.\n")
+    _module(repo, name)
+    repo.write("noxfile.py", NOXFILE)
+    repo.write(".gitignore", GITIGNORE)
+    _contexts(path)
+    repo.commit("initial commit")
+    return repo
+
+
+def setup_cfg_service(path: Path, name: str = "cfg-svc") -> GitRepo:
+    """Metadata in setup.cfg (no setup.py, no ``[project]``), setuptools_scm from
+    pyproject.toml."""
+    repo = GitRepo(path).init()
+    repo.write("pyproject.toml", f"""\
+[build-system]
+requires = ["setuptools>=64", "setuptools-scm>=8"]
+build-backend = "setuptools.build_meta"
+
+[tool.setuptools_scm]
+
+{_release_table(name)}""")
+    repo.write("setup.cfg", f"""\
+[metadata]
+name = {name}
+description = A service described in setup.cfg
+long_description = file: README.md
+long_description_content_type = text/markdown
+
+[options]
+packages = {name.replace("-", "_")}
+python_requires = >=3.10
+""")
+    repo.write("README.md", f"# {name}\n\nA service described in setup.cfg.\n")
+    _module(repo, name)
+    repo.write("noxfile.py", NOXFILE)
+    repo.write(".gitignore", GITIGNORE)
+    _contexts(path)
+    repo.commit("initial commit")
+    return repo
+
+
+def hatch_service(path: Path, name: str = "hatch-svc") -> GitRepo:
+    """hatchling with hatch-vcs, its setuptools_scm settings in ``raw-options``; its tags carry
+    a ``v``."""
+    repo = GitRepo(path).init()
+    module = name.replace("-", "_")
+    repo.write("pyproject.toml", f"""\
+[build-system]
+requires = ["hatchling", "hatch-vcs"]
+build-backend = "hatchling.build"
+
+[project]
+name = "{name}"
+description = "A service built by hatchling"
+readme = "README.md"
+requires-python = ">=3.10"
+dynamic = ["version"]
+
+[tool.hatch.version]
+source = "vcs"
+raw-options = {{ version_scheme = "guess-next-dev" }}
+
+[tool.hatch.build.targets.wheel]
+packages = ["{module}"]
+
+{_release_table(name)}""")
+    repo.write("README.md", f"# {name}\n\nA service built by hatchling.\n")
+    _module(repo, name)
+    repo.write("noxfile.py", NOXFILE)
+    repo.write(".gitignore", GITIGNORE)
+    _contexts(path)
+    repo.commit("initial commit")
+    return repo
+
+
+def pep621_pyproject(name: str, *, readme: bool = True, scm: str = "",
+                     targets: str = AMD64_TARGETS) -> str:
+    """A PEP 621 pyproject.toml on setuptools with setuptools_scm (``scm``: its settings)."""
+    return f"""\
+[build-system]
+requires = ["setuptools>=64", "setuptools-scm>=8"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "{name}"
+description = "A sample service"
+{'readme = "README.md"' if readme else ""}
+requires-python = ">=3.10"
+dynamic = ["version"]
+
+[tool.setuptools]
+packages = ["{name.replace("-", "_")}"]
+
+[tool.setuptools_scm]
+{scm}
+{_release_table(name, targets)}"""
+
+
+def readme_less_service(path: Path, name: str = "bare-svc") -> GitRepo:
+    """PEP 621 without a README: twine warns that ``long_description`` is missing, which
+    PyPI accepts."""
+    repo = GitRepo(path).init()
+    repo.write("pyproject.toml", pep621_pyproject(name, readme=False))
+    _module(repo, name)
+    repo.write("noxfile.py", NOXFILE)
+    repo.write(".gitignore", GITIGNORE)
+    _contexts(path)
+    repo.commit("initial commit")
+    return repo
+
+
+def monorepo_scm(prefix: str) -> str:
+    """A monorepo service's ``[tool.setuptools_scm]``: the repository's top two levels up, and
+    only the tags that begin with ``prefix`` are its own."""
+    return (f'root = "../.."\n'
+            f'tag_regex = "^{prefix}(?P<version>[vV]?\\\\d+(?:\\\\.\\\\d+){{0,2}}[^\\\\+]*)$"\n')
+
+
+def monorepo(path: Path, services: tuple[str, ...] = ("a", "b")) -> GitRepo:
+    """A repository holding services under ``services/<s>`` (distribution ``svc-<s>``), each
+    with its own pyproject.toml, noxfile and tags ``<s>-1.0.0``."""
+    repo = GitRepo(path).init()
+    repo.write(".gitignore", GITIGNORE)
+    for service in services:
+        name = f"svc-{service}"
+        where = f"services/{service}/"
+        repo.write(f"{where}pyproject.toml", pep621_pyproject(
+            name, scm=monorepo_scm(f"{service}-")))
+        repo.write(f"{where}README.md", f"# {name}\n\nOne service of a monorepo.\n")
+        _module(repo, name, where)
+        repo.write(f"{where}noxfile.py", NOXFILE)
+        _contexts(path / where)
+    repo.commit("initial commit")
+    return repo
+
+
+def seed_dockerfile(base: str, name: str) -> str:
+    """A Dockerfile of the seed's kind: no ``ARG BASE_IMAGE``, ``COPY ./pkg/*``, ``pip3 install
+    /pkg/* || true && pip3 install NAME``. ``base`` stands for the seed's ``python:3.x``, which
+    cannot be pulled here; Debian's Python (the rig's base) is marked externally managed, which
+    the official python images are not, hence the one line the seed did not need."""
+    return f"""\
+FROM {base}
+ENV PIP_BREAK_SYSTEM_PACKAGES=1
+COPY ./pkg/* /pkg/
+RUN pip3 install /pkg/* || true && pip3 install {name}
+CMD ["python3", "-m", "{name.replace("-", "_")}"]
+"""
+
+
+def seed_docker_service(path: Path, name: str = "seed-svc") -> GitRepo:
+    """A PEP 621 service whose own Dockerfiles (amd64 and arm/v7) are of the seed's kind; the
+    targets pass the usual build args, which these Dockerfiles do not declare."""
+    repo = GitRepo(path).init()
+    repo.write("pyproject.toml", pep621_pyproject(name, targets=RIG_TARGETS))
+    repo.write("README.md", f"# {name}\n\nA service with its own Dockerfile.\n")
+    _module(repo, name)
+    repo.write("noxfile.py", NOXFILE)
+    repo.write(".gitignore", GITIGNORE)
+    repo.write("docker/Dockerfile", seed_dockerfile(f"{BASE_REPO}:bookworm-amd64", name))
+    repo.write("rpi-docker/Dockerfile", seed_dockerfile(f"{BASE_REPO}:bookworm-armv7", name))
+    repo.commit("initial commit")
+    return repo
