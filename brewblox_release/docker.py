@@ -3,32 +3,34 @@
 python-on-whales is imported inside the functions that use it (it costs about half a second),
 so that ``--dry-run`` and the other sessions do not pay for it. Its streamed output and its
 errors pass the redactor of `run.py` like everything else.
+
+docker's credentials live in `dockerconfig.py` and the registry's HTTP API in `registry.py`;
+the pushes and image runs here take the `DockerConfig` that `dockerconfig.login` gives them.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, TypeVar
 
 from .config import Config, Target
+from .dockerconfig import DockerConfig, has_login, stored_credentials
 from .errors import BuildError, CredentialsError, EmulationError, PublishError
+from .hosts import registry_host
 from .plan import ImagePlan
-from .registry import split_image
-from .run import CommandError, log, mask, redact, run
+from .run import log, redact
 
 if TYPE_CHECKING:
     from python_on_whales import DockerException
 
-__all__ = ["BuiltImage", "build", "check_emulation", "login", "push", "registry_host"]
+__all__ = ["BuiltImage", "build", "check_emulation", "has_login", "package_version", "push",
+           "registry_host", "stored_credentials"]
 
 T = TypeVar("T")
 
@@ -47,16 +49,6 @@ class BuiltImage:
 
     plan: ImagePlan
     image_id: str
-
-
-def registry_host(image: str) -> str:
-    """The registry an image repository lives on, as ``docker login`` names it.
-
-    >>> registry_host("brewblox/svc"), registry_host("127.0.0.1:5000/demo/svc")
-    ('docker.io', '127.0.0.1:5000')
-    """
-    host = split_image(image)[0]
-    return "docker.io" if host == "registry-1.docker.io" else host
 
 
 def labels(config: Config, version: str, revision: str, source: str | None,
@@ -177,124 +169,34 @@ def _retrying(what: str, action: Callable[[], T], *, attempts: int = PUSH_ATTEMP
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def push(refs: Iterable[str]) -> None:
-    """Push tags that the engine holds, each with retries on transient faults."""
-    from python_on_whales import docker
+def push(refs: Iterable[str], config: DockerConfig | None = None) -> None:
+    """Push tags that the engine holds, each with retries on transient faults, with the
+    credentials of ``config`` (the user's own docker config when None)."""
+    client = (config or DockerConfig()).client()
 
     for ref in refs:
         def one(ref: str = ref) -> None:
-            stream = docker.image.push(ref, stream_logs=True)
+            stream = client.image.push(ref, stream_logs=True)
             for _, line in stream or ():
                 log(f"  {line.decode(errors='replace').rstrip()}")
         _retrying(f"pushing {ref}", one)
         log(f"pushed {ref}")
 
 
-def login(image: str, env: Mapping[str, str]) -> bool:
-    """``docker login`` through standard input when DOCKER_USERNAME/DOCKER_PASSWORD are set."""
-    user, password = env.get("DOCKER_USERNAME"), env.get("DOCKER_PASSWORD")
-    if not (user and password):
-        return False
-    host = registry_host(image)
-    try:
-        run(["docker", "login", "--username", user, "--password-stdin", host], input=password)
-    except CommandError as e:
-        raise CredentialsError(f"docker login to {host} failed (exit code "
-                               f"{e.result.returncode}, output above): check DOCKER_USERNAME and "
-                               "DOCKER_PASSWORD") from e
-    return True
-
-
-def _docker_config(path: Path | None) -> dict[str, Any]:
-    """docker's config.json: ``path``, else in ``$DOCKER_CONFIG``, else in ~/.docker."""
-    if path is None:
-        path = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json"
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _config_keys(image: str) -> list[str]:
-    """The keys under which docker's config may name the image's registry."""
-    host = registry_host(image)
-    if host == "docker.io":
-        return ["https://index.docker.io/v1/", "index.docker.io", "docker.io"]
-    return [host, f"https://{host}", f"http://{host}"]
-
-
-def has_login(image: str, docker_config: Path | None = None) -> bool:
-    """Whether ``docker login`` already stored credentials for the image's registry.
-
-    Read from ~/.docker/config.json as docker reads it: ``auths``, a credential helper for the
-    registry (``credHelpers``), or the credential store (``credsStore``), which is asked for the
-    registries it holds (``docker-credential-<store> list``: names, no secrets). A store that
-    cannot be asked is taken at its word.
-    """
-    data = _docker_config(docker_config)
-    keys = _config_keys(image)
-    if any(k in data.get("auths", {}) for k in keys) or any(
-            k in data.get("credHelpers", {}) for k in keys):
-        return True
-    store = data.get("credsStore")
-    if not store:
-        return False
-    try:
-        listed = run([f"docker-credential-{store}", "list"], echo=False, stream=False,
-                     timeout=30)
-        servers = {_server(s) for s in json.loads(listed.output)}
-    except (CommandError, ValueError, TypeError):
-        return True
-    return bool({_server(k) for k in keys} & servers)
-
-
-def _server(key: str) -> str:
-    """A registry as docker's config and credential stores name it, without scheme and path."""
-    return urlsplit(key).netloc or key.split("/", maxsplit=1)[0]
-
-
-def stored_credentials(image: str, docker_config: Path | None = None) -> tuple[str, str] | None:
-    """The user and password ``docker login`` stored for the image's registry, as docker
-    finds them: in ``auths``, or from the registry's credential helper or the credential store
-    (``docker-credential-<name> get``). The password is masked in all output from then on."""
-    data = _docker_config(docker_config)
-    keys = _config_keys(image)
-    for key in keys:
-        entry = data.get("auths", {}).get(key) or {}
-        if entry.get("auth"):
-            try:
-                user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
-            except ValueError:
-                continue
-            mask(password)
-            return user, password
-    helpers = data.get("credHelpers", {})
-    helper = next((helpers[k] for k in keys if k in helpers), None) or data.get("credsStore")
-    for key in keys if helper else ():
-        try:
-            found = run([f"docker-credential-{helper}", "get"], input=key, echo=False,
-                        stream=False, timeout=30)
-            creds = json.loads(found.output)
-            user, password = str(creds["Username"]), str(creds["Secret"])
-        except (CommandError, ValueError, KeyError, TypeError):
-            continue
-        mask(password)
-        return user, password
-    return None
-
-
-def package_version(ref: str, platform: str, name: str, *, pull: bool = True) -> str:
+def package_version(ref: str, platform: str, name: str, *, pull: bool = True,
+                    config: DockerConfig | None = None) -> str:
     """The version of ``name`` installed in the image ``ref`` (run under qemu for arm).
 
-    With ``pull`` the image is pulled first, so that what runs is what the registry holds.
+    With ``pull`` the image is pulled first (with the credentials of ``config``), so that what
+    runs is what the registry holds.
     """
+    from python_on_whales import DockerException
+
     code = f"import importlib.metadata as m; print(m.version({name!r}))"
+    client = (config or DockerConfig()).client()
     try:
-        result = run(["docker", "run", "--rm", "--pull", "always" if pull else "missing",
-                      "--platform", platform, "--entrypoint", "python3", ref, "-c", code],
-                     stream=False)
-    except CommandError as e:
-        raise PublishError(f"running {ref} to read its package version failed (exit code "
-                           f"{e.result.returncode}): {(e.result.lines or ['?'])[-1]}") from e
-    return result.lines[-1].strip()
+        output = client.container.run(ref, ["-c", code], entrypoint="python3", remove=True,
+                                      platform=platform, pull="always" if pull else "missing")
+    except DockerException as e:
+        raise PublishError(_wrap(e, f"running {ref} to read its package version")) from e
+    return str(output).strip().splitlines()[-1].strip()

@@ -4,6 +4,16 @@ The sha256 rule of SPEC §7 is the library's own, so it works for any index (twi
 ``--skip-existing`` only works for PyPI and TestPyPI): a file already there with the same
 sha256 is skipped; with a different sha256 it is an error for a release and a reported
 "version collision" for a dev build.
+
+The simple API is found, never guessed: ``index-url`` (or ``BREWBLOX_RELEASE_INDEX_URL``) where
+it is given, PyPI's and TestPyPI's own, else the layouts that can be recognised by asking
+(``<upload URL>/simple/`` of pypiserver, Artifactory, Nexus, GitLab and CodeArtifact;
+``<upload URL>/+simple/`` of devpi). An index whose simple API cannot be found is an error
+naming ``index-url``: read as "no files yet" it would silently turn off the sha256 rule, the
+``latest`` decision and verification.
+
+twine's credentials read a private index too, sent only to the upload URL's origin: a file
+hosted elsewhere, or a redirect to another host, gets none.
 """
 
 from __future__ import annotations
@@ -14,19 +24,21 @@ import io
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .errors import ConfigError, CredentialsError, PublishError
-from .registry import is_loopback
+from .hosts import is_loopback, same_origin
 from .run import log, redact
+from .secret import Secret, display_url
 
-if TYPE_CHECKING:  # pypi-simple and twine load on use
+if TYPE_CHECKING:  # pypi-simple, requests and twine load on use
+    import requests
     from pypi_simple import DistributionPackage, PyPISimple
 
-__all__ = ["PYPI_UPLOAD", "Index", "Outcome"]
+__all__ = ["INDEX_URL_ENV", "PYPI_UPLOAD", "Index", "Outcome", "url_problem"]
 
 PYPI_UPLOAD = "https://upload.pypi.org/legacy/"
 TESTPYPI_UPLOAD = "https://test.pypi.org/legacy/"
@@ -36,9 +48,16 @@ _SIMPLE = {
 }
 #: twine's own names for the indexes it knows without a ~/.pypirc (``TWINE_REPOSITORY``).
 _NAMED = {"pypi": PYPI_UPLOAD, "testpypi": TESTPYPI_UPLOAD}
+#: The environment's override of ``index-url`` (a rehearsal points it at its own index).
+INDEX_URL_ENV = "BREWBLOX_RELEASE_INDEX_URL"
+#: What a simple API answers with (PEP 503 HTML, PEP 691 HTML and JSON).
+_SIMPLE_TYPES = {"text/html", "application/vnd.pypi.simple.v1+html",
+                 "application/vnd.pypi.simple.v1+json"}
 #: Attempts and first pause of the retries of an upload (5xx, connection errors).
 UPLOAD_ATTEMPTS = 4
 UPLOAD_BACKOFF = 1.0
+#: Simple APIs found so far: (upload URL, candidates) -> the one that answered.
+_FOUND: dict[tuple[str, tuple[str, ...]], str] = {}
 
 
 @dataclass(frozen=True)
@@ -53,6 +72,30 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def url_problem(name: str, value: str) -> str | None:
+    """What is wrong with the URL ``value`` of the setting ``name``, or None; the URL is shown
+    with its password masked.
+
+    >>> url_problem("TWINE_REPOSITORY_URL", "https://user:pw@example.org:99999/").split(" (")[0]
+    "TWINE_REPOSITORY_URL='https://user:****@example.org:99999/' is not a valid URL"
+    """
+    shown = display_url(value)
+    if "@" in value and shown == value:  # no userinfo that urlsplit sees: mask up to the "@"
+        shown = f"****@{value.rpartition('@')[2]}"
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as e:
+        return f"{name}={shown!r} is not a valid URL ({e}): check the host and port"
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        return (f"{name}={shown!r} is not a URL: use http:// or https:// and a host, e.g. "
+                "https://upload.example.org/legacy/")
+    if any(c.isspace() or not c.isprintable() for c in value):
+        return f"{name}={shown!r} holds a space or a control character: remove it"
+    del port
+    return None
+
+
 def _named(name: str | None) -> str:
     """The upload URL of twine's ``TWINE_REPOSITORY``; a name from ~/.pypirc is refused, since
     the sha256 rule must read the same index that twine uploads to."""
@@ -62,8 +105,29 @@ def _named(name: str | None) -> str:
         return _NAMED[name]
     raise ConfigError(f"TWINE_REPOSITORY={name!r}: brewblox-release knows only 'pypi' and "
                       "'testpypi' by name; set TWINE_REPOSITORY_URL to the index's upload URL "
-                      "(and BREWBLOX_RELEASE_INDEX_URL to its simple API if that is not "
-                      "<upload URL>/simple/)")
+                      "(and index-url in [tool.brewblox-release] to its simple API)")
+
+
+def _host_auth(base: str, username: str, password: Secret) -> requests.auth.AuthBase:
+    """Basic auth for requests to ``base``'s origin only.
+
+    A requests session applies its ``auth`` to every request it makes, a file hosted on
+    another host included; this one adds the header only where it belongs. (On a redirect,
+    requests itself drops the header when the host changes, and does not call this again.)
+    """
+    import requests
+
+    class HostAuth(requests.auth.AuthBase):
+        def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+            if r.url and same_origin(base, r.url):
+                basic = requests.auth.HTTPBasicAuth(username, password.reveal())
+                return basic(r)
+            return r
+
+        def __repr__(self) -> str:
+            return f"HostAuth({display_url(base)!r})"
+
+    return HostAuth()
 
 
 @dataclass(frozen=True)
@@ -73,8 +137,10 @@ class Index:
     Attributes:
         upload_url: ``TWINE_REPOSITORY_URL``, else ``TWINE_REPOSITORY`` (``pypi`` or
             ``testpypi``), else PyPI.
-        simple_url: its simple API; ``BREWBLOX_RELEASE_INDEX_URL``, else PyPI's and TestPyPI's
-            own, else ``<upload_url>/simple/`` (pypiserver's layout).
+        index_url: its simple API where it is given: ``BREWBLOX_RELEASE_INDEX_URL``, else
+            ``index-url`` of the configuration; None: PyPI's and TestPyPI's own, else found
+            by asking the layouts of `candidates`.
+        index_url_source: the setting ``index_url`` came from, for messages.
         username, password: ``TWINE_USERNAME`` and ``TWINE_PASSWORD`` (an API token with
             user ``__token__``).
         trusted_publishing: uploading to PyPI or TestPyPI from GitHub Actions with an OIDC
@@ -84,50 +150,110 @@ class Index:
     """
 
     upload_url: str = PYPI_UPLOAD
-    simple_url: str = "https://pypi.org/simple/"
+    index_url: str | None = None
+    index_url_source: str = "index-url"
     username: str | None = None
-    password: str | None = None
+    password: Secret | None = field(default=None)
     trusted_publishing: bool = False
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Index:
+    def from_env(cls, env: Mapping[str, str], index_url: str | None = None) -> Index:
+        """The index of twine's variables in ``env``; ``index_url`` is the configuration's
+        ``index-url``, which ``BREWBLOX_RELEASE_INDEX_URL`` overrides."""
         upload = env.get("TWINE_REPOSITORY_URL") or _named(env.get("TWINE_REPOSITORY"))
-        simple = env.get("BREWBLOX_RELEASE_INDEX_URL") or _SIMPLE.get(upload) or (
-            upload.rstrip("/") + "/simple/")
+        source = INDEX_URL_ENV if env.get(INDEX_URL_ENV) else "index-url"
         username = env.get("TWINE_USERNAME") or None
+        password = env.get("TWINE_PASSWORD")
         trusted = (bool(env.get("ACTIONS_ID_TOKEN_REQUEST_URL")) and upload in _SIMPLE
                    and username in (None, "__token__"))
-        return cls(upload_url=upload, simple_url=simple, username=username,
-                   password=env.get("TWINE_PASSWORD") or None, trusted_publishing=trusted)
+        return cls(upload_url=upload, index_url=env.get(INDEX_URL_ENV) or index_url or None,
+                   index_url_source=source, username=username,
+                   password=Secret(password) if password else None,
+                   trusted_publishing=trusted)
+
+    def __repr__(self) -> str:
+        return (f"Index(upload_url={display_url(self.upload_url)!r}, index_url="
+                f"{display_url(self.index_url) if self.index_url else None!r}, "
+                f"username={self.username!r}, password={self.password!r}, "
+                f"trusted_publishing={self.trusted_publishing!r})")
+
+    @property
+    def display_upload_url(self) -> str:
+        return display_url(self.upload_url)
+
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        """Where the simple API may be, in the order they are asked."""
+        if self.index_url:
+            return (self.index_url,)
+        if self.upload_url in _SIMPLE:
+            return (_SIMPLE[self.upload_url],)
+        base = self.upload_url.rstrip("/")
+        return (f"{base}/simple/", f"{base}/+simple/")
+
+    @property
+    def simple_url(self) -> str:
+        """The simple API: the one found, else the first candidate (before any read)."""
+        return _FOUND.get(self._key) or self.candidates[0]
+
+    @property
+    def _key(self) -> tuple[str, tuple[str, ...]]:
+        return self.upload_url, self.candidates
 
     @property
     def needs_credentials(self) -> bool:
         return not is_loopback(urlsplit(self.upload_url).netloc.rpartition("@")[2])
 
-    def missing_credentials(self) -> str | None:
-        """The variable to set before uploading, or None when the index can be reached."""
-        if not self.needs_credentials or self.trusted_publishing or self.password:
-            return None
-        return "TWINE_PASSWORD"
+    def missing_credentials(self) -> tuple[str, ...]:
+        """The variables to set before uploading (none when the index can be reached):
+        ``TWINE_PASSWORD``, and ``TWINE_USERNAME`` but on PyPI and TestPyPI, where twine
+        takes ``__token__``."""
+        if not self.needs_credentials or self.trusted_publishing:
+            return ()
+        missing = []
+        if not self.username and self.upload_url not in _SIMPLE:
+            missing.append("TWINE_USERNAME")
+        if not self.password:
+            missing.append("TWINE_PASSWORD")
+        return tuple(missing)
 
-    @property
-    def read_auth(self) -> tuple[str, str] | None:
-        """twine's credentials, for reading a private index too: only where the simple API is
-        on the upload URL's host, so they never go anywhere twine would not send them."""
-        same_host = urlsplit(self.simple_url).netloc == urlsplit(self.upload_url).netloc
-        if same_host and self.username and self.password:
+    def problems(self) -> list[str]:
+        """What is wrong with the index's settings, found without asking it."""
+        found = []
+        if upload := url_problem("TWINE_REPOSITORY_URL", self.upload_url):
+            found.append(upload)
+        if self.index_url and (simple := url_problem(self.index_url_source, self.index_url)):
+            found.append(simple)
+        return found
+
+    def credentials_for(self, url: str) -> tuple[str, Secret] | None:
+        """twine's credentials, for reading ``url`` on a private index: only where it is on
+        the upload URL's origin, so they never go anywhere twine would not send them."""
+        if self.username and self.password and same_origin(url, self.upload_url):
             return self.username, self.password
         return None
 
-    def authenticated_simple_url(self) -> str:
-        """The simple API's URL with `read_auth` in it, for pip (never log it unmasked)."""
+    def _auth(self, url: str) -> requests.auth.AuthBase | None:
+        credentials = self.credentials_for(url)
+        return None if credentials is None else _host_auth(url, *credentials)
+
+    def simple_api(self, name: str) -> str:
+        """The simple API's URL, found (asked once per run) as `files` finds it."""
+        if self._key not in _FOUND:
+            self._listing(name, hashed=False)
+        return _FOUND[self._key]
+
+    def authenticated_simple_url(self, name: str) -> str:
+        """The simple API's URL with its credentials in it, for pip (which sends them to that
+        host only; never log it unmasked)."""
         from urllib.parse import quote
 
-        auth = self.read_auth
-        if auth is None:
-            return self.simple_url
-        parts = urlsplit(self.simple_url)
-        user, password = (quote(x, safe="") for x in auth)
+        url = self.simple_api(name)
+        credentials = self.credentials_for(url)
+        if credentials is None:
+            return url
+        parts = urlsplit(url)
+        user, password = quote(credentials[0], safe=""), quote(credentials[1].reveal(), safe="")
         return parts._replace(netloc=f"{user}:{password}@{parts.netloc}").geturl()
 
     def files(self, name: str) -> dict[str, str | None]:
@@ -138,23 +264,70 @@ class Index:
         """
         return {filename: digest for filename, (digest, _) in self._listing(name).items()}
 
+    def _not_found(self, tried: Iterable[str]) -> ConfigError:
+        where = ", ".join(display_url(url) for url in tried)
+        if self.index_url:
+            return ConfigError(
+                f"{self.index_url_source}={display_url(self.index_url)!r} is not a simple API "
+                f"(PEP 503) of a package index: set {self.index_url_source} to the index's "
+                "simple API, e.g. https://pkgs.example.org/org/_packaging/feed/pypi/simple/")
+        return ConfigError(
+            f"the simple API (PEP 503) of the index {display_url(self.upload_url)} is not at "
+            f"{where}: set index-url in [tool.brewblox-release] (or {INDEX_URL_ENV}) to it, "
+            "e.g. index-url = \"https://pkgs.example.org/org/_packaging/feed/pypi/simple/\"")
+
     def _listing(self, name: str, *, hashed: bool = True) -> dict[str, tuple[str | None, bool]]:
-        """file name -> (sha256, yanked)."""
+        """file name -> (sha256, yanked); {} only where the simple API is known to be there."""
         from pypi_simple import NoSuchProjectError, PyPISimple
 
-        try:
-            with PyPISimple(self.simple_url, auth=self.read_auth) as client:
-                page = client.get_project_page(name, timeout=30)
-                found = {p.filename: (p.digests.get("sha256"), p.is_yanked)
-                         for p in page.packages}
-                for package in page.packages if hashed else ():
-                    if found[package.filename][0] is None:
-                        found[package.filename] = (self._hash(client, package), package.is_yanked)
-        except NoSuchProjectError:
-            return {}
-        except Exception as e:  # requests' and pypi_simple's errors alike
-            raise PublishError(redact(f"cannot read {self.simple_url} for {name}: {e}")) from e
-        return found
+        known = _FOUND.get(self._key)
+        candidates = (known,) if known else self.candidates
+        certain = known is not None or (self.upload_url in _SIMPLE and not self.index_url)
+        for url in candidates:
+            try:
+                with PyPISimple(url, auth=self._auth(url)) as client:
+                    try:
+                        page = client.get_project_page(name, timeout=30)
+                    except NoSuchProjectError:
+                        if not (certain or self._answers(client, url)):
+                            continue
+                        _FOUND[self._key] = url
+                        return {}
+                    _FOUND[self._key] = url
+                    found = {p.filename: (p.digests.get("sha256"), p.is_yanked)
+                             for p in page.packages}
+                    for package in page.packages if hashed else ():
+                        if found[package.filename][0] is None:
+                            found[package.filename] = (self._hash(client, package),
+                                                       package.is_yanked)
+                    return found
+            except (ConfigError, CredentialsError):
+                raise
+            except Exception as e:  # requests' and pypi_simple's errors alike
+                status = getattr(getattr(e, "response", None), "status_code", None)
+                if status in {401, 403}:
+                    raise CredentialsError(
+                        f"{display_url(url)} refused to list {name} ({status}): check "
+                        "TWINE_USERNAME and TWINE_PASSWORD, which read a private index on "
+                        "the upload URL's host") from e
+                if status in {400, 404, 405, 406} and len(candidates) > 1:
+                    continue  # not this layout
+                raise PublishError(redact(f"cannot read {display_url(url)} for {name}: "
+                                          f"{e}")) from e
+        raise self._not_found(candidates)
+
+    @staticmethod
+    def _answers(client: PyPISimple, url: str) -> bool:
+        """Whether ``url`` is the root of a simple API: asked when a project page is missing,
+        which a wrong URL and a new project look alike in. Only the status and the content
+        type are read, not the (on a large index, long) list of projects."""
+        from pypi_simple import ACCEPT_ANY
+
+        with client.s.get(url, stream=True, timeout=30, headers={"Accept": ACCEPT_ANY}) as r:
+            if r.status_code in {401, 403}:
+                r.raise_for_status()
+            kind = r.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            return r.status_code == 200 and kind in _SIMPLE_TYPES
 
     @staticmethod
     def _hash(client: PyPISimple, package: DistributionPackage) -> str:
@@ -198,8 +371,8 @@ class Index:
                 raise PublishError(self._different(path, there) + "; nothing was published")
 
     def _different(self, path: Path, there: str | None) -> str:
-        return (f"{path.name} is already on {self.simple_url} with different contents "
-                f"(sha256 {there}), and an index never replaces a file: release a new "
+        return (f"{path.name} is already on {display_url(self.simple_url)} with different "
+                f"contents (sha256 {there}), and an index never replaces a file: release a new "
                 "version (tag the next one) instead")
 
     def upload(self, name: str, paths: Iterable[Path], *, release: bool) -> list[Outcome]:
@@ -228,7 +401,8 @@ class Index:
         from twine.commands.upload import upload
         from twine.settings import Settings
 
-        username, password = self.username, self.password
+        username = self.username
+        password = self.password.reveal() if self.password else None
         if not self.needs_credentials and not (username and password):
             username, password = "brewblox-release", "rehearsal"  # an index on loopback
         settings = Settings(repository_url=self.upload_url, username=username,
@@ -242,22 +416,24 @@ class Index:
                 status = e.response.status_code if e.response is not None else 0
                 if status in {401, 403}:
                     raise CredentialsError(
-                        f"{self.upload_url} refused the upload of {path.name} ({status}): check "
-                        "TWINE_USERNAME and TWINE_PASSWORD (an API token with username "
-                        "__token__) and that the token may upload this project") from e
+                        f"{self.display_upload_url} refused the upload of {path.name} "
+                        f"({status}): check TWINE_USERNAME and TWINE_PASSWORD (an API token "
+                        "with username __token__) and that the token may upload this "
+                        "project") from e
                 if status < 500 or attempt == UPLOAD_ATTEMPTS:
                     raise PublishError(redact(
-                        f"uploading {path.name} to {self.upload_url} failed: {e}; re-running "
-                        "the release completes it")) from e
+                        f"uploading {path.name} to {self.display_upload_url} failed: {e}; "
+                        "re-running the release completes it")) from e
                 reason = f"{status}"
             except (requests.ConnectionError, requests.Timeout) as e:
                 if attempt == UPLOAD_ATTEMPTS:
-                    raise PublishError(redact(f"{self.upload_url} is not reachable: {e}")) from e
+                    raise PublishError(redact(
+                        f"{self.display_upload_url} is not reachable: {e}")) from e
                 reason = type(e).__name__
             except twine_errors.TwineException as e:
                 raise PublishError(redact(f"twine could not upload {path.name}: {e}")) from e
             else:
-                log(f"uploaded {path.name} to {self.upload_url}")
+                log(f"uploaded {path.name} to {self.display_upload_url}")
                 return
             pause = UPLOAD_BACKOFF * 2 ** (attempt - 1)
             log(f"uploading {path.name}: attempt {attempt} of {UPLOAD_ATTEMPTS} failed ({reason});"

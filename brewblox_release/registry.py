@@ -4,6 +4,11 @@ Used to feed the forward-only ``latest`` rule and to verify a release. Registrie
 speak plain HTTP (as the engine allows for 127.0.0.0/8); others HTTPS, with the bearer-token
 flow of Docker Hub and GHCR (anonymous, or with credentials) or Basic auth (ECR, Nexus, an
 htpasswd registry). Credentials: DOCKER_USERNAME/DOCKER_PASSWORD, else ``docker login``'s.
+
+Credentials go only to the registry's own origin and to the token service it names: a
+redirect elsewhere (Docker Hub, ECR and GHCR send blob reads to their storage hosts) carries
+no ``Authorization`` header. urllib copies every header onto a redirect, wherever it points,
+so this module's opener strips it (as requests does).
 """
 
 from __future__ import annotations
@@ -16,9 +21,14 @@ import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from http.client import HTTPMessage
+from pathlib import Path
+from typing import IO, Any
 
+from .dockerconfig import config_dir, stored_credentials
 from .errors import CredentialsError, PublishError
+from .hosts import is_loopback, same_origin, split_image
+from .secret import Secret
 
 __all__ = ["MANIFEST_TYPES", "Registry", "is_loopback", "split_image"]
 
@@ -30,26 +40,20 @@ MANIFEST_TYPES = ", ".join((
 ))
 
 
-def split_image(image: str) -> tuple[str, str]:
-    """(registry host, repository path) of an image name, with Docker Hub's defaults.
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects as urllib does, but drop ``Authorization`` when one leaves the origin
+    (scheme, host, port) of the request it answers."""
 
-    >>> split_image("brewblox/svc"), split_image("127.0.0.1:5000/demo/svc")
-    (('registry-1.docker.io', 'brewblox/svc'), ('127.0.0.1:5000', 'demo/svc'))
-    """
-    first, _, rest = image.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        return first, rest
-    return "registry-1.docker.io", image if "/" in image else f"library/{image}"
+    def redirect_request(  # noqa: PLR0917 (urllib's own signature)
+            self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
+            headers: HTTPMessage, newurl: str) -> urllib.request.Request | None:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and not same_origin(req.full_url, new.full_url):
+            new.remove_header("Authorization")
+        return new
 
 
-def is_loopback(host: str) -> bool:
-    """Whether a host (``name``, ``name:port``, ``[v6]:port``) is this machine: plain HTTP, and
-    no credentials needed, as the engine allows for 127.0.0.0/8."""
-    if host.startswith("["):
-        host = host[1:].split("]", maxsplit=1)[0]
-    elif host.count(":") == 1:
-        host = host.split(":", maxsplit=1)[0]
-    return host in {"localhost", "::1"} or host.startswith("127.")
+_OPENER = urllib.request.build_opener(_SameOriginRedirects)
 
 
 @dataclass
@@ -62,13 +66,17 @@ class Registry:
 
     image: str
     username: str | None = None
-    password: str | None = None
+    password: Secret | None = None
     timeout: float = 15.0
-    _authorization: str | None = field(default=None, repr=False)
+    #: docker's config directory, where ``docker login``'s credentials are looked up.
+    docker_config: Path | None = None
+    _authorization: Secret | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, image: str, env: Mapping[str, str]) -> Registry:
-        return cls(image, env.get("DOCKER_USERNAME") or None, env.get("DOCKER_PASSWORD") or None)
+        password = env.get("DOCKER_PASSWORD")
+        return cls(image, env.get("DOCKER_USERNAME") or None,
+                   Secret(password) if password else None, docker_config=config_dir(env))
 
     @property
     def host(self) -> str:
@@ -80,13 +88,12 @@ class Registry:
         scheme = "http" if is_loopback(host) else "https"
         return f"{scheme}://{host}/v2/{path}"
 
-    def _credentials(self) -> tuple[str, str] | None:
+    def _credentials(self) -> tuple[str, Secret] | None:
         """DOCKER_USERNAME and DOCKER_PASSWORD, else what ``docker login`` stored."""
         if self.username and self.password:
             return self.username, self.password
-        from .docker import stored_credentials
-
-        return stored_credentials(self.image)
+        config = self.docker_config / "config.json" if self.docker_config else None
+        return stored_credentials(self.image, config)
 
     def _authenticate(self, challenge: str) -> None:
         """Answer a 401's challenge: Basic (ECR, Nexus, an htpasswd registry) with the
@@ -96,13 +103,13 @@ class Registry:
         scheme = challenge.split(maxsplit=1)[0].lower() if challenge else "unknown"
         credentials = self._credentials()
         basic = None if credentials is None else base64.b64encode(
-            ":".join(credentials).encode()).decode()
+            f"{credentials[0]}:{credentials[1].reveal()}".encode()).decode()
         if scheme == "basic":
             if basic is None:
                 raise CredentialsError(
                     f"registry {self.host} asks for credentials: set DOCKER_USERNAME and "
                     f"DOCKER_PASSWORD, or run `docker login {self.host}`")
-            self._authorization = f"Basic {basic}"
+            self._authorization = Secret(f"Basic {basic}")
             return
         if scheme != "bearer" or not realm:
             raise PublishError(f"registry {self.host} wants {scheme} auth, which "
@@ -112,7 +119,7 @@ class Registry:
         if basic is not None:
             request.add_header("Authorization", f"Basic {basic}")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with _OPENER.open(request, timeout=self.timeout) as response:
                 data = json.load(response)
         except urllib.error.HTTPError as e:
             raise CredentialsError(
@@ -121,7 +128,7 @@ class Registry:
         except OSError as e:
             raise PublishError(f"registry {self.host}: its token service is not reachable "
                                f"({e})") from e
-        self._authorization = f"Bearer {data.get('token') or data.get('access_token')}"
+        self._authorization = Secret(f"Bearer {data.get('token') or data.get('access_token')}")
 
     def _request(self, path: str, accept: str | None = None,
                  method: str = "GET") -> tuple[Mapping[str, str], bytes] | None:
@@ -131,9 +138,9 @@ class Registry:
             if accept:
                 request.add_header("Accept", accept)
             if self._authorization:
-                request.add_header("Authorization", self._authorization)
+                request.add_header("Authorization", self._authorization.reveal())
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                with _OPENER.open(request, timeout=self.timeout) as response:
                     return dict(response.headers.items()), response.read()
             except urllib.error.HTTPError as e:
                 if e.code == 404:

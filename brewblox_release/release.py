@@ -29,6 +29,7 @@ from .errors import CredentialsError, ReleaseError, VersionError
 from .plan import DEFAULT_TAGS, ImagePlan, Plan, highest_final, make_plan, tag_version
 from .project import TagRule
 from .run import log, redact, step
+from .secret import display_url
 from .tags import LATEST
 
 if TYPE_CHECKING:  # dist and index load on use: --dry-run needs neither
@@ -79,7 +80,7 @@ class Run:
     def index(self) -> Index:
         from .index import Index
 
-        return Index.from_env(self.env)
+        return Index.from_env(self.env, self.config.index_url)
 
 
 def _local_ref(ctx: CiContext, state: version_mod.GitState,
@@ -106,7 +107,7 @@ def published_versions(config: Config, env: Mapping[str, str]) -> set[str]:
     if config.pypi:
         from .index import Index
 
-        found |= Index.from_env(env).versions(config.name)
+        found |= Index.from_env(env, config.index_url).versions(config.name)
     if config.image:
         from .registry import Registry
 
@@ -160,36 +161,86 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
     return Run(config, ctx, info, plan, options, env)
 
 
+def preflight_problems(run: Run) -> list[str]:
+    """Everything the real run would refuse before building, a line each (SPEC §7
+    preflight); ``--dry-run`` shows them as notes. Empty when there is nothing to refuse."""
+    return [str(problem) for problem in _problems(run)]
+
+
 def preflight(run: Run) -> None:
-    """Before anything is built: every destination has credentials, every target can build."""
+    """Before anything is built: every destination the plan publishes to has complete,
+    well-formed settings and credentials (or needs none), the index's simple API is found,
+    every target can build. Stops with every problem found, a line each."""
+    problems = _problems(run)
+    if len(problems) == 1:
+        raise type(problems[0])(f"{problems[0]}. Nothing was built")
+    if problems:
+        raise ReleaseError("\n".join(str(p) for p in problems) + "\nNothing was built")
+
+
+def _problems(run: Run) -> list[ReleaseError]:
     from . import docker
 
-    plan, env = run.plan, run.env
-    if plan.upload:
-        missing = run.index.missing_credentials()
-        if missing:
-            raise CredentialsError(
-                f"this run uploads {plan.version} to {run.index.upload_url} but {missing} is not "
-                "set: add it to the CI secrets (an API token, with TWINE_USERNAME=__token__), or "
-                "use trusted publishing on GitHub Actions. Nothing was built")
-    if any(image.push for image in plan.images):
-        image = run.config.require_image()
-        has_user, has_password = bool(env.get("DOCKER_USERNAME")), bool(env.get("DOCKER_PASSWORD"))
-        if has_user != has_password:
-            missing = "DOCKER_PASSWORD" if has_user else "DOCKER_USERNAME"
-            raise CredentialsError(f"{missing} is not set but its partner is: set both, or "
-                                   "neither to use an existing `docker login`. Nothing was built")
-        from .registry import is_loopback, split_image
+    found = _index_problems(run) + _registry_problems(run)
+    for image_plan in run.plan.images:
+        try:
+            docker.check_emulation(image_plan.platform)
+        except ReleaseError as e:
+            found.append(e)
+    return found
 
-        if not (has_user or docker.has_login(image) or is_loopback(split_image(image)[0])):
-            raise CredentialsError(
-                f"this run pushes to {docker.registry_host(image)} but DOCKER_USERNAME and "
-                "DOCKER_PASSWORD are not set and there is no `docker login` for it: add them to "
-                "the CI secrets. Nothing was built")
-    else:
-        run.config.require_image()
-    for image_plan in plan.images:
-        docker.check_emulation(image_plan.platform)
+
+def _index_problems(run: Run) -> list[ReleaseError]:
+    from .errors import ConfigError
+
+    plan = run.plan
+    if not (plan.publishes and run.config.pypi):  # the upload, `latest` and verify read it
+        return []
+    try:
+        index = run.index
+    except ReleaseError as e:
+        return [e]
+    found: list[ReleaseError] = [ConfigError(problem) for problem in index.problems()]
+    missing = index.missing_credentials() if plan.upload else ()
+    if missing:
+        one = len(missing) == 1
+        found.append(CredentialsError(
+            f"this run uploads {plan.version} to {index.display_upload_url} but "
+            f"{' and '.join(missing)} {'is' if one else 'are'} not set: add "
+            f"{'it' if one else 'them'} to the CI secrets (on PyPI an API token, with "
+            "TWINE_USERNAME=__token__), or use trusted publishing on GitHub Actions (PyPI and "
+            "TestPyPI)"))
+    if not found:  # ask the index only when its settings are whole
+        try:
+            index.simple_api(run.config.name)
+        except ReleaseError as e:
+            found.append(e)
+    return found
+
+
+def _registry_problems(run: Run) -> list[ReleaseError]:
+    from . import dockerconfig
+    from .hosts import is_loopback, registry_host, split_image
+
+    try:
+        image = run.config.require_image()
+    except ReleaseError as e:
+        return [e]
+    if not any(image_plan.push for image_plan in run.plan.images):
+        return []
+    has_user = bool(run.env.get("DOCKER_USERNAME"))
+    has_password = bool(run.env.get("DOCKER_PASSWORD"))
+    if has_user != has_password:
+        missing = "DOCKER_PASSWORD" if has_user else "DOCKER_USERNAME"
+        return [CredentialsError(f"{missing} is not set but its partner is: set both, or "
+                                 "neither to use an existing `docker login`")]
+    if not (has_user or is_loopback(split_image(image)[0])
+            or dockerconfig.has_login(image, env=run.env)):
+        return [CredentialsError(
+            f"this run pushes to {registry_host(image)} but DOCKER_USERNAME and "
+            "DOCKER_PASSWORD are not set and there is no `docker login` for it: add them to "
+            "the CI secrets")]
+    return []
 
 
 def _preload(*modules: str) -> None:
@@ -269,39 +320,71 @@ class Summary:
 
 def publish(run: Run, files: Sequence[Path], summary: Summary) -> None:
     """Push the images' tags, upload to the index, then move ``latest``: in that order, so that
-    what cannot be undone (an index upload) and what users follow (``latest``) come last."""
-    from . import docker
+    what cannot be undone (an index upload) and what users follow (``latest``) come last.
+
+    The pushes use a docker config of this run's own where DOCKER_USERNAME/DOCKER_PASSWORD
+    are set (removed when publishing ends, however it ends). ``latest`` is decided a second
+    time right before it moves, from what the registry and the index hold then (SPEC §5).
+    """
+    from . import docker, dockerconfig
+    from .environment import exposed
+    from .registry import Registry
 
     plan = run.plan
     pushes = [image for image in plan.images if image.push]
-    if pushes:
-        image = run.config.require_image()
-        from .registry import Registry
-
-        Registry.from_env(image, run.env).tags()  # reachable, before anything is pushed
-        if docker.login(image, run.env):
-            log(f"logged in to {docker.registry_host(image)} as DOCKER_USERNAME")
-    if plan.upload:  # reachable, and no release file in the way, before anything is pushed
-        run.index.check(run.config.name, files, release=not plan.is_dev)
     is_latest = {f"{p}{LATEST}" for p in (t.prefix for t in run.config.targets)}
+    with contextlib.ExitStack() as stack:
+        login = dockerconfig.DockerConfig()
+        if pushes:
+            image = run.config.require_image()
+            Registry.from_env(image, run.env).tags()  # reachable, before anything is pushed
+            login = stack.enter_context(dockerconfig.login(image, run.env))
+        if plan.upload:  # reachable, and no release file in the way, before anything is pushed
+            run.index.check(run.config.name, files, release=not plan.is_dev)
 
-    def push(latest: bool) -> None:
-        """Each image's tags (its ``latest`` ones, or the others), the images at once."""
-        batches = [(image, [r for r, t in zip(image.refs, image.tags, strict=True)
-                            if (t in is_latest) == latest]) for image in pushes]
-        with ThreadPoolExecutor(max_workers=max(1, len(batches))) as pool:
-            list(pool.map(docker.push, [refs for _, refs in batches]))
-        for image, refs in batches:
-            for ref in refs:
-                summary.add(f"registry {image.platform}", ref, "pushed")
+        def push(latest: bool) -> None:
+            """Each image's tags (its ``latest`` ones, or the others), the images at once."""
+            batches = [(image, [r for r, t in zip(image.refs, image.tags, strict=True)
+                                if (t in is_latest) == latest]) for image in pushes]
+            with ThreadPoolExecutor(max_workers=max(1, len(batches))) as pool:
+                list(pool.map(functools.partial(docker.push, config=login),
+                              [refs for _, refs in batches]))
+            for image, refs in batches:
+                for ref in refs:
+                    summary.add(f"registry {image.platform}", ref, "pushed")
 
-    push(latest=False)
-    if plan.upload:
-        outcomes: list[Outcome] = run.index.upload(run.config.name, files,
-                                                   release=not plan.is_dev)
-        for outcome in outcomes:
-            summary.add(f"index {run.index.upload_url}", outcome.path.name, outcome.status)
-    push(latest=True)
+        push(latest=False)
+        if plan.upload:
+            trusted = run.index.trusted_publishing  # twine reads GitHub's OIDC variables itself
+            with exposed(run.env, _OIDC_VARS) if trusted else contextlib.nullcontext():
+                outcomes: list[Outcome] = run.index.upload(run.config.name, files,
+                                                           release=not plan.is_dev)
+            for outcome in outcomes:
+                summary.add(f"index {run.index.display_upload_url}", outcome.path.name,
+                            outcome.status)
+        moving = [tag for image in pushes for tag in image.tags if tag in is_latest]
+        if moving:
+            reason = latest_overtaken(run)
+            if reason is None:
+                push(latest=True)
+            else:
+                log(reason)
+                summary.add("registry", ", ".join(moving), f"skipped: {reason}")
+
+
+#: GitHub's OIDC request variables, which twine's trusted publishing reads from os.environ.
+_OIDC_VARS = ("ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+
+
+def latest_overtaken(run: Run) -> str | None:
+    """Why ``latest`` must not move to this release after all, or None: the second decision,
+    right before it moves, from what the index and the registry hold now. A release of a
+    higher version that finished while this one ran (two tag builds out of order) keeps it."""
+    top = highest_final(published_versions(run.config, run.env))
+    if top is not None and top > Version(run.plan.version):
+        return (f"{top} was published while this release ran: latest stays on it, not "
+                f"{run.plan.version}")
+    return None
 
 
 def pip_resolves(index: Index, name: str, *, pre: bool = False) -> str:
@@ -314,12 +397,13 @@ def pip_resolves(index: Index, name: str, *, pre: bool = False) -> str:
         if pre:
             argv.append("--pre")
         env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-        env["PIP_INDEX_URL"] = index.authenticated_simple_url()  # in no command line
+        env["PIP_INDEX_URL"] = index.authenticated_simple_url(name)  # in no command line
         env["PIP_CONFIG_FILE"] = os.devnull  # this index only: no pip.conf's extra index
         proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
         if proc.returncode != 0:
             raise ReleaseError(redact(f"pip could not download {name} from "
-                                      f"{index.simple_url}: {proc.stderr.strip()[-500:]}"))
+                                      f"{display_url(index.simple_url)}: "
+                                      f"{proc.stderr.strip()[-500:]}"))
         wheels = [p for p in Path(tmp).iterdir() if p.name.endswith(".whl")]
         if wheels:
             return str(parse_wheel_filename(wheels[0].name)[1])
@@ -331,7 +415,7 @@ def verify(run: Run, summary: Summary) -> None:
     """SPEC §10: pip without --pre gets the highest final release; ``latest`` points at its
     images; every pushed image holds the version the plan published (read from the registry's
     copy of the image's top layers; where they do not tell, the image is pulled and run)."""
-    from . import docker
+    from . import docker, dockerconfig
     from .registry import Registry
 
     plan, config = run.plan, run.config
@@ -363,14 +447,16 @@ def verify(run: Run, summary: Summary) -> None:
                         "ok" if ok else "WRONG")
             if not ok:
                 problems.append(f"{latest} does not point at {target.prefix}{top}")
-        def pushed_version(image: ImagePlan) -> str:
-            found = registry.package_version(image.tags[0], config.name)
-            if found is not None:
-                return found
-            return docker.package_version(image.refs[0], image.platform, config.name)
-
-        with ThreadPoolExecutor(max_workers=len(pushes)) as pool:  # arm runs under qemu
-            found = list(pool.map(pushed_version, pushes))
+        with ThreadPoolExecutor(max_workers=len(pushes)) as pool:
+            read = list(pool.map(lambda i: registry.package_version(i.tags[0], config.name),
+                                 pushes))
+            if None in read:  # the top layers do not tell: pull and run (arm under qemu)
+                with dockerconfig.login(config.require_image(), run.env) as login:
+                    ran = pool.map(lambda i: docker.package_version(
+                        i.refs[0], i.platform, config.name, config=login),
+                        [i for i, got in zip(pushes, read, strict=True) if got is None])
+                    read = [got if got is not None else next(ran) for got in read]
+        found = [str(got) for got in read]
         for image, got in zip(pushes, found, strict=True):
             ref = image.refs[0]
             ok = Version(got) == Version(plan.version)

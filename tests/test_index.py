@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from brewblox_release import config, dist, version
-from brewblox_release.errors import ConfigError, PublishError, ReleaseError
+from brewblox_release.errors import ConfigError, CredentialsError, PublishError, ReleaseError
 from brewblox_release.index import PYPI_UPLOAD, Index
 from brewblox_release.index import sha256 as index_sha256
 from brewblox_release.release import pip_resolves
@@ -33,15 +33,66 @@ def _index(server: IndexServer) -> Index:
 def test_from_env() -> None:
     assert Index.from_env({}).upload_url == PYPI_UPLOAD
     assert Index.from_env({}).simple_url == "https://pypi.org/simple/"
-    assert Index.from_env({}).missing_credentials() == "TWINE_PASSWORD"
-    assert Index.from_env({"ACTIONS_ID_TOKEN_REQUEST_URL": "x"}).missing_credentials() is None
+    assert Index.from_env({}).missing_credentials() == ("TWINE_PASSWORD",)
+    assert Index.from_env({"ACTIONS_ID_TOKEN_REQUEST_URL": "x"}).missing_credentials() == ()
     devpi = Index.from_env({"TWINE_REPOSITORY_URL": "https://devpi.example/u/i/",
                             "BREWBLOX_RELEASE_INDEX_URL": "https://devpi.example/u/i/+simple/"})
-    assert devpi.simple_url == "https://devpi.example/u/i/+simple/"
-    assert Index.from_env({"TWINE_REPOSITORY_URL": "http://127.0.0.1:1/"}).simple_url == \
-        "http://127.0.0.1:1/simple/"
+    assert devpi.candidates == ("https://devpi.example/u/i/+simple/",)
+    assert Index.from_env({"TWINE_REPOSITORY_URL": "http://127.0.0.1:1/"}).candidates == (
+        "http://127.0.0.1:1/simple/", "http://127.0.0.1:1/+simple/")
     assert Index.from_env({"TWINE_REPOSITORY_URL": "http://127.0.0.1:1/"}).missing_credentials() \
-        is None
+        == ()
+
+
+@pytest.mark.parametrize(("env", "config", "expected"), [
+    ({}, "https://cfg.example/simple/", "https://cfg.example/simple/"),
+    ({"BREWBLOX_RELEASE_INDEX_URL": "http://127.0.0.1:1/simple/"}, "https://cfg.example/simple/",
+     "http://127.0.0.1:1/simple/"),  # the environment wins: a rehearsal points it at its own
+    ({"TWINE_REPOSITORY": "testpypi"}, None, "https://test.pypi.org/simple/"),
+])
+def test_index_url_from_the_config_and_the_environment(env: dict[str, str], config: str | None,
+                                                       expected: str) -> None:
+    assert Index.from_env(env, config).candidates == (expected,)
+
+
+@pytest.mark.parametrize(("env", "missing"), [
+    ({"TWINE_REPOSITORY_URL": "https://pkgs.example/"}, ("TWINE_USERNAME", "TWINE_PASSWORD")),
+    ({"TWINE_REPOSITORY_URL": "https://pkgs.example/", "TWINE_PASSWORD": "x"},
+     ("TWINE_USERNAME",)),
+    ({"TWINE_PASSWORD": "pypi-x"}, ()),  # twine takes __token__ on PyPI
+    ({"TWINE_REPOSITORY": "testpypi", "TWINE_USERNAME": "__token__"}, ("TWINE_PASSWORD",)),
+])
+def test_missing_credentials(env: dict[str, str], missing: tuple[str, ...]) -> None:
+    assert Index.from_env(env).missing_credentials() == missing
+
+
+SECRET = "pa55-Wd9q"
+
+
+@pytest.mark.parametrize(("env", "config", "problem"), [
+    ({"TWINE_REPOSITORY_URL": f"upload.example.org:{SECRET}@x/"}, None,
+     "TWINE_REPOSITORY_URL='****@x/' is not a URL"),
+    ({"TWINE_REPOSITORY_URL": f"https://u:{SECRET}@upload.example.org:99999/"}, None,
+     "TWINE_REPOSITORY_URL='https://u:****@upload.example.org:99999/' is not a valid URL"),
+    ({"BREWBLOX_RELEASE_INDEX_URL": "pypi.example/simple/"}, None,
+     "BREWBLOX_RELEASE_INDEX_URL='pypi.example/simple/' is not a URL"),
+    ({}, "ftp://pypi.example/simple/", "index-url='ftp://pypi.example/simple/' is not a URL"),
+    ({"TWINE_REPOSITORY_URL": "https://upload.example.org/a b/"}, None, "holds a space"),
+])
+def test_malformed_urls_are_named_by_their_setting(env: dict[str, str], config: str | None,
+                                                   problem: str) -> None:
+    problems = Index.from_env(env, config).problems()
+    assert len(problems) == 1
+    assert problem in problems[0]
+    assert SECRET not in problems[0]
+
+
+def test_repr_shows_no_secret() -> None:
+    idx = Index.from_env({"TWINE_REPOSITORY_URL": f"https://u:{SECRET}@pkgs.example/",
+                          "TWINE_USERNAME": "ci", "TWINE_PASSWORD": SECRET})
+    assert SECRET not in repr(idx)
+    assert SECRET not in str(idx)
+    assert "password=Secret('****')" in repr(idx)
 
 
 OIDC = {"ACTIONS_ID_TOKEN_REQUEST_URL": "https://token.actions.example/"}
@@ -63,7 +114,7 @@ def test_trusted_publishing_is_for_pypi_and_testpypi(env: dict[str, str], upload
     idx = Index.from_env(env)
     assert idx.upload_url == upload
     assert idx.trusted_publishing is trusted
-    assert idx.missing_credentials() == (None if trusted else "TWINE_PASSWORD")
+    assert ("TWINE_PASSWORD" in idx.missing_credentials()) is not trusted
 
 
 def test_a_pypirc_repository_name_is_a_clear_error() -> None:
@@ -139,11 +190,12 @@ def test_a_private_index_is_read_with_twines_credentials(built: list[Path],
             "uploaded", "uploaded"]
         assert idx.versions("demo-svc") == {"1.2.3"}
         anonymous = Index.from_env({"TWINE_REPOSITORY_URL": server.url})
-        with pytest.raises(PublishError, match="cannot read"):
+        with pytest.raises(CredentialsError, match=r"refused to list demo-svc \(401\)"):
             anonymous.files("demo-svc")
         elsewhere = Index.from_env({"TWINE_REPOSITORY_URL": server.url, **creds,
                                     "BREWBLOX_RELEASE_INDEX_URL": "http://localhost:1/simple/"})
-        assert elsewhere.read_auth is None, "credentials go only to the upload URL's host"
+        assert elsewhere.credentials_for("http://localhost:1/simple/") is None, \
+            "credentials go only to the upload URL's origin"
         assert pip_resolves(idx, "demo-svc") == "1.2.3", "verification reads it too"
         with pytest.raises(ReleaseError, match="pip could not download"):
             pip_resolves(anonymous, "demo-svc")

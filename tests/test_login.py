@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from brewblox_release.docker import has_login
+from brewblox_release.dockerconfig import has_login
 
 
 def _config(tmp_path: Path, data: dict[str, object]) -> Path:

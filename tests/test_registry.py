@@ -16,6 +16,7 @@ import pytest
 
 from brewblox_release.errors import CredentialsError, PublishError
 from brewblox_release.registry import Registry
+from brewblox_release.secret import Secret
 from brewblox_release.servers import RegistryServer
 from tests.conftest import require_or_skip
 from tests.service import htpasswd
@@ -124,9 +125,9 @@ def test_bearer_token_flow_with_credentials() -> None:
     thread.start()
     try:
         image = f"127.0.0.1:{server.server_address[1]}/org/svc"
-        assert Registry(image, "user", "s3cret-token").tags() == ["1.0.0"]
+        assert Registry(image, "user", Secret("s3cret-token")).tags() == ["1.0.0"]
         with pytest.raises(CredentialsError, match=r"refused a token for \S+ \(401"):
-            Registry(image, "user", "wrong").tags()
+            Registry(image, "user", Secret("wrong")).tags()
     finally:
         server.shutdown()
         server.server_close()
@@ -143,29 +144,30 @@ def locked_registry(tmp_path: Path) -> Iterator[RegistryServer]:
         yield server
 
 
-def test_basic_auth_with_credentials(locked_registry: RegistryServer,
-                                     monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_basic_auth_with_credentials(locked_registry: RegistryServer, tmp_path: Path) -> None:
     # Found in review: a Basic challenge was "auth brewblox-release cannot read".
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / ".docker"))  # no login of ours
+    no_login = {"DOCKER_CONFIG": str(tmp_path / ".docker")}
     image = f"{locked_registry.address}/demo/svc"
-    assert Registry.from_env(image, {"DOCKER_USERNAME": "ci",
+    assert Registry.from_env(image, {**no_login, "DOCKER_USERNAME": "ci",
                                      "DOCKER_PASSWORD": "s3cret-token"}).tags() == []
     with pytest.raises(CredentialsError, match=r"asks for credentials.*DOCKER_USERNAME"):
-        Registry.from_env(image, {}).tags()
+        Registry.from_env(image, no_login).tags()
     with pytest.raises(CredentialsError, match="refused the credentials"):
-        Registry.from_env(image, {"DOCKER_USERNAME": "ci", "DOCKER_PASSWORD": "wrong"}).tags()
+        Registry.from_env(image, {**no_login, "DOCKER_USERNAME": "ci",
+                                  "DOCKER_PASSWORD": "wrong"}).tags()
 
 
 def test_basic_auth_with_docker_logins_credentials(locked_registry: RegistryServer,
-                                                   monkeypatch: pytest.MonkeyPatch,
                                                    tmp_path: Path) -> None:
     # What `docker login` writes without a credential store: auths.<host>.auth.
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / ".docker"))
+    env = {"DOCKER_CONFIG": str(tmp_path / ".docker")}
     (tmp_path / ".docker").mkdir()
     auth = base64.b64encode(b"ci:s3cret-token").decode()
     (tmp_path / ".docker" / "config.json").write_text(
         json.dumps({"auths": {locked_registry.address: {"auth": auth}}}))
-    assert Registry.from_env(f"{locked_registry.address}/demo/svc", {}).tags() == []
+    registry = Registry.from_env(f"{locked_registry.address}/demo/svc", env)
+    assert registry.tags() == []
+    assert "s3cret-token" not in repr(registry), "a Secret in its repr"
     from brewblox_release.run import redact
 
     assert "s3cret-token" not in redact("password s3cret-token"), "it is masked once read"

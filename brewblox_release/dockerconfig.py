@@ -1,0 +1,199 @@
+"""docker's own configuration: the logins it stores, and a login of this run's own.
+
+Two ways to the registry's credentials (SPEC §7), read where docker keeps them:
+
+- ``DOCKER_USERNAME`` and ``DOCKER_PASSWORD``: `login` runs ``docker login`` (password on
+  standard input) into a temporary docker config, used as ``--config`` by the pushes and image
+  runs of this run, and removed afterwards, also on failure. The user's own config.json is
+  never written.
+- otherwise an existing ``docker login``: ``auths``, ``credHelpers`` or ``credsStore`` of
+  docker's config.json (``$DOCKER_CONFIG``, else ``~/.docker``), used as it is.
+
+Passwords read here are `Secret` values, and are added to the redactor as soon as they are read.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from .errors import CredentialsError
+from .hosts import registry_host
+from .run import CommandError, log, mask, run
+from .secret import Secret
+
+if TYPE_CHECKING:  # python-on-whales loads on use (half a second)
+    from python_on_whales import DockerClient
+
+__all__ = ["DockerConfig", "config_dir", "has_login", "login", "stored_credentials"]
+
+#: The keys of config.json that hold or point at credentials: a run's own config drops them.
+_CREDENTIAL_KEYS = ("auths", "credsStore", "credHelpers")
+#: What docker calls Docker Hub in its config.
+_HUB = "https://index.docker.io/v1/"
+
+
+def config_dir(env: Mapping[str, str] | None = None) -> Path:
+    """docker's config directory: ``$DOCKER_CONFIG``, else ``~/.docker``."""
+    env = os.environ if env is None else env
+    return Path(env.get("DOCKER_CONFIG") or Path.home() / ".docker")
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _config_keys(image: str) -> list[str]:
+    """The keys under which docker's config may name the image's registry."""
+    host = registry_host(image)
+    if host == "docker.io":
+        return [_HUB, "index.docker.io", "docker.io"]
+    return [host, f"https://{host}", f"http://{host}"]
+
+
+def _server(key: str) -> str:
+    """A registry as docker's config and credential stores name it, without scheme and path."""
+    return urlsplit(key).netloc or key.split("/", maxsplit=1)[0]
+
+
+def has_login(image: str, docker_config: Path | None = None, *,
+              env: Mapping[str, str] | None = None) -> bool:
+    """Whether ``docker login`` already stored credentials for the image's registry.
+
+    Read from docker's config.json (``docker_config``, else the one in `config_dir`) as docker
+    reads it: ``auths``, a credential helper for the registry (``credHelpers``), or the
+    credential store (``credsStore``), which is asked for the registries it holds
+    (``docker-credential-<store> list``: names, no secrets). A store that cannot be asked is
+    taken at its word.
+    """
+    data = _read(docker_config or config_dir(env) / "config.json")
+    keys = _config_keys(image)
+    if any(k in data.get("auths", {}) for k in keys) or any(
+            k in data.get("credHelpers", {}) for k in keys):
+        return True
+    store = data.get("credsStore")
+    if not store:
+        return False
+    try:
+        listed = run([f"docker-credential-{store}", "list"], echo=False, stream=False,
+                     timeout=30)
+        servers = {_server(s) for s in json.loads(listed.output)}
+    except (CommandError, ValueError, TypeError):
+        return True
+    return bool({_server(k) for k in keys} & servers)
+
+
+def stored_credentials(image: str, docker_config: Path | None = None, *,
+                       env: Mapping[str, str] | None = None) -> tuple[str, Secret] | None:
+    """The user and password ``docker login`` stored for the image's registry, as docker
+    finds them: in ``auths``, or from the registry's credential helper or the credential store
+    (``docker-credential-<name> get``). The password is masked in all output from then on."""
+    data = _read(docker_config or config_dir(env) / "config.json")
+    keys = _config_keys(image)
+    for key in keys:
+        entry = data.get("auths", {}).get(key) or {}
+        if entry.get("auth"):
+            try:
+                user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+            except ValueError:
+                continue
+            mask(password)
+            return user, Secret(password)
+    helpers = data.get("credHelpers", {})
+    helper = next((helpers[k] for k in keys if k in helpers), None) or data.get("credsStore")
+    for key in keys if helper else ():
+        try:
+            found = run([f"docker-credential-{helper}", "get"], input=key, echo=False,
+                        stream=False, timeout=30)
+            creds = json.loads(found.output)
+            user, password = str(creds["Username"]), str(creds["Secret"])
+        except (CommandError, ValueError, KeyError, TypeError):
+            continue
+        mask(password)
+        return user, Secret(password)
+    return None
+
+
+@dataclass(frozen=True)
+class DockerConfig:
+    """The docker config a run's registry calls use: ``path`` (a ``--config`` directory), or
+    None for the user's own (``$DOCKER_CONFIG``, else ``~/.docker``)."""
+
+    path: Path | None = None
+
+    def client(self) -> DockerClient:
+        """A python-on-whales client that passes ``--config`` to every docker call."""
+        from python_on_whales import DockerClient
+
+        return DockerClient(config=self.path)
+
+    @property
+    def argv(self) -> list[str]:
+        """``docker`` with its ``--config``, for the calls made through `run.run`."""
+        return ["docker", *(["--config", str(self.path)] if self.path else [])]
+
+
+def _seed(tmp: Path, user_dir: Path, key: str) -> None:
+    """Make ``tmp`` the user's docker config without its credentials.
+
+    Everything in the user's config directory but config.json is linked (contexts, CLI
+    plugins, buildx's state, TLS certificates), and config.json is copied without ``auths``,
+    ``credsStore`` and ``credHelpers``, so that the pushes reach the same engine the images
+    were built on. The copy names the registry in ``auths``: docker picks a default credential
+    store (pass, secretservice) for a config that holds no login at all, and ``docker login``
+    would then write into the user's keyring instead of this file.
+    """
+    entries = list(user_dir.iterdir()) if user_dir.is_dir() else []
+    for entry in entries:
+        if not entry.name.startswith("config.json"):
+            with contextlib.suppress(OSError):
+                (tmp / entry.name).symlink_to(entry)
+    data = {k: v for k, v in _read(user_dir / "config.json").items()
+            if k not in _CREDENTIAL_KEYS}
+    data["auths"] = {key: {}}
+    path = tmp / "config.json"
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(data, indent="\t"))
+
+
+@contextlib.contextmanager
+def login(image: str, env: Mapping[str, str]) -> Iterator[DockerConfig]:
+    """The docker config of this run's registry calls, logged in where that is asked for.
+
+    With ``DOCKER_USERNAME`` and ``DOCKER_PASSWORD``, ``docker login`` to the image's registry
+    into a temporary config that is removed when the block ends, however it ends; without
+    them, the user's own config and its existing login.
+    """
+    user, password = env.get("DOCKER_USERNAME"), Secret(env.get("DOCKER_PASSWORD") or "")
+    if not (user and password):
+        yield DockerConfig()
+        return
+    host = registry_host(image)
+    tmp = Path(tempfile.mkdtemp(prefix="brewblox-release-docker-"))
+    try:
+        _seed(tmp, config_dir(env), _HUB if host == "docker.io" else host)
+        config = DockerConfig(tmp)
+        try:
+            run([*config.argv, "login", "--username", user, "--password-stdin", host],
+                input=password.reveal(), timeout=120)
+        except CommandError as e:
+            raise CredentialsError(f"docker login to {host} failed (exit code "
+                                   f"{e.result.returncode}, output above): check "
+                                   "DOCKER_USERNAME and DOCKER_PASSWORD") from e
+        log(f"logged in to {host} as DOCKER_USERNAME, in a docker config of this run's own")
+        yield config
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

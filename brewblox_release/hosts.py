@@ -1,0 +1,73 @@
+"""Where things live: an image's registry host, loopback, and whether two URLs share an origin.
+
+Pure helpers shared by the registry client, docker's config and the index client, so that
+those modules need not import each other. The origin rule is what decides where a credential
+may go: an HTTP client sends one only to the origin (scheme, host, port) it belongs to, and a
+redirect to another origin carries none (what requests does, and urllib does not).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+__all__ = ["is_loopback", "origin", "registry_host", "same_origin", "split_image"]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def split_image(image: str) -> tuple[str, str]:
+    """(registry host, repository path) of an image name, with Docker Hub's defaults.
+
+    >>> split_image("brewblox/svc"), split_image("127.0.0.1:5000/demo/svc")
+    (('registry-1.docker.io', 'brewblox/svc'), ('127.0.0.1:5000', 'demo/svc'))
+    """
+    first, _, rest = image.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return first, rest
+    return "registry-1.docker.io", image if "/" in image else f"library/{image}"
+
+
+def registry_host(image: str) -> str:
+    """The registry an image repository lives on, as ``docker login`` names it.
+
+    >>> registry_host("brewblox/svc"), registry_host("127.0.0.1:5000/demo/svc")
+    ('docker.io', '127.0.0.1:5000')
+    """
+    host = split_image(image)[0]
+    return "docker.io" if host == "registry-1.docker.io" else host
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a host (``name``, ``name:port``, ``[v6]:port``) is this machine: plain HTTP, and
+    no credentials needed, as the engine allows for 127.0.0.0/8."""
+    if host.startswith("["):
+        host = host[1:].split("]", maxsplit=1)[0]
+    elif host.count(":") == 1:
+        host = host.split(":", maxsplit=1)[0]
+    return host in {"localhost", "::1"} or host.startswith("127.")
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of a URL, the default port made explicit; userinfo dropped.
+
+    >>> origin("https://user:pw@Files.Example.org/x"), origin("http://127.0.0.1:8080/")
+    (('https', 'files.example.org', 443), ('http', '127.0.0.1', 8080))
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme)
+
+
+def same_origin(url: str, other: str) -> bool:
+    """Whether a credential for ``url`` may be sent to ``other``.
+
+    >>> same_origin("https://ghcr.io/v2/x", "https://ghcr.io:443/v2/y")
+    True
+    >>> same_origin("http://127.0.0.1:5000/v2/", "http://127.0.0.2:5000/blob")
+    False
+    """
+    return origin(url) == origin(other)
