@@ -112,6 +112,9 @@ def capture(secret_vars: Iterable[str] = ()) -> Environment:
         _captured = _captured.with_secret_vars(secret_vars)
     for name in (*_captured.secret_vars, *DROPPED):
         os.environ.pop(name, None)
+    # git status and describe --dirty refresh .git/index as they read it; a release tool
+    # writes nothing in the user's repository (git's switch for background readers).
+    os.environ["GIT_OPTIONAL_LOCKS"] = "0"
     configure(redactor=Redactor(_captured.masked_values()))
     return _captured
 
