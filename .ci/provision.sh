@@ -23,6 +23,23 @@ if ((${#need_pkgs[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
 
+# gitlab-ci-local runs the GitLab definition that `init` writes (tests/test_gitlab_ci_local.py);
+# it copies files with rsync. 4.60.0 is the last release that runs on Node 18 and 20.
+GITLAB_CI_LOCAL=4.60.0
+if ! command -v rsync >/dev/null; then
+    log "installing rsync"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rsync >/dev/null
+fi
+if [ "$(gitlab-ci-local --version 2>/dev/null)" != "$GITLAB_CI_LOCAL" ]; then
+    if ! command -v npm >/dev/null; then
+        log "installing nodejs and npm"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+    fi
+    log "installing gitlab-ci-local@$GITLAB_CI_LOCAL (a minute or two)"
+    npm install --global --no-fund --no-audit --loglevel=error "gitlab-ci-local@$GITLAB_CI_LOCAL" >&2
+fi
+
 # The registry package starts a system service on some hosts; the tests run their own.
 if command -v systemctl >/dev/null && systemctl is-active --quiet docker-registry 2>/dev/null; then
     systemctl stop docker-registry || true
