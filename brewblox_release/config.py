@@ -19,7 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["DEFAULT_TARGETS", "Config", "Target", "load"]
+__all__ = ["DEFAULT_TARGETS", "Config", "Target", "check_paths", "load"]
 
 SECTION = "tool.brewblox-release"
 
@@ -122,13 +122,16 @@ class Config:
             raise ConfigError(f"{where}: [{SECTION}] must be a table")
         reader = _Reader(where, SECTION, section)
         image = reader.opt_str("image")
+        if image is not None or "image" in section:
+            _check_image(image or "", f"{where}: [{SECTION}] image")
         if env is not None and env.get(IMAGE_ENV):
             image = env[IMAGE_ENV]
+            _check_image(image, f"{IMAGE_ENV}")
         config = cls(
             root=root,
             name=name,
             image=image,
-            dist_dir=reader.string("dist-dir", "dist"),
+            dist_dir=reader.path("dist-dir", "dist"),
             targets=_targets(where, section.get("targets")),
             quiet_branches=tuple(reader.str_list("quiet-branches", ["master", "main"])),
             build_args=reader.build_args(),
@@ -144,8 +147,93 @@ class Config:
         return config
 
 
+#: An image repository (distribution's reference grammar, without tag or digest): optional
+#: ``host[:port]/``, then lower-case path components.
+_HOST = r"(?:localhost|\[[0-9a-fA-F:]+\]|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?" \
+        r"(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*)(?::[0-9]{1,5})?"
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE = re.compile(rf"(?:{_HOST}/)?{_COMPONENT}(?:/{_COMPONENT})*")
+
+
+def _check_image(image: str, where: str) -> None:
+    """Refuse what buildx would refuse only after the package was built."""
+    fix = ("an image repository such as \"brewblox/my-service\", \"ghcr.io/org/svc\" or "
+           "\"127.0.0.1:5000/demo/svc\": lower case, no scheme, no tag, no digest")
+    if "://" in image:
+        raise ConfigError(f"{where} = {image!r} has a scheme: write {fix}")
+    if "@" in image:
+        raise ConfigError(f"{where} = {image!r} has a digest: write {fix}")
+    last = image.rsplit("/", 1)[-1]
+    if (":" in last and "/" in image) or (":" in image and "/" not in image):
+        raise ConfigError(f"{where} = {image!r} has a tag: tags come from the plan; write {fix}")
+    first, _, rest = image.partition("/")
+    host_like = rest and ("." in first or ":" in first or first == "localhost")
+    path = rest if host_like else image
+    if not _IMAGE.fullmatch(image) or (path and not re.fullmatch(
+            rf"{_COMPONENT}(?:/{_COMPONENT})*", path)) or len(image) > 255:
+        raise ConfigError(f"{where} = {image!r} is not a valid image repository: write {fix}")
+
+
+def _confined(root: Path, value: str, where: str) -> Path:
+    """``value`` resolved inside ``root`` (symlinks followed), or a ConfigError."""
+    raw = Path(value)
+    if not value or raw.is_absolute():
+        raise ConfigError(f"{where} = {value!r}: give a directory inside the service, relative "
+                          f"to {root}")
+    path = (root / raw).resolve()
+    if ".git" in path.relative_to(root).parts if root in path.parents else False:
+        raise ConfigError(f"{where} = {value!r} is inside .git: give a directory of the "
+                          "service's own, such as \"dist\"")
+    if path == root or root not in path.parents:
+        raise ConfigError(f"{where} = {value!r} resolves to {path}, which is not a directory "
+                          f"inside the service {root}: give one such as \"dist\"")
+    for name in (".git", "pyproject.toml", "setup.py", "setup.cfg"):
+        if (path / name).exists():
+            raise ConfigError(f"{where} = {value!r} holds {name}: it is part of a project, not "
+                              "an output directory; give a directory of its own")
+    return path
+
+
+def _tracked(root: Path, path: Path) -> list[str]:
+    """The files git tracks under ``path`` (none when ``root`` is not a git checkout)."""
+    import subprocess
+
+    try:
+        found = subprocess.run(["git", "ls-files", "-z", "--", str(path)], cwd=root,
+                               capture_output=True, text=True, check=False, timeout=30)
+    except OSError:
+        return []
+    return [f for f in found.stdout.split("\0") if f] if found.returncode == 0 else []
+
+
+def check_paths(config: Config, *, contexts: bool) -> None:
+    """SPEC §3: ``dist-dir`` and every target's ``context`` resolve inside the service, are not
+    the service itself and hold none of its sources; with ``contexts``, a context must exist and
+    hold a Dockerfile."""
+    where = config.pyproject
+    dist = _confined(config.root, config.dist_dir, f"{where}: [{SECTION}] dist-dir")
+    tracked = _tracked(config.root, dist)
+    if tracked:
+        raise ConfigError(f"{where}: [{SECTION}] dist-dir = {config.dist_dir!r} holds files "
+                          f"that git tracks ({tracked[0]}, ...): dist writes there, so give a "
+                          "directory of its own, such as \"dist\"")
+    for i, target in enumerate(config.targets):
+        key = f"{where}: [{SECTION}.targets[{i}]] context" if config.targets != DEFAULT_TARGETS \
+            else f"{where}: the {target.name} target's context"
+        path = _confined(config.root, target.context, key)
+        if path == dist or dist in path.parents or path in dist.parents:
+            raise ConfigError(f"{key} = {target.context!r} overlaps dist-dir "
+                              f"{config.dist_dir!r}: give each a directory of its own")
+        if contexts and not (path / "Dockerfile").is_file():
+            raise ConfigError(
+                f"{key} = {target.context!r}: {path / 'Dockerfile'} does not exist; copy the "
+                "template (brewblox_release/templates/Dockerfile) there or run `nox -s init`, "
+                f"or set [{SECTION}] targets to the contexts the service has")
+
+
 def load(root: Path | str = ".", env: Mapping[str, str] | None = None) -> Config:
-    """Read the configuration of the service whose pyproject.toml is in ``root``."""
+    """Read the configuration of the service whose pyproject.toml is in ``root``, and check
+    its paths (SPEC §3)."""
     root = Path(root).resolve()
     path = root / "pyproject.toml"
     try:
@@ -155,7 +243,9 @@ def load(root: Path | str = ".", env: Mapping[str, str] | None = None) -> Config
         raise ConfigError(f"{path}: not found; run from the service's root directory") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from e
-    return Config.from_data(root, data, env)
+    config = Config.from_data(root, data, env)
+    check_paths(config, contexts=config.image is not None)
+    return config
 
 
 _TARGET_KEYS = {"name", "context", "platform", "prefix", "build-args"}
@@ -191,6 +281,13 @@ def _targets(where: Path, value: object) -> tuple[Target, ...]:
     if len(set(names)) != len(names):
         raise ConfigError(f"{where}: [{SECTION}] targets: names must be unique, got {names}")
     prefixes = [t.prefix for t in targets]
+    from .tags import ESCAPE, escaped_starts
+
+    for start in sorted(escaped_starts(("", *prefixes))):
+        if ESCAPE.startswith(start) or start.startswith(ESCAPE):
+            raise ConfigError(f"{where}: [{SECTION}] targets: prefix {start!r} would clash with "
+                              f"the {ESCAPE!r} that escapes branch names (SPEC §5): choose "
+                              "prefixes that do not begin with it, such as \"rpi-\"")
     if len(set(prefixes)) != len(prefixes):
         raise ConfigError(f"{where}: [{SECTION}] targets: prefixes must differ, or the targets' "
                           f"tags would overwrite each other; got {prefixes}")
@@ -222,6 +319,13 @@ class _Reader:
 
     def string(self, key: str, default: str) -> str:
         value = self.opt_str(key)
+        return default if value is None else value
+
+    def path(self, key: str, default: str) -> str:
+        """A path: unlike other strings, an empty one is kept (and refused as a path)."""
+        value = self._get(key)
+        if value is not None and not isinstance(value, str):
+            raise self._error(key, "a string")
         return default if value is None else value
 
     def required_str(self, key: str) -> str:

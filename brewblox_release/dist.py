@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import shutil
 import sys
 import tarfile
@@ -35,6 +36,52 @@ def dist_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.name.endswith((".whl", ".tar.gz")))
 
 
+def own_files(directory: Path, name: str) -> list[Path]:
+    """The sdists and wheels of distribution ``name`` in ``directory``: the only files that
+    `build` and `copy` ever remove (a directory a user named is never removed)."""
+    own = canonicalize_name(name)
+    found = []
+    for path in dist_files(directory):
+        try:
+            if file_version(path)[0] == own and path.is_file() and not path.is_symlink():
+                found.append(path)
+        except BuildError:
+            continue
+    return found
+
+
+def _remove(paths: Sequence[Path]) -> None:
+    for path in paths:
+        path.unlink()
+
+
+def describe_build(config: Config, version: str) -> str:
+    """What `build` would do, for ``nox -s dist -- --dry-run``."""
+    out = config.root / config.dist_dir
+    stale = [p.name for p in own_files(out, config.name)]
+    lines = [f"dist: would build the sdist and wheel of {config.name} {version} into "
+             f"{config.dist_dir}/ and run twine check ({config.check})"]
+    if stale:
+        lines.append(f"dist: would remove {', '.join(stale)} from {config.dist_dir}/")
+    return "\n".join(lines)
+
+
+def describe_copy(config: Config) -> str:
+    """What `copy` would do, for ``nox -s distcopy -- --dry-run``."""
+    files = own_files(config.root / config.dist_dir, config.name)
+    if not files:
+        return f"distcopy: {config.dist_dir}/ holds no sdist or wheel of {config.name}: " \
+               "`nox -s dist` first"
+    lines = []
+    for target in config.targets:
+        pkg = config.root / target.context / "pkg"
+        stale = [p.name for p in own_files(pkg, config.name)]
+        lines.append(f"distcopy: would copy {', '.join(p.name for p in files)} to "
+                     f"{target.context}/pkg/" + (f", removing {', '.join(stale)}" if stale
+                                                 else ""))
+    return "\n".join(lines)
+
+
 def file_version(path: Path) -> tuple[str, Version]:
     """(canonical name, version) of a wheel or sdist, from its file name."""
     try:
@@ -57,8 +104,8 @@ def build(config: Config, version: str, *, source_date_epoch: int | None = None,
     gives the same wheel.
     """
     out = config.root / config.dist_dir
-    if out.exists():
-        shutil.rmtree(out)
+    _remove(own_files(out, config.name))
+    out.mkdir(parents=True, exist_ok=True)
     env = pretend_env(config.name, version)
     if source_date_epoch is not None:
         env["SOURCE_DATE_EPOCH"] = str(source_date_epoch)
@@ -66,9 +113,10 @@ def build(config: Config, version: str, *, source_date_epoch: int | None = None,
         if not _build_kept(config, out, env):
             run([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", out,
                  config.root], cwd=config.root, env=env)
-        files = dist_files(out)
+        files = [p for p in own_files(out, config.name) if file_version(p)[1] == Version(version)]
         if not files:
-            raise BuildError(f"the build wrote no sdist or wheel to {out}")
+            raise BuildError(f"the build wrote no sdist or wheel of {config.name} {version} to "
+                             f"{out}")
         if source_date_epoch is not None:
             for path in files:
                 if path.name.endswith(".tar.gz"):
@@ -246,22 +294,45 @@ def normalize_sdist(path: Path, mtime: int) -> None:
 
 
 def copy(config: Config, targets: tuple[Target, ...] | None = None) -> list[Path]:
-    """Copy the dist dir's files into each target context's ``pkg/``, removing what was there."""
-    files = dist_files(config.root / config.dist_dir)
+    """Copy the dist dir's sdist and wheel into each target context's ``pkg/``, removing the
+    distribution's files that were there (and nothing else)."""
+    files = own_files(config.root / config.dist_dir, config.name)
     if not files:
-        raise BuildError(f"{config.root / config.dist_dir} holds no sdist or wheel: "
-                         "run `nox -s dist` first")
+        raise BuildError(f"{config.root / config.dist_dir} holds no sdist or wheel of "
+                         f"{config.name}: run `nox -s dist` first")
     written = []
     for target in targets or config.targets:
         pkg = config.root / target.context / "pkg"
-        if pkg.exists():
-            shutil.rmtree(pkg)
-        pkg.mkdir(parents=True)
-        for path in files:
+        if pkg.is_symlink() or (pkg.exists() and not pkg.is_dir()):
+            raise BuildError(f"{target.context}/pkg is not a directory of the service (a "
+                             "symlink or a file): distcopy writes there; remove it")
+        _remove(own_files(pkg, config.name))
+        pkg.mkdir(parents=True, exist_ok=True)
+        copied = for_context(files, config.root / target.context)
+        for path in copied:
             shutil.copy2(path, pkg / path.name)
             written.append(pkg / path.name)
-        log(f"copied {', '.join(p.name for p in files)} to {pkg.relative_to(config.root)}/")
+        log(f"copied {', '.join(p.name for p in copied)} to {pkg.relative_to(config.root)}/")
     return written
+
+
+#: A Dockerfile of the seed's kind installs whatever ``pkg/`` holds: ``pip3 install /pkg/*``.
+_INSTALLS_ALL_OF_PKG = re.compile(r"pip3?\s+install\b[^\n]*pkg/\*(?![\w.*])")
+
+
+def for_context(files: Sequence[Path], context: Path) -> list[Path]:
+    """The files to copy into ``context``'s ``pkg/``: the sdist and the wheel, but the wheel
+    alone for a Dockerfile of the seed's kind (``pip3 install /pkg/* || true && pip3 install
+    NAME``). Given both, pip builds the sdist inside the image, which needs the build
+    requirements from an index (and fails the seed's ``|| true`` over to the index's copy of
+    the package, or to none); given the wheel, it installs exactly the package just built."""
+    try:
+        dockerfile = (context / "Dockerfile").read_text(errors="replace")
+    except OSError:
+        return list(files)
+    if not _INSTALLS_ALL_OF_PKG.search(dockerfile):
+        return list(files)
+    return [path for path in files if path.name.endswith(".whl")]
 
 
 def check_context(config: Config, target: Target, version: str) -> Path:

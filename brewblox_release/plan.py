@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
@@ -72,6 +73,23 @@ class Plan:
             if image.target == target:
                 return image
         raise KeyError(target)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as plain data, for ``--json``."""
+        ctx = self.context
+        return {
+            "version": self.version,
+            "event": {"provider": ctx.provider, "kind": ctx.event.name.lower(),
+                      "branch": ctx.branch, "tag": ctx.tag, "repository": ctx.repository,
+                      "fork": ctx.fork, "manual": ctx.manual},
+            "publishes": self.publishes,
+            "index": {"upload": self.upload},
+            "latest": self.latest,
+            "images": [{"target": i.target, "platform": i.platform, "context": i.context,
+                        "repository": i.repository, "tags": list(i.tags), "push": i.push}
+                       for i in self.images],
+            "notes": list(self.reasons),
+        }
 
     def render(self) -> str:
         """The plan as the lines that ``version`` and ``--dry-run`` print."""
@@ -153,6 +171,9 @@ def make_plan(ctx: CiContext, version: str, config: Config,
     if ctx.fork:
         return _build_only(config, image, version, ctx,
                            ["a fork's build: publishes nothing"])
+    if ctx.doubt:
+        return _build_only(config, image, version, ctx,
+                           [f"{ctx.doubt}: builds only, publishes nothing"])
 
     if ctx.event is Event.TAG:
         assert ctx.tag is not None

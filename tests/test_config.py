@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
@@ -14,8 +15,14 @@ PROJECT = '[project]\nname = "demo-svc"\n'
 
 
 def write(tmp_path: Path, text: str) -> Path:
+    """The pyproject.toml, and a Dockerfile in every context it names (SPEC §3: a context
+    must exist and hold one)."""
     path = tmp_path / "pyproject.toml"
     path.write_text(text)
+    for context in {"docker", "rpi-docker", *re.findall(r'context = "([^"]+)"', text)}:
+        with contextlib.suppress(OSError):
+            (tmp_path / context).mkdir(parents=True, exist_ok=True)
+            (tmp_path / context / "Dockerfile").write_text("FROM scratch\n")
     return path
 
 
