@@ -9,13 +9,22 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
+import pluggy
 import pytest
 
 from brewblox_release.servers import IndexServer, RegistryServer
-from tests.service import BASE_REPO, RIG_TARGETS, GitRepo, make_service
+from tests.service import (
+    BASE_REPO,
+    CAPTURED,
+    RIG_TARGETS,
+    SECRET_VALUES,
+    GitRepo,
+    leaked_secrets,
+    make_service,
+)
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -75,3 +84,46 @@ def service(tmp_path: Path) -> GitRepo:
     repo.commit("fix one")
     repo.commit("fix two")
     return repo
+
+
+# --- the sentinel check over the whole suite (issue: trust) -------------------------------------
+
+#: Files a test writes with a credential on purpose: they hold it by design, not by a leak.
+_HOLDERS = ("htpasswd", "github-event.json")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+        item: pytest.Item, call: pytest.CallInfo[None],
+) -> Generator[None, pluggy.Result[pytest.TestReport], None]:
+    """Fail a test whose captured output or log (in-process runs) shows a sentinel."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call":
+        return
+    shown = "\n".join((report.capstdout, report.capstderr, report.caplog))
+    leaks = leaked_secrets(shown)
+    if leaks and report.passed:
+        report.outcome = "failed"
+        report.longrepr = f"sentinel credentials in the captured output or log: {leaks}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_sentinel_anywhere(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After the whole suite: no sentinel in any output a subprocess printed, nor in any file
+    left under the test services (tests/service.py SENTINELS)."""
+    yield
+    found = [f"output of {what}: {leaks}" for what, text in CAPTURED
+             if (leaks := leaked_secrets(text))
+             and "leak" not in what.split(" in ")[0]]  # the scan's own planted leak
+    top = tmp_path_factory.getbasetemp()
+    for path in top.rglob("*"):
+        if not path.is_file() or path.is_symlink() or path.name in _HOLDERS:
+            continue
+        try:
+            text = path.read_bytes().decode("utf-8", errors="replace")
+        except OSError:
+            continue
+        if leaks := leaked_secrets(text, SECRET_VALUES):
+            found.append(f"file {path}: {leaks}")
+    assert not found, "sentinel credentials reached outputs or files:\n" + "\n".join(found)

@@ -91,6 +91,7 @@ packages = ["{name.replace("-", "_")}"]
 [tool.setuptools_scm]
 
 [tool.brewblox-release]
+secret-vars = ["SERVICE_SIGNING_KEY"]
 {table}{extra}"""
 
 
@@ -191,21 +192,28 @@ def destinations(registry: str, index_url: str, image: str = "brewblox/demo-svc"
 
 #: Credentials every session run by the tests carries: the loopback servers accept any, so the
 #: real publishing paths (docker login, twine upload) use them, and no output may show them.
+#: The password has characters that a URL percent-encodes; SERVICE_SIGNING_KEY, a service's own
+#: secret (``secret-vars`` of the samples), has several lines.
 SENTINELS = {
     "TWINE_USERNAME": "sentinel-user-Qm7x",
-    "TWINE_PASSWORD": "pypi-SENTINEL-9xKf3-password",
+    "TWINE_PASSWORD": "pypi-SENTINEL-9xKf3/p@ss+word",
     "DOCKER_USERNAME": "sentinel-docker",
     "DOCKER_PASSWORD": "SENTINEL-docker-Lp4w-password",
+    "SERVICE_SIGNING_KEY": "-----BEGIN SENTINEL KEY-----\nSENTINEL-key-line-Zr8q\n"
+                           "-----END SENTINEL KEY-----\n",
 }
 SECRET_VALUES = (SENTINELS["TWINE_USERNAME"], SENTINELS["TWINE_PASSWORD"],
-                 SENTINELS["DOCKER_PASSWORD"])
+                 SENTINELS["DOCKER_PASSWORD"], "SENTINEL-key-line-Zr8q")
+#: Every output the tests' subprocesses printed, for the suite-wide scan (tests/conftest.py).
+CAPTURED: list[tuple[str, str]] = []
 
 
 def leaked_secrets(text: str, secrets: Sequence[str] = SECRET_VALUES) -> list[str]:
-    """The secret values that appear in ``text`` (plain or percent-encoded)."""
-    from urllib.parse import quote
+    """The secret values that appear in ``text``: plain, percent-encoded or form-encoded."""
+    from urllib.parse import quote, quote_plus
 
-    return [s for s in secrets if s in text or quote(s, safe="") in text]
+    return [s for s in secrets
+            if s in text or quote(s, safe="") in text or quote_plus(s, safe="") in text]
 
 
 def nox(repo: GitRepo | Path, *args: str, env: dict[str, str] | None = None,
@@ -226,6 +234,7 @@ def nox(repo: GitRepo | Path, *args: str, env: dict[str, str] | None = None,
     result = subprocess.run(["python", "-m", "nox", *args], cwd=cwd, env=full_env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             timeout=timeout, check=False)
+    CAPTURED.append((f"nox {' '.join(args)} in {cwd}", result.stdout))
     if secrets:
         leaks = leaked_secrets(result.stdout)
         assert not leaks, f"secret values in the output of nox {' '.join(args)}: {leaks}"

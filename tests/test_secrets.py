@@ -1,0 +1,69 @@
+"""No secret reaches any output (issue: trust), end to end: a real publishing run whose build
+backend prints its whole environment, with python-on-whales' debug switch on, carrying the
+sentinel credentials (tests/service.py; the suite-wide scan is in tests/conftest.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from brewblox_release.servers import IndexServer, RegistryServer
+from tests.service import (
+    BASE_REPO,
+    SENTINELS,
+    destinations,
+    github_env,
+    index_files,
+    make_service,
+    nox,
+    registry_tags,
+)
+
+pytestmark = [pytest.mark.engine, pytest.mark.e2e]
+
+AMD64_ONLY = f"""\
+build-args = {{ BUILD_BASE_IMAGE = "{BASE_REPO}:bookworm-amd64" }}
+
+[[tool.brewblox-release.targets]]
+name = "amd64"
+context = "docker"
+platform = "linux/amd64"
+build-args = {{ BASE_IMAGE = "{BASE_REPO}:bookworm-amd64" }}
+"""
+
+SETUP_PY = """\
+import os
+
+from setuptools import setup
+
+# A build backend that shows everything it was given: what a careless setup.py does.
+print("ENV-DUMP", sorted(os.environ))
+for name, value in sorted(os.environ.items()):
+    print("ENV-VALUE", name, value)
+setup()
+"""
+
+
+def test_a_backend_that_prints_its_environment_sees_no_credential(
+        tmp_path: Path, registry: RegistryServer, index: IndexServer) -> None:
+    repo = make_service(tmp_path / "demo-svc", extra=AMD64_ONLY)
+    repo.commit("a setup.py that prints its environment", files={"setup.py": SETUP_PY})
+    repo.tag("1.2.3")
+    repo.commit("fix")
+    repo.checkout("-b", "feature/x")
+    env = {**github_env(tmp_path, "refs/heads/feature/x"),
+           **destinations(registry.address, index.url), "PYTHON_ON_WHALES_DEBUG": "1"}
+    result = nox(repo, "-s", "release", env=env)  # nox() fails on any sentinel in the output
+    assert result.returncode == 0, result.stdout
+    dumps = [line for line in result.stdout.splitlines() if "ENV-DUMP" in line]
+    assert dumps, "the backend ran and printed its environment"
+    for name in (*SENTINELS, "PYTHON_ON_WHALES_DEBUG"):
+        assert all(f"'{name}'" not in line for line in dumps), f"the backend was given {name}"
+    # The run published for real, with those credentials.
+    assert index_files(index.packages) == ["demo_svc-1.2.4.dev1-py3-none-any.whl",
+                                           "demo_svc-1.2.4.dev1.tar.gz"]
+    assert registry_tags(registry.address, "brewblox/demo-svc") == ["feature-x"]
+    # python-on-whales' debug switch printed no environment either.
+    assert "PATH=" not in result.stdout
+    assert "'HOME'" not in result.stdout.replace("ENV-DUMP", "").split("ENV-DUMP")[0]
