@@ -258,3 +258,80 @@ def test_verification_reads_only_the_index_it_verifies(index: IndexServer, built
         monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
         assert pip_resolves(idx, "demo-svc") == "1.2.3"
         server.shutdown()
+
+
+def test_files_on_another_host_get_no_credentials(built: list[Path], tmp_path: Path) -> None:
+    # A private index whose files are served by another host (a redirect to storage): the
+    # index's credentials go to the index only, from the sha256 rule's download and from pip.
+    from brewblox_release.index import _host_auth
+    from brewblox_release.secret import Secret
+    from tests.proxy import RedirectingFront
+    from tests.service import htpasswd
+
+    creds = {"TWINE_USERNAME": "ci", "TWINE_PASSWORD": "s3cret-token"}
+    users = htpasswd(tmp_path / "htpasswd", "ci", "s3cret-token")
+    with IndexServer(tmp_path / "private", password_file=users, hash_algo="off",
+                     authenticate="update,list,download") as server:
+        assert isinstance(server, IndexServer)
+        Index.from_env({"TWINE_REPOSITORY_URL": server.url, **creds}).upload(
+            "demo-svc", built, release=True)
+        with RedirectingFront(server.url, r"^/packages/",
+                              storage_auth=("ci", "s3cret-token")) as front:
+            idx = Index.from_env({"TWINE_REPOSITORY_URL": front.url, **creds})
+            assert idx.files("demo-svc") == {p.name: index_sha256(p) for p in built}
+            assert pip_resolves(idx, "demo-svc") == "1.2.3"
+            assert front.redirected == 3, "both files hashed, the wheel downloaded by pip"
+            assert front.leaked() == []
+    import requests
+
+    auth = _host_auth("http://127.0.0.1:8080/simple/", "ci", Secret("s3cret-token"))
+    same = requests.Request("GET", "http://127.0.0.1:8080/packages/x.whl", auth=auth).prepare()
+    other = requests.Request("GET", "http://127.0.0.2:8080/packages/x.whl", auth=auth).prepare()
+    assert "Authorization" in same.headers
+    assert "Authorization" not in other.headers
+    assert "s3cret-token" not in repr(auth)
+
+
+def test_a_simple_api_that_cannot_be_found_names_index_url(index: IndexServer,
+                                                           tmp_path: Path) -> None:
+    # Found in review: a 404 for the project at a guessed <upload URL>/simple/ was read as "no
+    # files yet", which turned off the sha256 rule, the latest decision and verification.
+    guessed = Index.from_env({"TWINE_REPOSITORY_URL": f"{index.url}upload/"})
+    with pytest.raises(ConfigError, match=r"simple API .* is not at .*/upload/simple/, "
+                                          r".*/upload/\+simple/: set index-url"):
+        guessed.versions("demo-svc")
+    given = Index.from_env({"TWINE_REPOSITORY_URL": index.url,
+                            "BREWBLOX_RELEASE_INDEX_URL": f"{index.url}nothing/"})
+    with pytest.raises(ConfigError, match=r"^BREWBLOX_RELEASE_INDEX_URL='http://.*/nothing/' "
+                                          "is not a simple API"):
+        given.files("demo-svc")
+    configured = Index.from_env({"TWINE_REPOSITORY_URL": index.url}, f"{index.url}nothing/")
+    with pytest.raises(ConfigError, match=r"^index-url='http://.*/nothing/' is not a simple"):
+        configured.files("demo-svc")
+    found = _index(index)
+    assert found.files("demo-svc") == {}, "the index answers: a new project has no files yet"
+    assert found.simple_api("demo-svc") == index.simple_url
+
+
+def test_devpi_layout_is_found_by_asking(built: list[Path], tmp_path: Path) -> None:
+    # devpi serves the simple API of user/index at user/index/+simple/ (a static copy here).
+    import http.server
+    import threading
+    from functools import partial
+
+    project = tmp_path / "web" / "u" / "i" / "+simple" / "demo-svc"
+    project.mkdir(parents=True)
+    wheel = next(p for p in built if p.name.endswith(".whl"))
+    shutil.copy2(wheel, project / wheel.name)
+    project.joinpath("index.html").write_text(
+        f'<a href="{wheel.name}#sha256={index_sha256(wheel)}">{wheel.name}</a>\n')
+    (project.parent / "index.html").write_text('<a href="demo-svc/">demo-svc</a>\n')
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "web"))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        upload = f"http://127.0.0.1:{server.server_address[1]}/u/i/"
+        idx = Index.from_env({"TWINE_REPOSITORY_URL": upload})
+        assert idx.versions("demo-svc") == {"1.2.3"}
+        assert idx.simple_url == f"{upload}+simple/"
+        assert idx.versions("other") == set(), "the root answers: a project with no files"
+        server.shutdown()

@@ -32,33 +32,60 @@ def bare_registry(tmp_path: Path) -> Iterator[RegistryServer]:
         yield server
 
 
-def _upload(address: str, repo: str, data: bytes) -> str:
+def _basic(auth: tuple[str, str] | None) -> dict[str, str]:
+    if auth is None:
+        return {}
+    return {"Authorization": "Basic " + base64.b64encode(":".join(auth).encode()).decode()}
+
+
+def _upload(address: str, repo: str, data: bytes, auth: tuple[str, str] | None = None) -> str:
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    start = urllib.request.Request(f"http://{address}/v2/{repo}/blobs/uploads/", method="POST")
+    start = urllib.request.Request(f"http://{address}/v2/{repo}/blobs/uploads/", method="POST",
+                                   headers=_basic(auth))
     with urllib.request.urlopen(start) as response:
         location = response.headers["Location"]
     if location.startswith("/"):
         location = f"http://{address}{location}"
     sep = "&" if "?" in location else "?"
     put = urllib.request.Request(f"{location}{sep}digest={digest}", data=data, method="PUT",
-                                 headers={"Content-Type": "application/octet-stream"})
+                                 headers={"Content-Type": "application/octet-stream",
+                                          **_basic(auth)})
     urllib.request.urlopen(put).close()
     return digest
 
 
-def _push(address: str, repo: str, tag: str, labels: dict[str, str]) -> str:
+def _layer(name: str, version: str) -> bytes:
+    """A gzipped layer holding an installed distribution's METADATA, as pip leaves it."""
+    import gzip
+    import io
+    import tarfile
+
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        member = tarfile.TarInfo("usr/local/lib/python3.11/site-packages/"
+                                 f"{name.replace('-', '_')}-{version}.dist-info/METADATA")
+        member.size = len(metadata)
+        tar.addfile(member, io.BytesIO(metadata))
+    return gzip.compress(out.getvalue(), mtime=0)
+
+
+def _push(address: str, repo: str, tag: str, labels: dict[str, str], *,
+          layers: tuple[bytes, ...] = (), auth: tuple[str, str] | None = None) -> str:
     config = json.dumps({"architecture": "arm", "variant": "v7", "os": "linux",
                          "config": {"Labels": labels}, "rootfs": {"type": "layers",
                                                                   "diff_ids": []}}).encode()
-    config_digest = _upload(address, repo, config)
+    config_digest = _upload(address, repo, config, auth)
     manifest = json.dumps({
         "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
                    "digest": config_digest, "size": len(config)},
-        "layers": []}).encode()
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": _upload(address, repo, layer, auth), "size": len(layer)}
+                   for layer in layers]}).encode()
     put = urllib.request.Request(
         f"http://{address}/v2/{repo}/manifests/{tag}", data=manifest, method="PUT",
-        headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+        headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json", **_basic(auth)})
     urllib.request.urlopen(put).close()
     return "sha256:" + hashlib.sha256(manifest).hexdigest()
 
@@ -171,3 +198,46 @@ def test_basic_auth_with_docker_logins_credentials(locked_registry: RegistryServ
     from brewblox_release.run import redact
 
     assert "s3cret-token" not in redact("password s3cret-token"), "it is masked once read"
+
+
+ONE_TARGET = """\
+[[tool.brewblox-release.targets]]
+name = "amd64"
+context = "docker"
+platform = "linux/amd64"
+"""
+
+
+def test_blob_reads_redirected_to_storage_carry_no_credentials(
+        locked_registry: RegistryServer, tmp_path: Path) -> None:
+    # Docker Hub, ECR and GHCR answer blob reads with a redirect to their storage hosts; urllib
+    # copied the registry's Authorization header onto it.
+    from brewblox_release.release import Options, Summary, prepare, verify
+    from tests.proxy import RedirectingFront
+    from tests.service import make_service, travis_env
+
+    auth = ("ci", "s3cret-token")
+    _push(locked_registry.address, "demo/svc", "1.2.3", {"v": "1.2.3"},
+          layers=(_layer("demo-svc", "1.2.3"),), auth=auth)
+    with RedirectingFront(f"http://{locked_registry.address}/", r"^/v2/.+/blobs/sha256:",
+                          storage_auth=auth) as front:
+        registry = Registry(f"{front.address}/demo/svc", "ci", Secret("s3cret-token"))
+        assert registry.config("1.2.3")["config"]["Labels"] == {"v": "1.2.3"}
+        assert registry.package_version("1.2.3", "demo-svc") == "1.2.3"
+        # Verification of a release of 1.2.3 to that registry reads the same blobs.
+        repo = make_service(tmp_path / "svc", extra=f"pypi = false\n{ONE_TARGET}")
+        repo.tag("1.2.3")
+        env = {**travis_env(tag="1.2.3"), "BREWBLOX_RELEASE_IMAGE": f"{front.address}/demo/svc",
+               "DOCKER_USERNAME": "ci", "DOCKER_PASSWORD": "s3cret-token",
+               "DOCKER_CONFIG": str(tmp_path / "docker-config")}
+        summary = Summary()
+        verify(prepare(repo.path, Options(), env), summary)
+        assert f"{front.address}/demo/svc:1.2.3 holds demo-svc 1.2.3  ok" in summary.render()
+        assert front.redirected >= 3, "the blob reads went to storage"
+        assert len(front.storage_requests) == front.redirected
+        assert front.leaked() == []
+        # The check itself: a client that copies its headers onto a redirect is caught.
+        blob = front.storage_requests[0][0]
+        urllib.request.urlopen(urllib.request.Request(f"{front.url}{blob.lstrip('/')}",
+                                                      headers=_basic(auth))).close()
+        assert front.leaked() == [blob]
