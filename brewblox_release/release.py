@@ -156,9 +156,12 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
     plan = make_plan(ctx, info.version, config, tags=tags)
     if plan.latest and not options.rehearse:
         plan = make_plan(ctx, info.version, config, published_versions(config, env), tags=tags)
+    run = Run(config, ctx, info, plan, options, env)
+    if options.dry_run and plan.publishes:  # what the real run would refuse, as notes
+        notes += [f"the real run would stop: {p}" for p in preflight_problems(run)]
     if notes:
-        plan = replace(plan, reasons=(*plan.reasons, *notes))
-    return Run(config, ctx, info, plan, options, env)
+        run = replace(run, plan=replace(plan, reasons=(*plan.reasons, *notes)))
+    return run
 
 
 def preflight_problems(run: Run) -> list[str]:
