@@ -179,7 +179,8 @@ def login(image: str, env: Mapping[str, str]) -> Iterator[DockerConfig]:
     """
     user, password = env.get("DOCKER_USERNAME"), Secret(env.get("DOCKER_PASSWORD") or "")
     if not (user and password):
-        yield DockerConfig()
+        own = env.get("DOCKER_CONFIG")
+        yield DockerConfig(Path(own) if own else None)
         return
     host = registry_host(image)
     tmp = Path(tempfile.mkdtemp(prefix="brewblox-release-docker-"))
