@@ -107,36 +107,63 @@ def build(config: Config, image: ImagePlan, *, version: str, revision: str, crea
     """Build one target with buildx and load it into the engine under the plan's refs.
 
     Output streams to the user as it comes, each line masked; ``prefix`` marks the lines of
-    one target when several build at once.
+    one target when several build at once. The template's build-stage code is refreshed in
+    ``pkg/`` first (`imagebuild.ship`). When the template says that something has no wheel for
+    the target (`needs_image_pip`), the image is built again with ``IMAGE_PIP=yes``, where pip
+    installs just that in the image; the stages done so far come from the cache.
     """
     from python_on_whales import DockerException, docker
+
+    from . import imagebuild
 
     target = config.target(image.target)
     check_emulation(target.platform)
     context = config.root / target.context
+    if (context / "pkg").is_dir() and imagebuild.uses_template(context):
+        imagebuild.ship(context / "pkg", config.name, version)
+    args = build_args(config, target, version)
     with tempfile.TemporaryDirectory() as tmp:
         metadata = Path(tmp) / "metadata.json"
-        try:
-            stream = docker.buildx.build(
-                context,
-                platforms=[target.platform],
-                tags=list(image.refs),
-                build_args=build_args(config, target, version),
-                labels=labels(config, version, revision, source, created),
-                load=True,
-                provenance=False,
-                network=config.network,
-                metadata_file=metadata,
-                progress="plain",
-                stream_logs=True,
-            )
-            for line in stream:  # type: ignore[union-attr]
-                log(f"{prefix}{line.rstrip()}")
-        except DockerException as e:
-            raise BuildError(_wrap(e, f"building the {target.name} image ({target.platform})") +
-                             "; nothing was published") from e
+        while True:
+            said: list[str] = []
+            try:
+                stream = docker.buildx.build(
+                    context,
+                    platforms=[target.platform],
+                    tags=list(image.refs),
+                    build_args=args,
+                    labels=labels(config, version, revision, source, created),
+                    load=True,
+                    provenance=False,
+                    network=config.network,
+                    metadata_file=metadata,
+                    progress="plain",
+                    stream_logs=True,
+                )
+                for line in stream:  # type: ignore[union-attr]
+                    said += [line] if needs_image_pip(line) else []
+                    log(f"{prefix}{line.rstrip()}")
+            except DockerException as e:
+                said += [e.stdout or "", e.stderr or ""]
+                if args.get("IMAGE_PIP", "no") == "no" and any(map(needs_image_pip, said)):
+                    log(f"{prefix}building the {target.name} image again with IMAGE_PIP=yes: "
+                        "pip installs in the image what has no wheel for "
+                        f"{target.platform} (named above)")
+                    args = {**args, "IMAGE_PIP": "yes"}
+                    continue
+                raise BuildError(_wrap(e, f"building the {target.name} image "
+                                       f"({target.platform})") + "; nothing was published") from e
+            break
         image_id = json.loads(metadata.read_text()).get("containerimage.config.digest", "")
     return BuiltImage(image, image_id)
+
+
+def needs_image_pip(text: str) -> bool:
+    """Whether buildx's output says the template's ``image-pip-no`` stage failed: a copy of
+    the ``nothing-for-pip`` marker not found, so something must be installed in the image."""
+    from .imagebuild import NOTHING_FOR_PIP
+
+    return any(NOTHING_FOR_PIP in line and "not found" in line for line in text.splitlines())
 
 
 def _retrying(what: str, action: Callable[[], T], *, attempts: int = PUSH_ATTEMPTS,

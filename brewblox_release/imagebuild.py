@@ -1,0 +1,621 @@
+"""The build stages of the image template (SPEC §8): what the Dockerfile's RUN steps run.
+
+Nothing here runs under emulation unless it must. The ``pkg`` and ``deps`` stages of
+``templates/Dockerfile`` run on the build host's own platform (``FROM --platform=$BUILDPLATFORM``)
+and call this module as a script:
+
+``package``
+    checks that ``pkg/`` holds the wheel of this release (or none: the package is then installed
+    by name from the index) and installs it with pypa/installer into a tree that the image
+    copies.
+``deps``
+    reads the target's Python from the target image's files, mounted read-only (its
+    ``_sysconfigdata``, its ``sysconfig.py``, its libc: nothing of it is run), resolves and
+    downloads the requirements *for the target* with pip (``--platform``, ``--python-version``,
+    ``--implementation``, ``--abi``, ``--only-binary=:all:``, and the target's
+    ``platform_machine`` for environment markers), and installs every wheel into a tree laid out
+    as the target's Python expects it (scripts, data, headers included). A dependency with no
+    wheel for the target is the only thing left for pip in the image, named with the version
+    the resolution chose; the wheels are downloaded once, by this one resolution.
+``image``
+    the fallback, in the target image itself (emulated for a foreign platform): pip installs
+    what ``deps`` and ``package`` could not.
+
+The module is shipped into the build context by ``distcopy`` and the docker sessions (`ship`,
+into ``pkg/brewblox-release/``, with the pure-Python packages it imports: installer and
+packaging; with ``pkg/requirements.txt``), because the build stages see nothing but the context
+and images (buildx's named contexts need a newer Dockerfile frontend than Docker 20.10's). So
+it is self-contained: the standard library, ``installer`` and ``packaging``, no other module of
+brewblox-release. Its output is the build's log, which the docker sessions stream and mask like
+all output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import email.parser
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.markers import default_environment
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import (
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+__all__ = ["ImageBuildError", "TargetPython", "main", "ship", "uses_template"]
+
+#: Where `ship` puts the module and its packages, inside ``<context>/pkg/``.
+TOOLS_DIR = "brewblox-release"
+#: The packages the module imports, shipped with it (pure Python).
+SHIPPED_PACKAGES = ("installer", "packaging")
+
+#: Docker platforms and the machine name (``uname -m``, the wheel tags' arch) of each.
+MACHINES = {
+    "linux/amd64": "x86_64",
+    "linux/386": "i686",
+    "linux/arm64": "aarch64",
+    "linux/arm64/v8": "aarch64",
+    "linux/arm/v7": "armv7l",
+    "linux/arm/v6": "armv6l",
+    "linux/ppc64le": "ppc64le",
+    "linux/s390x": "s390x",
+    "linux/riscv64": "riscv64",
+}
+#: The oldest glibc that manylinux wheels of each machine name (PEP 600); 2.17 otherwise.
+_MANYLINUX_FLOOR = {"x86_64": 5, "i686": 5}
+#: The legacy manylinux names (PEP 513, 571, 599) and the glibc each stands for.
+_LEGACY = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}
+_LEGACY_MACHINES = {"manylinux2014": {"x86_64", "i686", "aarch64", "armv7l", "ppc64", "ppc64le",
+                                      "s390x"},
+                    "manylinux2010": {"x86_64", "i686"}, "manylinux1": {"x86_64", "i686"}}
+
+#: What the fallback stage names: created only when pip has nothing to do in the image.
+NOTHING_FOR_PIP = "nothing-for-pip"
+
+
+class ImageBuildError(Exception):
+    """A build stage cannot go on; the message says what to do."""
+
+
+def say(text: str) -> None:
+    """One line of the build's log (stderr, which buildx shows with the step)."""
+    sys.stderr.write(f"brewblox-release: {text}\n")
+    sys.stderr.flush()
+
+
+# --- the target's Python, read from its files ----------------------------------------------------
+
+@dataclass(frozen=True)
+class TargetPython:
+    """The target image's Python, as far as tags, markers and the install layout need it."""
+
+    version: str  #: major.minor, "3.11"
+    abi: str  #: "cp311"
+    implementation: str  #: "cp"
+    machine: str  #: "armv7l"
+    glibc: tuple[int, int] | None  #: None: not a glibc system (musl): no manylinux wheels
+    executable: str  #: "/usr/bin/python3", the shebang of console scripts
+    sysconfig_source: bytes  #: the target's sysconfig.py, which computes its install scheme
+    config_vars: Mapping[str, object]  #: its _sysconfigdata build_time_vars
+
+    @property
+    def platforms(self) -> list[str]:
+        return platform_tags(self.machine, self.glibc)
+
+    def pip_options(self) -> list[str]:
+        """pip's options that make it choose wheels for this Python rather than the host's."""
+        options = ["--only-binary=:all:", "--python-version", self.version,
+                   "--implementation", self.implementation]
+        for abi in dict.fromkeys((self.abi, "abi3", "none")):
+            options += ["--abi", abi]
+        for platform in self.platforms:
+            options += ["--platform", platform]
+        return options
+
+    def markers(self, build: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment markers of the target: the build host's (the same Python, checked
+        by `check_layout`, on the same kernel) with the target's machine."""
+        source = build if build is not None else default_environment()
+        env = {str(k): str(v) for k, v in source.items()}
+        env["platform_machine"] = self.machine
+        return env
+
+
+def machine_of(platform: str) -> str:
+    """The machine name of a docker platform: ``linux/arm/v7`` -> ``armv7l``."""
+    try:
+        return MACHINES[platform]
+    except KeyError:
+        raise ImageBuildError(f"unknown target platform {platform!r}: the template knows "
+                              f"{', '.join(MACHINES)}") from None
+
+
+def platform_tags(machine: str, glibc: tuple[int, int] | None) -> list[str]:
+    """The platform tags a target accepts, best first (PEP 600 with the legacy aliases).
+
+    >>> platform_tags("armv7l", (2, 19))
+    ['manylinux_2_19_armv7l', 'manylinux_2_18_armv7l', 'manylinux_2_17_armv7l', \
+'manylinux2014_armv7l', 'linux_armv7l']
+    """
+    tags = []
+    if glibc is not None and glibc[0] == 2:
+        for minor in range(glibc[1], _MANYLINUX_FLOOR.get(machine, 17) - 1, -1):
+            tags.append(f"manylinux_2_{minor}_{machine}")
+            legacy = _LEGACY.get((2, minor))
+            if legacy and machine in _LEGACY_MACHINES[legacy]:
+                tags.append(f"{legacy}_{machine}")
+    tags.append(f"linux_{machine}")
+    return tags
+
+
+def abi_of(soabi: str) -> tuple[str, str]:
+    """(implementation, ABI tag) of a ``SOABI``: ``cpython-311-arm-linux-gnueabihf`` ->
+    (``cp``, ``cp311``); ``cpython-313t-...`` -> (``cp``, ``cp313t``)."""
+    match = re.fullmatch(r"cpython-(\d)(\d+)([a-z]*)(?:-.*)?", soabi)
+    if match:
+        return "cp", f"cp{match[1]}{match[2]}{match[3]}"
+    match = re.fullmatch(r"(pypy\d+)-(pp\d+)(?:-.*)?", soabi)
+    if match:
+        return "pp", f"{match[1]}_{match[2]}"
+    raise ImageBuildError(f"unknown Python ABI {soabi!r} in the target image")
+
+
+def glibc_of(data: bytes) -> tuple[int, int] | None:
+    """The glibc version that glibc's ``ldd`` script prints (``ldd (GNU libc) 2.36``), or that
+    a ``libc.so.6`` carries in its banner."""
+    found = (re.search(rb"ldd \([^)\n]*\) (\d+)\.(\d+)", data)
+             or re.search(rb"GNU C Library[^\n]*? version (\d+)\.(\d+)", data))
+    return (int(found[1]), int(found[2])) if found else None
+
+
+def read_config_vars(source: str) -> dict[str, object]:
+    """The ``build_time_vars`` of a ``_sysconfigdata_*.py``, read as a literal (not run)."""
+    for node in ast.parse(source).body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)
+                and node.targets[0].id == "build_time_vars"):
+            value = ast.literal_eval(node.value)
+            if isinstance(value, dict):
+                return {str(k): v for k, v in value.items()}
+    raise ImageBuildError("the target's _sysconfigdata holds no build_time_vars")
+
+
+def read_target(files: Path, platform: str) -> TargetPython:
+    """The target image's Python from its files, which the Dockerfile copies out of the image
+    into ``files`` (nothing of the image runs): its ``sysconfig.py`` and ``_sysconfigdata_*.py``,
+    and glibc's ``ldd`` (none on a musl system: then no manylinux wheel is taken)."""
+    machine = machine_of(platform)
+    datas = sorted(files.glob("_sysconfigdata_*.py"))
+    if not datas or not (files / "sysconfig.py").is_file():
+        raise ImageBuildError("the target image has no Python in /usr/local/lib/python3.X or "
+                              "/usr/lib/python3.X: BASE_IMAGE must be an image with Python")
+    config = read_config_vars(datas[0].read_text())
+    implementation, abi = abi_of(str(config.get("SOABI", "")))
+    ldd = files / "ldd"
+    return TargetPython(version=str(config.get("VERSION", "")), abi=abi,
+                        implementation=implementation, machine=machine,
+                        glibc=glibc_of(ldd.read_bytes()) if ldd.is_file() else None,
+                        executable=f"{config.get('BINDIR', '/usr/bin')}/python3",
+                        sysconfig_source=(files / "sysconfig.py").read_bytes(),
+                        config_vars=config)
+
+
+#: The config vars that place an install: where the Python lives and what it is.
+_LAYOUT_VARS = ("VERSION", "prefix", "exec_prefix", "BINDIR", "LIBDEST", "LDVERSION")
+
+
+def check_layout(target: TargetPython) -> None:
+    """Stop unless this (the build host's) Python installs where the target's does.
+
+    The tree is installed with this Python's install scheme and byte-compiled by it; that is
+    right when both are the same Python for two platforms (what ``BUILD_BASE_IMAGE`` is for).
+    """
+    build_vars = sysconfig.get_config_vars()
+    differences = [f"{name} {target.config_vars.get(name)!r} != {build_vars.get(name)!r}"
+                   for name in _LAYOUT_VARS
+                   if target.config_vars.get(name) != build_vars.get(name)]
+    if target.sysconfig_source != Path(sysconfig.__file__).read_bytes():
+        differences.append("their sysconfig.py differ (another build of Python)")
+    if differences:
+        raise ImageBuildError(
+            "BUILD_BASE_IMAGE is not the same Python as BASE_IMAGE (target vs build host: "
+            f"{'; '.join(differences)}): set BUILD_BASE_IMAGE to the image of the same Python "
+            "for the build host's platform")
+
+
+def _executable() -> str:
+    """This Python as the image runs it (python3 in its BINDIR): the shebang of scripts."""
+    return f"{sysconfig.get_config_var('BINDIR') or '/usr/bin'}/python3"
+
+
+# --- requirements --------------------------------------------------------------------------------
+
+def wheel_metadata(wheel: Path) -> email.message.Message:
+    """The METADATA of a wheel."""
+    with zipfile.ZipFile(wheel) as zf:
+        names = [n for n in zf.namelist()
+                 if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]
+        if len(names) != 1:
+            raise ImageBuildError(f"{wheel.name} is not a wheel: no .dist-info/METADATA")
+        return email.parser.BytesParser().parsebytes(zf.read(names[0]))
+
+
+def applicable(requirements: Iterable[str], markers: Mapping[str, str]) -> list[str]:
+    """The requirements that apply to the target (no extra asked), without their markers.
+
+    pip evaluates markers with the environment of the Python that runs it; they are evaluated
+    here with the target's, so that ``platform_machine`` is the target's machine.
+    """
+    result = []
+    for line in requirements:
+        try:
+            req = Requirement(line)
+        except InvalidRequirement as e:
+            raise ImageBuildError(f"invalid requirement {line!r}: {e}") from e
+        if req.marker is not None and not req.marker.evaluate({**markers, "extra": ""}):
+            continue
+        req.marker = None
+        result.append(str(req))
+    return result
+
+
+def missing_wheel(pip_output: str) -> str | None:
+    """The requirement that pip found no wheel for, from its error: the one to install in the
+    image. None when pip failed for another reason."""
+    match = re.search(r"No matching distribution found for (\S+)", pip_output)
+    if not match:
+        return None
+    try:
+        return canonicalize_name(Requirement(match[1]).name)
+    except InvalidRequirement:
+        return None
+
+
+def listed_versions(pip_index_output: str) -> list[str]:
+    """The versions ``pip index versions`` lists (``Available versions: 1.1, 1.0``)."""
+    match = re.search(r"Available versions: (.+)", pip_index_output)
+    versions = []
+    for text in (match[1].split(",") if match else ()):
+        try:
+            versions.append(str(Version(text.strip())))
+        except InvalidVersion:
+            continue
+    return versions
+
+
+def stub_wheel(name: str, version: str, directory: Path) -> Path:
+    """A stand-in wheel (no files, no requirements) of a dependency that has no wheel for the
+    target, so that pip's resolution of the rest can go on, and chooses its version."""
+    dist = f"{canonicalize_name(name).replace('-', '_')}-{version}"
+    path = directory / f"{dist}-py3-none-any.whl"
+    directory.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(f"{dist}.dist-info/METADATA",
+                    f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        zf.writestr(f"{dist}.dist-info/WHEEL",
+                    "Wheel-Version: 1.0\nGenerator: brewblox-release\n"
+                    "Root-Is-Purelib: true\nTag: py3-none-any\n")
+        zf.writestr(f"{dist}.dist-info/RECORD", "")
+    return path
+
+
+# --- installing ----------------------------------------------------------------------------------
+
+def scheme(name: str) -> dict[str, str]:
+    """Where this Python's pip would install distribution ``name``: its default scheme (on
+    Debian, /usr/local/lib/python3.X/dist-packages and /usr/local/bin)."""
+    paths = sysconfig.get_paths()
+    return {"purelib": paths["purelib"], "platlib": paths["platlib"],
+            "scripts": paths["scripts"], "data": paths["data"],
+            "headers": str(Path(paths["include"]) / canonicalize_name(name))}
+
+
+def install_wheel(wheel: Path, root: Path, interpreter: str) -> None:
+    """Install a wheel under ``root`` as pip would at ``/`` (RECORD, INSTALLER, scripts with
+    the target's interpreter); `compile_tree` compiles its modules."""
+    from installer import install
+    from installer.destinations import SchemeDictionaryDestination
+    from installer.sources import WheelFile
+
+    name = parse_wheel_filename(wheel.name)[0]
+    destination = SchemeDictionaryDestination(
+        scheme(name), interpreter=interpreter, script_kind="posix",
+        destdir=str(root), overwrite_existing=True)
+    with WheelFile.open(wheel) as source:
+        install(source, destination, {"INSTALLER": b"brewblox-release\n"})
+
+
+def compile_tree(root: Path) -> None:
+    """Byte-compile what was installed under ``root``, as pip does, with this Python (the
+    target's version, checked) on all cores: done once for all wheels, it takes a third of
+    the time installer's file-by-file compilation takes."""
+    import compileall
+
+    paths = sysconfig.get_paths()
+    for directory in dict.fromkeys((paths["purelib"], paths["platlib"])):
+        staged = root / directory.lstrip("/")
+        if staged.is_dir():
+            many = sum(1 for _ in zip(staged.rglob("*.py"), range(100), strict=False)) >= 100
+            compileall.compile_dir(staged, ddir=directory, quiet=2,
+                                   workers=(os.cpu_count() or 1) if many else 1)
+
+
+def is_pure(wheel: Path) -> bool:
+    """Whether a wheel runs on any platform (its tags say ``none-any``)."""
+    tags = parse_wheel_filename(wheel.name)[3]
+    return all(t.abi == "none" and t.platform == "any" for t in tags)
+
+
+# --- the stages ----------------------------------------------------------------------------------
+
+def requirements_of(pkg: Path, name: str = "", version: str = "") -> list[str]:
+    """What the image installs from the index: the requirements of the wheel in ``pkg``, or
+    ``name==version`` when it holds none (SPEC §8: the package by name)."""
+    wheels = sorted(pkg.glob("*.whl"))
+    if wheels:
+        return list(wheel_metadata(wheels[0]).get_all("Requires-Dist") or [])
+    return [f"{name}=={version}" if version else name] if name else []
+
+
+def package(pkg: Path, out: Path, name: str, version: str) -> None:
+    """Stage ``pkg``: the service's wheel, checked and installed into ``out/root``.
+
+    ``pkg/requirements.txt`` (written by `ship` on the host, so that the dependencies' stage
+    need not wait for this one) must be the wheel's requirements, or name ``name`` when
+    ``pkg`` holds no wheel. A wheel for a platform (not pure) is left in ``out/image/`` for
+    pip in the image.
+    """
+    root, image = out / "root", out / "image"
+    root.mkdir(parents=True, exist_ok=True)
+    fix = "run `nox -s dist distcopy`"
+    listed = pkg / "requirements.txt"
+    wanted = listed.read_text().splitlines() if listed.is_file() else None
+    wheels = sorted(pkg.glob("*.whl"))
+    if not wheels:
+        if not name:
+            raise ImageBuildError(f"pkg/ holds no wheel and PACKAGE is not set: {fix}")
+        if wanted != requirements_of(pkg, name, version):
+            raise ImageBuildError(f"pkg/ holds no wheel and pkg/requirements.txt does not name "
+                                  f"{name}=={version}: {fix} (or write that line into it)")
+        say(f"pkg/ holds no wheel: {wanted[0]} is installed from the index")
+        (out / NOTHING_FOR_PIP).mkdir()
+        return
+    if len(wheels) > 1:
+        raise ImageBuildError(f"pkg/ holds {len(wheels)} wheels, not one: {fix}")
+    wheel = wheels[0]
+    try:
+        wheel_name, wheel_version, _, _ = parse_wheel_filename(wheel.name)
+    except InvalidWheelFilename as e:
+        raise ImageBuildError(f"pkg/{wheel.name} is not a wheel name ({e})") from e
+    if version and wheel_version != Version(version):
+        raise ImageBuildError(f"pkg/ holds {wheel.name}, not version {version}: {fix}")
+    if name and wheel_name != canonicalize_name(name):
+        raise ImageBuildError(f"pkg/ holds {wheel.name}, not {name}: {fix}")
+    if wanted != requirements_of(pkg):
+        raise ImageBuildError(f"pkg/requirements.txt is not the requirements of {wheel.name}: "
+                              f"{fix}")
+    if is_pure(wheel):
+        install_wheel(wheel, root, _executable())
+        compile_tree(root)
+        (out / NOTHING_FOR_PIP).mkdir()
+        say(f"installed {wheel.name}")
+    else:
+        image.mkdir(exist_ok=True)
+        shutil.copy2(wheel, image / wheel.name)
+        say(f"{wheel.name} is built for a platform: pip installs it in the image")
+
+
+def _pip(args: Sequence[str], *, machine: str | None = None) -> tuple[int, str]:
+    """Run pip with this Python (with ``machine``, for the target's markers); its output is
+    shown and returned."""
+    argv = [sys.executable, str(Path(__file__).resolve()), "pip"]
+    argv += ["--machine", machine] if machine else []
+    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_WARN_SCRIPT_LOCATION": "1",
+           "PIP_BREAK_SYSTEM_PACKAGES": "1", "PIP_ROOT_USER_ACTION": "ignore"}
+    proc = subprocess.run([*argv, "--", *args], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, errors="replace", check=False)
+    sys.stderr.write(proc.stdout)
+    return proc.returncode, proc.stdout
+
+
+def run_pip(machine: str | None, args: Sequence[str]) -> None:
+    """pip's own command line, with ``platform.machine()`` answering the target's machine.
+
+    pip evaluates environment markers (``platform_machine == "x86_64"``) with the Python that
+    runs it, even with ``--platform``; this makes them the target's.
+    """
+    import platform
+    import runpy
+
+    if machine:
+        platform.machine = lambda: machine
+    sys.argv = ["pip", *args]
+    runpy.run_module("pip", run_name="__main__", alter_sys=True)
+
+
+def resolve(target: TargetPython, wanted: Sequence[str], out: Path, *,
+            max_rounds: int = 20) -> list[str]:
+    """Download the wheels of ``wanted`` and their dependencies for the target into
+    ``out/files``; returns the dependencies that have none (see `deps`)."""
+    files, stubs, cache = out / "files", out / "stubs", out / "pip-cache"
+    reqs = out / "wanted.txt"
+    reqs.write_text("".join(f"{r}\n" for r in wanted))
+    missing: list[str] = []
+    for _ in range(max_rounds):
+        links = ["--find-links", str(stubs)] if missing else []
+        code, output = _pip(["download", "--quiet", "--progress-bar", "off", "--cache-dir",
+                             str(cache), "--dest", str(files), *target.pip_options(), *links,
+                             "-r", str(reqs)], machine=target.machine)
+        if code == 0:
+            return missing
+        name = missing_wheel(output)
+        if name is None or name in missing:
+            raise ImageBuildError("resolving the dependencies for the target failed (pip's "
+                                  "output is above): check the requirements and the index "
+                                  "(PIP_INDEX_URL)")
+        _, listing = _pip(["index", "versions", "--cache-dir", str(cache), name])
+        versions = listed_versions(listing)
+        if not versions:
+            raise ImageBuildError(f"{name} is on no index (pip's output is above): check "
+                                  "the requirements and PIP_INDEX_URL")
+        say(f"{name} has no wheel for {target.machine} (Python {target.version}): pip "
+            "installs it in the image")
+        missing.append(name)
+        for version in versions:
+            stub_wheel(name, version, stubs)
+    raise ImageBuildError(f"more than {max_rounds} dependencies have no wheel for the target")
+
+
+def deps(target: TargetPython, requirements: Sequence[str], out: Path, *,
+         max_rounds: int = 20) -> list[str]:
+    """Stage ``deps``: the requirements resolved and downloaded for the target and installed
+    into ``out/root``; what has no wheel for the target goes to ``out/image/requirements.txt``
+    for pip in the image. Returns those (``name==version``).
+
+    One pip resolution downloads every wheel. When it stops at a dependency with no wheel for
+    the target, stand-in wheels of that dependency (one per version on the index) let the next
+    round resolve the rest and choose its version; pip in the image installs it, and whatever
+    it alone needs. pip's HTTP cache (in the stage) keeps a second round from downloading again
+    what the first did, where the index lets responses be cached (PyPI does).
+    """
+    root, files, stubs, cache = out / "root", out / "files", out / "stubs", out / "pip-cache"
+    root.mkdir(parents=True, exist_ok=True)
+    wanted = applicable(requirements, target.markers())
+    missing = resolve(target, wanted, out, max_rounds=max_rounds) if wanted else []
+    stub_names = {p.name for p in stubs.glob("*.whl")} if missing else set()
+    in_image = []
+    for wheel in sorted(files.glob("*.whl")):
+        if wheel.name in stub_names:
+            name, version, _, _ = parse_wheel_filename(wheel.name)
+            in_image.append(f"{name}=={version}")
+        else:
+            install_wheel(wheel, root, target.executable)
+    compile_tree(root)
+    for directory in (files, stubs, cache):
+        shutil.rmtree(directory, ignore_errors=True)
+    installed = sum(1 for _ in root.glob("**/*.dist-info"))
+    if in_image:
+        image = out / "image"
+        image.mkdir(exist_ok=True)
+        (image / "requirements.txt").write_text("".join(f"{r}\n" for r in in_image))
+        say(f"installed {installed} dependencies for {target.machine}; pip installs "
+            f"{', '.join(in_image)} in the image (a build with IMAGE_PIP=yes)")
+    else:
+        (out / NOTHING_FOR_PIP).mkdir()
+        say(f"installed {installed} dependencies for {target.machine}, nothing is left for "
+            "pip in the image")
+    return in_image
+
+
+def image(deps_dir: Path, pkg_dir: Path) -> None:
+    """Stage ``image-pip-yes``, in the target image: pip installs what the other stages left,
+    the dependencies (with their own, which are not installed yet) then the service's wheel."""
+    reqs = deps_dir / "requirements.txt"
+    if reqs.is_file():
+        code, _ = _pip(["install", "--quiet", "--no-cache-dir", "-r", str(reqs)])
+        if code:
+            raise ImageBuildError("pip failed to install the dependencies that have no wheel "
+                                  "for the target (its output is above)")
+    wheels = sorted(pkg_dir.glob("*.whl")) if pkg_dir.is_dir() else []
+    if wheels:
+        code, _ = _pip(["install", "--quiet", "--no-cache-dir", "--no-deps",
+                        *map(str, wheels)])
+        if code:
+            raise ImageBuildError(f"pip failed to install {wheels[0].name} in the image (its "
+                                  "output is above): is it built for this platform?")
+
+
+# --- the command line of the build stages --------------------------------------------------------
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="imagebuild.py", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("package", help="check and install the service's wheel")
+    p.add_argument("pkg", type=Path)
+    p.add_argument("out", type=Path)
+    p = commands.add_parser("deps", help="install the dependencies for the target")
+    p.add_argument("target", type=Path, help="the target's files")
+    p.add_argument("requirements", type=Path)
+    p.add_argument("out", type=Path)
+    p = commands.add_parser("image", help="pip installs what the build host could not")
+    p.add_argument("deps", type=Path)
+    p.add_argument("pkg", type=Path)
+    p = commands.add_parser("pip", help="pip, with the target's platform_machine")
+    p.add_argument("--machine")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    env = os.environ
+    try:
+        if args.command == "package":
+            package(args.pkg, args.out, env.get("PACKAGE", ""), env.get("VERSION", ""))
+        elif args.command == "deps":
+            target = read_target(args.target, env.get("TARGETPLATFORM", ""))
+            check_layout(target)
+            say(f"target: Python {target.version} ({target.abi}) on {target.machine}, glibc "
+                f"{'.'.join(map(str, target.glibc)) if target.glibc else 'none'}")
+            deps(target, args.requirements.read_text().splitlines(), args.out)
+        elif args.command == "image":
+            image(args.deps, args.pkg)
+        else:
+            run_pip(args.machine, args.args[1:] if args.args[:1] == ["--"] else args.args)
+    except ImageBuildError as e:
+        say(f"error: {e}")
+        return 1
+    return 0
+
+
+# --- on the host: the module into the build context ----------------------------------------------
+
+def uses_template(context: Path) -> bool:
+    """Whether the context's Dockerfile runs this module (the template, or one made from it);
+    a Dockerfile of another kind gets nothing in its ``pkg/`` but the distribution's files."""
+    try:
+        return f"{TOOLS_DIR}/imagebuild.py" in (context / "Dockerfile").read_text(errors="replace")
+    except OSError:
+        return False
+
+
+def ship(pkg: Path, name: str = "", version: str = "") -> Path:
+    """Put into ``pkg`` what the template's stages need besides the wheel: this module and
+    the packages it imports (in ``pkg/brewblox-release/``), and ``pkg/requirements.txt``
+    (`requirements_of`). Files are written only where they differ, so that the build's cache
+    keys and a build reading them are left alone."""
+    import importlib
+
+    dest = pkg / TOOLS_DIR
+    files = {dest / "imagebuild.py": Path(__file__).read_bytes()}
+    for package_name in SHIPPED_PACKAGES:
+        source = Path(importlib.import_module(package_name).__file__ or "").parent
+        for path in source.rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".exe":
+                files[dest / package_name / path.relative_to(source)] = path.read_bytes()
+    requirements = requirements_of(pkg, name, version)
+    files[pkg / "requirements.txt"] = "".join(f"{r}\n" for r in requirements).encode()
+    for target, data in files.items():
+        if target.is_file() and target.read_bytes() == data:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.{os.getpid()}")
+        partial.write_bytes(data)
+        partial.replace(target)
+    for path in sorted(dest.rglob("*"), reverse=True):
+        if path.is_file() and path not in files:
+            path.unlink()
+    return dest
+
+
+if __name__ == "__main__":
+    sys.exit(main())
