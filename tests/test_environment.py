@@ -1,0 +1,69 @@
+"""The environment snapshot: read once, credentials out of the process environment, masked."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from brewblox_release import environment
+from brewblox_release.environment import Environment, capture, exposed
+from brewblox_release.run import redact
+
+
+@pytest.fixture
+def fresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(environment, "_captured", None)
+
+
+def test_the_repr_names_variables_never_values() -> None:
+    env = Environment({"TWINE_PASSWORD": "pypi-s3cret", "HOME": "/root", "MY_KEY": "k3y-v"},
+                      ["MY_KEY"])
+    assert "pypi-s3cret" not in repr(env)
+    assert "k3y-v" not in repr(env)
+    assert "TWINE_PASSWORD" in repr(env)
+    assert repr(env.secret("TWINE_PASSWORD")) == "Secret('****')"
+    assert env["HOME"] == "/root"
+    assert env.public() == {"HOME": "/root"}
+
+
+@pytest.mark.parametrize(("values", "masked"), [
+    ({"TWINE_PASSWORD": "pypi-abc"}, ["pypi-abc"]),
+    ({"TWINE_USERNAME": "__token__"}, []),
+    ({"TWINE_USERNAME": "alice"}, ["alice"]),
+    ({"TWINE_REPOSITORY_URL": "https://u:p%40ss@h/"}, ["p%40ss", "p@ss"]),
+    ({"PIP_EXTRA_INDEX_URL": "https://a/ https://u:pw-1@b/"}, ["pw-1"]),
+    ({"ACTIONS_ID_TOKEN_REQUEST_TOKEN": "eyJ-token"}, ["eyJ-token"]),
+    ({"HOME": "/root"}, []),
+])
+def test_masked_values(values: dict[str, str], masked: list[str]) -> None:
+    assert {v for v in Environment(values).masked_values() if v} == set(masked)
+
+
+def test_capture_takes_the_credentials_out_of_the_process(
+        fresh: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TWINE_PASSWORD", "pypi-captured-1")
+    monkeypatch.setenv("SERVICE_TOKEN", "svc-token-2")
+    monkeypatch.setenv("PYTHON_ON_WHALES_DEBUG", "1")
+    env = capture()
+    assert env["TWINE_PASSWORD"] == "pypi-captured-1"
+    assert "TWINE_PASSWORD" not in os.environ
+    assert "PYTHON_ON_WHALES_DEBUG" not in os.environ
+    assert os.environ["SERVICE_TOKEN"] == "svc-token-2"  # not a secret yet
+    env = capture(["SERVICE_TOKEN"])
+    assert "SERVICE_TOKEN" not in os.environ
+    assert env["SERVICE_TOKEN"] == "svc-token-2"
+    child = subprocess.run([sys.executable, "-c", "import os; print(sorted(os.environ))"],
+                           capture_output=True, text=True, check=True).stdout
+    assert "TWINE_PASSWORD" not in child
+    assert "SERVICE_TOKEN" not in child
+    assert redact("pypi-captured-1 and svc-token-2") == "**** and ****"
+
+
+def test_exposed_puts_back_and_takes_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", raising=False)
+    with exposed({"ACTIONS_ID_TOKEN_REQUEST_TOKEN": "t0k"}, ["ACTIONS_ID_TOKEN_REQUEST_TOKEN"]):
+        assert os.environ["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] == "t0k"
+    assert "ACTIONS_ID_TOKEN_REQUEST_TOKEN" not in os.environ
