@@ -187,7 +187,10 @@ def read_config_vars(source: str) -> dict[str, object]:
         if (isinstance(node, ast.Assign) and len(node.targets) == 1
                 and isinstance(node.targets[0], ast.Name)
                 and node.targets[0].id == "build_time_vars"):
-            value = ast.literal_eval(node.value)
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                break
             if isinstance(value, dict):
                 return {str(k): v for k, v in value.items()}
     raise ImageBuildError("the target's _sysconfigdata holds no build_time_vars")
@@ -425,10 +428,29 @@ def _pip(args: Sequence[str], *, machine: str | None = None) -> tuple[int, str]:
     argv += ["--machine", machine] if machine else []
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_WARN_SCRIPT_LOCATION": "1",
            "PIP_BREAK_SYSTEM_PACKAGES": "1", "PIP_ROOT_USER_ACTION": "ignore"}
+    env["PIP_TRUSTED_HOST"] = " ".join(trusted_hosts(env))
     proc = subprocess.run([*argv, "--", *args], env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, errors="replace", check=False)
     sys.stderr.write(proc.stdout)
     return proc.returncode, proc.stdout
+
+
+def trusted_hosts(env: Mapping[str, str]) -> list[str]:
+    """``PIP_TRUSTED_HOST`` with the loopback hosts of plain-http indexes added.
+
+    pip caches nothing it reads from a plain-http index unless the host is trusted, so a
+    second round of `resolve` would download again; pip already takes loopback for a secure
+    origin, so trusting it changes nothing else.
+    """
+    from urllib.parse import urlsplit
+
+    hosts = env.get("PIP_TRUSTED_HOST", "").split()
+    for url in (env.get("PIP_INDEX_URL", "") + " " + env.get("PIP_EXTRA_INDEX_URL", "")).split():
+        parts = urlsplit(url)
+        if parts.scheme == "http" and parts.hostname in {"127.0.0.1", "localhost", "::1"}:
+            host = parts.netloc.rpartition("@")[2]
+            hosts += [] if host in hosts else [host]
+    return hosts
 
 
 def run_pip(machine: str | None, args: Sequence[str]) -> None:
