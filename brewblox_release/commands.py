@@ -154,7 +154,7 @@ def _init(options: Options) -> None:
 
     changes = init.init(Path.cwd(), ci=options.ci, force=options.force,
                         dry_run=options.dry_run, image=options.image)
-    out(init.render(changes))
+    out(init.render(changes, dry_run=options.dry_run))
 
 
 COMMANDS = {c.name: c for c in (
