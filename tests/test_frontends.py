@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from brewblox_release.servers import IndexServer, RegistryServer
+from tests.samples import AMD64_TARGETS
 from tests.service import (
     CAPTURED,
     SENTINELS,
@@ -22,7 +23,6 @@ from tests.service import (
     nox,
     registry_tags,
 )
-from tests.test_secrets import AMD64_ONLY
 
 pytestmark = [pytest.mark.engine, pytest.mark.e2e]
 
@@ -41,7 +41,7 @@ def _summary(output: str) -> list[str]:
 
 
 def test_nox_cli_and_invoke_release_the_same(tmp_path: Path, engine: None) -> None:
-    repo = make_service(tmp_path / "demo-svc", extra=AMD64_ONLY)
+    repo = make_service(tmp_path / "demo-svc", extra=AMD64_TARGETS)
     repo.commit("invoke tasks", files={"tasks.py": "from brewblox_release.invoke import "
                                                     "namespace  # noqa: F401\n"})
     repo.tag("1.2.3")

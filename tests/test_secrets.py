@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from brewblox_release.servers import IndexServer, RegistryServer
+from tests.samples import AMD64_TARGETS
 from tests.service import (
-    BASE_REPO,
     SENTINELS,
     destinations,
     github_env,
@@ -21,16 +21,6 @@ from tests.service import (
 )
 
 pytestmark = [pytest.mark.engine, pytest.mark.e2e]
-
-AMD64_ONLY = f"""\
-build-args = {{ BUILD_BASE_IMAGE = "{BASE_REPO}:bookworm-amd64" }}
-
-[[tool.brewblox-release.targets]]
-name = "amd64"
-context = "docker"
-platform = "linux/amd64"
-build-args = {{ BASE_IMAGE = "{BASE_REPO}:bookworm-amd64" }}
-"""
 
 SETUP_PY = """\
 import os
@@ -47,7 +37,7 @@ setup()
 
 def test_a_backend_that_prints_its_environment_sees_no_credential(
         tmp_path: Path, registry: RegistryServer, index: IndexServer) -> None:
-    repo = make_service(tmp_path / "demo-svc", extra=AMD64_ONLY)
+    repo = make_service(tmp_path / "demo-svc", extra=AMD64_TARGETS)
     repo.commit("a setup.py that prints its environment", files={"setup.py": SETUP_PY})
     repo.tag("1.2.3")
     repo.commit("fix")
