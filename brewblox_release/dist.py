@@ -145,8 +145,8 @@ def check(config: Config, files: Sequence[Path]) -> None:
     """
     strict = ["--strict"] if config.check == "strict" else []
     try:
-        run([sys.executable, "-m", "twine", "check", *strict, *files], cwd=config.root,
-            env={"NO_COLOR": "1"})
+        run([sys.executable, "-m", "twine", "--no-color", "check", *strict, *files],
+            cwd=config.root, env={"NO_COLOR": "1"})
     except CommandError as e:
         fix = ("" if strict else
                ": an index would refuse these files; fix what twine names (a README that does "

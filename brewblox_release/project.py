@@ -85,13 +85,14 @@ class TagRule:
                 (not PEP 440, a local part, an epoch).
         """
         match = re.match(self.regex, tag)
+        delete = "Delete it (git push --delete origin TAG; git tag -d TAG) and tag again"
+        # A tag of the service but for its local part (which its regex may leave out) too.
+        if "+" in tag and (match or re.match(self.regex, tag.partition("+")[0])):
+            raise VersionError(f"tag {tag!r} has a local part (+...), which package indexes "
+                               f"refuse: release tags look like 1.2.3. {delete}")
         if match is None:
             return None
         text = match.group("version") if "version" in match.re.groupindex else match.group(1)
-        delete = "Delete it (git push --delete origin TAG; git tag -d TAG) and tag again"
-        if "+" in tag:
-            raise VersionError(f"tag {tag!r} has a local part (+...), which package indexes "
-                               f"refuse: release tags look like 1.2.3. {delete}")
         try:
             version = Version(text)
         except InvalidVersion:

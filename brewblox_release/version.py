@@ -241,8 +241,10 @@ def compute(root: Path, name: str | None = None) -> str:
         raise VersionError(f"setuptools_scm gave {version!r}, which is not a PEP 440 version")\
             from e
     if parsed.epoch:
-        raise VersionError(f"setuptools_scm gave {version}, with an epoch, from a tag that "
-                           "brewblox-release does not publish: release tags look like 1.2.3")
+        raise VersionError(f"the version from git, {version}, has an epoch (a tag such as "
+                           f"{parsed.epoch}!{parsed.base_version}), which brewblox-release does "
+                           "not publish: delete that tag (git push --delete origin TAG; git tag "
+                           "-d TAG) and tag like 1.2.3")
     return str(parsed)
 
 

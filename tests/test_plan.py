@@ -15,6 +15,7 @@ from brewblox_release.ci import CiContext, Event
 from brewblox_release.config import Config
 from brewblox_release.errors import VersionError
 from brewblox_release.plan import ImagePlan, Plan, highest_final, make_plan, tag_version
+from brewblox_release.project import TagRule
 
 REPO = "brewblox/demo-svc"
 FORK = "someone/demo-svc"
@@ -465,3 +466,56 @@ def test_tag_version(tag: str, version: str) -> None:
 def test_highest_final(versions: list[str], highest: str | None) -> None:
     top = highest_final(versions)
     assert (None if top is None else str(top)) == highest
+
+
+# Tags as the service defines them (a monorepo service's tag regex).
+
+SVC_TAGS = TagRule(r"^svc-(?P<version>[vV]?\d+(?:\.\d+){0,2}[^\+]*)$")
+
+
+@pytest.mark.parametrize("provider", PROVIDERS, ids=ids(PROVIDERS))
+def test_a_tag_of_the_service_is_its_release(provider: Provider) -> None:
+    plan = make_plan(provider.tag("svc-2.0.0"), "2.0.0", CONFIG, ["1.0.0"], tags=SVC_TAGS)
+    assert plan.upload
+    assert plan.latest
+    assert plan.image("amd64").tags == ("2.0.0", "latest")
+    assert plan.image("arm").tags == ("rpi-2.0.0", "rpi-latest")
+
+
+@pytest.mark.parametrize("provider", PROVIDERS, ids=ids(PROVIDERS))
+@pytest.mark.parametrize("tag", ["other-2.0.0", "2.0.0", "v2.0.0", "not-a-version"])
+def test_a_tag_of_another_service_builds_only(provider: Provider, tag: str) -> None:
+    plan = make_plan(provider.tag(tag), "1.0.1.dev3", CONFIG, tags=SVC_TAGS)
+    assert not plan.publishes
+    assert plan.reasons == (f"tag {tag} is not a release tag of demo-svc (its tag regex is "
+                            f"{SVC_TAGS.regex}): builds only, publishes nothing",)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS, ids=ids(PROVIDERS))
+@pytest.mark.parametrize(("tag", "problem"), [
+    ("svc-2.0.0+build5", "has a local part"),
+    ("svc-1!2.0.0", "has an epoch"),
+    ("svc-2.0.0-final", "is not a version"),
+])
+def test_a_tag_of_the_service_that_cannot_be_released(provider: Provider, tag: str,
+                                                      problem: str) -> None:
+    with pytest.raises(VersionError, match=re.escape(f"tag {tag!r} {problem}")):
+        make_plan(provider.tag(tag), "2.0.0", CONFIG, tags=SVC_TAGS)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS, ids=ids(PROVIDERS))
+def test_the_race_guard_with_the_service_tags(provider: Provider) -> None:
+    # The version is computed with the service's tag regex: a commit carrying another
+    # service's tag is a dev version (a dev release), one carrying its own a release.
+    dev = make_plan(provider.branch("feature/x"), "1.0.1.dev3", CONFIG, tags=SVC_TAGS)
+    assert dev.upload
+    guarded = make_plan(provider.branch("feature/x"), "2.0.0", CONFIG, tags=SVC_TAGS)
+    assert not guarded.upload
+    assert guarded.image("amd64").tags == ("feature-x",)
+    assert "the tag's own build publishes it" in guarded.reasons[0]
+
+
+def test_tag_version_with_the_service_tags() -> None:
+    assert str(tag_version("svc-v2.0.0", SVC_TAGS)) == "2.0.0"
+    with pytest.raises(VersionError, match=re.escape("this service's tag regex")):
+        tag_version("2.0.0", SVC_TAGS)

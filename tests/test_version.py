@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -313,3 +314,44 @@ def test_a_quiet_branch_push_is_not_a_publishing_run(repo: GitRepo, tmp_path: Pa
     assert not run.plan.upload
     with pytest.raises(VersionError, match=r"README\.md"):
         prepare(repo.path, Options(), github_env(tmp_path, "refs/heads/feature/x"))
+
+
+# Refs by their full names (SPEC §4): a branch called like a tag, a tag called like a branch.
+
+
+def test_a_branch_named_like_a_tag_is_the_branch(repo: GitRepo) -> None:
+    repo.tag("1.2.3")
+    repo.checkout("-b", "1.2.3")  # `git symbolic-ref --short` says heads/1.2.3 here
+    repo.commit("on the branch")
+    state = version.git_state(repo.path)
+    assert state.branch == "1.2.3"
+    assert state.head_tags == ()
+
+
+def test_a_tag_named_like_a_branch_is_a_tag(repo: GitRepo) -> None:
+    repo.tag("1.2.3")
+    repo.tag("main")  # a tag named like the checked-out branch
+    repo.git("tag", "build-7")  # lightweight tags count too
+    state = version.git_state(repo.path)
+    assert state.branch == "main"
+    assert state.head_tags == ("1.2.3", "build-7", "main")
+    repo.checkout("--detach")
+    assert version.git_state(repo.path).branch is None
+
+
+def test_a_tag_with_a_local_part_or_an_epoch_is_refused(repo: GitRepo) -> None:
+    from brewblox_release.plan import tag_version
+
+    repo.tag("1.2.4+build5")
+    with pytest.raises(VersionError, match=re.escape("tag '1.2.4+build5' has a local part")) \
+            as info:
+        make_plan(CiContext("github", Event.TAG, tag="1.2.4+build5"),
+                  version.compute(repo.path), config.load(repo.path))
+    assert "\n" not in str(info.value)
+    repo.git("tag", "-d", "1.2.4+build5")
+    repo.tag("1!2.0.0")
+    with pytest.raises(VersionError, match=r"1!2\.0\.0, has an epoch") as info:
+        version.compute(repo.path)  # before any plan: the version itself has it
+    assert "\n" not in str(info.value)
+    with pytest.raises(VersionError, match=re.escape("tag '1!2.0.0' has an epoch")):
+        tag_version("1!2.0.0")

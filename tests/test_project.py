@@ -1,0 +1,279 @@
+"""The project as it is declared (SPEC §2, §4): the name from whatever declares it, the version
+from the service's own setuptools_scm or hatch-vcs settings, tags by its tag regex, and
+`twine check` at the level of ``check``. Real git repositories and real build backends (in the
+kept build environment)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from brewblox_release import config, dist, project, version
+from brewblox_release.errors import BuildError, ConfigError, VersionError
+from brewblox_release.project import TagRule
+from tests import samples
+from tests.service import GitRepo, make_service, nox
+
+# --- the name ------------------------------------------------------------------------------------
+
+
+def test_a_static_name_is_read_without_the_backend(tmp_path: Path) -> None:
+    repo = samples.hatch_service(tmp_path / "svc")
+    assert project.distribution_name(repo.path, project.read_pyproject(repo.path)) == "hatch-svc"
+
+
+@pytest.mark.parametrize(("make", "name"), [
+    (samples.setup_py_service, "legacy-svc"),
+    (samples.setup_cfg_service, "cfg-svc"),
+])
+def test_the_backend_says_the_name(tmp_path: Path, make: object, name: str) -> None:
+    assert callable(make)
+    repo: GitRepo = make(tmp_path / "svc")
+    assert config.load(repo.path).name == name
+
+
+def test_the_name_is_cached_by_the_files_that_decide_it(tmp_path: Path) -> None:
+    repo = samples.setup_py_service(tmp_path / "svc", name="cached-svc")
+    assert config.load(repo.path).name == "cached-svc"
+    cached = project.cache_dir() / "names" / f"{project.files_key(repo.path)}.json"
+    assert json.loads(cached.read_text())["name"] == "cached-svc"
+    try:
+        # What the cache says is what is used: the backend is not asked again...
+        cached.write_text(json.dumps({"name": "from-the-cache"}))
+        assert config.load(repo.path).name == "from-the-cache"
+        # ...until a deciding file changes.
+        setup_py = repo.path / "setup.py"
+        setup_py.write_text(setup_py.read_text().replace("cached-svc", "renamed-svc"))
+        assert config.load(repo.path).name == "renamed-svc"
+        (repo.path / "README.md").write_text("another readme\n")  # not a deciding file
+        assert config.load(repo.path).name == "renamed-svc"
+    finally:
+        cached.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("setup_call", [
+    # No name and nothing to infer one from: setuptools says UNKNOWN.
+    "setup(packages=[], py_modules=[], use_scm_version=True)",
+    # No name and two top-level packages: setuptools' discovery fails.
+    "setup(use_scm_version=True)",
+])
+def test_a_backend_that_cannot_say_the_name(tmp_path: Path, setup_call: str) -> None:
+    repo = samples.setup_py_service(tmp_path / "svc")
+    repo.write("setup.py", "from setuptools import setup\n"
+                           f"{setup_call}  # setup_requires=['setuptools_scm']\n")
+    repo.write("other_pkg/__init__.py", "")
+    with pytest.raises(ConfigError, match=r"(does not|could not) say the distribution's name.*"
+                                          r"add \[project\] name = \"...\" to") as info:
+        config.load(repo.path)
+    assert "\n" not in str(info.value)
+
+
+def test_a_project_that_declares_no_name_anywhere(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.brewblox-release]\nimage = "org/svc"\n')
+    with pytest.raises(ConfigError, match=r"no \[project\] table, setup.py or setup.cfg"):
+        config.load(tmp_path)
+
+
+# --- the version source --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("pyproject", "expected"), [
+    ('[project]\nname = "s"\nversion = "1.0"\n[tool.setuptools_scm]\n',
+     r"\[project\] version = '1.0' is static.*add dynamic"),
+    ('[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+     '[project]\nname = "s"\ndynamic = ["version"]\n',
+     r'hatchling would not take the version from git: add \[tool.hatch.version\] source = "vcs"'),
+    ('[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+     '[project]\nname = "s"\ndynamic = ["version"]\n[tool.hatch.version]\nsource = "vcs"\n',
+     r'and "hatch-vcs" to \[build-system\] requires'),
+    ('[build-system]\nrequires = ["flit_core"]\nbuild-backend = "flit_core.buildapi"\n'
+     '[project]\nname = "s"\ndynamic = ["version"]\n',
+     r"flit_core.buildapi is neither setuptools with setuptools_scm nor hatchling"),
+    ('[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+     '[project]\nname = "s"\ndynamic = ["version"]\n',
+     r"would not take its version from git: add \[tool.setuptools_scm\]"),
+    ('[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+     '[project]\nname = "s"\ndynamic = ["version"]\n[tool.setuptools_scm]\n',
+     r'does not install it.*add "setuptools-scm" to \[build-system\] requires'),
+])
+def test_a_build_that_would_not_take_its_version_from_git(
+        tmp_path: Path, pyproject: str, expected: str) -> None:
+    (tmp_path / "pyproject.toml").write_text(pyproject)
+    with pytest.raises(VersionError, match=expected) as info:
+        project.version_source(tmp_path)
+    assert "\n" not in str(info.value)
+
+
+def test_version_says_so_before_anything_is_built(tmp_path: Path) -> None:
+    repo = make_service(tmp_path / "svc")
+    text = (repo.path / "pyproject.toml").read_text().replace('dynamic = ["version"]',
+                                                                'version = "0.1.0"')
+    repo.commit("a static version", files={"pyproject.toml": text})
+    result = nox(repo, "-s", "version")
+    assert result.returncode != 0
+    assert "is static, so the build would not take its version from git" in result.stdout
+    assert "Traceback" not in result.stdout
+
+
+@pytest.mark.parametrize(("setup_call", "source"), [
+    ("setup(name='s', use_scm_version=True)", {}),
+    ("setup(name='s', use_scm_version={'local_scheme': lambda v: ''})", {}),
+    ("setup(name='s', use_scm_version={'root': '.', 'relative_to': __file__, "
+     "'tag_regex': r'^rel-(?P<version>.+)$'})",
+     {"root": ".", "tag": {"regex": "^rel-(?P<version>.+)$"}}),
+])
+def test_use_scm_version_is_read_where_it_can_be(tmp_path: Path, setup_call: str,
+                                                 source: dict[str, object]) -> None:
+    (tmp_path / "setup.py").write_text(f"from setuptools import setup\n{setup_call}\n")
+    (tmp_path / "setup.cfg").write_text("[options]\nsetup_requires = setuptools_scm\n")
+    found = project.version_source(tmp_path, {})
+    assert found.tool == "setuptools_scm"
+    assert dict(found.settings) == source
+
+
+def test_use_scm_version_false_is_no_version_from_git(tmp_path: Path) -> None:
+    (tmp_path / "setup.py").write_text("from setuptools import setup\n"
+                                       "setup(name='s', version='1.0', use_scm_version=False)\n")
+    with pytest.raises(VersionError, match="would not take its version from git"):
+        project.version_source(tmp_path, {})
+
+
+def test_hatch_vcs_settings_become_setuptools_scm_settings(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("""\
+[build-system]
+requires = ["hatchling", "hatch-vcs"]
+build-backend = "hatchling.build"
+[project]
+name = "s"
+dynamic = ["version"]
+[tool.hatch.version]
+source = "vcs"
+tag-pattern = "^rel-(?P<version>.+)$"
+fallback-version = "0.0.1"
+raw-options = { root = "..", git_describe_command = "git describe --tags --long", \
+write_to = "x.py", local_scheme = "node-and-date" }
+""")
+    found = project.version_source(tmp_path)
+    assert found.tool == "hatch-vcs"
+    assert dict(found.settings) == {
+        "root": "..", "fallback_version": "0.0.1", "tag": {"regex": "^rel-(?P<version>.+)$"},
+        "scm": {"git": {"describe_command": "git describe --tags --long"}}}
+    assert found.tags == TagRule("^rel-(?P<version>.+)$")
+
+
+# --- versions with the service's own settings, from real repositories ---------------------------
+
+
+def test_a_setup_py_service_gets_setuptools_scm_defaults(tmp_path: Path) -> None:
+    repo = samples.setup_py_service(tmp_path / "svc")
+    repo.tag("0.10.0")
+    assert version.compute(repo.path) == "0.10.0"
+    repo.commit("more")
+    repo.write("README.md", "a dirty tree: setuptools_scm would add a local part\n")
+    assert version.compute(repo.path) == "0.10.1.dev1"
+
+
+def test_a_hatch_vcs_service_with_a_tag_pattern(tmp_path: Path) -> None:
+    repo = samples.hatch_service(tmp_path / "svc")
+    text = (repo.path / "pyproject.toml").read_text().replace(
+        'source = "vcs"', 'source = "vcs"\ntag-pattern = "^release/(?P<version>.+)$"')
+    repo.commit("tags named release/X", files={"pyproject.toml": text})
+    repo.tag("release/3.0.0")
+    repo.commit("more")
+    repo.tag("9.9.9")  # not this service's tag: its tag-pattern says so
+    assert version.compute(repo.path) == "3.0.1.dev1"
+
+
+def test_a_monorepo_service_counts_from_its_own_tags(tmp_path: Path) -> None:
+    repo = samples.monorepo(tmp_path / "mono")
+    a, b = repo.path / "services" / "a", repo.path / "services" / "b"
+    repo.tag("a-1.0.0")
+    repo.commit("one")
+    repo.tag("b-2.0.0")  # the nearest tag from HEAD is b's
+    repo.commit("two")
+    assert version.compute(a) == "1.0.1.dev2"
+    assert version.compute(b) == "2.0.1.dev1"
+    repo.checkout("b-2.0.0")
+    assert version.compute(a) == "1.0.1.dev1"
+    assert version.compute(b) == "2.0.0"
+    info = version.read(a)
+    assert info.git.head_tags == ("b-2.0.0",)
+    assert project.version_source(a).tags.version("b-2.0.0") is None
+    assert str(project.version_source(b).tags.version("b-2.0.0")) == "2.0.0"
+
+
+def test_the_build_produces_the_computed_version(tmp_path: Path) -> None:
+    # hatch-vcs reads only SETUPTOOLS_SCM_PRETEND_VERSION, a setup.py's use_scm_version the one
+    # for its name: the files have the version the plan publishes, for each.
+    for make, tag in ((samples.hatch_service, "v1.0.0"), (samples.setup_py_service, "1.0.0")):
+        repo = make(tmp_path / make.__name__)
+        repo.tag(tag)
+        repo.commit("more")
+        cfg = config.load(repo.path)
+        computed = version.compute(repo.path, cfg.name)
+        assert computed == "1.0.1.dev1"
+        files = dist.build(cfg, computed)
+        assert [dist.file_version(p)[1].public for p in files] == [computed, computed]
+
+
+# --- tags ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("regex", "tag", "expected"), [
+    (project.DEFAULT_TAG_REGEX, "1.2.3", "1.2.3"),
+    (project.DEFAULT_TAG_REGEX, "v1.2.3", "1.2.3"),
+    (project.DEFAULT_TAG_REGEX, "svc-1.2.3rc1", "1.2.3rc1"),
+    (project.DEFAULT_TAG_REGEX, "main", None),
+    (r"^svc-(?P<version>[vV]?\d+(?:\.\d+){0,2}[^\+]*)$", "svc-2.0.0", "2.0.0"),
+    (r"^svc-(?P<version>[vV]?\d+(?:\.\d+){0,2}[^\+]*)$", "svc-v2.0.0", "2.0.0"),
+    (r"^svc-(?P<version>[vV]?\d+(?:\.\d+){0,2}[^\+]*)$", "other-2.0.0", None),
+    (r"^svc-(?P<version>[vV]?\d+(?:\.\d+){0,2}[^\+]*)$", "2.0.0", None),
+    (r"^rel/(.+)$", "rel/1.0", "1.0"),
+])
+def test_tag_rule(regex: str, tag: str, expected: str | None) -> None:
+    found = TagRule(regex).version(tag)
+    assert (None if found is None else str(found)) == expected
+
+
+@pytest.mark.parametrize(("tag", "problem"), [
+    ("1.2.4+build5", "has a local part"),
+    ("v1.2.4+build.5", "has a local part"),
+    ("1!2.0.0", "has an epoch"),
+    ("1.2.3-final", "is not a version"),
+])
+def test_tags_that_cannot_be_released(tag: str, problem: str) -> None:
+    with pytest.raises(VersionError, match=re.escape(f"tag {tag!r} {problem}")) as info:
+        TagRule().version(tag)
+    assert "\n" not in str(info.value)
+    assert "tag again" in str(info.value)
+
+
+# --- twine check ---------------------------------------------------------------------------------
+
+
+def test_twine_check_levels(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    repo = samples.readme_less_service(tmp_path / "svc")
+    repo.tag("1.0.0")
+    cfg = config.load(repo.path)
+    assert cfg.check == "errors"
+    files = dist.build(cfg, "1.0.0")  # with warnings, which PyPI accepts
+    assert "`long_description` missing" in capfd.readouterr().err
+    strict = (repo.path / "pyproject.toml").read_text().replace(
+        'image = "brewblox/bare-svc"\n', 'image = "brewblox/bare-svc"\ncheck = "strict"\n')
+    (repo.path / "pyproject.toml").write_text(strict)
+    cfg = config.load(repo.path)
+    with pytest.raises(BuildError, match=r"twine check --strict exited with 1"):
+        dist.check(cfg, files)
+
+
+def test_twine_check_fails_on_what_an_index_refuses(tmp_path: Path) -> None:
+    repo = samples.setup_py_service(tmp_path / "svc", name="broken-readme")
+    repo.commit("a README that does not render", files={
+        "README.md": "broken-readme\n=============\n\n.. no-such-directive::\n"})
+    repo.tag("1.0.0")
+    cfg = config.load(repo.path)
+    with pytest.raises(BuildError, match=r"twine check exited with 1.*an index would refuse"):
+        dist.build(cfg, "1.0.0")
