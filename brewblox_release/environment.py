@@ -71,7 +71,7 @@ class Environment(Mapping[str, str]):
 
     def masked_values(self) -> list[str]:
         """The values to mask in output: whole secrets, and a URL's password."""
-        from urllib.parse import unquote, urlsplit
+        from urllib.parse import unquote
 
         values = []
         extra = self.secret_vars[len(CREDENTIAL_VARS):]
@@ -81,16 +81,29 @@ class Environment(Mapping[str, str]):
                 values.append(value)
         for name in _URL_VARS:
             for url in self._values.get(name, "").split():  # PIP_EXTRA_INDEX_URL: several
-                with contextlib.suppress(ValueError):
-                    password = urlsplit(url).password
-                    if password:
-                        values += [password, unquote(password)]
+                password = _url_password(url)
+                if password:
+                    values += [password, unquote(password)]
         return values
 
     def public(self) -> dict[str, str]:
         """The variables a subprocess may inherit: no credential, no ``secret-vars``."""
         hidden = {*self.secret_vars, *DROPPED}
         return {k: v for k, v in self._values.items() if k not in hidden}
+
+
+def _url_password(url: str) -> str:
+    """The password in a URL's userinfo, read as leniently as a leak would be: everything
+    between the first ``:`` after the scheme and the last ``@`` (a raw ``/`` or ``@`` in it
+    breaks a strict parser, not a log line).
+
+    >>> _url_password("https://u:pypi-x/p@ss@host.example/legacy/")
+    'pypi-x/p@ss'
+    """
+    _, scheme, rest = url.partition("://")
+    if not scheme or "@" not in rest:
+        return ""
+    return rest.rpartition("@")[0].partition(":")[2]
 
 
 _captured: Environment | None = None
