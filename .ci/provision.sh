@@ -11,6 +11,13 @@ CACHE=${BREWBLOX_RIG_CACHE:-/var/cache/brewblox-release}
 MIRROR=${BREWBLOX_RIG_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
 BASE_REPO=brewblox-release/python-base
+# The base of brewblox-release's own CI job image (docker/, rpi-docker/ of this repository):
+# trixie packages the docker CLI and buildx; python3-cffi because PyPI has no arm/v7 wheel of
+# cffi; python3-ply because debootstrap does not resolve the virtual packages pycparser needs;
+# docker-registry for --rehearse inside the image.
+CI_BASE_REPO=brewblox-release/ci-base
+CI_SUITE=trixie
+CI_PACKAGES=python3,python3-pip,python3-venv,python3-cffi,python3-ply,git,docker-cli,docker-buildx,docker-registry,ca-certificates
 log() { printf '[rig] %s\n' "$*" >&2; }
 
 need_pkgs=()
@@ -80,31 +87,40 @@ if [ ! -e /proc/sys/fs/binfmt_misc/qemu-arm ] || ! grep -q '^enabled' /proc/sys/
     update-binfmts --enable >/dev/null 2>&1 || update-binfmts --enable qemu-arm
 fi
 
-# base_image ARCH PLATFORM TAG
+# base_image ARCH PLATFORM TAG [REPO SUITE PACKAGES]
 base_image() {
-    local arch=$1 platform=$2 tag=$3 tarball="$CACHE/rootfs-$SUITE-$1.tar"
-    if docker image inspect "$BASE_REPO:$tag" >/dev/null 2>&1; then
+    local arch=$1 platform=$2 tag=$3 repo=${4:-$BASE_REPO} suite=${5:-$SUITE}
+    local packages=${6:-python3,python3-pip,python3-venv}
+    local tarball="$CACHE/rootfs-${repo##*/}-$suite-$arch.tar"
+    [ "$repo" != "$BASE_REPO" ] || tarball="$CACHE/rootfs-$suite-$arch.tar"
+    if docker image inspect "$repo:$tag" >/dev/null 2>&1; then
         return
     fi
     mkdir -p "$CACHE"
     if [ ! -s "$tarball" ]; then
-        log "debootstrap $SUITE for $arch (a minute native, several under qemu)"
-        local root
+        log "debootstrap $suite for $arch (a minute native, several under qemu)"
+        local root debootstrap_log="$CACHE/debootstrap-${repo##*/}-$suite-$arch.log"
         root=$(mktemp -d "$CACHE/root-$arch.XXXX")
-        debootstrap --arch="$arch" --variant=minbase --include=python3,python3-pip,python3-venv \
-            "$SUITE" "$root" "$MIRROR" >"$CACHE/debootstrap-$arch.log" 2>&1 \
-            || { log "debootstrap failed: see $CACHE/debootstrap-$arch.log"; exit 1; }
+        debootstrap --arch="$arch" --variant=minbase --include="$packages" \
+            "$suite" "$root" "$MIRROR" >"$debootstrap_log" 2>&1 \
+            || { log "debootstrap failed: see $debootstrap_log"; exit 1; }
+        if [ "$repo" != "$BASE_REPO" ] && compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+            # The job image's pip reaches PyPI as this machine does: trust this machine's own
+            # local CAs (a TLS-intercepting proxy), as a base image made behind one must.
+            cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+            chroot "$root" update-ca-certificates >/dev/null
+        fi
         rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
         tar -C "$root" -cf "$tarball.part" .
         mv "$tarball.part" "$tarball"
         rm -rf "$root"
     fi
-    log "building $BASE_REPO:$tag for $platform"
+    log "building $repo:$tag for $platform"
     local ctx
     ctx=$(mktemp -d)
     ln "$tarball" "$ctx/rootfs.tar" 2>/dev/null || cp "$tarball" "$ctx/rootfs.tar"
     printf 'FROM scratch\nADD rootfs.tar /\nENV LANG=C.UTF-8\nCMD ["python3"]\n' >"$ctx/Dockerfile"
-    docker buildx build --builder default --platform "$platform" --load -t "$BASE_REPO:$tag" "$ctx" >&2
+    docker buildx build --builder default --platform "$platform" --load -t "$repo:$tag" "$ctx" >&2
     rm -rf "$ctx"
 }
 
@@ -112,6 +128,13 @@ base_image amd64 linux/amd64 bookworm-amd64 &
 amd=$!
 base_image armhf linux/arm/v7 bookworm-armv7 &
 arm=$!
+ci_base_image() { base_image "$1" "$2" "$3" "$CI_BASE_REPO" "$CI_SUITE" "$CI_PACKAGES"; }
+ci_base_image amd64 linux/amd64 trixie-amd64 &
+ci_amd=$!
+ci_base_image armhf linux/arm/v7 trixie-armv7 &
+ci_arm=$!
 wait $amd
 wait $arm
-log "ready: docker $(docker version -f '{{.Server.Version}}'), $(docker buildx version | cut -d' ' -f1-2), base images $BASE_REPO:bookworm-{amd64,armv7}"
+wait $ci_amd
+wait $ci_arm
+log "ready: docker $(docker version -f '{{.Server.Version}}'), $(docker buildx version | cut -d' ' -f1-2), base images $BASE_REPO:bookworm-{amd64,armv7} and $CI_BASE_REPO:trixie-{amd64,armv7}"
