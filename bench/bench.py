@@ -31,6 +31,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -49,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from brewblox_release.servers import IndexServer, RegistryServer
+from tests import wheels
 from tests.service import BASE_REPO, RIG_TARGETS, GitRepo, make_service
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,6 +69,15 @@ REPOSITORY = "bench/svc"
 
 #: The issue's targets: (b)/(a) cold and warm, arm warm/cold, dry-run / nox -l.
 TARGETS = {"cold": 0.6, "warm": 0.25, "arm": 0.2, "dry_run": 1.5}
+
+#: The second reference service (issue 14): aiohttp's dependency tree, four of them compiled.
+AIO_NAME = "bench-aio"
+AIO_MODULE = "bench_aio"
+AIO_DEPENDENCIES = ("aiohttp",)
+AIO_REPOSITORY = "bench/aio"
+#: Its targets: the arm image cold and warm against the seed's way (pip in the image under
+#: qemu, --no-cache), arm cold against amd64 cold; emulated seconds must be 0.
+AIO_TARGETS = {"aio_cold": 0.4, "aio_warm": 0.2, "aio_arm_amd64": 1.5, "aio_emulated": 0.0}
 
 #: Variables of the caller's environment that would change what the pipelines do.
 FOREIGN = ("CI", "GITHUB_", "TRAVIS", "GITLAB_CI", "CI_", "TF_BUILD", "BUILD_", "SYSTEM_",
@@ -189,11 +200,27 @@ def make_reference_service(path: Path, upstream: IndexServer) -> GitRepo:
     return repo
 
 
-def code_change(repo: GitRepo, n: int) -> str:
+def code_change(repo: GitRepo, n: int, name: str = NAME) -> str:
     """Commit a one-line code change: a new dev version. Returns the commit."""
-    source = (f"from importlib.metadata import version\n\n__version__ = version({NAME!r})\n"
+    source = (f"from importlib.metadata import version\n\n__version__ = version({name!r})\n"
               f"CHANGE = {n}\n")
-    return repo.commit(f"change {n}", files={f"{MODULE}/__init__.py": source})
+    return repo.commit(f"change {n}", files={f"{name.replace('-', '_')}/__init__.py": source})
+
+
+def make_aio_service(path: Path, index: IndexServer) -> GitRepo:
+    """The aiohttp service: like the reference service, with aiohttp's dependencies."""
+    marker = "build-args = { "
+    targets = RIG_TARGETS.replace(marker, f'{marker}PIP_INDEX_URL = "{index.simple_url}", ', 1)
+    repo = make_service(path, AIO_NAME, image=AIO_REPOSITORY, dependencies=AIO_DEPENDENCIES,
+                        extra='network = "host"\n' + targets)
+    pyproject = (path / "pyproject.toml").read_text()
+    scm = "[tool.setuptools_scm]\n"
+    repo.commit("versions without a local part", files={
+        "pyproject.toml": pyproject.replace(scm, f'{scm}local_scheme = "no-local-version"\n'),
+        ".gitignore": (path / ".gitignore").read_text() + "build/\n"})
+    repo.tag("0.1.0")
+    code_change(repo, 0, AIO_NAME)
+    return repo
 
 
 # --- the two pipelines ---------------------------------------------------------------------------
@@ -314,6 +341,40 @@ def executed_steps(lines: Sequence[str]) -> list[str]:
     return done
 
 
+def native_stages(dockerfile: str) -> set[str]:
+    """The stages of a Dockerfile that run on the build host's platform: ``FROM
+    --platform=$BUILDPLATFORM`` and the stages built on those. The others run the target's."""
+    native: set[str] = set()
+    for line in dockerfile.splitlines():
+        found = re.match(r"FROM\s+(?:--platform=(\S+)\s+)?(\S+)\s+AS\s+(\S+)", line.strip(),
+                         re.IGNORECASE)
+        if found and ("BUILDPLATFORM" in (found[1] or "") or found[2] in native):
+            native.add(found[3])
+    return native
+
+
+def emulated_seconds(lines: Sequence[str], native: set[str]) -> float:
+    """The time of the RUN steps that ran in a target-platform stage, from ``--progress plain``
+    output (``#12 [stage 2/3] RUN ...`` then ``#12 DONE 4.1s``): emulated for a foreign
+    platform. A cached step has no DONE time; a second build in the output (the sessions'
+    retry with IMAGE_PIP=yes) starts its step numbers again."""
+    runs: dict[str, str] = {}
+    total = 0.0
+    for line in lines:
+        text = line.split("] ", 1)[1] if line.startswith("[arm] ") else line
+        step, _, rest = text.partition(" ")
+        if not step.startswith("#"):
+            continue
+        if rest.startswith("[internal] load build definition"):
+            runs.clear()
+        elif rest.startswith("[") and "] RUN " in rest:
+            label = rest[1:].partition("]")[0].split()
+            runs[step] = label[0] if len(label) == 2 else ""  # "[2/3]": the only stage
+        elif rest.startswith("DONE ") and step in runs and runs.pop(step) not in native:
+            total += float(rest[len("DONE "):].rstrip("s"))
+    return total
+
+
 def prune_builder() -> None:
     quiet(["docker", "builder", "prune", "-af"])
 
@@ -353,6 +414,9 @@ class Bench:
     registries: list[str] = field(default_factory=list)
     warm_arm_steps: list[list[str]] = field(default_factory=list)
     fresh_build_env: bool = False
+    aio: GitRepo | None = None
+    aio_index: wheels.LoggedIndex | None = None
+    aio_checks: list[dict[str, Any]] = field(default_factory=list)
 
     def run(self, i: int) -> None:
         """Run i: (a) and (b) cold then warm, then the arm image alone."""
@@ -417,6 +481,74 @@ class Bench:
         self.samples.add("arm.buildx_noop", buildx_alone(log, path, local))
 
 
+    def run_aio(self, i: int) -> None:
+        """Run i of the aiohttp service: its arm image the seed's way (pip in the image under
+        qemu, --no-cache) and with ``nox -s docker-arm``, cold then after a one-line change;
+        its amd64 image cold; emulated seconds and the index's downloads of every cold build."""
+        assert self.aio is not None
+        assert self.aio_index is not None
+        path, log, index = self.aio.path, self.log, self.aio_index
+        local = clean_env()
+        nox = [sys.executable, "-m", "nox"]
+        template_native = native_stages((path / "rpi-docker" / "Dockerfile").read_text())
+        seed_native = native_stages(SEED_DOCKERFILE.read_text())
+        arm = IMAGES[1]
+        for phase in ("cold", "warm"):
+            code_change(self.aio, 2000 + 2 * i + (phase == "warm"), AIO_NAME)
+            version = version_of(path)
+            sh(log, [*nox, "-s", "dist", "distcopy"], cwd=path, env=local)
+            log.note(f"aio run {i} {phase} seed arm, {version}")
+            elapsed, lines = sh(log, [
+                "docker", "build", "--no-cache", "--platform", arm.platform, "--network", "host",
+                "--build-arg", f"BASE_IMAGE={arm.base}", "--build-arg",
+                f"PIP_INDEX_URL={index.simple_url}", "--progress", "plain", "-f", SEED_DOCKERFILE,
+                "-t", f"{AIO_REPOSITORY}:seed", path / arm.context], env=local)
+            self.samples.add(f"aio.seed.arm.{phase}", elapsed)
+            self.samples.add(f"aio.seed.arm.{phase}.emulated",
+                             emulated_seconds([t for _, t in lines], seed_native))
+            sessions = ["docker-amd64", "docker-arm"] if phase == "cold" else ["docker-arm"]
+            for session in sessions:
+                target = "amd64" if session == "docker-amd64" else "arm"
+                if phase == "cold":
+                    prune_builder()
+                before = index.fetched()
+                log.note(f"aio run {i} {phase} nox -s {session}")
+                elapsed, lines = sh(log, [*nox, "-s", session], cwd=path, env=local)
+                fetched = index.fetched() - before
+                emulated = emulated_seconds([t for _, t in lines], template_native)
+                self.samples.add(f"aio.{target}.{phase}", elapsed)
+                self.samples.add(f"aio.{target}.{phase}.emulated", emulated)
+                if phase == "cold":
+                    # Each wheel of the target's dependency tree, once: one resolution, no pip
+                    # in the image downloading them again.
+                    assert fetched, f"the cold {target} build downloaded nothing"
+                    assert set(fetched.values()) == {1}, f"downloaded more than once: {fetched}"
+                    self.aio_checks.append({"run": i, "build": f"{target} cold",
+                                            "files_fetched_once": sorted(fetched)})
+                progress(f"aio run {i} {phase}: nox -s {session} {elapsed:.1f} s, emulated "
+                         f"{emulated:.1f} s, {len(fetched)} files fetched")
+            if i == 0 and phase == "warm":
+                self.aio_checks.append({"run": i, "arm image": aio_probe(version)})
+        progress(f"aio run {i}: seed arm {self.samples.values['aio.seed.arm.cold'][-1]:.1f} s "
+                 f"cold, {self.samples.values['aio.seed.arm.warm'][-1]:.1f} s warm")
+
+
+def aio_probe(version: str) -> dict[str, Any]:
+    """The arm image (under qemu): this version, aiohttp with its compiled extensions."""
+    code = ("import importlib.metadata as m, json, platform, aiohttp, multidict._multidict as a, "
+            "yarl._quoting_c as b, frozenlist._frozenlist as c, propcache; "
+            f"print(json.dumps({{'version': m.version({AIO_NAME!r}), 'machine': "
+            "platform.machine(), 'extensions': [x.__file__.rsplit('/', 1)[1] for x in (a, b, c)]"
+            "}))")
+    found: dict[str, Any] = json.loads(quiet([
+        "docker", "run", "--rm", "--pull", "never", "--platform", "linux/arm/v7",
+        "--entrypoint", "python3", f"{AIO_REPOSITORY}:rpi-local", "-c", code]).splitlines()[-1])
+    assert found["version"] == version, found
+    assert found["machine"] == "armv7l", found
+    assert all("arm-linux-gnueabihf" in name for name in found["extensions"]), found
+    return found
+
+
 def buildx_alone(log: Log, svc: Path, env: Mapping[str, str]) -> float:
     """``docker buildx build`` of the arm image with nothing changed, run directly with the
     session's build arguments: the engine's own floor, with no Python and no nox."""
@@ -451,7 +583,8 @@ def quick_commands(log: Log, svc: Path, env: Mapping[str, str], rounds: int,
 
 
 def report(samples: Samples, checks: list[dict[str, Any]], warm_arm_steps: list[list[str]],
-           args: argparse.Namespace, started: float) -> tuple[dict[str, Any], bool]:
+           args: argparse.Namespace, started: float, *,
+           aio_checks: list[dict[str, Any]] | None = None) -> tuple[dict[str, Any], bool]:
     m = samples.median
     ratios = {
         "cold": m("cold.release.total") / m("cold.seed.total"),
@@ -460,6 +593,14 @@ def report(samples: Samples, checks: list[dict[str, Any]], warm_arm_steps: list[
         "dry_run": m("quick.dry_run") / m("quick.nox_list"),
     }
     met = {k: ratios[k] <= TARGETS[k] for k in TARGETS}
+    if "aio.arm.cold" in samples.values:
+        ratios["aio_cold"] = m("aio.arm.cold") / m("aio.seed.arm.cold")
+        ratios["aio_warm"] = m("aio.arm.warm") / m("aio.seed.arm.warm")
+        ratios["aio_arm_amd64"] = m("aio.arm.cold") / m("aio.amd64.cold")
+        # Not a median: every build of every run must have run nothing under emulation.
+        ratios["aio_emulated"] = max(max(samples.values[f"aio.arm.{phase}.emulated"])
+                                     for phase in ("cold", "warm"))
+        met.update({k: ratios[k] <= AIO_TARGETS[k] for k in AIO_TARGETS})
     # No targets: why the arm ratio is what it is. The floor is the share of the cold build
     # that a rebuild costs even when nothing changed; the work ratio is the share of the cold
     # build's own work (above that floor) that a one-line change redoes.
@@ -481,6 +622,8 @@ def report(samples: Samples, checks: list[dict[str, Any]], warm_arm_steps: list[
         "samples_s": {k: [round(v, 3) for v in vs] for k, vs in samples.values.items()},
         "ratios": {k: round(v, 3) for k, v in ratios.items()},
         "targets": TARGETS,
+        "aio_targets": AIO_TARGETS,
+        "aio_checks": aio_checks or [],
         "met": met,
         "fresh_build_env": args.fresh_build_env,
         "same_job": checks,
@@ -519,6 +662,32 @@ def table(results: dict[str, Any]) -> str:
     rows.append(["nox -l", *secs("quick.nox_list")])
     rows.append(["nox -s release -- --dry-run", *secs("quick.dry_run")])
     rows.append(["  ratio dry-run / nox -l", *ratio("dry_run", "median / median")])
+    if "aio.arm.cold" in med:
+        aio_targets = results["aio_targets"]
+
+        def aio_ratio(key: str, what: str) -> list[str]:
+            return [f"{ratios[key]:.3f}", what, f"<= {aio_targets[key]}",
+                    "met" if met[key] else "MISSED"]
+
+        rows.append(["aiohttp service (arm/v7 unless said)", "", "", "", ""])
+        for phase in ("cold", "warm"):
+            rows.append([f"  seed's way (pip under qemu), {phase}",
+                         *secs(f"aio.seed.arm.{phase}")[:2],
+                         f"emulated {med[f'aio.seed.arm.{phase}.emulated']:.2f} s", ""])
+            rows.append([f"  nox -s docker-arm, {phase}", *secs(f"aio.arm.{phase}")[:2],
+                         f"emulated {med[f'aio.arm.{phase}.emulated']:.2f} s", ""])
+            rows.append([f"  ratio {phase}", *aio_ratio(f"aio_{phase}", "template / seed")])
+        rows.append(["  nox -s docker-amd64, cold", *secs("aio.amd64.cold")])
+        rows.append(["  ratio arm cold / amd64 cold",
+                     *aio_ratio("aio_arm_amd64", "median / median")])
+        rows.append(["  emulated seconds, template", f"{ratios['aio_emulated']:.2f} s",
+                     "the most of any cold or warm arm build", "<= 0.0",
+                     "met" if met["aio_emulated"] else "MISSED"])
+        once = [c for c in results["aio_checks"] if "files_fetched_once" in c]
+        rows.append(["  index: cold builds", f"{len(once)} ok",
+                     "each file fetched once (" + ", ".join(
+                         f"{c['build']} {len(c['files_fetched_once'])}" for c in once[:2]) + ")",
+                     "", ""])
     rows.append(["", "", "", "", ""])
     rows.append(["profile (medians)", "", "", "", ""])
     for phase in ("cold", "warm"):
@@ -558,7 +727,7 @@ def remove_images(prefixes: Sequence[str]) -> None:
             subprocess.run(["docker", "image", "rm", *batch], capture_output=True, check=False)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=3, help="cold/warm runs (median; default 3)")
     parser.add_argument("--quick-rounds", type=int, default=15,
@@ -570,42 +739,62 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="cold runs of (b) also make brewblox-release's kept build "
                              "environment afresh (BREWBLOX_RELEASE_CACHE in a new directory)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--no-aiohttp", action="store_true",
+                        help="leave out the aiohttp service (issue 14: compiled dependencies)")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.quick_rounds < 1:
         parser.error("--runs and --quick-rounds must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
     started = time.perf_counter()
     check_rig()
-    wheels = fetch_wheels()
+    pure_wheels = fetch_wheels()
+    aio_wheels = [] if args.no_aiohttp else wheels.fetch(list(AIO_DEPENDENCIES))
     RESULTS.mkdir(parents=True, exist_ok=True)
     log = Log(RESULTS / "bench.log")
     work = Path(tempfile.mkdtemp(prefix="brewblox-bench-"))
     bench: Bench | None = None
     try:
         with IndexServer(work / "upstream") as upstream, \
-                IndexServer(work / "uploads") as uploads:
+                IndexServer(work / "uploads") as uploads, \
+                wheels.LoggedIndex(work / "aio-index") as aio_index:
             assert isinstance(upstream, IndexServer)
             assert isinstance(uploads, IndexServer)
-            for wheel in wheels:
+            assert isinstance(aio_index, wheels.LoggedIndex)
+            for wheel in pure_wheels:
                 shutil.copy2(wheel, upstream.packages / wheel.name)
+            for wheel in aio_wheels:
+                shutil.copy2(wheel, aio_index.packages / wheel.name)
             svc = make_reference_service(work / NAME, upstream)
             progress(f"reference service in {svc.path}; upstream index {upstream.url}; "
                      f"log in {log.path}")
             bench = Bench(log, svc, work, upstream, uploads, fresh_build_env=args.fresh_build_env)
+            if aio_wheels:
+                bench.aio = make_aio_service(work / AIO_NAME, aio_index)
+                bench.aio_index = aio_index
+                progress(f"aiohttp service in {bench.aio.path}; its index {aio_index.url}")
             for i in range(args.runs):
                 bench.run(i)
+                if bench.aio is not None:
+                    bench.run_aio(i)
             progress(f"nox -l and --dry-run, {args.quick_rounds} rounds")
             quick_commands(log, svc.path, ci_env(work, "127.0.0.1:5000", uploads),
                            args.quick_rounds, bench.samples)
     finally:
         log.close()
         made = bench.registries if bench else []
-        remove_images([*(f"{r}/{REPOSITORY}:" for r in made), f"{REPOSITORY}:"])
+        remove_images([*(f"{r}/{REPOSITORY}:" for r in made), f"{REPOSITORY}:",
+                       f"{AIO_REPOSITORY}:"])
         if args.keep:
             progress(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
     assert bench is not None
-    results, ok = report(bench.samples, bench.checks, bench.warm_arm_steps, args, started)
+    results, ok = report(bench.samples, bench.checks, bench.warm_arm_steps, args, started,
+                         aio_checks=bench.aio_checks)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
     print(f"\nwritten {RESULTS / 'latest.json'}; command log {RESULTS / 'bench.log'}")

@@ -9,8 +9,9 @@ and call this module as a script:
     by name from the index) and installs it with pypa/installer into a tree that the image
     copies.
 ``deps``
-    reads the target's Python from the target image's files, mounted read-only (its
-    ``_sysconfigdata``, its ``sysconfig.py``, its libc: nothing of it is run), resolves and
+    reads the target's Python from the target image's files, which the Dockerfile copies out
+    of it (its ``_sysconfigdata``, its ``sysconfig.py``, glibc's ``ldd``: nothing of the image
+    runs; copying them costs a tenth of a second, mounting the image whole two), resolves and
     downloads the requirements *for the target* with pip (``--platform``, ``--python-version``,
     ``--implementation``, ``--abi``, ``--only-binary=:all:``, and the target's
     ``platform_machine`` for environment markers), and installs every wheel into a tree laid out

@@ -84,3 +84,58 @@ def test_report_ratios_and_the_arm_floor() -> None:
                                  "arm_engine_floor": 0.2}
     assert results["met"] == {"cold": True, "warm": True, "arm": False, "dry_run": True}
     assert "engine floor: buildx no-op/cold" in bench.table(results)
+
+
+#: `--progress plain` lines of a cold arm build with the template (cut short), then the
+#: sessions' second build with IMAGE_PIP=yes, whose step numbers start again.
+COLD_THEN_IMAGE_PIP = """\
+#1 [internal] load build definition from Dockerfile
+#1 DONE 0.0s
+#10 [pkg 2/2] RUN python3 /opt/brewblox-release/imagebuild.py package /pkg /out
+#10 DONE 0.4s
+#12 [deps 2/2] RUN python3 /opt/brewblox-release/imagebuild.py deps /target /deps/req /deps
+#12 DONE 1.7s
+#14 [image-pip-no 1/2] COPY --from=deps /deps/nothing-for-pip/ /
+#14 ERROR: "/deps/nothing-for-pip" not found: not found
+#1 [internal] load build definition from Dockerfile
+#1 DONE 0.0s
+#12 [deps 2/2] RUN python3 /opt/brewblox-release/imagebuild.py deps /target /deps/req /deps
+#12 CACHED
+#14 [image-pip-yes 1/1] RUN --mount=type=bind,from=tools,source=/opt/brewblox-release
+#14 DONE 12.5s
+""".splitlines()
+
+
+def test_native_stages_are_those_from_the_build_platform_and_their_children() -> None:
+    template = (ROOT / "brewblox_release" / "templates" / "Dockerfile").read_text()
+    assert bench.native_stages(template) == {"tools", "pkg", "deps"}
+    assert bench.native_stages((ROOT / "bench" / "seed.Dockerfile").read_text()) == set()
+
+
+def test_emulated_seconds_are_the_runs_of_target_stages() -> None:
+    native = {"tools", "pkg", "deps"}
+    assert bench.emulated_seconds(COLD_THEN_IMAGE_PIP, native) == 12.5
+    assert bench.emulated_seconds(COLD_THEN_IMAGE_PIP[:8], native) == 0.0
+    seed = ["#7 [2/3] RUN pip install --break-system-packages /pkg/*.whl && rm -rf /pkg",
+            "#7 DONE 4.1s"]
+    assert bench.emulated_seconds(seed, set()) == 4.1
+    assert bench.emulated_seconds([f"[arm] {line}" for line in seed], set()) == 4.1
+
+
+@pytest.mark.engine
+@pytest.mark.usefixtures("engine")
+def test_report_of_the_aiohttp_service() -> None:
+    results = _results({
+        "cold.seed.total": 40.0, "cold.release.total": 20.0, "warm.seed.total": 20.0,
+        "warm.release.total": 4.0, "arm.cold": 5.0, "arm.warm": 2.0, "arm.noop": 1.5,
+        "arm.buildx_noop": 1.0, "quick.nox_list": 0.25, "quick.dry_run": 0.35,
+        "aio.seed.arm.cold": 10.0, "aio.seed.arm.warm": 10.0, "aio.arm.cold": 3.0,
+        "aio.arm.warm": 2.5, "aio.amd64.cold": 2.5, "aio.seed.arm.cold.emulated": 8.0,
+        "aio.seed.arm.warm.emulated": 8.0, "aio.arm.cold.emulated": 0.0,
+        "aio.arm.warm.emulated": 0.0, "aio.amd64.cold.emulated": 0.0})
+    ratios, met = results["ratios"], results["met"]
+    assert (ratios["aio_cold"], ratios["aio_warm"], ratios["aio_arm_amd64"]) == (0.3, 0.25, 1.2)
+    assert ratios["aio_emulated"] == 0.0
+    assert {k: met[k] for k in bench.AIO_TARGETS} == {
+        "aio_cold": True, "aio_warm": False, "aio_arm_amd64": True, "aio_emulated": True}
+    assert "seed's way (pip under qemu), cold" in bench.table(results)
