@@ -91,7 +91,7 @@ def _dist(options: Options) -> None:
     env = capture()
     cfg = config_mod.load(Path.cwd(), env)
     capture(cfg.secret_vars)
-    info = version_mod.read(cfg.root)
+    info = version_mod.read(cfg.root, cfg.name)
     if options.dry_run:
         out(dist_mod.describe_build(cfg, info.version))
         return

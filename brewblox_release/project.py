@@ -72,10 +72,12 @@ class TagRule:
     """
 
     regex: str = DEFAULT_TAG_REGEX
+    #: setuptools_scm's ``tag.prefix``: a literal start of every tag, stripped before ``regex``.
+    prefix: str = ""
 
     @property
     def is_default(self) -> bool:
-        return self.regex == DEFAULT_TAG_REGEX
+        return self.regex == DEFAULT_TAG_REGEX and not self.prefix
 
     def version(self, tag: str) -> Version | None:
         """The version ``tag`` releases; None when it is not one of the service's tags.
@@ -84,17 +86,20 @@ class TagRule:
             VersionError: the tag is the service's but names no version a package index takes
                 (not PEP 440, a local part, an epoch).
         """
-        match = re.match(self.regex, tag)
+        if not tag.startswith(self.prefix):
+            return None
+        rest = tag[len(self.prefix):]
+        match = re.match(self.regex, rest)
         delete = "Delete it (git push --delete origin TAG; git tag -d TAG) and tag again"
         # A tag of the service but for its local part (which its regex may leave out) too.
-        if "+" in tag and (match or re.match(self.regex, tag.partition("+")[0])):
+        if "+" in rest and (match or re.match(self.regex, rest.partition("+")[0])):
             raise VersionError(f"tag {tag!r} has a local part (+...), which package indexes "
                                f"refuse: release tags look like 1.2.3. {delete}")
         if match is None:
             return None
-        text = match.group("version") if "version" in match.re.groupindex else match.group(1)
+        text = match.group(1 if len(match.groups()) == 1 else "version")  # as setuptools_scm
         try:
-            version = Version(text)
+            version = Version(text or "")
         except InvalidVersion:
             raise VersionError(
                 f"tag {tag!r} is not a version: release tags look like 1.2.3 or v1.2.3 "
@@ -130,7 +135,9 @@ class VersionSource:
     def tags(self) -> TagRule:
         tag = self.settings.get("tag") or {}
         regex = tag.get("regex") if isinstance(tag, Mapping) else None
-        return TagRule(regex if isinstance(regex, str) else DEFAULT_TAG_REGEX)
+        prefix = tag.get("prefix") if isinstance(tag, Mapping) else None
+        return TagRule(regex if isinstance(regex, str) else DEFAULT_TAG_REGEX,
+                       prefix if isinstance(prefix, str) else "")
 
 
 def read_pyproject(root: Path) -> dict[str, Any]:
@@ -366,7 +373,7 @@ def distribution_name(root: Path, data: Mapping[str, Any]) -> str:
 
 def _ask_backend(root: Path, data: Mapping[str, Any], add: str) -> str:
     """PEP 517 ``prepare_metadata_for_build_wheel`` in the kept build environment (or, where
-    there is none, in the fresh isolated one of pypa/build)."""
+    there is none, in a fresh isolated one that pypa/build makes, in a subprocess)."""
     from build import BuildBackendException, BuildException, ProjectBuilder
 
     from .dist import kept_build_env
@@ -380,17 +387,18 @@ def _ask_backend(root: Path, data: Mapping[str, Any], add: str) -> str:
 
     log(f"asking the build backend ({backend}) for the distribution's name")
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            try:
-                python = kept_build_env(root, runner)
-            except (BuildException, CommandError, OSError) as e:
-                why = (str(e).splitlines() or [type(e).__name__])[0]
-                log(f"no kept build environment ({why}): reading the metadata in a fresh one")
-                from build.util import project_wheel_metadata
-
-                metadata = project_wheel_metadata(root, isolated=True)
-                name = (metadata.get_all("Name") or [None])[0]
-            else:
+        try:
+            python = kept_build_env(root, runner)
+        except (BuildException, CommandError, OSError) as e:
+            why = (str(e).splitlines() or [type(e).__name__])[0]
+            log(f"no kept build environment ({why}): reading the metadata in a fresh one")
+            script = ("import sys; from build.util import project_wheel_metadata as m; "
+                      "print('Name: ' + (m(sys.argv[1]).get_all('Name') or [''])[0])")
+            output = run([sys.executable, "-c", script, str(root)], cwd=root, echo=False).output
+            lines = [line for line in output.splitlines() if line.startswith("Name: ")]
+            name = lines[-1].removeprefix("Name: ").strip() if lines else None
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
                 builder = ProjectBuilder(root, python_executable=str(python), runner=runner)
                 path = Path(builder.metadata_path(tmp))
                 name = HeaderParser().parsestr(

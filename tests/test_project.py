@@ -277,3 +277,28 @@ def test_twine_check_fails_on_what_an_index_refuses(tmp_path: Path) -> None:
     cfg = config.load(repo.path)
     with pytest.raises(BuildError, match=r"twine check exited with 1.*an index would refuse"):
         dist.build(cfg, "1.0.0")
+
+
+def test_without_a_kept_build_environment_a_fresh_one_says_the_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    # A cache that cannot be written (here: a file where the directory should be): pypa/build's
+    # own isolated environment, in a subprocess, answers instead.
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")
+    monkeypatch.setenv("BREWBLOX_RELEASE_CACHE", str(blocked))
+    repo = samples.setup_cfg_service(tmp_path / "svc", name="fresh-env-svc")
+    assert config.load(repo.path).name == "fresh-env-svc"
+    assert "no kept build environment" in capfd.readouterr().err
+
+
+def test_tag_rule_with_a_prefix() -> None:
+    # vcs-versioning's tag.prefix: stripped before the regex, and required.
+    rule = project.VersionSource("setuptools_scm", "[tool.setuptools_scm]",
+                                 {"tag": {"prefix": "svc-"}}).tags
+    assert str(rule.version("svc-v1.2.0")) == "1.2.0"
+    assert rule.version("other-1.2.0") is None
+    assert rule.version("1.2.0") is None
+    assert not rule.is_default
+    with pytest.raises(VersionError, match=re.escape("tag 'svc-1.2.0+x' has a local part")):
+        rule.version("svc-1.2.0+x")
