@@ -355,3 +355,29 @@ def test_a_tag_with_a_local_part_or_an_epoch_is_refused(repo: GitRepo) -> None:
     assert "\n" not in str(info.value)
     with pytest.raises(VersionError, match=re.escape("tag '1!2.0.0' has an epoch")):
         tag_version("1!2.0.0")
+
+
+def test_a_tag_named_main_leaves_main_a_quiet_branch(repo: GitRepo) -> None:
+    # With git's short names, HEAD on main with a tag `main` read as branch heads/main: no
+    # quiet branch, and `--publish` published a dev release.
+    from brewblox_release.release import Options, prepare
+
+    repo.tag("1.2.3")
+    repo.commit("more")
+    repo.git("tag", "main")
+    run = prepare(repo.path, Options(publish=True), {})
+    assert run.context.branch == "main"
+    assert not run.plan.publishes
+    assert "push to main, a quiet branch" in run.plan.reasons[0]
+
+
+def test_a_branch_named_like_a_release_publishes_as_that_branch(repo: GitRepo) -> None:
+    from brewblox_release.release import Options, prepare
+
+    repo.tag("1.2.3")
+    repo.checkout("-b", "1.2.3")
+    repo.commit("more")
+    run = prepare(repo.path, Options(publish=True), {})
+    assert run.context.branch == "1.2.3"
+    assert run.plan.version == "1.2.4.dev1"
+    assert run.plan.image("amd64").tags == ("branch-1.2.3",)
