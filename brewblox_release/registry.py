@@ -71,6 +71,7 @@ class Registry:
     #: docker's config directory, where ``docker login``'s credentials are looked up.
     docker_config: Path | None = None
     _authorization: Secret | None = field(default=None, repr=False)
+    _challenge: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, image: str, env: Mapping[str, str]) -> Registry:
@@ -130,13 +131,19 @@ class Registry:
                                f"({e})") from e
         self._authorization = Secret(f"Bearer {data.get('token') or data.get('access_token')}")
 
-    def _request(self, path: str, accept: str | None = None,
-                 method: str = "GET") -> tuple[Mapping[str, str], bytes] | None:
-        """GET (or HEAD) a path under the repository; None for 404."""
-        for _ in range(2):
-            request = urllib.request.Request(f"{self.base}/{path}", method=method)
+    def _request(self, path: str, accept: str | None = None, method: str = "GET", *,
+                 data: bytes | None = None,
+                 content_type: str | None = None) -> tuple[Mapping[str, str], bytes] | None:
+        """GET (or HEAD, or PUT ``data``) a path under the repository; None for 404.
+
+        A 401 is answered once per challenge: a token for pulling does not push, so a PUT's
+        challenge (a wider scope) is answered again."""
+        for _ in range(3):
+            request = urllib.request.Request(f"{self.base}/{path}", method=method, data=data)
             if accept:
                 request.add_header("Accept", accept)
+            if content_type:
+                request.add_header("Content-Type", content_type)
             if self._authorization:
                 request.add_header("Authorization", self._authorization.reveal())
             try:
@@ -145,8 +152,10 @@ class Registry:
             except urllib.error.HTTPError as e:
                 if e.code == 404:
                     return None
-                if e.code == 401 and self._authorization is None:
-                    self._authenticate(e.headers.get("WWW-Authenticate", ""))
+                challenge = e.headers.get("WWW-Authenticate", "")
+                if e.code == 401 and challenge != self._challenge:
+                    self._challenge = challenge
+                    self._authenticate(challenge)
                     continue
                 if e.code == 401:
                     break
@@ -172,6 +181,20 @@ class Registry:
             return None
         headers = {k.lower(): v for k, v in found[0].items()}
         return headers.get("docker-content-digest")
+
+    def tag(self, source: str, tag: str) -> str:
+        """Point ``tag`` at the manifest ``source`` points at, in the registry itself (as
+        ``crane tag`` does: the manifest's own bytes put under the new tag), so that ``tag``
+        is exactly what this run pushed, whatever an engine's local tags say meanwhile.
+        Returns the digest."""
+        found = self._request(f"manifests/{source}", MANIFEST_TYPES)
+        if found is None:
+            raise PublishError(f"{self.image}:{source} is not in the registry, so {tag} cannot "
+                               "point at it: re-run the release to complete it")
+        headers = {k.lower(): v for k, v in found[0].items()}
+        kind = headers.get("content-type") or json.loads(found[1]).get("mediaType")
+        self._request(f"manifests/{tag}", method="PUT", data=found[1], content_type=kind)
+        return headers.get("docker-content-digest", "")
 
     def manifest(self, reference: str) -> dict[str, Any] | None:
         found = self._request(f"manifests/{reference}", MANIFEST_TYPES)

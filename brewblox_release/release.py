@@ -327,7 +327,9 @@ def publish(run: Run, files: Sequence[Path], summary: Summary) -> None:
 
     The pushes use a docker config of this run's own where DOCKER_USERNAME/DOCKER_PASSWORD
     are set (removed when publishing ends, however it ends). ``latest`` is decided a second
-    time right before it moves, from what the registry and the index hold then (SPEC §5).
+    time right before it moves, from what the registry and the index hold then (SPEC §5), and
+    moved in the registry to the manifest this run pushed (not pushed from the engine, whose
+    local ``latest`` another build on the same engine may have re-tagged meanwhile).
     """
     from . import docker, dockerconfig
     from .environment import exposed
@@ -338,25 +340,24 @@ def publish(run: Run, files: Sequence[Path], summary: Summary) -> None:
     is_latest = {f"{p}{LATEST}" for p in (t.prefix for t in run.config.targets)}
     with contextlib.ExitStack() as stack:
         login = dockerconfig.DockerConfig()
+        registry = None
         if pushes:
-            image = run.config.require_image()
-            Registry.from_env(image, run.env).tags()  # reachable, before anything is pushed
-            login = stack.enter_context(dockerconfig.login(image, run.env))
+            repository = run.config.require_image()
+            registry = Registry.from_env(repository, run.env)
+            registry.tags()  # reachable, before anything is pushed
+            login = stack.enter_context(dockerconfig.login(repository, run.env))
         if plan.upload:  # reachable, and no release file in the way, before anything is pushed
             run.index.check(run.config.name, files, release=not plan.is_dev)
 
-        def push(latest: bool) -> None:
-            """Each image's tags (its ``latest`` ones, or the others), the images at once."""
-            batches = [(image, [r for r, t in zip(image.refs, image.tags, strict=True)
-                                if (t in is_latest) == latest]) for image in pushes]
-            with ThreadPoolExecutor(max_workers=max(1, len(batches))) as pool:
-                list(pool.map(functools.partial(docker.push, config=login),
-                              [refs for _, refs in batches]))
-            for image, refs in batches:
-                for ref in refs:
-                    summary.add(f"registry {image.platform}", ref, "pushed")
-
-        push(latest=False)
+        # Each image's tags but `latest`, the images at once.
+        batches = [(image, [r for r, t in zip(image.refs, image.tags, strict=True)
+                            if t not in is_latest]) for image in pushes]
+        with ThreadPoolExecutor(max_workers=max(1, len(batches))) as pool:
+            list(pool.map(functools.partial(docker.push, config=login),
+                          [refs for _, refs in batches]))
+        for image, refs in batches:
+            for ref in refs:
+                summary.add(f"registry {image.platform}", ref, "pushed")
         if plan.upload:
             trusted = run.index.trusted_publishing  # twine reads GitHub's OIDC variables itself
             with exposed(run.env, _OIDC_VARS) if trusted else contextlib.nullcontext():
@@ -366,13 +367,20 @@ def publish(run: Run, files: Sequence[Path], summary: Summary) -> None:
                 summary.add(f"index {run.index.display_upload_url}", outcome.path.name,
                             outcome.status)
         moving = [tag for image in pushes for tag in image.tags if tag in is_latest]
-        if moving:
-            reason = latest_overtaken(run)
-            if reason is None:
-                push(latest=True)
-            else:
-                log(reason)
-                summary.add("registry", ", ".join(moving), f"skipped: {reason}")
+        if registry is None or not moving:
+            return
+        reason = latest_overtaken(run)
+        if reason is not None:
+            log(reason)
+            summary.add("registry", ", ".join(moving), f"skipped: {reason}")
+            return
+        for image in pushes:
+            source = next(t for t in image.tags if t not in is_latest)
+            for tag in (t for t in image.tags if t in is_latest):
+                registry.tag(source, tag)
+                log(f"moved {image.repository}:{tag} to {source}")
+                summary.add(f"registry {image.platform}", f"{image.repository}:{tag}",
+                            f"moved to {source}")
 
 
 #: GitHub's OIDC request variables, which twine's trusted publishing reads from os.environ.

@@ -241,3 +241,14 @@ def test_blob_reads_redirected_to_storage_carry_no_credentials(
         urllib.request.urlopen(urllib.request.Request(f"{front.url}{blob.lstrip('/')}",
                                                       headers=_basic(auth))).close()
         assert front.leaked() == [blob]
+
+
+def test_tag_points_a_tag_at_the_same_manifest(bare_registry: RegistryServer) -> None:
+    registry = Registry(f"{bare_registry.address}/demo/svc")
+    digest = _push(bare_registry.address, "demo/svc", "1.2.3", {"v": "1.2.3"})
+    _push(bare_registry.address, "demo/svc", "latest", {"v": "1.0.0"})
+    assert registry.digest("latest") != digest
+    assert registry.tag("1.2.3", "latest") == digest
+    assert registry.digest("latest") == digest
+    with pytest.raises(PublishError, match=r"9\.9\.9 is not in the registry"):
+        registry.tag("9.9.9", "latest")
