@@ -79,6 +79,17 @@ def _wrap(e: DockerException, what: str) -> str:
     return redact(f"{what} failed (docker exit code {e.return_code}): {last}")
 
 
+def _builder_has(platform: str) -> bool:
+    """Whether the current builder lists ``platform`` (buildx inspect)."""
+    from python_on_whales import DockerException, docker
+
+    try:
+        builder = docker.buildx.inspect(bootstrap=True)
+    except DockerException:
+        return False
+    return any(platform in (node.platforms or []) for node in builder.nodes or [])
+
+
 def check_emulation(platform: str) -> None:
     """Stop, building nothing, when the engine cannot run ``platform`` (arm without qemu)."""
     if platform in {"linux/amd64", "linux/386"}:
@@ -87,12 +98,17 @@ def check_emulation(platform: str) -> None:
         platform)
     if arch is None:
         return
-    handler = Path("/proc/sys/fs/binfmt_misc") / f"qemu-{arch}"
+    binfmt = Path("/proc/sys/fs/binfmt_misc")
+    handler = binfmt / f"qemu-{arch}"
     enabled = False
     try:
         enabled = handler.read_text().splitlines()[0].strip() == "enabled"
     except (OSError, IndexError):
         enabled = False
+    if not enabled and not (binfmt / "status").exists():
+        # No binfmt_misc here: the tool runs in a container beside the engine (a CI job image
+        # with the engine's socket, GitLab's docker-in-docker). Ask the builder (SPEC §11).
+        enabled = _builder_has(platform)
     if not enabled:
         raise EmulationError(
             f"this machine cannot run {platform} images: the qemu-{arch} binfmt handler is "
