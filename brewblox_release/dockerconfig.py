@@ -135,9 +135,15 @@ class DockerConfig:
     path: Path | None = None
 
     def client(self) -> DockerClient:
-        """A python-on-whales client that passes ``--config`` to every docker call."""
+        """A python-on-whales client that passes ``--config`` to every docker call.
+
+        python-on-whales prints the whole environment of each call while
+        ``PYTHON_ON_WHALES_DEBUG=1`` is in ``os.environ`` (it looks on every call): the
+        sessions drop it at start, and so does this, for the library used on its own.
+        """
         from python_on_whales import DockerClient
 
+        os.environ.pop("PYTHON_ON_WHALES_DEBUG", None)
         return DockerClient(config=self.path)
 
     @property

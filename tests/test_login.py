@@ -146,7 +146,9 @@ def test_a_login_of_the_runs_own_is_removed_and_the_users_config_untouched(
 
 
 def test_without_the_variables_an_existing_login_is_used(
-        locked_registry: RegistryServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        locked_registry: RegistryServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("PYTHON_ON_WHALES_DEBUG", "1")  # it prints the environment of each call
     user_dir = tmp_path / "user-docker"
     user_dir.mkdir()
     auth = base64.b64encode(b"ci:s3cret-token").decode()
@@ -159,6 +161,8 @@ def test_without_the_variables_an_existing_login_is_used(
         docker.push([f"{image}:existing"], config)
     assert registry_tags(locked_registry.address, "demo/svc",
                          auth=("ci", "s3cret-token")) == ["existing"]
+    printed = capfd.readouterr()
+    assert "Env:" not in printed.out + printed.err
     stored = dockerconfig.stored_credentials(image, env={"DOCKER_CONFIG": str(user_dir)})
     assert stored is not None
     assert repr(stored) == "('ci', Secret('****'))"
