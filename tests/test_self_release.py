@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,18 +58,21 @@ def _rig_targets(pyproject: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def released(tmp_path_factory: pytest.TempPathFactory, engine: None) -> Iterator[Released]:
+def released(engine: None) -> Iterator[Released]:
     missing = subprocess.run(["docker", "image", "inspect", f"{CI_BASE}:trixie-amd64",
                               f"{CI_BASE}:trixie-armv7"], capture_output=True, check=False)
     require_or_skip(None if missing.returncode == 0 else
                     f"the rig's CI base images {CI_BASE}:trixie-* are missing: run "
                     "`bash .ci/provision.sh` as root")
-    clone = GitRepo(tmp_path_factory.mktemp("self") / "brewblox-release")
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone.path)], check=True)
-    clone.checkout("-b", BRANCH)  # a branch push: a dev release of the project
-    _rig_targets(clone.path / "pyproject.toml")
-    clone.commit("the rig's CI base images")
-    result = nox(clone, "-s", "release", "--", "--rehearse", timeout=1800)
+    # Not under pytest's temporary directory: the clone's own tests hold the sentinel
+    # credentials, which the session's leak scan (conftest) looks for in every file there.
+    with tempfile.TemporaryDirectory(prefix="brewblox-self-release-") as tmp:
+        clone = GitRepo(Path(tmp) / "brewblox-release")
+        subprocess.run(["git", "clone", "-q", str(ROOT), str(clone.path)], check=True)
+        clone.checkout("-b", BRANCH)  # a branch push: a dev release of the project
+        _rig_targets(clone.path / "pyproject.toml")
+        clone.commit("the rig's CI base images")
+        result = nox(clone, "-s", "release", "--", "--rehearse", timeout=1800)
     assert result.returncode == 0, result.stdout[-6000:]
     registry = re.search(r"rehearsal: registry at (127\.0\.0\.1:\d+)", result.stdout)
     version = re.search(r"^version: (\S+)", result.stdout, re.MULTILINE)
