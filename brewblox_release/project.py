@@ -227,8 +227,8 @@ def _setup_py_scm(root: Path) -> tuple[bool, dict[str, Any]] | None:
                     try:
                         name = ast.literal_eval(key) if key is not None else None
                         settings[str(name)] = ast.literal_eval(item)
-                    except ValueError:
-                        continue
+                    except (ValueError, TypeError, SyntaxError, RecursionError):
+                        continue  # code, not a literal: setuptools_scm's default stands
             return True, settings
     return None
 
@@ -294,7 +294,8 @@ def version_source(root: Path, data: Mapping[str, Any] | None = None) -> Version
     declared = "[tool.setuptools_scm]" if section is not None else "setup.py"
     if from_setup_py is not None:
         settings.update(from_setup_py[1])
-        declared = "setup.py use_scm_version" + (" and [tool.setuptools_scm]" if section else "")
+        declared = "setup.py use_scm_version" + (
+            " and [tool.setuptools_scm]" if section is not None else "")
     return VersionSource("setuptools_scm", declared, _normalise(settings))
 
 
