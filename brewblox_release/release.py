@@ -29,7 +29,6 @@ from .errors import CredentialsError, ReleaseError, VersionError
 from .plan import DEFAULT_TAGS, ImagePlan, Plan, highest_final, make_plan, tag_version
 from .project import TagRule
 from .run import log, redact, step
-from .secret import display_url
 from .tags import LATEST
 
 if TYPE_CHECKING:  # dist and index load on use: --dry-run needs neither
@@ -175,10 +174,11 @@ def preflight(run: Run) -> None:
     well-formed settings and credentials (or needs none), the index's simple API is found,
     every target can build. Stops with every problem found, a line each."""
     problems = _problems(run)
-    if len(problems) == 1:
-        raise type(problems[0])(f"{problems[0]}. Nothing was built")
-    if problems:
-        raise ReleaseError("\n".join(str(p) for p in problems) + "\nNothing was built")
+    if not problems:
+        return
+    lines = [str(problem) for problem in problems]
+    lines[-1] += ". Nothing was built"
+    raise (type(problems[0]) if len(problems) == 1 else ReleaseError)("\n".join(lines))
 
 
 def _problems(run: Run) -> list[ReleaseError]:
@@ -402,6 +402,8 @@ def pip_resolves(index: Index, name: str, *, pre: bool = False) -> str:
     """The version ``pip`` picks for ``name`` from the index (``--pre`` optionally)."""
     from packaging.utils import parse_wheel_filename
 
+    from .index import masked_url
+
     with tempfile.TemporaryDirectory() as tmp:
         argv = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir",
                 "--disable-pip-version-check", "--quiet", "--dest", tmp, name]
@@ -413,7 +415,7 @@ def pip_resolves(index: Index, name: str, *, pre: bool = False) -> str:
         proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
         if proc.returncode != 0:
             raise ReleaseError(redact(f"pip could not download {name} from "
-                                      f"{display_url(index.simple_url)}: "
+                                      f"{masked_url(index.simple_url)}: "
                                       f"{proc.stderr.strip()[-500:]}"))
         wheels = [p for p in Path(tmp).iterdir() if p.name.endswith(".whl")]
         if wheels:
