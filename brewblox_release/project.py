@@ -45,7 +45,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = ["DEFAULT_TAG_REGEX", "LEGACY_BACKEND", "TagRule", "VersionSource", "cache_dir",
-           "distribution_name", "files_key", "read_pyproject", "version_source"]
+           "distribution_name", "files_key", "normalise", "read_pyproject", "version_source"]
 
 #: setuptools_scm's default: ``1.2.3``, ``v1.2.3``, ``anything-1.2.3``; a ``+local`` part apart.
 DEFAULT_TAG_REGEX = r"^(?:[\w-]+-)?(?P<version>[vV]?\d+(?:\.\d+){0,2}[^\+]*)(?:\+.*)?$"
@@ -179,7 +179,7 @@ def _table(data: Mapping[str, Any], *keys: str) -> Mapping[str, Any] | None:
 
 # --- the version source ------------------------------------------------------------------------
 
-def _normalise(settings: Mapping[str, Any]) -> dict[str, Any]:
+def normalise(settings: Mapping[str, Any]) -> dict[str, Any]:
     """setuptools_scm keys, with the deprecated spellings in their new places (setuptools_scm
     warns about the old ones, and the tag regex is read from one place)."""
     data = {k: v for k, v in settings.items() if k not in _DROPPED_KEYS}
@@ -266,7 +266,7 @@ def version_source(root: Path, data: Mapping[str, Any] | None = None) -> Version
             settings["tag_regex"] = hatch["tag-pattern"]
         if isinstance(hatch.get("fallback-version"), str) and hatch["fallback-version"]:
             settings["fallback_version"] = hatch["fallback-version"]
-        return VersionSource("hatch-vcs", "[tool.hatch.version]", _normalise(settings))
+        return VersionSource("hatch-vcs", "[tool.hatch.version]", normalise(settings))
     if not backend.startswith("setuptools"):
         raise VersionError(
             f"{where}: the build backend {backend} is neither setuptools with setuptools_scm "
@@ -296,7 +296,7 @@ def version_source(root: Path, data: Mapping[str, Any] | None = None) -> Version
         settings.update(from_setup_py[1])
         declared = "setup.py use_scm_version" + (
             " and [tool.setuptools_scm]" if section is not None else "")
-    return VersionSource("setuptools_scm", declared, _normalise(settings))
+    return VersionSource("setuptools_scm", declared, normalise(settings))
 
 
 def _read(path: Path) -> str:

@@ -209,7 +209,7 @@ def compute(root: Path, name: str | None = None) -> str:
     from setuptools_scm import _get_version
     from vcs_versioning import VcsEnvironment
 
-    from .project import read_pyproject, version_source
+    from .project import normalise, read_pyproject, version_source
 
     for logger in ("vcs_versioning", "setuptools_scm"):  # their debug lines would flood nox's log
         logging.getLogger(logger).setLevel(logging.WARNING)
@@ -219,12 +219,20 @@ def compute(root: Path, name: str | None = None) -> str:
     if name is None:
         project = data.get("project")
         name = project.get("name") if isinstance(project, dict) else None
+    environment = VcsEnvironment.from_env("SETUPTOOLS_SCM", dist_name=name)
     settings = copy.deepcopy(dict(source.settings))
+    try:
+        # SETUPTOOLS_SCM_OVERRIDES_FOR_<NAME>, which setuptools_scm reads over the file's.
+        overrides = environment.read_toml_overrides(name)
+    except (ValueError, TypeError) as e:
+        raise VersionError(f"SETUPTOOLS_SCM_OVERRIDES_FOR_... cannot be read: {e}") from e
+    if overrides:
+        settings = normalise({**settings, **overrides})
     _describe_match(settings)
     settings.update(local_scheme="no-local-version", dist_name=name)
     try:
-        config = VcsEnvironment.from_env("SETUPTOOLS_SCM", dist_name=name).build_config_from_data(
-            relative_to=root / "pyproject.toml", data=settings)
+        config = environment.build_config_from_data(relative_to=root / "pyproject.toml",
+                                                    data=settings)
         with _one_entry_point_scan():
             version = _get_version(config, force_write_version_files=False)
     except (LookupError, ValueError, TypeError) as e:

@@ -302,3 +302,14 @@ def test_tag_rule_with_a_prefix() -> None:
     assert not rule.is_default
     with pytest.raises(VersionError, match=re.escape("tag 'svc-1.2.0+x' has a local part")):
         rule.version("svc-1.2.0+x")
+
+
+def test_setuptools_scm_overrides_from_the_environment_are_honoured(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = make_service(tmp_path / "svc")
+    repo.tag("1.2.3")
+    repo.commit("more")
+    assert version.compute(repo.path, "demo-svc") == "1.2.4.dev1"
+    monkeypatch.setenv("SETUPTOOLS_SCM_OVERRIDES_FOR_DEMO_SVC",
+                       '{version_scheme = "no-guess-dev"}')
+    assert version.compute(repo.path, "demo-svc") == "1.2.3.post1.dev1"
