@@ -237,9 +237,20 @@ def package_version(ref: str, platform: str, name: str, *, pull: bool = True,
 
     code = f"import importlib.metadata as m; print(m.version({name!r}))"
     client = (config or DockerConfig()).client()
+    printed = []
     try:
-        output = client.container.run(ref, ["-c", code], entrypoint="python3", remove=True,
-                                      platform=platform, pull="always" if pull else "missing")
+        # Streamed: python-on-whales lets a container's stderr through to the terminal
+        # otherwise, past the redactor.
+        for source, raw in client.container.run(
+                ref, ["-c", code], entrypoint="python3", remove=True, platform=platform,
+                pull="always" if pull else "missing", stream=True):
+            line = raw.decode(errors="replace").rstrip()
+            if source == "stdout":
+                printed.append(line)
+            else:
+                log(f"  {line}")
     except DockerException as e:
         raise PublishError(_wrap(e, f"running {ref} to read its package version")) from e
-    return str(output).strip().splitlines()[-1].strip()
+    if not printed:
+        raise PublishError(f"running {ref} to read its package version printed nothing")
+    return printed[-1].strip()

@@ -108,3 +108,14 @@ def test_docker_arm_without_emulation_stops_and_builds_nothing(
     assert registry_tags(registry.address, REPO) == []
     with pytest.raises(EmulationError):
         docker.check_emulation("linux/arm/v7")
+
+
+def test_package_version_runs_the_image_and_reports_through_the_log(engine: None) -> None:
+    # Verification's fallback when an image's top layers do not tell its package's version.
+    from brewblox_release.errors import PublishError
+    from tests.service import BASE_REPO
+
+    ref = f"{BASE_REPO}:bookworm-amd64"
+    assert docker.package_version(ref, "linux/amd64", "pip", pull=False)[0].isdigit()
+    with pytest.raises(PublishError, match="No package metadata was found for no-such-dist"):
+        docker.package_version(ref, "linux/amd64", "no-such-dist", pull=False)
