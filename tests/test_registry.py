@@ -175,8 +175,11 @@ def test_basic_auth_with_credentials(locked_registry: RegistryServer, tmp_path: 
     # Found in review: a Basic challenge was "auth brewblox-release cannot read".
     no_login = {"DOCKER_CONFIG": str(tmp_path / ".docker")}
     image = f"{locked_registry.address}/demo/svc"
-    assert Registry.from_env(image, {**no_login, "DOCKER_USERNAME": "ci",
-                                     "DOCKER_PASSWORD": "s3cret-token"}).tags() == []
+    registry = Registry.from_env(image, {**no_login, "DOCKER_USERNAME": "ci",
+                                         "DOCKER_PASSWORD": "s3cret-token"})
+    assert registry.tags() == []
+    assert "s3cret-token" not in repr(registry), "the password and the token are Secrets"
+    assert "password=Secret('****')" in repr(registry)
     with pytest.raises(CredentialsError, match=r"asks for credentials.*DOCKER_USERNAME"):
         Registry.from_env(image, no_login).tags()
     with pytest.raises(CredentialsError, match="refused the credentials"):
