@@ -308,6 +308,8 @@ class Index:
         """file name -> (sha256, yanked); {} only where the simple API is known to be there."""
         from pypi_simple import NoSuchProjectError, PyPISimple
 
+        if problems := self.problems():  # named by their setting, before any request
+            raise ConfigError(problems[0])
         known = _FOUND.get(self._key)
         candidates = (known,) if known else self.candidates
         certain = known is not None or (self.upload_url in _SIMPLE and not self.index_url)

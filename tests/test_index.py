@@ -85,10 +85,14 @@ SECRET = "pa55-Wd9q"
 ])
 def test_malformed_urls_are_named_by_their_setting(env: dict[str, str], config: str | None,
                                                    problem: str) -> None:
-    problems = Index.from_env(env, config).problems()
+    idx = Index.from_env(env, config)
+    problems = idx.problems()
     assert len(problems) == 1
     assert problem in problems[0]
     assert SECRET not in problems[0]
+    with pytest.raises(ConfigError) as info:
+        idx.versions("demo-svc")  # the latest decision reads it before preflight runs
+    assert str(info.value) == problems[0]
 
 
 def test_repr_shows_no_secret() -> None:
