@@ -82,10 +82,12 @@ fi
 if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then
     mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
 fi
-if [ ! -e /proc/sys/fs/binfmt_misc/qemu-arm ] || ! grep -q '^enabled' /proc/sys/fs/binfmt_misc/qemu-arm; then
-    log "enabling qemu binfmt handlers"
-    update-binfmts --enable >/dev/null 2>&1 || update-binfmts --enable qemu-arm
-fi
+for handler in qemu-arm qemu-aarch64; do  # arm/v7 and arm64 (linux/arm64 targets)
+    if [ ! -e /proc/sys/fs/binfmt_misc/$handler ] || ! grep -q '^enabled' /proc/sys/fs/binfmt_misc/$handler; then
+        log "enabling the $handler binfmt handler"
+        update-binfmts --enable $handler >/dev/null 2>&1 || update-binfmts --enable >/dev/null 2>&1
+    fi
+done
 
 # base_image ARCH PLATFORM TAG [REPO SUITE PACKAGES]
 base_image() {
@@ -128,6 +130,8 @@ base_image amd64 linux/amd64 bookworm-amd64 &
 amd=$!
 base_image armhf linux/arm/v7 bookworm-armv7 &
 arm=$!
+base_image arm64 linux/arm64 bookworm-arm64 &
+arm64=$!
 ci_base_image() { base_image "$1" "$2" "$3" "$CI_BASE_REPO" "$CI_SUITE" "$CI_PACKAGES"; }
 ci_base_image amd64 linux/amd64 trixie-amd64 &
 ci_amd=$!
@@ -135,6 +139,7 @@ ci_base_image armhf linux/arm/v7 trixie-armv7 &
 ci_arm=$!
 wait $amd
 wait $arm
+wait $arm64
 wait $ci_amd
 wait $ci_arm
-log "ready: docker $(docker version -f '{{.Server.Version}}'), $(docker buildx version | cut -d' ' -f1-2), base images $BASE_REPO:bookworm-{amd64,armv7} and $CI_BASE_REPO:trixie-{amd64,armv7}"
+log "ready: docker $(docker version -f '{{.Server.Version}}'), $(docker buildx version | cut -d' ' -f1-2), base images $BASE_REPO:bookworm-{amd64,armv7,arm64} and $CI_BASE_REPO:trixie-{amd64,armv7}"
