@@ -42,6 +42,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -620,8 +621,9 @@ def uses_template(context: Path) -> bool:
 def ship(pkg: Path, name: str = "", version: str = "") -> Path:
     """Put into ``pkg`` what the template's stages need besides the wheel: this module and
     the packages it imports (in ``pkg/brewblox-release/``), and ``pkg/requirements.txt``
-    (`requirements_of`). Files are written only where they differ, so that the build's cache
-    keys and a build reading them are left alone."""
+    (`requirements_of`). Files are written only where they differ, each whole (a temporary
+    file renamed), so that the build's cache keys, a build reading them and a second target
+    sharing the context are left alone."""
     import importlib
 
     dest = pkg / TOOLS_DIR
@@ -637,12 +639,12 @@ def ship(pkg: Path, name: str = "", version: str = "") -> Path:
         if target.is_file() and target.read_bytes() == data:
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.{os.getpid()}")
+        partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
         partial.write_bytes(data)
         partial.replace(target)
     for path in sorted(dest.rglob("*"), reverse=True):
-        if path.is_file() and path not in files:
-            path.unlink()
+        if path.is_file() and path not in files and not path.name.startswith("."):
+            path.unlink(missing_ok=True)  # a file of a release before this one
     return dest
 
 

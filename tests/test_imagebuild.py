@@ -420,3 +420,28 @@ def test_deps_installs_wheels_for_arm_and_leaves_only_the_sdist_for_the_image(
 def test_loopback_indexes_are_trusted_so_pip_caches_their_files(
         env: dict[str, str], expected: list[str]) -> None:
     assert imagebuild.trusted_hosts(env) == expected
+
+
+def test_two_targets_sharing_a_context_ship_at_once(tmp_path: Path) -> None:
+    import threading
+
+    pkg = tmp_path / "pkg"
+    _wheel(pkg)
+    errors: list[BaseException] = []
+
+    def one() -> None:
+        try:
+            for _ in range(3):
+                imagebuild.ship(pkg)
+        except BaseException as e:  # reported by the assertion below
+            errors.append(e)
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert (pkg / imagebuild.TOOLS_DIR / "imagebuild.py").read_bytes() == \
+        Path(imagebuild.__file__).read_bytes()
+    assert not [p.name for p in (pkg / imagebuild.TOOLS_DIR).rglob(".*")]
