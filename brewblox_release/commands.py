@@ -25,6 +25,7 @@ from .run import log, out, redacted_streams, step
 if TYPE_CHECKING:
     from .config import Config
     from .environment import Environment
+    from .plan import ImagePlan
     from .release import Run
 
 __all__ = ["COMMANDS", "Command", "execute", "message", "parser", "quiet_library_logs"]
@@ -54,6 +55,9 @@ OPTIONS = {o.flag: o for o in (
     Option("--rehearse", "the whole run against a throwaway registry and index on loopback"),
     Option("--target", "the target to build (a name from [tool.brewblox-release] targets)",
            "NAME"),
+    Option("--stage", "build this target, push it under a staging reference and write its "
+           "record into DIR (a split build, SPEC §11)", "DIR"),
+    Option("--merge", "publish from the records of the targets' --stage runs in DIR", "DIR"),
     Option("--ci", "the CI provider to write a definition for (default: from the remote URL)",
            "PROVIDER", ("github", "gitlab", "travis", "azure")),
     Option("--image", "the image repository to write into [tool.brewblox-release]", "IMAGE"),
@@ -61,6 +65,7 @@ OPTIONS = {o.flag: o for o in (
 )}
 
 _PLANNING = ("--dry-run", "--json", "--publish", "--ref", "--allow-dirty", "--rehearse")
+_DOCKER = (*_PLANNING, "--stage")
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,9 @@ def _docker(target: str | None) -> Callable[[Options], None]:
                 return
             preflight(run)
             build_images(run, [image])
-            if image.push:
+            if options.stage:
+                _stage(run, image, Path(options.stage))
+            elif image.push:
                 summary = Summary()
                 with step("publish"):
                     publish(run, [], summary)
@@ -140,12 +147,29 @@ def _docker(target: str | None) -> Callable[[Options], None]:
     return action
 
 
+def _stage(run: Run, image: ImagePlan, directory: Path) -> None:
+    """Push the built image under its staging reference and write its record (SPEC §11)."""
+    from . import dockerconfig
+    from .multiarch import stage
+    from .registry import Registry
+
+    if not image.push:
+        log(f"{image.target}: this run publishes nothing, so nothing is staged")
+        return
+    with step(f"stage {image.target}"), dockerconfig.login(image.repository, run.env) as login:
+        stage(run, image, directory, login, Registry.from_env(image.repository, run.env))
+
+
 def _release(options: Options) -> None:
-    from .release import release
+    from .release import merge, release
 
     with _prepared(options) as run:
         _show_plan(run)
-        if not options.dry_run:
+        if options.dry_run:
+            return
+        if options.merge:
+            out(merge(run, Path(options.merge)).render())
+        else:
             out(release(run).render())
 
 
@@ -165,13 +189,13 @@ COMMANDS = {c.name: c for c in (
     Command("distcopy", "copy the dist dir's sdist and wheel into each target's pkg/",
             ("--dry-run",), _distcopy),
     Command("docker", "build one target's image and push it when the plan says so",
-            (*_PLANNING, "--target"), _docker(None)),
+            (*_DOCKER, "--target"), _docker(None)),
     Command("docker-amd64", "build the amd64 image and push it when the plan says so",
-            _PLANNING, _docker("amd64")),
+            _DOCKER, _docker("amd64")),
     Command("docker-arm", "build the arm/v7 image and push it when the plan says so",
-            _PLANNING, _docker("arm")),
+            _DOCKER, _docker("arm")),
     Command("release", "preflight, dist, distcopy, every image, publish, verify, summary",
-            _PLANNING, _release),
+            (*_PLANNING, "--merge"), _release),
     Command("init", "add brewblox-release to a service (pyproject, noxfile, Dockerfiles, CI)",
             ("--ci", "--image", "--force", "--dry-run"), _init),
 )}

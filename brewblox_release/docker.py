@@ -10,7 +10,9 @@ the pushes and image runs here take the `DockerConfig` that `dockerconfig.login`
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -79,43 +81,58 @@ def _wrap(e: DockerException, what: str) -> str:
     return redact(f"{what} failed (docker exit code {e.return_code}): {last}")
 
 
-def _builder_has(platform: str) -> bool:
-    """Whether the current builder lists ``platform`` (buildx inspect)."""
+@functools.cache  # one question per builder and run
+def _builder(builder: str | None) -> tuple[str, list[str]] | None:
+    """The builder's driver and the platforms it says it builds (``docker buildx inspect
+    --bootstrap``), or None when it cannot be asked (no such builder, no engine)."""
     from python_on_whales import DockerException, docker
 
     try:
-        builder = docker.buildx.inspect(bootstrap=True)
+        found = docker.buildx.inspect(builder, bootstrap=True)
     except DockerException:
-        return False
-    return any(platform in (node.platforms or []) for node in builder.nodes or [])
+        return None
+    return found.driver or "", [p for node in found.nodes or [] for p in node.platforms or []]
 
 
-def check_emulation(platform: str) -> None:
-    """Stop, building nothing, when the engine cannot run ``platform`` (arm without qemu)."""
-    if platform in {"linux/amd64", "linux/386"}:
-        return
-    arch = {"linux/arm/v7": "arm", "linux/arm/v6": "arm", "linux/arm64": "aarch64"}.get(
-        platform)
-    if arch is None:
-        return
+def _local_handler_off(platform: str) -> str | None:
+    """The binfmt handler of ``platform`` when it exists on this machine and is disabled:
+    the ``docker`` driver reports the platforms its engine found when it started, so for an
+    engine on this machine its answer is checked against the handler it depends on."""
+    arch = {"linux/arm/v7": "arm", "linux/arm/v6": "arm", "linux/arm64": "aarch64"}.get(platform)
+    host = os.environ.get("DOCKER_HOST", "")
     binfmt = Path("/proc/sys/fs/binfmt_misc")
-    handler = binfmt / f"qemu-{arch}"
-    enabled = False
+    if arch is None or (host and not host.startswith("unix://")) or \
+            not (binfmt / "status").exists():
+        return None
     try:
-        enabled = handler.read_text().splitlines()[0].strip() == "enabled"
+        enabled = (binfmt / f"qemu-{arch}").read_text().splitlines()[0].strip() == "enabled"
     except (OSError, IndexError):
         enabled = False
-    if not enabled and not (binfmt / "status").exists():
-        # No binfmt_misc here: the tool runs in a container beside the engine (a CI job image
-        # with the engine's socket, GitLab's docker-in-docker). Ask the builder (SPEC §11).
-        enabled = _builder_has(platform)
-    if not enabled:
-        raise EmulationError(
-            f"this machine cannot run {platform} images: the qemu-{arch} binfmt handler is "
-            "not enabled, so nothing was built. Enable emulation with "
-            "`docker run --privileged --rm tonistiigi/binfmt --install arm` or, on Debian, "
-            f"`apt-get install qemu-user-static binfmt-support && update-binfmts --enable "
-            f"qemu-{arch}`")
+    return None if enabled else f"qemu-{arch}"
+
+
+def check_emulation(platform: str, builder: str | None = None) -> None:
+    """Stop, building nothing, when the builder cannot build ``platform`` (SPEC §11: asked of
+    the builder, which may be remote or native, not of the machine the tool runs on)."""
+    found = _builder(builder)
+    name = f"builder {builder}" if builder else "the current builder"
+    if found is None:
+        raise EmulationError(f"buildx cannot inspect {name}, so nothing was built: check "
+                             "`docker buildx ls` (and the builder setting or BUILDX_BUILDER)")
+    driver, platforms = found
+    off = _local_handler_off(platform) if driver == "docker" else None
+    if platform in platforms and off is None:
+        return
+    arch = {"linux/arm/v7": "arm", "linux/arm/v6": "arm", "linux/arm64": "arm64"}.get(
+        platform, platform.rsplit("/", 1)[-1])
+    why = (f"the {off} binfmt handler of this machine's engine is disabled" if off else
+           f"it builds {', '.join(platforms) or 'nothing'}")
+    raise EmulationError(
+        f"{name} cannot build {platform} images ({why}), so nothing was built. Enable "
+        f"emulation on the engine's machine with `docker run --privileged --rm "
+        f"tonistiigi/binfmt --install {arch}` or, on Debian, `apt-get install qemu-user-static "
+        f"binfmt-support && update-binfmts --enable {off or 'qemu-' + arch}`; or set builder "
+        "to one that builds it natively")
 
 
 def build(config: Config, image: ImagePlan, *, version: str, revision: str, created: int,
@@ -133,7 +150,7 @@ def build(config: Config, image: ImagePlan, *, version: str, revision: str, crea
     from . import imagebuild
 
     target = config.target(image.target)
-    check_emulation(target.platform)
+    check_emulation(target.platform, config.builder)
     context = config.root / target.context
     if (context / "pkg").is_dir() and imagebuild.uses_template(context):
         imagebuild.ship(context / "pkg", config.name, version)
@@ -146,6 +163,7 @@ def build(config: Config, image: ImagePlan, *, version: str, revision: str, crea
                 stream = docker.buildx.build(
                     context,
                     platforms=[target.platform],
+                    builder=config.builder,
                     tags=list(image.refs),
                     build_args=args,
                     labels=labels(config, version, revision, source, created),

@@ -70,36 +70,37 @@ def distcopy(c: Context, *, dry_run: bool = False) -> None:
 @task(help=_help("docker"))
 def docker(c: Context, *, target: str | None = None, dry_run: bool = False, json: bool = False,
            publish: bool = False, ref: str | None = None, allow_dirty: bool = False,
-           rehearse: bool = False) -> None:
+           rehearse: bool = False, stage: str | None = None) -> None:
     """Build one target's image (--target NAME) and push it when the plan says so."""
     _run("docker", target=target, dry_run=dry_run, json=json, publish=publish, ref=ref,
-         allow_dirty=allow_dirty, rehearse=rehearse)
+         allow_dirty=allow_dirty, rehearse=rehearse, stage=stage)
 
 
 @task(name="docker-amd64", help=_help("docker-amd64"))
 def docker_amd64(c: Context, *, dry_run: bool = False, json: bool = False, publish: bool = False,
                  ref: str | None = None, allow_dirty: bool = False,
-                 rehearse: bool = False) -> None:
+                 rehearse: bool = False, stage: str | None = None) -> None:
     """Build the amd64 image and push it when the plan says so."""
     _run("docker-amd64", dry_run=dry_run, json=json, publish=publish, ref=ref,
-         allow_dirty=allow_dirty, rehearse=rehearse)
+         allow_dirty=allow_dirty, rehearse=rehearse, stage=stage)
 
 
 @task(name="docker-arm", help=_help("docker-arm"))
 def docker_arm(c: Context, *, dry_run: bool = False, json: bool = False, publish: bool = False,
                ref: str | None = None, allow_dirty: bool = False,
-               rehearse: bool = False) -> None:
+               rehearse: bool = False, stage: str | None = None) -> None:
     """Build the arm/v7 image and push it when the plan says so."""
     _run("docker-arm", dry_run=dry_run, json=json, publish=publish, ref=ref,
-         allow_dirty=allow_dirty, rehearse=rehearse)
+         allow_dirty=allow_dirty, rehearse=rehearse, stage=stage)
 
 
 @task(help=_help("release"))
 def release(c: Context, *, dry_run: bool = False, json: bool = False, publish: bool = False,
-            ref: str | None = None, allow_dirty: bool = False, rehearse: bool = False) -> None:
+            ref: str | None = None, allow_dirty: bool = False, rehearse: bool = False,
+            merge: str | None = None) -> None:
     """Release: preflight, dist, distcopy, every image, publish, verify, summary."""
     _run("release", dry_run=dry_run, json=json, publish=publish, ref=ref,
-         allow_dirty=allow_dirty, rehearse=rehearse)
+         allow_dirty=allow_dirty, rehearse=rehearse, merge=merge)
 
 
 @task(help=_help("init"))

@@ -7,7 +7,7 @@ of SPEC §5's table are the branches of `make_plan`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
@@ -51,6 +51,7 @@ class Plan:
         images: one entry per target; an image with ``push=False`` is loaded into the engine.
         latest: whether ``latest`` moves to this version.
         reasons: plain lines saying why something is not published.
+        multi_arch: every tag is one manifest list over all the images' platforms (SPEC §11).
     """
 
     version: str
@@ -59,6 +60,7 @@ class Plan:
     images: tuple[ImagePlan, ...]
     latest: bool = False
     reasons: tuple[str, ...] = field(default_factory=tuple)
+    multi_arch: bool = False
 
     @property
     def publishes(self) -> bool:
@@ -85,6 +87,7 @@ class Plan:
             "publishes": self.publishes,
             "index": {"upload": self.upload},
             "latest": self.latest,
+            "multi_arch": self.multi_arch,
             "images": [{"target": i.target, "platform": i.platform, "context": i.context,
                         "repository": i.repository, "tags": list(i.tags), "push": i.push}
                        for i in self.images],
@@ -101,6 +104,9 @@ class Plan:
         for image in self.images:
             action = "push" if image.push else "build and load"
             lines.append(f"{image.target + ':':<8} {action} {', '.join(image.refs)}")
+        if self.multi_arch and any(image.push for image in self.images):
+            platforms = ", ".join(image.platform for image in self.images)
+            lines.append(f"lists:   every tag above is one manifest list of {platforms}")
         lines.extend(f"note:    {reason}" for reason in self.reasons)
         return "\n".join(lines)
 
@@ -142,6 +148,14 @@ def _build_only(config: Config, image: str, version: str, ctx: CiContext,
 
 
 def make_plan(ctx: CiContext, version: str, config: Config,
+              published: Iterable[str] = (), tags: TagRule = DEFAULT_TAGS) -> Plan:
+    """Decide what this run publishes (see `_make_plan`), as one manifest list per tag when
+    the service asks for ``multi-arch``."""
+    plan = _make_plan(ctx, version, config, published, tags)
+    return replace(plan, multi_arch=config.multi_arch) if config.multi_arch else plan
+
+
+def _make_plan(ctx: CiContext, version: str, config: Config,
               published: Iterable[str] = (), tags: TagRule = DEFAULT_TAGS) -> Plan:
     """Decide what this run publishes.
 

@@ -32,7 +32,10 @@ from .run import log, redact, step
 from .tags import LATEST
 
 if TYPE_CHECKING:  # dist and index load on use: --dry-run needs neither
+    from .dockerconfig import DockerConfig
     from .index import Index, Outcome
+    from .multiarch import Record
+    from .registry import Registry
 
 __all__ = ["Options", "Run", "prepare", "publish", "release", "verify"]
 
@@ -49,6 +52,8 @@ class Options:
         allow_dirty: publish even though tracked files differ from the commit.
         rehearse: the whole release against throwaway servers on loopback (SPEC §9).
         target: the target of the ``docker`` command.
+        stage: a docker command's split build: the directory of the target's record.
+        merge: ``release`` from the records of a split build in this directory.
         ci, image, force: ``init``'s provider, image repository, and whether to overwrite.
     """
 
@@ -59,6 +64,8 @@ class Options:
     allow_dirty: bool = False
     rehearse: bool = False
     target: str | None = None
+    stage: str | None = None
+    merge: str | None = None
     ci: str | None = None
     image: str | None = None
     force: bool = False
@@ -169,11 +176,12 @@ def preflight_problems(run: Run) -> list[str]:
     return [str(problem) for problem in _problems(run)]
 
 
-def preflight(run: Run) -> None:
+def preflight(run: Run, *, building: bool = True) -> None:
     """Before anything is built: every destination the plan publishes to has complete,
     well-formed settings and credentials (or needs none), the index's simple API is found,
-    every target can build. Stops with every problem found, a line each."""
-    problems = _problems(run)
+    every target can build (unless nothing is ``building``). Stops with every problem found, a
+    line each."""
+    problems = _problems(run, building=building)
     if not problems:
         return
     lines = [str(problem) for problem in problems]
@@ -181,13 +189,13 @@ def preflight(run: Run) -> None:
     raise (type(problems[0]) if len(problems) == 1 else ReleaseError)("\n".join(lines))
 
 
-def _problems(run: Run) -> list[ReleaseError]:
+def _problems(run: Run, *, building: bool = True) -> list[ReleaseError]:
     from . import docker
 
     found = _index_problems(run) + _registry_problems(run)
-    for image_plan in run.plan.images:
+    for image_plan in run.plan.images if building else ():
         try:
-            docker.check_emulation(image_plan.platform)
+            docker.check_emulation(image_plan.platform, run.config.builder)
         except ReleaseError as e:
             found.append(e)
     return found
@@ -321,7 +329,8 @@ class Summary:
                          for row in self.rows)
 
 
-def publish(run: Run, files: Sequence[Path], summary: Summary) -> None:
+def publish(run: Run, files: Sequence[Path], summary: Summary,
+            records: Mapping[str, Record] | None = None) -> None:
     """Push the images' tags, upload to the index, then move ``latest``: in that order, so that
     what cannot be undone (an index upload) and what users follow (``latest``) come last.
 
@@ -330,8 +339,11 @@ def publish(run: Run, files: Sequence[Path], summary: Summary) -> None:
     time right before it moves, from what the registry and the index hold then (SPEC §5), and
     moved in the registry to the manifest this run pushed (not pushed from the engine, whose
     local ``latest`` another build on the same engine may have re-tagged meanwhile).
+
+    With ``multi-arch`` or stage ``records`` (a split build's merge) the tags are made from the
+    pushed images' digests (`multiarch.make_tags`) instead of pushed from the engine.
     """
-    from . import docker, dockerconfig
+    from . import dockerconfig
     from .environment import exposed
     from .registry import Registry
 
@@ -349,15 +361,7 @@ def publish(run: Run, files: Sequence[Path], summary: Summary) -> None:
         if plan.upload:  # reachable, and no release file in the way, before anything is pushed
             run.index.check(run.config.name, files, release=not plan.is_dev)
 
-        # Each image's tags but `latest`, the images at once.
-        batches = [(image, [r for r, t in zip(image.refs, image.tags, strict=True)
-                            if t not in is_latest]) for image in pushes]
-        with ThreadPoolExecutor(max_workers=max(1, len(batches))) as pool:
-            list(pool.map(functools.partial(docker.push, config=login),
-                          [refs for _, refs in batches]))
-        for image, refs in batches:
-            for ref in refs:
-                summary.add(f"registry {image.platform}", ref, "pushed")
+        _push_images(run, pushes, login, registry, summary, records=records)
         if plan.upload:
             trusted = run.index.trusted_publishing  # twine reads GitHub's OIDC variables itself
             with exposed(run.env, _OIDC_VARS) if trusted else contextlib.nullcontext():
@@ -381,6 +385,36 @@ def publish(run: Run, files: Sequence[Path], summary: Summary) -> None:
                 log(f"moved {image.repository}:{tag} to {source}")
                 summary.add(f"registry {image.platform}", f"{image.repository}:{tag}",
                             f"moved to {source}")
+
+
+def _push_images(run: Run, pushes: Sequence[ImagePlan], login: DockerConfig,
+                 registry: Registry | None, summary: Summary, *,
+                 records: Mapping[str, Record] | None) -> None:
+    """Every tag of the pushed images but ``latest``: pushed from the engine, or (multi-arch,
+    a merge) made from the images' digests."""
+    from . import docker
+
+    is_latest = {f"{t.prefix}{LATEST}" for t in run.config.targets}
+    if pushes and (run.config.multi_arch or records is not None):
+        from . import multiarch
+
+        assert registry is not None
+        if records is None:  # this run built the images: push each under its staging tag
+            with ThreadPoolExecutor(max_workers=len(pushes)) as pool:
+                staged = pool.map(lambda image: multiarch.stage(run, image, None, login,
+                                                                registry), pushes)
+                records = {record.target: record for record in staged}
+        multiarch.make_tags(run, records, login, summary)
+        return
+    # Each image's tags but `latest`, the images at once.
+    batches = [(image, [r for r, t in zip(image.refs, image.tags, strict=True)
+                        if t not in is_latest]) for image in pushes]
+    with ThreadPoolExecutor(max_workers=max(1, len(batches))) as pool:
+        list(pool.map(functools.partial(docker.push, config=login),
+                      [refs for _, refs in batches]))
+    for image, refs in batches:
+        for ref in refs:
+            summary.add(f"registry {image.platform}", ref, "pushed")
 
 
 #: GitHub's OIDC request variables, which twine's trusted publishing reads from os.environ.
@@ -448,6 +482,11 @@ def verify(run: Run, summary: Summary) -> None:
     if pushes:
         registry = Registry.from_env(config.require_image(), run.env)
         tags = set(registry.tags())
+        if config.multi_arch:
+            from . import multiarch
+
+            problems += multiarch.verify_lists(run, registry, summary)
+            pushes = []  # each platform's image was read from the list
         for target in config.targets:
             versions = {t[len(target.prefix):] for t in tags if t.startswith(target.prefix)}
             top = highest_final(versions)
@@ -460,7 +499,7 @@ def verify(run: Run, summary: Summary) -> None:
                         "ok" if ok else "WRONG")
             if not ok:
                 problems.append(f"{latest} does not point at {target.prefix}{top}")
-        with ThreadPoolExecutor(max_workers=len(pushes)) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, len(pushes))) as pool:
             read = list(pool.map(lambda i: registry.package_version(i.tags[0], config.name),
                                  pushes))
             if None in read:  # the top layers do not tell: pull and run (arm under qemu)
@@ -479,6 +518,31 @@ def verify(run: Run, summary: Summary) -> None:
                 problems.append(f"{ref} holds {config.name} {got}, not {plan.version}")
     if problems:
         raise ReleaseError("verification failed:\n" + "\n".join(problems))
+
+
+def merge(run: Run, directory: Path) -> Summary:
+    """The second half of a split build (SPEC §11): check the stage records in ``directory``,
+    build the package (reproducibly: the same files the stages built), upload it, make every
+    tag from the records, move ``latest`` last, verify. Re-running a completed merge changes
+    nothing: the same sources make the same lists, and the index skips files it holds."""
+    from . import dist
+    from .multiarch import read_records
+
+    summary = Summary()
+    if not run.plan.publishes:
+        for reason in run.plan.reasons:
+            log(reason)
+        return summary
+    records = read_records(run, directory)  # before anything: the records are whole
+    preflight(run, building=False)
+    with step(f"dist: {run.config.name} {run.info.version}"):
+        files = dist.build(run.config, run.info.version,
+                           source_date_epoch=run.info.git.commit_time)
+    with step("publish"):
+        publish(run, files, summary, records)
+    with step("verify"):
+        verify(run, summary)
+    return summary
 
 
 def release(run: Run) -> Summary:

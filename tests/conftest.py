@@ -36,7 +36,8 @@ def _engine_problem() -> str | None:
         (["docker", "info", "--format", "{{.ServerVersion}}"], "the Docker engine is not running"),
         (["docker", "buildx", "version"], "docker buildx is not installed"),
         (["docker", "image", "inspect", f"{BASE_REPO}:bookworm-amd64",
-          f"{BASE_REPO}:bookworm-armv7"], "the rig's base images are missing"),
+          f"{BASE_REPO}:bookworm-armv7", f"{BASE_REPO}:bookworm-arm64"],
+         "the rig's base images are missing"),
     ]
     for argv, problem in checks:
         if subprocess.run(argv, capture_output=True, check=False).returncode != 0:
@@ -90,6 +91,9 @@ def service(tmp_path: Path) -> GitRepo:
 
 #: Files a test writes with a credential on purpose: they hold it by design, not by a leak.
 _HOLDERS = ("htpasswd", "github-event.json")
+#: Stores whose files are compressed (a plain scan cannot read them) and large: image layers,
+#: git objects, kept environments.
+_COMPRESSED = ("blobs", "objects", "site-packages", ".nox")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -118,7 +122,8 @@ def no_sentinel_anywhere(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
              and "leak" not in what.split(" in ")[0]]  # the scan's own planted leak
     top = tmp_path_factory.getbasetemp()
     for path in top.rglob("*"):
-        if not path.is_file() or path.is_symlink() or path.name in _HOLDERS:
+        if not path.is_file() or path.is_symlink() or path.name in _HOLDERS or any(
+                part in _COMPRESSED for part in path.parts) or path.stat().st_size > 4 << 20:
             continue
         try:
             text = path.read_bytes().decode("utf-8", errors="replace")

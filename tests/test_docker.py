@@ -102,7 +102,7 @@ def test_docker_arm_without_emulation_stops_and_builds_nothing(
     assert nox(service, "-s", "dist", "distcopy", env=env).returncode == 0
     result = nox(service, "-s", "docker-arm", env=env)
     assert result.returncode != 0
-    assert "cannot run linux/arm/v7 images" in result.stdout
+    assert "cannot build linux/arm/v7 images" in result.stdout
     assert "update-binfmts --enable qemu-arm" in result.stdout
     assert "#1 [internal]" not in result.stdout, "a build started"
     assert registry_tags(registry.address, REPO) == []

@@ -1,0 +1,218 @@
+"""One tag for every platform, and builds spread over machines (SPEC §11).
+
+Each platform is built on its own (the engine's ``docker`` driver builds one at a time) and pushed
+under a staging reference: the target's own version or branch tag, which the manifest list then
+takes over, so that no staging reference is left beside the tags users pull. The lists are made
+with ``docker buildx imagetools create`` through python-on-whales, every tag but ``latest`` in one
+call; ``latest`` moves last, under the forward-only rule (`release.publish`).
+
+A split build (``--stage DIR`` on one machine per target, ``release -- --merge DIR`` on one more)
+carries each pushed image's digest in a `Record`; the merge checks that the records are one per
+target, of this commit, this version and this repository, before anything is published.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import PublishError, ReleaseError
+from .run import log
+from .tags import LATEST
+
+if TYPE_CHECKING:
+    from .dockerconfig import DockerConfig
+    from .plan import ImagePlan
+    from .registry import Registry
+    from .release import Run, Summary
+
+__all__ = ["Record", "make_tags", "read_records", "stage", "staging_tag", "verify_lists"]
+
+#: The media types of a manifest list (an OCI index, or docker's own).
+_LISTS = ("application/vnd.oci.image.index.v1+json",
+          "application/vnd.docker.distribution.manifest.list.v2+json")
+
+
+@dataclass(frozen=True)
+class Record:
+    """What one ``--stage`` run pushed: ``DIR/<target>.json``."""
+
+    target: str
+    platform: str
+    digest: str
+    version: str
+    commit: str
+    repository: str
+
+    @property
+    def source(self) -> str:
+        return f"{self.repository}@{self.digest}"
+
+    def write(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{self.target}.json"
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def read(cls, path: Path) -> Record:
+        try:
+            data = json.loads(path.read_text())
+            return cls(**{k: str(data[k]) for k in cls.__dataclass_fields__})
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ReleaseError(f"{path}: not a stage record ({type(e).__name__}: {e}); stage "
+                               "the target again with --stage") from None
+
+
+def _latest_tags(run: Run) -> set[str]:
+    return {f"{t.prefix}{LATEST}" for t in run.config.targets}
+
+
+def staging_tag(run: Run, image: ImagePlan) -> str:
+    """Where a target's image is pushed before the tags are made: its version or branch tag."""
+    return next(t for t in image.tags if t not in _latest_tags(run))
+
+
+def stage(run: Run, image: ImagePlan, directory: Path | None, config: DockerConfig,
+          registry: Registry) -> Record:
+    """Push one target's built image under its staging reference; write its record into
+    ``directory`` (a split build's ``--stage DIR``)."""
+    from . import docker
+
+    tag = staging_tag(run, image)
+    docker.push([f"{image.repository}:{tag}"], config=config)
+    digest = registry.digest(tag)
+    if not digest:
+        raise PublishError(f"{image.repository}:{tag} was pushed but the registry does not "
+                           "show it: re-run the stage")
+    record = Record(image.target, image.platform, digest, run.plan.version,
+                    run.info.git.commit, image.repository)
+    written = f"; record {record.write(directory)}" if directory is not None else ""
+    log(f"staged {image.target} ({image.platform}) as {record.source}{written}")
+    return record
+
+
+def read_records(run: Run, directory: Path) -> dict[str, Record]:
+    """The records of ``directory``, after checking that they are exactly one per target, all
+    of this commit, this version and this repository; else one error that says which."""
+    where = f"--merge {directory}"
+    if not directory.is_dir():
+        raise ReleaseError(f"{where}: no such directory: stage each target first "
+                           "(nox -s docker -- --target NAME --stage DIR); nothing was published")
+    found = {path.stem: Record.read(path) for path in sorted(directory.glob("*.json"))}
+    problems = []
+    for target in run.config.targets:
+        record = found.get(target.name)
+        if record is None:
+            problems.append(f"no record of target {target.name} ({target.platform}): stage it "
+                            f"with `nox -s docker -- --target {target.name} --stage DIR`")
+            continue
+        image = run.plan.image(target.name)
+        for what, got, want in (("commit", record.commit, run.info.git.commit),
+                                ("version", record.version, run.plan.version),
+                                ("repository", record.repository, image.repository),
+                                ("platform", record.platform, target.platform),
+                                ("target", record.target, target.name)):
+            if got != want:
+                problems.append(f"{target.name}.json is of {what} {got}, not {want}: stage it "
+                                "again from this commit")
+    for extra in sorted(set(found) - {t.name for t in run.config.targets}):
+        problems.append(f"{extra}.json is the record of no target of this service: remove it")
+    if problems:
+        raise ReleaseError(f"{where}: " + "; ".join(problems) + "; nothing was published")
+    return {name: found[name] for name in (t.name for t in run.config.targets)}
+
+
+def make_tags(run: Run, records: Mapping[str, Record], config: DockerConfig,
+              summary: Summary) -> None:
+    """Every tag of the plan but ``latest``, from the pushed images' digests: one manifest
+    list over all platforms (``multi-arch``), else each target's tags on its own image."""
+    latest = _latest_tags(run)
+    pushes = [image for image in run.plan.images if image.push]
+    if run.config.multi_arch:
+        tags = [t for image in pushes for t in image.tags if t not in latest]
+        _create(run, [records[image.target] for image in pushes], tags, config)
+        for tag in tags:
+            summary.add("registry " + ",".join(image.platform for image in pushes),
+                        f"{pushes[0].repository}:{tag}", "manifest list")
+        return
+    for image in pushes:
+        tags = [t for t in image.tags if t not in latest]
+        _create(run, [records[image.target]], tags, config)
+        for tag in tags:
+            summary.add(f"registry {image.platform}", f"{image.repository}:{tag}", "pushed")
+
+
+def _create(run: Run, records: Sequence[Record], tags: Iterable[str],
+            config: DockerConfig) -> None:
+    """``docker buildx imagetools create`` of ``tags`` from the records' images, in one call."""
+    from python_on_whales import DockerException
+
+    from .docker import _retrying as retrying
+
+    platforms = [r.platform for r in records]
+    if len(set(platforms)) != len(platforms):
+        raise ReleaseError(f"two targets build the same platform ({', '.join(platforms)}): a "
+                           "manifest list holds each platform once; give each target its own")
+    repository = records[0].repository
+    refs = [f"{repository}:{tag}" for tag in tags]
+    client = config.client()
+
+    def create() -> None:
+        client.buildx.imagetools.create(sources=[r.source for r in records], tags=refs,
+                                        builder=run.config.builder)
+
+    try:
+        retrying(f"making {', '.join(refs)}", create)
+    except DockerException as e:  # pragma: no cover (retrying wraps what it sees)
+        raise PublishError(f"docker buildx imagetools create failed: {e}") from e
+    log(f"made {', '.join(refs)} from {', '.join(r.source for r in records)}")
+
+
+def verify_lists(run: Run, registry: Registry, summary: Summary) -> list[str]:
+    """SPEC §10: each tag of a multi-arch plan is a manifest list holding each target's
+    platform exactly once, every target's tags the same list, each platform's image holding
+    the version the plan published. The problems found, a line each."""
+    from . import docker, dockerconfig
+
+    problems = []
+    pushes = [image for image in run.plan.images if image.push]
+    want = sorted(image.platform for image in pushes)
+    digests = {tag: registry.digest(tag) for image in pushes for tag in image.tags}
+    lists = {d for t, d in digests.items() if t not in _latest_tags(run)}
+    first = staging_tag(run, pushes[0])
+    manifest = registry.manifest(first) or {}
+    entries = [m for m in manifest.get("manifests") or []
+               if (m.get("platform") or {}).get("os") != "unknown"]  # attestations
+    got = sorted(_platform(m.get("platform") or {}) for m in entries)
+    ok = manifest.get("mediaType") in _LISTS and got == want and len(lists) == 1
+    summary.add("verify registry", f"{pushes[0].repository}:{first} lists {', '.join(got)}",
+                "ok" if ok else f"WRONG: expected one list of {', '.join(want)}")
+    if not ok:
+        problems.append(f"{first} is not one manifest list of exactly {', '.join(want)} under "
+                        f"every tag (platforms {got}, digests {sorted(d or '-' for d in lists)})")
+    for entry in entries:
+        platform = _platform(entry.get("platform") or {})
+        version = registry.package_version(entry["digest"], run.config.name)
+        if version is None:  # the top layers do not tell: pull and run (under qemu for arm)
+            with dockerconfig.login(pushes[0].repository, run.env) as login:
+                version = docker.package_version(f"{pushes[0].repository}@{entry['digest']}",
+                                                 platform, run.config.name, config=login)
+        ok = version == run.plan.version
+        summary.add("verify image", f"{first} {platform} holds {run.config.name} {version}",
+                    "ok" if ok else f"WRONG: expected {run.plan.version}")
+        if not ok:
+            problems.append(f"{first} {platform} holds {run.config.name} {version}, not "
+                            f"{run.plan.version}")
+    return problems
+
+
+def _platform(spec: Mapping[str, str]) -> str:
+    """``os/architecture[/variant]`` of a manifest list entry."""
+    parts = [spec.get("os", "?"), spec.get("architecture", "?")]
+    if spec.get("variant") and spec.get("architecture") != "arm64":
+        parts.append(spec["variant"])
+    return "/".join(parts)
