@@ -344,6 +344,7 @@ def _pyproject(root: Path, *, image: str | None, image_from: str | None,
     doc = _document(root)
     project = doc.get("project")
     name = project.get("name") if isinstance(project, Mapping) else None
+    derived = image is None  # a default only: never a reason to replace the service's own
     if image is None:
         image = _image_name(image_from or (name if isinstance(name, str) else "") or root.name)
     if not _IMAGE.fullmatch(image):
@@ -360,7 +361,7 @@ def _pyproject(root: Path, *, image: str | None, image_from: str | None,
                 item.comment("the image repository (BREWBLOX_RELEASE_IMAGE overrides it)")
                 item.trivia.comment_ws = "  "
             added.append(key)
-        elif _plain(table[key]) != value:
+        elif _plain(table[key]) != value and not (derived and key == "image"):
             conflicts.append(key)
             if force:
                 table[key] = _toml_value(value)

@@ -119,7 +119,7 @@ def test_existing_files_are_not_overwritten_without_force(tmp_path: Path) -> Non
     repo.write("docker/Dockerfile", own)
     repo.write(".gitlab-ci.yml", "# our own pipeline\n")
     repo.write("pyproject.toml", COMMENTED + '\n[tool.brewblox-release]\nimage = "org/other"\n')
-    changes = init(repo.path, ci="gitlab")
+    changes = init(repo.path, ci="gitlab", image="brewblox/demo-svc")
     skipped = "skipped (exists; --force to overwrite)"
     assert _actions(changes)["docker/Dockerfile"] == skipped
     assert _actions(changes)[".gitlab-ci.yml"] == skipped
@@ -130,13 +130,21 @@ def test_existing_files_are_not_overwritten_without_force(tmp_path: Path) -> Non
     assert config.load(repo.path).image == "org/other"
     assert "run init again with --force" in render(changes)
 
-    forced = init(repo.path, ci="gitlab", force=True)
+    forced = init(repo.path, ci="gitlab", image="brewblox/demo-svc", force=True)
     assert _actions(forced)["docker/Dockerfile"] == "updated"
     assert _actions(forced)["pyproject.toml"] == "updated"
     assert (repo.path / "docker" / "Dockerfile").read_bytes() == TEMPLATE.read_bytes()
     assert (repo.path / ".gitlab-ci.yml").read_text().startswith("# Releases this service")
     assert config.load(repo.path).image == "brewblox/demo-svc"
     assert (repo.path / "pyproject.toml").read_text().startswith(COMMENTED)
+
+
+def test_the_services_own_image_is_kept_unless_one_is_given(tmp_path: Path) -> None:
+    repo = fresh_service(tmp_path / "svc")
+    repo.write("pyproject.toml", COMMENTED + '\n[tool.brewblox-release]\nimage = "org/other"\n')
+    # The image derived from the remote is a default, not a reason to replace theirs.
+    assert _actions(init(repo.path, force=True))["pyproject.toml"] == "unchanged"
+    assert config.load(repo.path).image == "org/other"
 
 
 def test_dry_run_writes_nothing(tmp_path: Path) -> None:
