@@ -38,7 +38,10 @@ def _load(provider: str) -> Any:
 
 
 def test_there_is_one_definition_per_provider() -> None:
-    assert sorted(p.name for p in TEMPLATES.iterdir()) == sorted(_CI_TEMPLATES.values())
+    # and a split-build variant (each target on a runner of its own) where the provider has a
+    # build matrix: tests/test_multiarch.py validates those
+    shipped = sorted(p.name for p in TEMPLATES.iterdir() if "-split." not in p.name)
+    assert shipped == sorted(_CI_TEMPLATES.values())
 
 
 @pytest.mark.parametrize("provider", sorted(SCHEMAS))

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -261,3 +262,20 @@ def test_the_records_must_be_one_per_target_of_this_commit(tmp_path: Path) -> No
     assert message.endswith("nothing was published")
     with pytest.raises(ReleaseError, match="no such directory"):
         read_records(run, tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize(("name", "schema"), [("github-split.yml", "vendor.github-workflows"),
+                                              ("gitlab-ci-split.yml", "vendor.gitlab-ci")])
+def test_the_split_ci_definitions_validate(name: str, schema: str) -> None:
+    """The matrix definitions of the README (one job per target, the records as artifacts, one
+    merge job) against the providers' published schemas (check-jsonschema's copies)."""
+    from importlib import resources
+
+    path = Path(str(resources.files("brewblox_release").joinpath("templates", "ci", name)))
+    text = path.read_text()
+    assert "--stage records" in text
+    assert "--merge records" in text
+    result = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema",
+                             schema, str(path)], capture_output=True, text=True, check=False,
+                            timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
