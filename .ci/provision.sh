@@ -21,7 +21,7 @@ CI_PACKAGES=python3,python3-pip,python3-venv,python3-cffi,python3-ply,git,docker
 log() { printf '[rig] %s\n' "$*" >&2; }
 
 need_pkgs=()
-for pkg in docker.io docker-registry qemu-user-static binfmt-support debootstrap; do
+for pkg in docker.io docker-registry qemu-user-static binfmt-support debootstrap rsync; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
 if ((${#need_pkgs[@]})); then
@@ -31,12 +31,9 @@ if ((${#need_pkgs[@]})); then
 fi
 
 # gitlab-ci-local runs the GitLab definition that `init` writes (tests/test_gitlab_ci_local.py);
-# it copies files with rsync. 4.60.0 is the last release that runs on Node 18 and 20.
+# it copies files with rsync (installed above). 4.60.0 is the last release that runs on Node 18
+# and 20.
 GITLAB_CI_LOCAL=4.60.0
-if ! command -v rsync >/dev/null; then
-    log "installing rsync"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rsync >/dev/null
-fi
 if [ "$(gitlab-ci-local --version 2>/dev/null)" != "$GITLAB_CI_LOCAL" ]; then
     if ! command -v npm >/dev/null; then
         log "installing nodejs and npm"
