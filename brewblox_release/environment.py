@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 
-from .secret import Secret
+from .secret import Secret, url_password
 
 __all__ = ["CREDENTIAL_VARS", "Environment", "capture", "exposed"]
 
@@ -81,7 +81,7 @@ class Environment(Mapping[str, str]):
                 values.append(value)
         for name in _URL_VARS:
             for url in self._values.get(name, "").split():  # PIP_EXTRA_INDEX_URL: several
-                password = _url_password(url)
+                password = url_password(url)
                 if password:
                     values += [password, unquote(password)]
         return values
@@ -90,20 +90,6 @@ class Environment(Mapping[str, str]):
         """The variables a subprocess may inherit: no credential, no ``secret-vars``."""
         hidden = {*self.secret_vars, *DROPPED}
         return {k: v for k, v in self._values.items() if k not in hidden}
-
-
-def _url_password(url: str) -> str:
-    """The password in a URL's userinfo, read as leniently as a leak would be: everything
-    between the first ``:`` after the scheme and the last ``@`` (a raw ``/`` or ``@`` in it
-    breaks a strict parser, not a log line).
-
-    >>> _url_password("https://u:pypi-x/p@ss@host.example/legacy/")
-    'pypi-x/p@ss'
-    """
-    _, scheme, rest = url.partition("://")
-    if not scheme or "@" not in rest:
-        return ""
-    return rest.rpartition("@")[0].partition(":")[2]
 
 
 _captured: Environment | None = None

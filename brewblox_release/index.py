@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # pypi-simple, requests and twine load on use
     import requests
     from pypi_simple import DistributionPackage, PyPISimple
 
-__all__ = ["INDEX_URL_ENV", "PYPI_UPLOAD", "Index", "Outcome", "masked_url", "url_problem"]
+__all__ = ["INDEX_URL_ENV", "PYPI_UPLOAD", "Index", "Outcome", "url_problem"]
 
 PYPI_UPLOAD = "https://upload.pypi.org/legacy/"
 TESTPYPI_UPLOAD = "https://test.pypi.org/legacy/"
@@ -81,7 +81,7 @@ def url_problem(name: str, value: str) -> str | None:
     >>> url_problem("TWINE_REPOSITORY_URL", "https://user:pw@example.org:99999/").split(" (")[0]
     "TWINE_REPOSITORY_URL='https://user:****@example.org:99999/' is not a valid URL"
     """
-    shown = masked_url(value)
+    shown = display_url(value)
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 (it raises for a port that is not one)
@@ -94,26 +94,6 @@ def url_problem(name: str, value: str) -> str | None:
     if any(c.isspace() or not c.isprintable() for c in value):
         return f"{name}={shown!r} holds a space or a control character: remove it"
     return None
-
-
-def masked_url(url: str) -> str:
-    """``url`` for a message: `display_url`, and where the URL is too broken for it to find
-    the userinfo (a password with a ``/`` in it), everything up to the last ``@`` masked but
-    the user name.
-
-    >>> masked_url("http://ci:pa/ss@127.0.0.1:9/simple/")
-    'http://ci:****@127.0.0.1:9/simple/'
-    """
-    shown = display_url(url)
-    if "@" not in url or shown != url:
-        return shown
-    scheme, sep, rest = url.rpartition("://")
-    userinfo, _, host = rest.rpartition("@")
-    user = userinfo.split(":", 1)[0] if ":" in userinfo else ""
-    if "/" in user or "?" in user or "#" in user:
-        user = ""
-    masked = f"{user}:****" if user else "****"
-    return f"{scheme}{sep}{masked}@{host}"
 
 
 def _named(name: str | None) -> str:
@@ -145,7 +125,7 @@ def _host_auth(base: str, username: str, password: Secret) -> requests.auth.Auth
             return r
 
         def __repr__(self) -> str:
-            return f"HostAuth({masked_url(base)!r})"
+            return f"HostAuth({display_url(base)!r})"
 
     return HostAuth()
 
@@ -200,14 +180,14 @@ class Index:
                               if trusted and env.get(name)))
 
     def __repr__(self) -> str:
-        return (f"Index(upload_url={masked_url(self.upload_url)!r}, index_url="
-                f"{masked_url(self.index_url) if self.index_url else None!r}, "
+        return (f"Index(upload_url={display_url(self.upload_url)!r}, index_url="
+                f"{display_url(self.index_url) if self.index_url else None!r}, "
                 f"username={self.username!r}, password={self.password!r}, "
                 f"trusted_publishing={self.trusted_publishing!r})")
 
     @property
     def display_upload_url(self) -> str:
-        return masked_url(self.upload_url)
+        return display_url(self.upload_url)
 
     @property
     def candidates(self) -> tuple[str, ...]:
@@ -293,14 +273,14 @@ class Index:
         return {filename: digest for filename, (digest, _) in self._listing(name).items()}
 
     def _not_found(self, tried: Iterable[str]) -> ConfigError:
-        where = ", ".join(masked_url(url) for url in tried)
+        where = ", ".join(display_url(url) for url in tried)
         if self.index_url:
             return ConfigError(
-                f"{self.index_url_source}={masked_url(self.index_url)!r} is not a simple API "
+                f"{self.index_url_source}={display_url(self.index_url)!r} is not a simple API "
                 f"(PEP 503) of a package index: set {self.index_url_source} to the index's "
                 "simple API, e.g. https://pkgs.example.org/org/_packaging/feed/pypi/simple/")
         return ConfigError(
-            f"the simple API (PEP 503) of the index {masked_url(self.upload_url)} is not at "
+            f"the simple API (PEP 503) of the index {display_url(self.upload_url)} is not at "
             f"{where}: set index-url in [tool.brewblox-release] (or {INDEX_URL_ENV}) to it, "
             "e.g. index-url = \"https://pkgs.example.org/org/_packaging/feed/pypi/simple/\"")
 
@@ -337,12 +317,12 @@ class Index:
                 status = getattr(getattr(e, "response", None), "status_code", None)
                 if status in {401, 403}:
                     raise CredentialsError(
-                        f"{masked_url(url)} refused to list {name} ({status}): check "
+                        f"{display_url(url)} refused to list {name} ({status}): check "
                         "TWINE_USERNAME and TWINE_PASSWORD, which read a private index on "
                         "the upload URL's host") from e
                 if status in {400, 404, 405, 406} and len(candidates) > 1:
                     continue  # not this layout
-                raise PublishError(redact(f"cannot read {masked_url(url)} for {name}: "
+                raise PublishError(redact(f"cannot read {display_url(url)} for {name}: "
                                           f"{e}")) from e
         raise self._not_found(candidates)
 
@@ -401,7 +381,7 @@ class Index:
                 raise PublishError(self._different(path, there) + "; nothing was published")
 
     def _different(self, path: Path, there: str | None) -> str:
-        return (f"{path.name} is already on {masked_url(self.simple_url)} with different "
+        return (f"{path.name} is already on {display_url(self.simple_url)} with different "
                 f"contents (sha256 {there}), and an index never replaces a file: release a new "
                 "version (tag the next one) instead")
 

@@ -436,7 +436,7 @@ def pip_resolves(index: Index, name: str, *, pre: bool = False) -> str:
     """The version ``pip`` picks for ``name`` from the index (``--pre`` optionally)."""
     from packaging.utils import parse_wheel_filename
 
-    from .index import masked_url
+    from .secret import display_url
 
     with tempfile.TemporaryDirectory() as tmp:
         argv = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir",
@@ -449,7 +449,7 @@ def pip_resolves(index: Index, name: str, *, pre: bool = False) -> str:
         proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
         if proc.returncode != 0:
             raise ReleaseError(redact(f"pip could not download {name} from "
-                                      f"{masked_url(index.simple_url)}: "
+                                      f"{display_url(index.simple_url)}: "
                                       f"{proc.stderr.strip()[-500:]}"))
         wheels = [p for p in Path(tmp).iterdir() if p.name.endswith(".whl")]
         if wheels:

@@ -8,9 +8,7 @@ consumer that needs it (twine's settings, ``docker login``'s standard input, an 
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
-
-__all__ = ["MASK", "Secret", "display_url"]
+__all__ = ["MASK", "Secret", "display_url", "url_password"]
 
 MASK = "****"
 
@@ -51,19 +49,42 @@ class Secret:
         raise TypeError("a Secret is not pickled")
 
 
+def _userinfo(url: str) -> tuple[str, str, str, str] | None:
+    """(``scheme://``, user, password, the rest) of a URL with userinfo, read as leniently as
+    a leak would be: the userinfo runs to the last ``@``, so a raw ``/`` or ``@`` in a password
+    (which breaks a strict parser, not a log line) stays in the password."""
+    scheme, sep, rest = url.partition("://") if "://" in url else ("", "", url)
+    if "@" not in rest:
+        return None
+    userinfo, _, host = rest.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    if any(c in user for c in "/?#"):  # the @ is in the path or query, not in a userinfo
+        return None
+    return scheme + sep, user, password, host
+
+
+def url_password(url: str) -> str:
+    """The password of a URL's userinfo, or ``""``.
+
+    >>> url_password("https://u:pypi-x/p@ss@host.example/legacy/")
+    'pypi-x/p@ss'
+    """
+    parts = _userinfo(url)
+    return parts[2] if parts else ""
+
+
 def display_url(url: str) -> str:
     """``url`` with the password of its userinfo masked, for messages.
 
     >>> display_url("https://user:pa55@upload.example.org/legacy/")
     'https://user:****@upload.example.org/legacy/'
+    >>> display_url("http://ci:pa/ss@127.0.0.1:9/simple/"), display_url("https://h/a@b")
+    ('http://ci:****@127.0.0.1:9/simple/', 'https://h/a@b')
     """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return MASK if "@" in url else url
-    if parts.password is None and "@" not in parts.netloc:
+    parts = _userinfo(url)
+    if parts is None:
         return url
-    user, _, host = parts.netloc.rpartition("@")
-    name = user.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{name}:{MASK}@{host}" if name else
-                                     f"{MASK}@{host}"))
+    scheme, user, password, host = parts
+    if not password:  # a user name alone is no secret
+        return url
+    return f"{scheme}{user}:{MASK}@{host}" if user else f"{scheme}{MASK}@{host}"
