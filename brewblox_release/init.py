@@ -24,7 +24,7 @@ import tomlkit
 import tomlkit.exceptions
 from tomlkit.items import Table
 
-from .config import DEFAULT_TARGETS, SECTION
+from .config import DEFAULT_TARGETS, SECTION, _check_image
 from .errors import ConfigError
 
 __all__ = ["CI_PATHS", "PROVIDERS", "Change", "detect_provider", "init", "render"]
@@ -52,10 +52,6 @@ _NOXFILE_IMPORT = re.compile(r"^from\s+brewblox_release\.sessions\s+import\s+\*"
 #: What must never be committed: the dist dir, what distcopy puts into the contexts, nox's
 #: virtualenvs (the sessions run without one, a service's own sessions may not).
 GITIGNORE_ENTRIES = ("dist/", *(f"{t.context}/pkg/" for t in DEFAULT_TARGETS), ".nox/")
-
-#: A repository reference as `config` accepts it: optional ``host[:port]/``, lower-case path.
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_IMAGE = re.compile(rf"(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*")
 
 
 @dataclass(frozen=True)
@@ -347,9 +343,7 @@ def _pyproject(root: Path, *, image: str | None, image_from: str | None,
     derived = image is None  # a default only: never a reason to replace the service's own
     if image is None:
         image = _image_name(image_from or (name if isinstance(name, str) else "") or root.name)
-    if not _IMAGE.fullmatch(image):
-        raise ConfigError(f"image {image!r} is not an image repository: give one such as "
-                          "brewblox/my-service or ghcr.io/org/my-service (no tag, no scheme)")
+    _check_image(image, "image")  # what config would refuse on the next run
     wanted = _wanted_table(image, base_images)
     table = _section(doc, path)
     added, conflicts = [], []

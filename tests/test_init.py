@@ -242,7 +242,7 @@ def test_without_a_remote_the_image_is_the_project_name(tmp_path: Path) -> None:
     ("toml:[project\nname = 1", {"ci": "github"}, "pyproject.toml: not valid TOML"),
     ("no-pyproject", {"ci": "github"}, "no pyproject.toml, setup.py or setup.cfg"),
     ("remote:", {"ci": "github", "image": "Org/Svc:latest"},
-     "image 'Org/Svc:latest' is not an image repository"),
+     "image = 'Org/Svc:latest' has a tag"),
     ("remote:", {"ci": "github", "base_images": {"arm64": "x"}},
      "base image for target 'arm64': init writes the default targets, amd64 and arm"),
     ("toml:tool = 1\n[project]\nname = 'x'\n", {"ci": "github"}, "[tool] must be a table"),
