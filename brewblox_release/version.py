@@ -173,7 +173,8 @@ def _describe_match(settings: dict[str, Any]) -> None:
 
 
 def _literal_prefix(regex: str) -> str:
-    """The literal text every match of ``regex`` (anchored with ``^``) begins with."""
+    """The literal text every match of ``regex`` begins with (setuptools_scm matches a tag
+    from its start, ``^`` or not)."""
     # The regex parser of the standard library (sre_parse before Python 3.11): the one way to
     # read a regex's literal start without writing a second parser.
     new = sys.version_info >= (3, 11)
@@ -187,8 +188,6 @@ def _literal_prefix(regex: str) -> str:
     for i, (op, arg) in enumerate(parsed):
         if i == 0 and op is constants.AT and arg is constants.AT_BEGINNING:
             continue
-        if i == 0:
-            return ""  # not anchored: re.match anchors it anyway, but keep to the plain case
         if op is not constants.LITERAL:
             break
         prefix.append(chr(arg))

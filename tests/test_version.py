@@ -381,3 +381,17 @@ def test_a_branch_named_like_a_release_publishes_as_that_branch(repo: GitRepo) -
     assert run.context.branch == "1.2.3"
     assert run.plan.version == "1.2.4.dev1"
     assert run.plan.image("amd64").tags == ("branch-1.2.3",)
+
+
+@pytest.mark.parametrize(("regex", "prefix"), [
+    (r"^a-(?P<version>[vV]?\d+(?:\.\d+){0,2}[^\+]*)$", "a-"),
+    (r"svc-(?P<version>.+)", "svc-"),  # setuptools_scm matches from the start anyway
+    (r"^release/(?P<version>.+)$", "release/"),
+    (r"^my\.svc-v(.+)$", "my.svc-v"),
+    (r"^(?:[\w-]+-)?(?P<version>[vV]?\d+(?:\.\d+){0,2}[^\+]*)(?:\+.*)?$", ""),  # the default
+    (r"^a|^b-(.+)", ""),
+    (r"^(?i:svc)-(.+)", ""),
+])
+def test_the_literal_start_of_a_tag_regex(regex: str, prefix: str) -> None:
+    # What `git describe --match` is limited to when the service's regex has a literal start.
+    assert version._literal_prefix(regex) == prefix
