@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from brewblox_release import run
-from brewblox_release.run import MASK, SECRET_VARS, CommandError, Redactor
+from brewblox_release.run import SECRET_VARS, CommandError, Redactor
+from brewblox_release.secret import MASK
 
 SECRET = "s3cr3t-Value"
 PY = sys.executable
