@@ -49,8 +49,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.markers import default_environment
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import (
     InvalidWheelFilename,
     canonicalize_name,
@@ -60,8 +58,10 @@ from packaging.version import InvalidVersion, Version
 
 __all__ = ["ImageBuildError", "TargetPython", "main", "ship", "uses_template"]
 
-#: Where `ship` puts the module and its packages, inside ``<context>/pkg/``.
+#: Where `ship` puts the module and its packages, inside ``<context>/pkg/``, and where the
+#: template copies them in its build stages.
 TOOLS_DIR = "brewblox-release"
+IMAGE_TOOLS = "/opt/brewblox-release"
 #: The packages the module imports, shipped with it (pure Python).
 SHIPPED_PACKAGES = ("installer", "packaging")
 
@@ -131,6 +131,8 @@ class TargetPython:
     def markers(self, build: Mapping[str, str] | None = None) -> dict[str, str]:
         """The environment markers of the target: the build host's (the same Python, checked
         by `check_layout`, on the same kernel) with the target's machine."""
+        from packaging.markers import default_environment  # not imported by `package`
+
         source = build if build is not None else default_environment()
         env = {str(k): str(v) for k, v in source.items()}
         env["platform_machine"] = self.machine
@@ -265,6 +267,8 @@ def applicable(requirements: Iterable[str], markers: Mapping[str, str]) -> list[
     pip evaluates markers with the environment of the Python that runs it; they are evaluated
     here with the target's, so that ``platform_machine`` is the target's machine.
     """
+    from packaging.requirements import InvalidRequirement, Requirement
+
     result = []
     for line in requirements:
         try:
@@ -281,6 +285,8 @@ def applicable(requirements: Iterable[str], markers: Mapping[str, str]) -> list[
 def missing_wheel(pip_output: str) -> str | None:
     """The requirement that pip found no wheel for, from its error: the one to install in the
     image. None when pip failed for another reason."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
     match = re.search(r"No matching distribution found for (\S+)", pip_output)
     if not match:
         return None
@@ -623,7 +629,12 @@ def ship(pkg: Path, name: str = "", version: str = "") -> Path:
     the packages it imports (in ``pkg/brewblox-release/``), and ``pkg/requirements.txt``
     (`requirements_of`). Files are written only where they differ, each whole (a temporary
     file renamed), so that the build's cache keys, a build reading them and a second target
-    sharing the context are left alone."""
+    sharing the context are left alone.
+
+    The modules go with their bytecode, compiled here (`_compile`): each RUN of a stage starts
+    from the copied files, and would otherwise compile ``packaging`` and ``installer`` again,
+    a tenth of a second each time.
+    """
     import importlib
 
     dest = pkg / TOOLS_DIR
@@ -635,17 +646,47 @@ def ship(pkg: Path, name: str = "", version: str = "") -> Path:
                 files[dest / package_name / path.relative_to(source)] = path.read_bytes()
     requirements = requirements_of(pkg, name, version)
     files[pkg / "requirements.txt"] = "".join(f"{r}\n" for r in requirements).encode()
+    keep = set(files)
     for target, data in files.items():
-        if target.is_file() and target.read_bytes() == data:
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
-        partial.write_bytes(data)
-        partial.replace(target)
+        changed = not (target.is_file() and target.read_bytes() == data)
+        if changed:
+            _write(target, data)
+        if target.suffix == ".py" and target.is_relative_to(dest):
+            keep.add(_compile(target, f"{IMAGE_TOOLS}/{target.relative_to(dest)}",
+                              again=changed))
     for path in sorted(dest.rglob("*"), reverse=True):
-        if path.is_file() and path not in files and not path.name.startswith("."):
+        if path.is_file() and path not in keep and not path.name.startswith("."):
             path.unlink(missing_ok=True)  # a file of a release before this one
     return dest
+
+
+def _write(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
+    partial.write_bytes(data)
+    partial.replace(target)
+
+
+def _compile(source: Path, path_in_image: str, *, again: bool) -> Path:
+    """The bytecode of ``source`` beside it, for this Python's version (the image's Python
+    uses it when it is the same version, and compiles the source itself otherwise). It is
+    never checked against the source's time (PEP 552's unchecked hash): the copies in the
+    image have other times, and `ship` rewrites it with the source."""
+    import importlib.util
+    import py_compile
+
+    pyc = Path(importlib.util.cache_from_source(str(source)))
+    if again or not pyc.is_file():
+        partial = pyc.with_name(f".{pyc.name}.{os.getpid()}.{threading.get_ident()}")
+        pyc.parent.mkdir(exist_ok=True)
+        try:
+            py_compile.compile(str(source), cfile=str(partial), dfile=path_in_image, doraise=True,
+                               invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+        except (py_compile.PyCompileError, OSError):
+            partial.unlink(missing_ok=True)
+            return pyc  # the image's Python compiles it then
+        partial.replace(pyc)
+    return pyc
 
 
 if __name__ == "__main__":

@@ -326,17 +326,37 @@ def test_ship_writes_the_module_its_packages_and_the_requirements(tmp_path: Path
     assert (tools / "installer" / "__init__.py").is_file()
     assert (tools / "packaging" / "requirements.py").is_file()
     assert not list(tools.rglob("*.exe"))
-    assert not list(tools.rglob("__pycache__"))
     assert (pkg / "requirements.txt").read_text() == "multidict>=4.5\n"
+
+
+def test_ship_compiles_the_modules_for_the_image(tmp_path: Path) -> None:
+    import importlib.util
+    import marshal
+
+    pkg = _pkg(tmp_path)
+    source = pkg / imagebuild.TOOLS_DIR / "packaging" / "requirements.py"
+    pyc = Path(importlib.util.cache_from_source(str(source)))
+    data = pyc.read_bytes()
+    assert data[:4] == importlib.util.MAGIC_NUMBER
+    assert int.from_bytes(data[4:8], "little") == 0b01, "an unchecked hash-based pyc"
+    code = marshal.loads(data[16:])  # noqa: S302 (the pyc ship() just wrote)
+    assert code.co_filename == f"{imagebuild.IMAGE_TOOLS}/packaging/requirements.py"
+    sources = {p.stem for p in (pkg / imagebuild.TOOLS_DIR / "installer").glob("*.py")}
+    compiled = {p.name.split(".")[0] for p in
+                (pkg / imagebuild.TOOLS_DIR / "installer" / "__pycache__").glob("*.pyc")}
+    assert sources == compiled
 
 
 def test_ship_again_rewrites_nothing_and_drops_what_is_stale(tmp_path: Path) -> None:
     pkg = _pkg(tmp_path)
     tools = pkg / imagebuild.TOOLS_DIR
     stamp = (tools / "imagebuild.py").stat().st_mtime_ns
+    pyc = next((tools / "__pycache__").glob("imagebuild.*.pyc"))
+    pyc_stamp = pyc.stat().st_mtime_ns
     (tools / "stale.py").write_text("old\n")
     imagebuild.ship(pkg)
     assert (tools / "imagebuild.py").stat().st_mtime_ns == stamp
+    assert pyc.stat().st_mtime_ns == pyc_stamp
     assert not (tools / "stale.py").exists()
 
 
