@@ -160,6 +160,9 @@ def _github(env: Mapping[str, str], payload: object) -> CiContext:
         payload = {}
     repository = payload.get("repository")
     in_fork = isinstance(repository, Mapping) and bool(repository.get("fork", False))
+    if not isinstance(repository, Mapping) and doubt is None:
+        doubt = ("the GitHub event payload names no repository, so whether this run builds a "
+                 "fork is unknown")
     # pull_request, pull_request_target, the review events of a pull request, and a merge
     # queue's trial merge (merge_group, or a push to its gh-readonly-queue/... branch): built,
     # never published.

@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import json
 import logging
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -88,14 +89,10 @@ def _version(options: Options) -> None:
 
 
 def _dist(options: Options) -> None:
-    from . import config as config_mod
     from . import dist as dist_mod
     from . import version as version_mod
-    from .environment import capture
 
-    env = capture()
-    cfg = config_mod.load(Path.cwd(), env)
-    capture(cfg.secret_vars)
+    cfg, _ = _load()
     info = version_mod.read(cfg.root, cfg.name)
     if options.dry_run:
         out(dist_mod.describe_build(cfg, info.version))
@@ -106,11 +103,9 @@ def _dist(options: Options) -> None:
 
 
 def _distcopy(options: Options) -> None:
-    from . import config as config_mod
     from . import dist as dist_mod
-    from .environment import capture
 
-    cfg = config_mod.load(Path.cwd(), capture())
+    cfg, _ = _load()
     if options.dry_run:
         out(dist_mod.describe_copy(cfg))
         return
@@ -132,6 +127,15 @@ def _docker(target: str | None) -> Callable[[Options], None]:
             if options.dry_run:
                 _show_plan(run)
                 return
+            if options.stage and Path(options.stage).exists() and \
+                    not Path(options.stage).is_dir():
+                raise ReleaseError(f"--stage {options.stage}: not a directory; give the "
+                                   "directory the records go to")
+            if image.push and run.config.multi_arch and not options.stage:
+                raise ReleaseError(
+                    f"multi-arch = true: a tag is one list of every target, so the {name} "
+                    "session alone publishes nothing: run `nox -s release`, or stage each "
+                    "target with --stage DIR and merge with `nox -s release -- --merge DIR`")
             preflight(run)
             build_images(run, [image])
             if options.stage:
@@ -163,7 +167,10 @@ def _stage(run: Run, image: ImagePlan, directory: Path) -> None:
 def _release(options: Options) -> None:
     from .release import merge, release
 
-    with _prepared(options) as run:
+    with _prepared(options) as prepared:
+        run = prepared
+        if options.merge and options.dry_run and run.plan.publishes:
+            run = _with_record_notes(run, Path(options.merge))
         _show_plan(run)
         if options.dry_run:
             return
@@ -250,6 +257,12 @@ def execute(name: str, args: Sequence[str], prog: str) -> None:
             command.action(parse(command, args, prog))
         except CommandError as e:
             raise ReleaseError(redact(str(e))) from None
+        except (ReleaseError, KeyboardInterrupt):
+            raise
+        except Exception as e:  # a bug: its traceback, masked, then one line
+            log(traceback.format_exc())
+            raise ReleaseError(redact(f"unexpected {type(e).__name__}: {e} (a bug in "
+                                      "brewblox-release: the traceback is above)")) from None
 
 
 def message(error: ReleaseError) -> str:
@@ -259,17 +272,24 @@ def message(error: ReleaseError) -> str:
     return redact(str(error))
 
 
+def _load() -> tuple[Config, Environment]:
+    """The service's configuration and the environment snapshot, the service's own
+    ``secret-vars`` set apart first: reading the configuration may ask the build backend for
+    the project's name (a setup.py), which must see none of them."""
+    from . import config
+    from .environment import capture
+
+    env = capture(config.declared_secret_vars(Path.cwd()))
+    return config.load(Path.cwd(), env), env
+
+
 @contextlib.contextmanager
 def _prepared(options: Options) -> Iterator[Run]:
     """Prepare the run; with ``--rehearse``, inside a rehearsal (SPEC §9), whichever command
     asked for it, so that a rehearsal never reaches a real destination."""
-    from . import config
-    from .environment import capture
     from .release import prepare
 
-    env: Environment = capture()
-    cfg: Config = config.load(Path.cwd(), env)
-    env = capture(cfg.secret_vars)
+    cfg, env = _load()
     if not options.rehearse:
         yield prepare(Path.cwd(), options, env, config=cfg)
         return
@@ -277,6 +297,18 @@ def _prepared(options: Options) -> Iterator[Run]:
 
     with rehearsal(cfg.require_image(), env) as rehearsal_env:
         yield prepare(Path.cwd(), options, rehearsal_env)
+
+
+def _with_record_notes(run: Run, directory: Path) -> Run:
+    """The plan of a dry merge, with what the real one would refuse of the records."""
+    from .multiarch import read_records
+
+    try:
+        read_records(run, directory)
+    except ReleaseError as e:
+        note = f"the real run would stop: {e}"
+        return replace(run, plan=replace(run.plan, reasons=(*run.plan.reasons, note)))
+    return run
 
 
 def _show_plan(run: Run) -> None:

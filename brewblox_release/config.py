@@ -19,7 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["DEFAULT_TARGETS", "Config", "Target", "check_paths", "load"]
+__all__ = ["DEFAULT_TARGETS", "Config", "Target", "check_paths", "declared_secret_vars", "load"]
 
 SECTION = "tool.brewblox-release"
 
@@ -87,6 +87,13 @@ class Config:
     @property
     def pyproject(self) -> Path:
         return self.root / "pyproject.toml"
+
+    @property
+    def latest_tags(self) -> frozenset[str]:
+        """Every target's ``latest`` tag (``latest``, ``rpi-latest``): moved last, forward only."""
+        from .tags import LATEST
+
+        return frozenset(f"{target.prefix}{LATEST}" for target in self.targets)
 
     def target(self, name: str) -> Target:
         for target in self.targets:
@@ -229,6 +236,18 @@ def check_paths(config: Config, *, contexts: bool) -> None:
                 f"{key} = {target.context!r}: {path / 'Dockerfile'} does not exist; copy the "
                 "template (brewblox_release/templates/Dockerfile) there or run `nox -s init`, "
                 f"or set [{SECTION}] targets to the contexts the service has")
+
+
+def declared_secret_vars(root: Path | str = ".") -> tuple[str, ...]:
+    """``secret-vars`` as the service declares it, read before anything else (and leniently:
+    `load` validates it): they are set apart before any code of the service's runs."""
+    try:
+        with (Path(root) / "pyproject.toml").open("rb") as f:
+            found = tomllib.load(f).get("tool", {}).get("brewblox-release", {})
+    except (OSError, tomllib.TOMLDecodeError, AttributeError):
+        return ()
+    names = found.get("secret-vars", []) if isinstance(found, Mapping) else []
+    return tuple(n for n in names if isinstance(n, str)) if isinstance(names, list) else ()
 
 
 def load(root: Path | str = ".", env: Mapping[str, str] | None = None) -> Config:

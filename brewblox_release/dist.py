@@ -44,7 +44,9 @@ def own_files(directory: Path, name: str) -> list[Path]:
     found = []
     for path in dist_files(directory):
         try:
-            if file_version(path)[0] == own and path.is_file() and not path.is_symlink():
+            # A link under one of its names is removed too (the link, never what it points
+            # at): the next write there would go through it.
+            if file_version(path)[0] == own and (path.is_symlink() or path.is_file()):
                 found.append(path)
         except BuildError:
             continue

@@ -15,6 +15,7 @@ import contextlib
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
+from urllib.parse import unquote
 
 from .secret import Secret, url_password
 
@@ -45,7 +46,9 @@ class Environment(Mapping[str, str]):
 
     def __init__(self, values: Mapping[str, str], secret_vars: Iterable[str] = ()) -> None:
         self._values = MappingProxyType(dict(values))
-        self.secret_vars = tuple(dict.fromkeys((*CREDENTIAL_VARS, *secret_vars)))
+        #: The service's own ``secret-vars``: masked whole, whatever they are.
+        self.service_vars = tuple(dict.fromkeys(secret_vars))
+        self.secret_vars = tuple(dict.fromkeys((*CREDENTIAL_VARS, *self.service_vars)))
 
     def __getitem__(self, name: str) -> str:
         return self._values[name]
@@ -67,15 +70,14 @@ class Environment(Mapping[str, str]):
 
     def with_secret_vars(self, names: Iterable[str]) -> Environment:
         """The same values, with a service's own ``secret-vars`` secret too."""
-        return Environment(self._values, (*self.secret_vars, *names))
+        return Environment(self._values, (*self.service_vars, *names))
 
     def masked_values(self) -> list[str]:
-        """The values to mask in output: whole secrets, and a URL's password."""
-        from urllib.parse import unquote
-
+        """The values to mask in output: every secret variable's whole value (a URL variable's
+        password only, unless a service names it in ``secret-vars``; ``TWINE_USERNAME`` unless
+        it is ``__token__``), and the password of every URL variable."""
         values = []
-        extra = self.secret_vars[len(CREDENTIAL_VARS):]
-        for name in (*_MASKED_WHOLE, *extra):
+        for name in dict.fromkeys((*_MASKED_WHOLE, *self.service_vars)):
             value = self._values.get(name, "")
             if not (name == "TWINE_USERNAME" and value == "__token__"):
                 values.append(value)
@@ -86,10 +88,6 @@ class Environment(Mapping[str, str]):
                     values += [password, unquote(password)]
         return values
 
-    def public(self) -> dict[str, str]:
-        """The variables a subprocess may inherit: no credential, no ``secret-vars``."""
-        hidden = {*self.secret_vars, *DROPPED}
-        return {k: v for k, v in self._values.items() if k not in hidden}
 
 
 _captured: Environment | None = None

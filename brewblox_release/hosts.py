@@ -40,11 +40,18 @@ def registry_host(image: str) -> str:
 def is_loopback(host: str) -> bool:
     """Whether a host (``name``, ``name:port``, ``[v6]:port``) is this machine: plain HTTP, and
     no credentials needed, as the engine allows for 127.0.0.0/8."""
+    import ipaddress
+
     if host.startswith("["):
         host = host[1:].split("]", maxsplit=1)[0]
     elif host.count(":") == 1:
         host = host.split(":", maxsplit=1)[0]
-    return host in {"localhost", "::1"} or host.startswith("127.")
+    if host == "localhost":
+        return True
+    try:  # an address, not a name that starts like one (127.0.0.1.nip.io)
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def origin(url: str) -> tuple[str, str, int | None]:

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from .environment import exposed
 from .errors import ConfigError, CredentialsError, PublishError
 from .hosts import is_loopback, same_origin
 from .run import log, redact
@@ -130,9 +129,6 @@ def _host_auth(base: str, username: str, password: Secret) -> requests.auth.Auth
     return HostAuth()
 
 
-OIDC_VARS = ("ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
-
-
 @dataclass(frozen=True)
 class Index:
     """A package index, as twine and pip know it.
@@ -158,9 +154,6 @@ class Index:
     username: str | None = None
     password: Secret | None = field(default=None)
     trusted_publishing: bool = False
-    #: GitHub's OIDC request variables, which twine reads from os.environ itself; the
-    #: environment snapshot removed them from it (no subprocess inherits them).
-    oidc: tuple[tuple[str, Secret], ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], index_url: str | None = None) -> Index:
@@ -175,9 +168,7 @@ class Index:
         return cls(upload_url=upload, index_url=env.get(INDEX_URL_ENV) or index_url or None,
                    index_url_source=source, username=username,
                    password=Secret(password) if password else None,
-                   trusted_publishing=trusted,
-                   oidc=tuple((name, Secret(env[name])) for name in OIDC_VARS
-                              if trusted and env.get(name)))
+                   trusted_publishing=trusted)
 
     def __repr__(self) -> str:
         return (f"Index(upload_url={display_url(self.upload_url)!r}, index_url="
@@ -420,8 +411,7 @@ class Index:
                             disable_progress_bar=True)
         for attempt in range(1, UPLOAD_ATTEMPTS + 1):
             try:
-                with _captured(f"twine: {path.name}: "), exposed(
-                        {name: value.reveal() for name, value in self.oidc}, OIDC_VARS):
+                with _captured(f"twine: {path.name}: "):
                     upload(settings, [str(path)])
             except requests.HTTPError as e:
                 status = e.response.status_code if e.response is not None else 0

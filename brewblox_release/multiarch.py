@@ -14,6 +14,7 @@ target, of this commit, this version and this repository, before anything is pub
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +22,6 @@ from typing import TYPE_CHECKING
 
 from .errors import PublishError, ReleaseError
 from .run import log
-from .tags import LATEST
 
 if TYPE_CHECKING:
     from .dockerconfig import DockerConfig
@@ -67,22 +67,31 @@ class Record:
                                "the target again with --stage") from None
 
 
-def _latest_tags(run: Run) -> set[str]:
-    return {f"{t.prefix}{LATEST}" for t in run.config.targets}
-
-
 def staging_tag(run: Run, image: ImagePlan) -> str:
-    """Where a target's image is pushed before the tags are made: its version or branch tag."""
-    return next(t for t in image.tags if t not in _latest_tags(run))
+    """Where a target's image is pushed before this run makes the lists: its own version or
+    branch tag, which the list takes over within the same run."""
+    return next(t for t in image.tags if t not in run.config.latest_tags)
+
+
+def stage_tag(run: Run, image: ImagePlan) -> str:
+    """Where a split build's stage pushes a target's image: ``STAGE-<commit>-<target>``. The
+    plan's tags are lower case, so no branch, version or ``latest`` tag is ever this one, and
+    nobody pulls it by mistake; until the merge, no tag a user pulls has changed."""
+    target = re.sub(r"[^A-Za-z0-9_.-]", "-", image.target)
+    return f"STAGE-{run.info.git.commit[:12]}-{target}"
 
 
 def stage(run: Run, image: ImagePlan, directory: Path | None, config: DockerConfig,
           registry: Registry) -> Record:
-    """Push one target's built image under its staging reference; write its record into
-    ``directory`` (a split build's ``--stage DIR``)."""
+    """Push one target's built image and return its record: for a split build (records go
+    to ``directory``) under its `stage_tag`, else under its `staging_tag`."""
     from . import docker
 
-    tag = staging_tag(run, image)
+    if directory is None:
+        tag = staging_tag(run, image)
+    else:
+        tag = stage_tag(run, image)
+        config.client().image.tag(image.refs[0], f"{image.repository}:{tag}")
     docker.push([f"{image.repository}:{tag}"], config=config)
     digest = registry.digest(tag)
     if not digest:
@@ -91,7 +100,8 @@ def stage(run: Run, image: ImagePlan, directory: Path | None, config: DockerConf
     record = Record(image.target, image.platform, digest, run.plan.version,
                     run.info.git.commit, image.repository)
     written = f"; record {record.write(directory)}" if directory is not None else ""
-    log(f"staged {image.target} ({image.platform}) as {record.source}{written}")
+    log(f"staged {image.target} ({image.platform}) as {image.repository}:{tag} "
+        f"({record.digest}){written}")
     return record
 
 
@@ -127,10 +137,11 @@ def read_records(run: Run, directory: Path) -> dict[str, Record]:
 
 
 def make_tags(run: Run, records: Mapping[str, Record], config: DockerConfig,
-              summary: Summary) -> None:
+              registry: Registry, summary: Summary) -> None:
     """Every tag of the plan but ``latest``, from the pushed images' digests: one manifest
-    list over all platforms (``multi-arch``), else each target's tags on its own image."""
-    latest = _latest_tags(run)
+    list over all platforms (``multi-arch``), else each target's tags on its own image (its
+    manifest put under the tag in the registry, as ``crane tag`` does: no list is made)."""
+    latest = run.config.latest_tags
     pushes = [image for image in run.plan.images if image.push]
     if run.config.multi_arch:
         tags = [t for image in pushes for t in image.tags if t not in latest]
@@ -140,9 +151,9 @@ def make_tags(run: Run, records: Mapping[str, Record], config: DockerConfig,
                         f"{pushes[0].repository}:{tag}", "manifest list")
         return
     for image in pushes:
-        tags = [t for t in image.tags if t not in latest]
-        _create(run, [records[image.target]], tags, config)
-        for tag in tags:
+        for tag in (t for t in image.tags if t not in latest):
+            registry.tag(records[image.target].digest, tag)
+            log(f"made {image.repository}:{tag} from {records[image.target].source}")
             summary.add(f"registry {image.platform}", f"{image.repository}:{tag}", "pushed")
 
 
@@ -182,7 +193,7 @@ def verify_lists(run: Run, registry: Registry, summary: Summary) -> list[str]:
     pushes = [image for image in run.plan.images if image.push]
     want = sorted(image.platform for image in pushes)
     digests = {tag: registry.digest(tag) for image in pushes for tag in image.tags}
-    lists = {d for t, d in digests.items() if t not in _latest_tags(run)}
+    lists = {d for t, d in digests.items() if t not in run.config.latest_tags}
     first = staging_tag(run, pushes[0])
     manifest = registry.manifest(first) or {}
     entries = [m for m in manifest.get("manifests") or []

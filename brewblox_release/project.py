@@ -75,6 +75,14 @@ class TagRule:
     #: setuptools_scm's ``tag.prefix``: a literal start of every tag, stripped before ``regex``.
     prefix: str = ""
 
+    def __post_init__(self) -> None:
+        try:
+            re.compile(self.regex)
+        except re.error as e:
+            raise ConfigError(f"tag_regex {self.regex!r} is not a regular expression ({e}): "
+                              "fix it where the service sets it ([tool.setuptools_scm], or "
+                              "[tool.hatch.version] raw-options)") from None
+
     @property
     def is_default(self) -> bool:
         return self.regex == DEFAULT_TAG_REGEX and not self.prefix

@@ -172,7 +172,8 @@ class Registry:
         found = self._request("tags/list")
         if found is None:
             return []
-        return sorted(json.loads(found[1]).get("tags") or [])
+        tags = self._json(found[1], "tags/list").get("tags") or []
+        return sorted(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else []
 
     def digest(self, tag: str) -> str | None:
         """The manifest digest a tag points at, or None when the tag does not exist."""
@@ -192,13 +193,24 @@ class Registry:
             raise PublishError(f"{self.image}:{source} is not in the registry, so {tag} cannot "
                                "point at it: re-run the release to complete it")
         headers = {k.lower(): v for k, v in found[0].items()}
-        kind = headers.get("content-type") or json.loads(found[1]).get("mediaType")
+        kind = headers.get("content-type") or self._json(found[1], source).get("mediaType")
         self._request(f"manifests/{tag}", method="PUT", data=found[1], content_type=kind)
         return headers.get("docker-content-digest", "")
 
     def manifest(self, reference: str) -> dict[str, Any] | None:
         found = self._request(f"manifests/{reference}", MANIFEST_TYPES)
-        return None if found is None else dict(json.loads(found[1]))
+        return None if found is None else self._json(found[1], f"manifests/{reference}")
+
+    def _json(self, body: bytes, what: str) -> dict[str, Any]:
+        """A JSON object the registry answered, or a PublishError naming it."""
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise PublishError(f"registry {self.host}: {what} did not answer with a JSON "
+                               "object: is the image's registry an OCI registry?")
+        return data
 
     def config(self, reference: str) -> dict[str, Any]:
         """The image config (platform, labels) of a single-platform manifest."""
@@ -210,7 +222,7 @@ class Registry:
         found = self._request(f"blobs/{manifest['config']['digest']}")
         if found is None:
             raise PublishError(f"{self.image}:{reference}: config blob is missing")
-        return dict(json.loads(found[1]))
+        return self._json(found[1], "the image config")
 
     def package_version(self, reference: str, name: str, *,
                         budget: int = 16 << 20) -> str | None:

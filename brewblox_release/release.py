@@ -349,7 +349,7 @@ def publish(run: Run, files: Sequence[Path], summary: Summary,
 
     plan = run.plan
     pushes = [image for image in plan.images if image.push]
-    is_latest = {f"{p}{LATEST}" for p in (t.prefix for t in run.config.targets)}
+    is_latest = run.config.latest_tags
     with contextlib.ExitStack() as stack:
         login = dockerconfig.DockerConfig()
         registry = None
@@ -394,7 +394,7 @@ def _push_images(run: Run, pushes: Sequence[ImagePlan], login: DockerConfig,
     a merge) made from the images' digests."""
     from . import docker
 
-    is_latest = {f"{t.prefix}{LATEST}" for t in run.config.targets}
+    is_latest = run.config.latest_tags
     if pushes and (run.config.multi_arch or records is not None):
         from . import multiarch
 
@@ -404,7 +404,7 @@ def _push_images(run: Run, pushes: Sequence[ImagePlan], login: DockerConfig,
                 staged = pool.map(lambda image: multiarch.stage(run, image, None, login,
                                                                 registry), pushes)
                 records = {record.target: record for record in staged}
-        multiarch.make_tags(run, records, login, summary)
+        multiarch.make_tags(run, records, login, registry, summary)
         return
     # Each image's tags but `latest`, the images at once.
     batches = [(image, [r for r, t in zip(image.refs, image.tags, strict=True)

@@ -23,12 +23,9 @@ from urllib.parse import quote, quote_plus
 
 from .secret import MASK
 
-__all__ = ["SECRET_VARS", "CommandError", "Redactor", "Result", "configure", "log", "mask",
+__all__ = ["CommandError", "Redactor", "Result", "configure", "log", "mask",
            "out", "redact", "redacted_streams", "run", "step"]
 
-#: Variables whose values are never shown. ``TWINE_USERNAME`` is masked too unless it is
-#: ``__token__``; a service adds its own with ``secret-vars`` in ``[tool.brewblox-release]``.
-SECRET_VARS = ("TWINE_PASSWORD", "DOCKER_PASSWORD", "TWINE_USERNAME")
 _MIN_SECRET = 3  # shorter values would mask ordinary text without protecting anything
 
 
@@ -57,13 +54,11 @@ class Redactor:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], extra_vars: Iterable[str] = ()) -> Redactor:
-        values = []
-        for name in (*SECRET_VARS, *extra_vars):
-            value = env.get(name, "")
-            if name == "TWINE_USERNAME" and value == "__token__":
-                continue
-            values.append(value)
-        return cls(values)
+        """The redactor of an environment's credentials and ``extra_vars`` (a service's
+        ``secret-vars``), as `environment.Environment.masked_values` reads them."""
+        from .environment import Environment
+
+        return cls(Environment(env, extra_vars).masked_values())
 
     def adding(self, secrets: Iterable[str]) -> Redactor:
         """This redactor and ``secrets`` (with their variants) together."""
@@ -91,6 +86,8 @@ class _Output:
     sink: Callable[[str], None]
 
 
+# Until environment.capture says what to mask (every command does, first), the process
+# environment's credentials: the library used on its own masks them too.
 _output = _Output(Redactor.from_env(os.environ), _stderr)
 _lock = threading.Lock()
 

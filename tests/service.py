@@ -152,9 +152,14 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(_PROVIDER_VARS)}
 
 
-def github_env(tmp: Path, ref: str, *, event: str = "push", payload: str = "{}",
+def github_env(tmp: Path, ref: str, *, event: str = "push", payload: str | None = None,
                repository: str = "brewblox/demo-svc") -> dict[str, str]:
+    """GitHub Actions' variables and an event payload (by default a push in ``repository``,
+    not a fork) for a run of ``ref``."""
     path = tmp / "github-event.json"
+    if payload is None:
+        payload = json.dumps({"ref": ref, "repository": {"full_name": repository,
+                                                         "fork": False}})
     path.write_text(payload)
     return {"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": event, "GITHUB_REF": ref,
             "GITHUB_REPOSITORY": repository, "GITHUB_EVENT_PATH": str(path)}

@@ -70,6 +70,17 @@ def _build_dist(root: Path) -> Path:
     return root
 
 
+def _bad_tag_regex(root: Path) -> None:
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace(
+        "[tool.setuptools_scm]\n", '[tool.setuptools_scm]\ntag_regex = "^svc-(?P<version>["\n'))
+    GitRepo(root).commit("a broken tag_regex")
+
+
+def _a_file(root: Path) -> None:
+    (root / "records").write_text("not a directory\n")
+
+
 def _dist_only(root: Path) -> None:
     for context in ("docker", "rpi-docker"):
         shutil.rmtree(root / context, ignore_errors=True)
@@ -189,6 +200,10 @@ CASES = [
          ("nightly",)),
     Case("tag elsewhere", ("release", "--dry-run", "--ref", "refs/tags/9.9.9"),
          ("does not agree",)),
+    Case("tag_regex not a regex", ("version",), ("tag_regex", "not a regular expression"),
+         setup=_bad_tag_regex),
+    Case("stage into a file", ("docker", "--target", "amd64", "--stage", "records", *PUBLISH),
+         ("--stage records: not a directory",), setup=_a_file),
     # repository state
     Case("distcopy before dist", ("distcopy",), ("run `nox -s dist` first",)),
     Case("not a git checkout", ("version",), ("not a git checkout",), setup=_no_git),

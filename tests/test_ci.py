@@ -37,6 +37,8 @@ def pr_payload(head_repo: dict[str, Any] | None, *, repo: str = REPO,
 
 NO_PATH = ("the GitHub event payload (GITHUB_EVENT_PATH is not set) is missing or not a JSON "
            "object, so whether this run builds a fork is unknown")
+NO_REPOSITORY = ("the GitHub event payload names no repository, so whether this run builds a "
+                 "fork is unknown")
 BAD_PAYLOAD = ("the GitHub event payload (/e.json) is missing or not a JSON object, so whether "
                "this run builds a fork is unknown")
 
@@ -62,7 +64,9 @@ GITHUB: list[tuple[str, dict[str, str], object, CiContext]] = [
      CiContext("github", PR, branch="feature/x", repository=REPO,
                doubt="the pull request's head repository is not in the event payload")),
     ("repository null", github("push", "refs/heads/x"), {"repository": None},
-     CiContext("github", BRANCH, branch="x", repository=REPO)),
+     CiContext("github", BRANCH, branch="x", repository=REPO, doubt=NO_REPOSITORY)),
+    ("no repository", github("push", "refs/tags/1.2.3"), {"ref": "refs/tags/1.2.3"},
+     CiContext("github", TAG, tag="1.2.3", repository=REPO, doubt=NO_REPOSITORY)),
     ("merge queue's branch push", github("push", "refs/heads/gh-readonly-queue/main/pr-7-abc"),
      push_payload("refs/heads/gh-readonly-queue/main/pr-7-abc"),
      CiContext("github", PR, branch="gh-readonly-queue/main/pr-7-abc", repository=REPO)),

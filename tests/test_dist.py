@@ -55,3 +55,21 @@ def test_check_context_refuses_a_stale_or_missing_wheel(repo: GitRepo) -> None:
 def test_copy_without_dist_says_what_to_run(repo: GitRepo) -> None:
     with pytest.raises(BuildError, match="run `nox -s dist` first"):
         dist.copy(config.load(repo.path))
+
+
+def test_copy_replaces_a_link_and_never_writes_through_it(repo: GitRepo, tmp_path: Path) -> None:
+    # A link under the distribution's own name in pkg/ (a checkout's leftover, or planted):
+    # the link goes, what it points at outside the service stays as it was.
+    outside = tmp_path / "outside.txt"
+    outside.write_text("outside\n")
+    built = _build(repo.path)
+    pkg = repo.path / "docker" / "pkg"
+    pkg.mkdir()
+    (pkg / "demo_svc-1.2.4.dev1-py3-none-any.whl").symlink_to(outside)
+    (pkg / "other-1.0-py3-none-any.whl").write_bytes(b"not ours")
+    dist.copy(config.load(repo.path))
+    assert outside.read_text() == "outside\n"
+    wheel = pkg / "demo_svc-1.2.4.dev1-py3-none-any.whl"
+    assert not wheel.is_symlink()
+    assert hashlib.sha256(wheel.read_bytes()).hexdigest() == built[wheel.name]
+    assert (pkg / "other-1.0-py3-none-any.whl").read_bytes() == b"not ours", "not ours: kept"

@@ -26,7 +26,14 @@ def test_the_repr_names_variables_never_values() -> None:
     assert "TWINE_PASSWORD" in repr(env)
     assert repr(env.secret("TWINE_PASSWORD")) == "Secret('****')"
     assert env["HOME"] == "/root"
-    assert env.public() == {"HOME": "/root"}
+
+
+def test_a_service_may_make_any_variable_secret() -> None:
+    env = Environment({"DOCKER_USERNAME": "my-user-abc", "TWINE_REPOSITORY_URL":
+                       "https://idx.example/legacy/"},
+                      ["DOCKER_USERNAME", "TWINE_REPOSITORY_URL"])
+    assert set(env.masked_values()) >= {"my-user-abc", "https://idx.example/legacy/"}
+    assert "my-user-abc" not in Environment({"DOCKER_USERNAME": "my-user-abc"}).masked_values()
 
 
 @pytest.mark.parametrize(("values", "masked"), [

@@ -25,6 +25,8 @@ from tests.service import (
     index_files,
     make_service,
     nox,
+    registry_config,
+    registry_digest,
     registry_tags,
 )
 
@@ -136,7 +138,7 @@ def _clone(source: GitRepo, path: Path) -> GitRepo:
 
 
 def _digests(address: str) -> dict[str, str]:
-    return {tag: _list(address, tag)[0] for tag in registry_tags(address, REPO)}
+    return {tag: registry_digest(address, REPO, tag) for tag in registry_tags(address, REPO)}
 
 
 def test_a_split_build_on_three_runners(tmp_path: Path, registry: RegistryServer,
@@ -153,7 +155,8 @@ def test_a_split_build_on_three_runners(tmp_path: Path, registry: RegistryServer
         _nox(runner, env, "-s", "docker", "--", "--target", target, "--stage", str(records))
     assert sorted(p.name for p in records.iterdir()) == ["amd64.json", "arm.json"]
     assert index_files(index.packages) == [], "a stage publishes no package"
-    assert "latest" not in registry_tags(registry.address, REPO)
+    stages = [f"STAGE-{origin.head[:12]}-amd64", f"STAGE-{origin.head[:12]}-arm"]
+    assert registry_tags(registry.address, REPO) == stages, "no tag users pull has changed"
     merger = _clone(origin, tmp_path / "runner-merge")
     merger.checkout("1.2.0")
 
@@ -172,7 +175,7 @@ def test_a_split_build_on_three_runners(tmp_path: Path, registry: RegistryServer
     assert result.returncode != 0
     assert f"arm.json is of commit {'0' * 40}, not {merger.head}" in result.stdout
     assert index_files(index.packages) == []
-    assert "latest" not in registry_tags(registry.address, REPO)
+    assert registry_tags(registry.address, REPO) == stages
 
     out = _nox(merger, env, "-s", "release", "--", "--merge", str(records))
     assert index_files(index.packages) == ["demo_svc-1.2.0-py3-none-any.whl",
@@ -185,6 +188,43 @@ def test_a_split_build_on_three_runners(tmp_path: Path, registry: RegistryServer
     before = _digests(registry.address), index_files(index.packages)
     _nox(merger, env, "-s", "release", "--", "--merge", str(records))
     assert (_digests(registry.address), index_files(index.packages)) == before
+
+
+def test_a_split_build_without_multi_arch(tmp_path: Path, registry: RegistryServer,
+                                           index: IndexServer) -> None:
+    origin = make_service(tmp_path / "origin", extra=RIG_TARGETS)
+    origin.tag("1.2.0")
+    records = tmp_path / "records"
+    env = {**github_env(tmp_path, "refs/tags/1.2.0"), **destinations(registry.address,
+                                                                      index.url)}
+    for target in ("amd64", "arm"):
+        runner = _clone(origin, tmp_path / f"runner-{target}")
+        runner.checkout("1.2.0")
+        _nox(runner, env, "-s", "dist", "distcopy")
+        _nox(runner, env, "-s", "docker", "--", "--target", target, "--stage", str(records))
+    assert all(t.startswith("STAGE-") for t in registry_tags(registry.address, REPO))
+    merger = _clone(origin, tmp_path / "runner-merge")
+    merger.checkout("1.2.0")
+    _nox(merger, env, "-s", "release", "--", "--merge", str(records))
+    for tag, arch in (("1.2.0", "amd64"), ("latest", "amd64"), ("rpi-1.2.0", "arm"),
+                      ("rpi-latest", "arm")):
+        assert registry_config(registry.address, REPO, tag)["architecture"] == arch, tag
+    assert registry_digest(registry.address, REPO, "latest") == registry_digest(
+        registry.address, REPO, "1.2.0")
+    assert index_files(index.packages) == ["demo_svc-1.2.0-py3-none-any.whl",
+                                           "demo_svc-1.2.0.tar.gz"]
+
+
+def test_a_multi_arch_docker_session_alone_publishes_nothing(
+        tmp_path: Path, registry: RegistryServer, index: IndexServer) -> None:
+    repo = _service(tmp_path / "demo-svc")
+    repo.checkout("-b", "feature/x")
+    env = {**github_env(tmp_path, "refs/heads/feature/x"),
+           **destinations(registry.address, index.url)}
+    result = nox(repo, "-s", "docker-amd64", env=env)
+    assert result.returncode != 0
+    assert "the amd64 session alone publishes nothing" in result.stdout
+    assert registry_tags(registry.address, REPO) == []
 
 
 def test_every_buildx_call_names_the_builder(tmp_path: Path, registry: RegistryServer,

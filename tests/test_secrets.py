@@ -57,3 +57,24 @@ def test_a_backend_that_prints_its_environment_sees_no_credential(
     # python-on-whales' debug switch (it prints "command: ..." and "Env: {...}") was off.
     assert "Env: {" not in result.stdout
     assert "command: docker" not in result.stdout
+
+
+def test_a_setup_py_asked_for_its_name_sees_no_secret_var(tmp_path: Path) -> None:
+    """A service with no [project] name: its setup.py runs (PEP 517 metadata) while the
+    configuration is read, before anything else, and must already miss the service's own
+    ``secret-vars`` (the name cache starts cold)."""
+    from tests.samples import setup_py_service
+
+    repo = setup_py_service(tmp_path / "legacy-svc")
+    setup = repo.path / "setup.py"
+    setup.write_text("import os\nprint('SETUP-SEES', os.environ.get('SERVICE_SIGNING_KEY', "
+                     "'<none>').splitlines()[0])\n" + setup.read_text())
+    pyproject = repo.path / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace(
+        "[tool.brewblox-release]\n",
+        '[tool.brewblox-release]\nsecret-vars = ["SERVICE_SIGNING_KEY"]\n'))
+    repo.commit("a setup.py that shows a secret")
+    cache = tmp_path / "cache"
+    result = nox(repo, "-s", "version", env={"BREWBLOX_RELEASE_CACHE": str(cache)})
+    assert result.returncode == 0, result.stdout
+    assert "SETUP-SEES <none>" in result.stdout, result.stdout
