@@ -268,7 +268,8 @@ def seed_release(log: Log, svc: Path, registry: str, upstream: IndexServer) -> d
 def ci_env(workdir: Path, registry: str, index: IndexServer) -> dict[str, str]:
     """A GitHub Actions push of branch feature/bench, publishing to loopback."""
     payload = workdir / "event.json"
-    payload.write_text("{}")
+    # The repository itself, not a fork: a payload that names none builds only.
+    payload.write_text(json.dumps({"repository": {"full_name": "o/r", "fork": False}}))
     return clean_env(
         GITHUB_ACTIONS="true", GITHUB_EVENT_NAME="push", GITHUB_REF=f"refs/heads/{BRANCH}",
         GITHUB_REPOSITORY="o/r", GITHUB_EVENT_PATH=str(payload),
