@@ -137,6 +137,15 @@ def _clone(source: GitRepo, path: Path) -> GitRepo:
     return GitRepo(path)
 
 
+def _stage_on_runners(origin: GitRepo, tag: str, env: dict[str, str], records: Path) -> None:
+    """One clone per target, as a CI matrix's runners: each builds and stages its target."""
+    for target in ("amd64", "arm"):
+        runner = _clone(origin, origin.path.parent / f"runner-{target}")
+        runner.checkout(tag)
+        _nox(runner, env, "-s", "dist", "distcopy")
+        _nox(runner, env, "-s", "docker", "--", "--target", target, "--stage", str(records))
+
+
 def _digests(address: str) -> dict[str, str]:
     return {tag: registry_digest(address, REPO, tag) for tag in registry_tags(address, REPO)}
 
@@ -148,11 +157,7 @@ def test_a_split_build_on_three_runners(tmp_path: Path, registry: RegistryServer
     records = tmp_path / "records"  # what a CI matrix passes on as artifacts
     env = {**github_env(tmp_path, "refs/tags/1.2.0"), **destinations(registry.address,
                                                                       index.url)}
-    for target in ("amd64", "arm"):
-        runner = _clone(origin, tmp_path / f"runner-{target}")
-        runner.checkout("1.2.0")
-        _nox(runner, env, "-s", "dist", "distcopy")
-        _nox(runner, env, "-s", "docker", "--", "--target", target, "--stage", str(records))
+    _stage_on_runners(origin, "1.2.0", env, records)
     assert sorted(p.name for p in records.iterdir()) == ["amd64.json", "arm.json"]
     assert index_files(index.packages) == [], "a stage publishes no package"
     stages = [f"STAGE-{origin.head[:12]}-amd64", f"STAGE-{origin.head[:12]}-arm"]
@@ -197,11 +202,7 @@ def test_a_split_build_without_multi_arch(tmp_path: Path, registry: RegistryServ
     records = tmp_path / "records"
     env = {**github_env(tmp_path, "refs/tags/1.2.0"), **destinations(registry.address,
                                                                       index.url)}
-    for target in ("amd64", "arm"):
-        runner = _clone(origin, tmp_path / f"runner-{target}")
-        runner.checkout("1.2.0")
-        _nox(runner, env, "-s", "dist", "distcopy")
-        _nox(runner, env, "-s", "docker", "--", "--target", target, "--stage", str(records))
+    _stage_on_runners(origin, "1.2.0", env, records)
     assert all(t.startswith("STAGE-") for t in registry_tags(registry.address, REPO))
     merger = _clone(origin, tmp_path / "runner-merge")
     merger.checkout("1.2.0")
