@@ -638,6 +638,9 @@ def ship(pkg: Path, name: str = "", version: str = "") -> Path:
     import importlib
 
     dest = pkg / TOOLS_DIR
+    if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+        dest.unlink()  # the link (or file) in pkg/, never what it points at: this directory's
+        # files are written and removed below, and must be the ones in the context
     files = {dest / "imagebuild.py": Path(__file__).read_bytes()}
     for package_name in SHIPPED_PACKAGES:
         source = Path(importlib.import_module(package_name).__file__ or "").parent

@@ -11,18 +11,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tests.service import BASE_REPO, NOXFILE, RIG_TARGETS, TEMPLATE, GitRepo
-
-#: One target, amd64, on the rig's base image.
-AMD64_TARGETS = f"""\
-build-args = {{ BUILD_BASE_IMAGE = "{BASE_REPO}:bookworm-amd64" }}
-
-[[tool.brewblox-release.targets]]
-name = "amd64"
-context = "docker"
-platform = "linux/amd64"
-build-args = {{ BASE_IMAGE = "{BASE_REPO}:bookworm-amd64" }}
-"""
+from tests.service import AMD64_TARGETS, BASE_REPO, NOXFILE, RIG_TARGETS, TEMPLATE, GitRepo
 
 GITIGNORE = "dist/\npkg/\n.nox/\n*.egg-info/\n__pycache__/\nbuild/\n"
 
@@ -32,6 +21,17 @@ def _module(repo: GitRepo, name: str, where: str = "") -> None:
     repo.write(f"{where}{module}/__init__.py",
                "from importlib.metadata import version\n\n"
                f"__version__ = version({name!r})\n")
+
+
+def _finish(repo: GitRepo, name: str) -> GitRepo:
+    """What every single-service sample ends with: its module, the noxfile line, .gitignore,
+    the amd64 context, and the first commit."""
+    _module(repo, name)
+    repo.write("noxfile.py", NOXFILE)
+    repo.write(".gitignore", GITIGNORE)
+    _contexts(repo.path)
+    repo.commit("initial commit")
+    return repo
 
 
 def _contexts(path: Path, arm: bool = False) -> None:
@@ -72,12 +72,7 @@ setup(
 """)
     repo.write("pyproject.toml", _release_table(name))
     repo.write("README.md", f"{name}\n{'=' * len(name)}\n\nA service of 2018.\n")
-    _module(repo, name)
-    repo.write("noxfile.py", NOXFILE)
-    repo.write(".gitignore", GITIGNORE)
-    _contexts(path)
-    repo.commit("initial commit")
-    return repo
+    return _finish(repo, name)
 
 
 def setup_cfg_service(path: Path, name: str = "cfg-svc") -> GitRepo:
@@ -104,12 +99,7 @@ packages = {name.replace("-", "_")}
 python_requires = >=3.10
 """)
     repo.write("README.md", f"# {name}\n\nA service described in setup.cfg.\n")
-    _module(repo, name)
-    repo.write("noxfile.py", NOXFILE)
-    repo.write(".gitignore", GITIGNORE)
-    _contexts(path)
-    repo.commit("initial commit")
-    return repo
+    return _finish(repo, name)
 
 
 def hatch_service(path: Path, name: str = "hatch-svc") -> GitRepo:
@@ -138,12 +128,7 @@ packages = ["{module}"]
 
 {_release_table(name)}""")
     repo.write("README.md", f"# {name}\n\nA service built by hatchling.\n")
-    _module(repo, name)
-    repo.write("noxfile.py", NOXFILE)
-    repo.write(".gitignore", GITIGNORE)
-    _contexts(path)
-    repo.commit("initial commit")
-    return repo
+    return _finish(repo, name)
 
 
 def pep621_pyproject(name: str, *, readme: bool = True, scm: str = "",
@@ -174,12 +159,7 @@ def readme_less_service(path: Path, name: str = "bare-svc") -> GitRepo:
     PyPI accepts."""
     repo = GitRepo(path).init()
     repo.write("pyproject.toml", pep621_pyproject(name, readme=False))
-    _module(repo, name)
-    repo.write("noxfile.py", NOXFILE)
-    repo.write(".gitignore", GITIGNORE)
-    _contexts(path)
-    repo.commit("initial commit")
-    return repo
+    return _finish(repo, name)
 
 
 def monorepo_scm(prefix: str) -> str:

@@ -121,8 +121,8 @@ def make_service(path: Path, name: str = "demo-svc", *, image: str | None = "bre
 
 BASE_REPO = "brewblox-release/python-base"
 
-#: Targets that build on the rig's base images (.ci/provision.sh), which no registry holds.
-RIG_TARGETS = f"""\
+#: One target, amd64, on the rig's base image (.ci/provision.sh), which no registry holds.
+AMD64_TARGETS = f"""\
 build-args = {{ BUILD_BASE_IMAGE = "{BASE_REPO}:bookworm-amd64" }}
 
 [[tool.brewblox-release.targets]]
@@ -130,7 +130,10 @@ name = "amd64"
 context = "docker"
 platform = "linux/amd64"
 build-args = {{ BASE_IMAGE = "{BASE_REPO}:bookworm-amd64" }}
+"""
 
+#: Both default targets on the rig's base images.
+RIG_TARGETS = AMD64_TARGETS + f"""
 [[tool.brewblox-release.targets]]
 name = "arm"
 context = "rpi-docker"

@@ -465,3 +465,20 @@ def test_two_targets_sharing_a_context_ship_at_once(tmp_path: Path) -> None:
     assert (pkg / imagebuild.TOOLS_DIR / "imagebuild.py").read_bytes() == \
         Path(imagebuild.__file__).read_bytes()
     assert not [p.name for p in (pkg / imagebuild.TOOLS_DIR).rglob(".*")]
+
+
+def test_ship_replaces_a_linked_tools_directory_and_leaves_its_target(tmp_path: Path) -> None:
+    # ship() writes and prunes pkg/brewblox-release/: a link there (planted, or a leftover)
+    # must not carry those writes and deletions out of the context.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("outside\n")
+    pkg = tmp_path / "docker" / "pkg"
+    pkg.mkdir(parents=True)
+    (pkg / imagebuild.TOOLS_DIR).symlink_to(outside)
+    dest = imagebuild.ship(pkg)
+    assert dest.is_dir()
+    assert not dest.is_symlink()
+    assert (dest / "imagebuild.py").is_file()
+    assert sorted(p.name for p in outside.iterdir()) == ["keep.txt"]
+    assert (outside / "keep.txt").read_text() == "outside\n"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from brewblox_release.servers import IndexServer, RegistryServer
-from tests.samples import AMD64_TARGETS
 from tests.service import (
+    AMD64_TARGETS,
     SENTINELS,
     destinations,
     github_env,
