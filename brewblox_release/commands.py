@@ -114,8 +114,10 @@ def _distcopy(options: Options) -> None:
 
 def _docker(target: str | None) -> Callable[[Options], None]:
     def action(options: Options) -> None:
-        from .release import Summary, build_images, preflight, publish, verify
+        from .release import Summary, build_images, preflight, preload, publish, verify
 
+        if not options.dry_run:
+            preload("python_on_whales")  # while the version and the plan are made
         name = options.target or target
         if name is None:
             raise ReleaseError("say which target to build: --target NAME (a name from "
@@ -165,7 +167,10 @@ def _stage(run: Run, image: ImagePlan, directory: Path) -> None:
 
 
 def _release(options: Options) -> None:
-    from .release import merge, release
+    from .release import merge, preload, release
+
+    if not options.dry_run:
+        preload("python_on_whales")  # while the version and the plan are made
 
     with _prepared(options) as prepared:
         run = prepared

@@ -112,13 +112,19 @@ def _local_handler_off(platform: str) -> str | None:
 
 
 def check_emulation(platform: str, builder: str | None = None) -> None:
-    """Stop, building nothing, when the builder cannot build ``platform`` (SPEC §11: asked of
-    the builder, which may be remote or native, not of the machine the tool runs on)."""
+    """Raise `EmulationError` when the builder says it cannot build ``platform`` (SPEC §11:
+    asked of the builder, which may be remote or native, not of the machine the tool runs on).
+
+    Asked after a build failed (`build`), not before every build: the template runs nothing in
+    a target's own stages while every dependency has a wheel for it, so its images build on a
+    builder without emulation, and asking first would put two buildx calls and half a second
+    on every build.
+    """
     found = _builder(builder)
     name = f"builder {builder}" if builder else "the current builder"
     if found is None:
-        raise EmulationError(f"buildx cannot inspect {name}, so nothing was built: check "
-                             "`docker buildx ls` (and the builder setting or BUILDX_BUILDER)")
+        raise EmulationError(f"buildx cannot inspect {name}: check `docker buildx ls` (and the "
+                             "builder setting or BUILDX_BUILDER)")
     driver, platforms = found
     off = _local_handler_off(platform) if driver == "docker" else None
     if platform in platforms and off is None:
@@ -128,7 +134,8 @@ def check_emulation(platform: str, builder: str | None = None) -> None:
     why = (f"the {off} binfmt handler of this machine's engine is disabled" if off else
            f"it builds {', '.join(platforms) or 'nothing'}")
     raise EmulationError(
-        f"{name} cannot build {platform} images ({why}), so nothing was built. Enable "
+        f"{name} cannot run {platform} programs ({why}), and this build runs one (a RUN in the "
+        f"image's own stages, or pip for a dependency with no {platform} wheel). Enable "
         f"emulation on the engine's machine with `docker run --privileged --rm "
         f"tonistiigi/binfmt --install {arch}` or, on Debian, `apt-get install qemu-user-static "
         f"binfmt-support && update-binfmts --enable {off or 'qemu-' + arch}`; or set builder "
@@ -143,14 +150,14 @@ def build(config: Config, image: ImagePlan, *, version: str, revision: str, crea
     one target when several build at once. The template's build-stage code is refreshed in
     ``pkg/`` first (`imagebuild.ship`). When the template says that something has no wheel for
     the target (`needs_image_pip`), the image is built again with ``IMAGE_PIP=yes``, where pip
-    installs just that in the image; the stages done so far come from the cache.
+    installs just that in the image; the stages done so far come from the cache. A failed
+    build whose builder cannot run the target's programs says so (`check_emulation`).
     """
     from python_on_whales import DockerException, docker
 
     from . import imagebuild
 
     target = config.target(image.target)
-    check_emulation(target.platform, config.builder)
     context = config.root / target.context
     if (context / "pkg").is_dir() and imagebuild.uses_template(context):
         imagebuild.ship(context / "pkg", config.name, version)
@@ -185,8 +192,14 @@ def build(config: Config, image: ImagePlan, *, version: str, revision: str, crea
                         f"{target.platform} (named above)")
                     args = {**args, "IMAGE_PIP": "yes"}
                     continue
-                raise BuildError(_wrap(e, f"building the {target.name} image "
-                                       f"({target.platform})") + "; nothing was published") from e
+                failed = BuildError(_wrap(e, f"building the {target.name} image "
+                                          f"({target.platform})") + "; nothing was published")
+                try:  # the builder says why, when it cannot run the target's programs
+                    check_emulation(target.platform, config.builder)
+                except EmulationError as why:
+                    raise EmulationError(f"building the {target.name} image failed: {why}; "
+                                         "nothing was published") from e
+                raise failed from e
             break
         image_id = json.loads(metadata.read_text()).get("containerimage.config.digest", "")
     return BuiltImage(image, image_id)

@@ -221,6 +221,49 @@ def read_target(files: Path, platform: str) -> TargetPython:
                         config_vars=config)
 
 
+def this_glibc() -> tuple[int, int] | None:
+    """The glibc of the system this Python runs on (None on musl)."""
+    try:
+        found = re.fullmatch(r"glibc (\d+)\.(\d+).*", os.confstr("CS_GNU_LIBC_VERSION") or "")
+    except (ValueError, OSError):  # no such name: not glibc
+        return None
+    return (int(found[1]), int(found[2])) if found else None
+
+
+def this_python(platform: str) -> TargetPython:
+    """This Python (the build host's: ``BUILD_BASE_IMAGE``) as the target for ``platform``.
+
+    The template's ``pkg`` stage checks that it is the target's Python (`check_target`), so
+    the ``deps`` stage need not wait for the target's files: BuildKit matches a wildcard
+    ``COPY --from`` path only once the image's filesystem is ready, a fifth of a second into a
+    cold build, and that wait would otherwise come before the longest step of the build.
+    """
+    config = sysconfig.get_config_vars()
+    implementation, abi = abi_of(str(config.get("SOABI", "")))
+    return TargetPython(version=str(config.get("VERSION", "")), abi=abi,
+                        implementation=implementation, machine=machine_of(platform),
+                        glibc=this_glibc(), executable=_executable(),
+                        sysconfig_source=Path(sysconfig.__file__).read_bytes(),
+                        config_vars=config)
+
+
+def check_target(target: TargetPython) -> None:
+    """Stop unless wheels chosen for this Python (`this_python`) are right for ``target``:
+    the same Python (`check_layout`), and a C library whose manylinux tags it accepts."""
+    check_layout(target)
+    here = this_glibc()
+    if target.glibc is None and here is None:
+        return
+    if target.glibc is None or here is None or here > target.glibc:
+        def name(glibc: tuple[int, int] | None) -> str:
+            return f"glibc {glibc[0]}.{glibc[1]}" if glibc else "no glibc (musl)"
+
+        raise ImageBuildError(
+            f"BUILD_BASE_IMAGE has {name(here)} but BASE_IMAGE {name(target.glibc)}: wheels "
+            "chosen for the one do not run on the other; set BUILD_BASE_IMAGE to the image of "
+            "the same Python and system for the build host's platform")
+
+
 #: The config vars that place an install: where the Python lives and what it is.
 _LAYOUT_VARS = ("VERSION", "prefix", "exec_prefix", "BINDIR", "LIBDEST", "LDVERSION")
 
@@ -382,14 +425,19 @@ def requirements_of(pkg: Path, name: str = "", version: str = "") -> list[str]:
     return [f"{name}=={version}" if version else name] if name else []
 
 
-def package(pkg: Path, out: Path, name: str, version: str) -> None:
-    """Stage ``pkg``: the service's wheel, checked and installed into ``out/root``.
+def package(pkg: Path, out: Path, name: str, version: str, target: TargetPython | None = None
+            ) -> None:
+    """Stage ``pkg``: the service's wheel, checked and installed into ``out/root``; with
+    ``target`` (read from the target image's files), this Python checked to be the target's
+    (`check_target`), for this stage and the ``deps`` stage.
 
     ``pkg/requirements.txt`` (written by `ship` on the host, so that the dependencies' stage
     need not wait for this one) must be the wheel's requirements, or name ``name`` when
     ``pkg`` holds no wheel. A wheel for a platform (not pure) is left in ``out/image/`` for
     pip in the image.
     """
+    if target is not None:
+        check_target(target)
     root, image = out / "root", out / "image"
     root.mkdir(parents=True, exist_ok=True)
     fix = "run `nox -s dist distcopy`"
@@ -582,10 +630,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = commands.add_parser("package", help="check and install the service's wheel")
     p.add_argument("pkg", type=Path)
     p.add_argument("out", type=Path)
+    p.add_argument("--target", type=Path, help="the target's files: check this Python against")
     p = commands.add_parser("deps", help="install the dependencies for the target")
-    p.add_argument("target", type=Path, help="the target's files")
-    p.add_argument("requirements", type=Path)
-    p.add_argument("out", type=Path)
+    p.add_argument("paths", type=Path, nargs="+", metavar="[TARGET] REQUIREMENTS OUT",
+                   help="the target's files (else this Python, checked by `package --target`), "
+                   "the requirements, the output directory")
     p = commands.add_parser("image", help="pip installs what the build host could not")
     p.add_argument("deps", type=Path)
     p.add_argument("pkg", type=Path)
@@ -595,14 +644,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     env = os.environ
     try:
+        platform = env.get("TARGETPLATFORM", "")
         if args.command == "package":
-            package(args.pkg, args.out, env.get("PACKAGE", ""), env.get("VERSION", ""))
+            package(args.pkg, args.out, env.get("PACKAGE", ""), env.get("VERSION", ""),
+                    read_target(args.target, platform) if args.target else None)
         elif args.command == "deps":
-            target = read_target(args.target, env.get("TARGETPLATFORM", ""))
-            check_layout(target)
+            if len(args.paths) not in (2, 3):
+                parser.error("deps takes [TARGET] REQUIREMENTS OUT")
+            *files, requirements, out = args.paths
+            if files:  # an earlier template copied the target's files into this stage
+                target = read_target(files[0], platform)
+                check_layout(target)
+            else:
+                target = this_python(platform)
             say(f"target: Python {target.version} ({target.abi}) on {target.machine}, glibc "
                 f"{'.'.join(map(str, target.glibc)) if target.glibc else 'none'}")
-            deps(target, args.requirements.read_text().splitlines(), args.out)
+            deps(target, requirements.read_text().splitlines(), out)
         elif args.command == "image":
             image(args.deps, args.pkg)
         else:

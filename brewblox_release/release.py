@@ -176,12 +176,12 @@ def preflight_problems(run: Run) -> list[str]:
     return [str(problem) for problem in _problems(run)]
 
 
-def preflight(run: Run, *, building: bool = True) -> None:
+def preflight(run: Run) -> None:
     """Before anything is built: every destination the plan publishes to has complete,
-    well-formed settings and credentials (or needs none), the index's simple API is found,
-    every target can build (unless nothing is ``building``). Stops with every problem found, a
-    line each."""
-    problems = _problems(run, building=building)
+    well-formed settings and credentials (or needs none), and the index's simple API is found.
+    Stops with every problem found, a line each. (Whether the builder can build a target is
+    asked when its build fails: `docker.check_emulation`.)"""
+    problems = _problems(run)
     if not problems:
         return
     lines = [str(problem) for problem in problems]
@@ -189,16 +189,8 @@ def preflight(run: Run, *, building: bool = True) -> None:
     raise (type(problems[0]) if len(problems) == 1 else ReleaseError)("\n".join(lines))
 
 
-def _problems(run: Run, *, building: bool = True) -> list[ReleaseError]:
-    from . import docker
-
-    found = _index_problems(run) + _registry_problems(run)
-    for image_plan in run.plan.images if building else ():
-        try:
-            docker.check_emulation(image_plan.platform, run.config.builder)
-        except ReleaseError as e:
-            found.append(e)
-    return found
+def _problems(run: Run) -> list[ReleaseError]:
+    return _index_problems(run) + _registry_problems(run)
 
 
 def _index_problems(run: Run) -> list[ReleaseError]:
@@ -254,14 +246,20 @@ def _registry_problems(run: Run) -> list[ReleaseError]:
     return []
 
 
-def _preload(*modules: str) -> None:
-    """Import what the next steps use (python-on-whales half a second, twine and pypi-simple
-    a third) in a thread, while the main thread waits on the package and image builds."""
+def preload(*modules: str) -> None:
+    """Import ``modules`` in a thread (python-on-whales takes a quarter of a second, twine and
+    pypi-simple a third) while the caller goes on to the work that waits on git, the package
+    build or the engine; the step that uses a module waits for its import then, or reports
+    the error of importing it."""
     import importlib
+    import threading
 
-    for module in modules:
-        with contextlib.suppress(Exception):  # the step that uses it reports the error
-            importlib.import_module(module)
+    def load() -> None:
+        for module in modules:
+            with contextlib.suppress(Exception):
+                importlib.import_module(module)
+
+    threading.Thread(target=load, name="preload", daemon=True).start()
 
 
 def build_all(run: Run) -> list[Path]:
@@ -270,10 +268,8 @@ def build_all(run: Run) -> list[Path]:
     from . import dist
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        preload = ["python_on_whales"] if run.plan.images else []
         if run.plan.upload:
-            preload += ["pypi_simple", "twine.commands.upload", "twine.settings"]
-        pool.submit(_preload, *preload)
+            preload("pypi_simple", "twine.commands.upload", "twine.settings")
         with step(f"dist: {run.config.name} {run.info.version}"):
             files = dist.build(run.config, run.info.version,
                                source_date_epoch=run.info.git.commit_time, twine=False)
@@ -534,7 +530,7 @@ def merge(run: Run, directory: Path) -> Summary:
             log(reason)
         return summary
     records = read_records(run, directory)  # before anything: the records are whole
-    preflight(run, building=False)
+    preflight(run)
     with step(f"dist: {run.config.name} {run.info.version}"):
         files = dist.build(run.config, run.info.version,
                            source_date_epoch=run.info.git.commit_time)

@@ -175,6 +175,58 @@ def test_another_python_fails_the_layout_check_and_says_what_to_set() -> None:
     assert "prefix '/opt/python'" in str(raised.value)
 
 
+def test_this_python_as_the_target_of_a_platform() -> None:
+    target = imagebuild.this_python("linux/arm/v7")
+    version = sysconfig.get_python_version()
+    assert (target.version, target.abi, target.machine) == (
+        version, "cp" + version.replace(".", ""), "armv7l")
+    assert target.glibc == imagebuild.this_glibc()
+    assert target.platforms[-1] == "linux_armv7l"
+    imagebuild.check_layout(target)
+
+
+@pytest.mark.parametrize(("target_glibc", "ok"), [
+    ("same", True),  # the same system for two platforms
+    ("newer", True),  # wheels for this glibc run on a newer one
+    ("older", False),
+    (None, False),  # musl, or a system without glibc's ldd
+])
+def test_check_target_compares_the_c_libraries(target_glibc: str | None, ok: bool) -> None:
+    here = imagebuild.this_glibc()
+    assert here is not None, "the tests run on a glibc system"
+    glibc = {"same": here, "newer": (here[0], here[1] + 1), "older": (here[0], here[1] - 1),
+             None: None}[target_glibc]
+    target = TargetPython(**{**_host_target().__dict__, "glibc": glibc})
+    if ok:
+        imagebuild.check_target(target)
+    else:
+        with pytest.raises(ImageBuildError, match="set BUILD_BASE_IMAGE") as raised:
+            imagebuild.check_target(target)
+        assert f"glibc {here[0]}.{here[1]}" in str(raised.value)
+
+
+def test_package_checks_the_build_host_against_the_targets_files(tmp_path: Path) -> None:
+    pkg = _pkg(tmp_path)
+    files = _target_files(tmp_path / "target", version="3.9")
+    assert imagebuild.main(["package", str(pkg), str(tmp_path / "out"), "--target",
+                            str(files)]) == 1
+    assert not (tmp_path / "out" / "root").exists(), "nothing installed"
+
+
+def test_deps_takes_the_targets_files_of_an_earlier_template_or_none(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[TargetPython] = []
+    monkeypatch.setattr(imagebuild, "deps", lambda target, wanted, out: calls.append(target))
+    monkeypatch.setenv("TARGETPLATFORM", "linux/arm/v7")
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text("")
+    assert imagebuild.main(["deps", str(reqs), str(tmp_path / "out")]) == 0
+    assert calls[-1] == imagebuild.this_python("linux/arm/v7")
+    files = _target_files(tmp_path / "target", version="3.9")
+    assert imagebuild.main(["deps", str(files), str(reqs), str(tmp_path / "out")]) == 1
+    assert len(calls) == 1, "another Python's files are refused before resolving"
+
+
 # --- requirements --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("requirement", "machine", "expected"), [
