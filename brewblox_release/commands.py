@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import logging
 import traceback
@@ -138,8 +139,9 @@ def _docker(target: str | None) -> Callable[[Options], None]:
                     f"multi-arch = true: a tag is one list of every target, so the {name} "
                     "session alone publishes nothing: run `nox -s release`, or stage each "
                     "target with --stage DIR and merge with `nox -s release -- --merge DIR`")
-            preflight(run)
+            confirm = preflight(run)
             build_images(run, [image])
+            confirm()
             if options.stage:
                 _stage(run, image, Path(options.stage))
             elif image.push:
@@ -268,6 +270,10 @@ def execute(name: str, args: Sequence[str], prog: str) -> None:
             log(traceback.format_exc())
             raise ReleaseError(redact(f"unexpected {type(e).__name__}: {e} (a bug in "
                                       "brewblox-release: the traceback is above)")) from None
+        finally:
+            # What is left lives until the process ends: the collector need not go through
+            # it again (python-on-whales, pydantic and twine make a long exit otherwise).
+            gc.freeze()
 
 
 def message(error: ReleaseError) -> str:

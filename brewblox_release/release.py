@@ -173,31 +173,64 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
 def preflight_problems(run: Run) -> list[str]:
     """Everything the real run would refuse before building, a line each (SPEC §7
     preflight); ``--dry-run`` shows them as notes. Empty when there is nothing to refuse."""
-    return [str(problem) for problem in _problems(run)]
+    return [str(problem) for problem in _problems(run) + _index_api_problems(run)]
 
 
-def preflight(run: Run) -> None:
+def preflight(run: Run) -> Callable[[], None]:
     """Before anything is built: every destination the plan publishes to has complete,
-    well-formed settings and credentials (or needs none), and the index's simple API is found.
-    Stops with every problem found, a line each. (Whether the builder can build a target is
-    asked when its build fails: `docker.check_emulation`.)"""
+    well-formed settings and credentials (or needs none); stops with every problem found, a
+    line each. Then the index is asked for its simple API in a thread, while the package and
+    images build (the question imports pypi-simple, a quarter of a second); the returned
+    function waits for the answer and stops on a problem: call it before publishing.
+
+    (Whether the builder can build a target is asked when its build fails:
+    `docker.check_emulation`.)
+    """
     problems = _problems(run)
-    if not problems:
-        return
+    if problems:  # stopping anyway: every problem at once
+        _stop(problems + _index_api_problems(run), "Nothing was built")
+    if not _asks_index(run):
+        return lambda: None
+    import threading
+    from concurrent.futures import Future
+
+    asked: Future[list[ReleaseError]] = Future()
+
+    def ask() -> None:  # a daemon: a run that fails meanwhile does not wait for the index
+        try:
+            asked.set_result(_index_api_problems(run))
+        except BaseException as e:  # raised again by confirm, in the caller
+            asked.set_exception(e)
+
+    threading.Thread(target=ask, name="preflight", daemon=True).start()
+
+    def confirm() -> None:
+        if found := asked.result():
+            _stop(found, "Nothing was published")
+
+    return confirm
+
+
+def _stop(problems: Sequence[ReleaseError], outcome: str) -> None:
     lines = [str(problem) for problem in problems]
-    lines[-1] += ". Nothing was built"
+    lines[-1] += f". {outcome}"
     raise (type(problems[0]) if len(problems) == 1 else ReleaseError)("\n".join(lines))
 
 
 def _problems(run: Run) -> list[ReleaseError]:
+    """The settings and credentials of the destinations: read, not asked of any server."""
     return _index_problems(run) + _registry_problems(run)
+
+
+def _asks_index(run: Run) -> bool:
+    return bool(run.plan.publishes and run.config.pypi)  # the upload, `latest`, verify read it
 
 
 def _index_problems(run: Run) -> list[ReleaseError]:
     from .errors import ConfigError
 
     plan = run.plan
-    if not (plan.publishes and run.config.pypi):  # the upload, `latest` and verify read it
+    if not _asks_index(run):
         return []
     try:
         index = run.index
@@ -213,12 +246,18 @@ def _index_problems(run: Run) -> list[ReleaseError]:
             f"{'it' if one else 'them'} to the CI secrets (on PyPI an API token, with "
             "TWINE_USERNAME=__token__), or use trusted publishing on GitHub Actions (PyPI and "
             "TestPyPI)"))
-    if not found:  # ask the index only when its settings are whole
-        try:
-            index.simple_api(run.config.name)
-        except ReleaseError as e:
-            found.append(e)
     return found
+
+
+def _index_api_problems(run: Run) -> list[ReleaseError]:
+    """The index's simple API, found (asked only when its settings are whole)."""
+    if not _asks_index(run) or _index_problems(run):
+        return []
+    try:
+        run.index.simple_api(run.config.name)
+    except ReleaseError as e:
+        return [e]
+    return []
 
 
 def _registry_problems(run: Run) -> list[ReleaseError]:
@@ -530,10 +569,11 @@ def merge(run: Run, directory: Path) -> Summary:
             log(reason)
         return summary
     records = read_records(run, directory)  # before anything: the records are whole
-    preflight(run)
+    confirm = preflight(run)
     with step(f"dist: {run.config.name} {run.info.version}"):
         files = dist.build(run.config, run.info.version,
                            source_date_epoch=run.info.git.commit_time)
+    confirm()
     with step("publish"):
         publish(run, files, summary, records)
     with step("verify"):
@@ -544,7 +584,7 @@ def merge(run: Run, directory: Path) -> Summary:
 def release(run: Run) -> Summary:
     """The whole plan: preflight, dist, distcopy, build every image, publish, verify."""
     summary = Summary()
-    preflight(run)
+    confirm = preflight(run)
     files = build_all(run)
     for image in run.plan.images:
         if not image.push:
@@ -552,6 +592,7 @@ def release(run: Run) -> Summary:
     for reason in run.plan.reasons:
         log(reason)
     if run.plan.publishes:
+        confirm()
         with step("publish"):
             publish(run, files, summary)
         with step("verify"):

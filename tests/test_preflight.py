@@ -156,3 +156,18 @@ def test_preflight_stops_with_every_problem(service: GitRepo, server: IndexServe
     assert "TWINE_PASSWORD is not set" in lines[0]
     assert "there is no `docker login` for it" in lines[1]
     assert lines[1].endswith("the CI secrets. Nothing was built")
+
+
+def test_the_simple_api_is_asked_while_building_and_waited_for_before_publishing(
+        service: GitRepo, server: IndexServer, tmp_path: Path) -> None:
+    # Settings and credentials are read before anything is built; the index is asked in a
+    # thread (its client takes a quarter of a second to import) and answers before publishing.
+    run = _run(service, server, tmp_path,
+               {"TWINE_REPOSITORY_URL": server.url, "TWINE_USERNAME": "ci",
+                "TWINE_PASSWORD": SECRET, "BREWBLOX_RELEASE_INDEX_URL": server.url + "nothing/"})
+    confirm = preflight(run)  # returns at once: the settings are whole
+    with pytest.raises(ReleaseError, match=r"is not a simple API.*Nothing was published$"):
+        confirm()
+    found = _run(service, server, tmp_path / "ok", {
+        "TWINE_REPOSITORY_URL": server.url, "TWINE_USERNAME": "ci", "TWINE_PASSWORD": SECRET})
+    preflight(found)()
