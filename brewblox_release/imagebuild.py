@@ -5,19 +5,22 @@ Nothing here runs under emulation unless it must. The ``pkg`` and ``deps`` stage
 and call this module as a script:
 
 ``package``
-    checks that ``pkg/`` holds the wheel of this release (or none: the package is then installed
-    by name from the index) and installs it with pypa/installer into a tree that the image
-    copies.
+    checks that the build host's Python (``BUILD_BASE_IMAGE``) is the target's, read from the
+    target image's files, which the Dockerfile copies out of it (its ``_sysconfigdata``, its
+    ``sysconfig.py``, glibc's ``ldd``: nothing of the image runs; copying them costs a tenth of
+    a second, mounting the image whole two); checks that ``pkg/`` holds the wheel of this
+    release (or none: the package is then installed by name from the index) and installs it
+    with pypa/installer into a tree that the image copies.
 ``deps``
-    reads the target's Python from the target image's files, which the Dockerfile copies out
-    of it (its ``_sysconfigdata``, its ``sysconfig.py``, glibc's ``ldd``: nothing of the image
-    runs; copying them costs a tenth of a second, mounting the image whole two), resolves and
-    downloads the requirements *for the target* with pip (``--platform``, ``--python-version``,
-    ``--implementation``, ``--abi``, ``--only-binary=:all:``, and the target's
-    ``platform_machine`` for environment markers), and installs every wheel into a tree laid out
-    as the target's Python expects it (scripts, data, headers included). A dependency with no
-    wheel for the target is the only thing left for pip in the image, named with the version
-    the resolution chose; the wheels are downloaded once, by this one resolution.
+    resolves and downloads the requirements *for the target* with pip (``--platform``,
+    ``--python-version``, ``--implementation``, ``--abi``, ``--only-binary=:all:``, and the
+    target's ``platform_machine`` for environment markers), taking this Python for the
+    target's (``package`` checks that it is: a stage that waited for the target's files would
+    start a fifth of a second later, and it is the longest), and installs every wheel into a
+    tree laid out as the target's Python expects it (scripts, data, headers included). A
+    dependency with no wheel for the target is the only thing left for pip in the image, named
+    with the version the resolution chose; the wheels are downloaded once, by this one
+    resolution.
 ``image``
     the fallback, in the target image itself (emulated for a foreign platform): pip installs
     what ``deps`` and ``package`` could not.
