@@ -251,7 +251,8 @@ def execute(name: str, args: Sequence[str], prog: str) -> None:
     """Run command ``name`` with the words ``args``: the one entry of every front-end.
 
     Everything it and the libraries under it print passes the redactor; a `ReleaseError`
-    (its message masked) is left for the front-end to show.
+    (its message masked) is left for the front-end to show. The front-ends' processes end
+    after their commands, so what is left then is frozen for the collector (`gc.freeze`).
     """
     from .environment import capture
     from .run import CommandError, redact
