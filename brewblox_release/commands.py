@@ -10,7 +10,9 @@ results). A front-end only says which command, hands over the words after it, an
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
+import functools
 import gc
 import json
 import logging
@@ -251,14 +253,14 @@ def execute(name: str, args: Sequence[str], prog: str) -> None:
     """Run command ``name`` with the words ``args``: the one entry of every front-end.
 
     Everything it and the libraries under it print passes the redactor; a `ReleaseError`
-    (its message masked) is left for the front-end to show. The front-ends' processes end
-    after their commands, so what is left then is frozen for the collector (`gc.freeze`).
+    (its message masked) is left for the front-end to show.
     """
     from .environment import capture
     from .run import CommandError, redact
 
     capture()
     quiet_library_logs()
+    _quick_exit()
     command = COMMANDS[name]
     with redacted_streams():
         try:
@@ -271,10 +273,14 @@ def execute(name: str, args: Sequence[str], prog: str) -> None:
             log(traceback.format_exc())
             raise ReleaseError(redact(f"unexpected {type(e).__name__}: {e} (a bug in "
                                       "brewblox-release: the traceback is above)")) from None
-        finally:
-            # What is left lives until the process ends: the collector need not go through
-            # it again (python-on-whales, pydantic and twine make a long exit otherwise).
-            gc.freeze()
+
+
+@functools.cache  # once per process
+def _quick_exit() -> None:
+    """Freeze what is left for the collector when the process exits (`atexit`), before the
+    interpreter's last collections: with python-on-whales, pydantic and twine loaded they take
+    a tenth of a second or more, for objects that are freed with the process anyway."""
+    atexit.register(gc.freeze)
 
 
 def message(error: ReleaseError) -> str:

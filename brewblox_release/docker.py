@@ -150,8 +150,13 @@ def build(config: Config, image: ImagePlan, *, version: str, revision: str, crea
     one target when several build at once. The template's build-stage code is refreshed in
     ``pkg/`` first (`imagebuild.ship`). When the template says that something has no wheel for
     the target (`needs_image_pip`), the image is built again with ``IMAGE_PIP=yes``, where pip
-    installs just that in the image; the stages done so far come from the cache. A failed
-    build whose builder cannot run the target's programs says so (`check_emulation`).
+    installs just that in the image; the stages done so far come from the cache.
+
+    The builder is asked whether it can run the target's programs (`check_emulation`) before
+    a build that runs steps in the target's image: a Dockerfile not made from the template,
+    and the ``IMAGE_PIP=yes`` build. The template's own build runs none there, so it is not
+    held up by the question (two buildx calls), and it builds without emulation; when it
+    fails, the builder's answer is added to the error.
     """
     from python_on_whales import DockerException, docker
 
@@ -159,8 +164,11 @@ def build(config: Config, image: ImagePlan, *, version: str, revision: str, crea
 
     target = config.target(image.target)
     context = config.root / target.context
-    if (context / "pkg").is_dir() and imagebuild.uses_template(context):
-        imagebuild.ship(context / "pkg", config.name, version)
+    if imagebuild.uses_template(context):
+        if (context / "pkg").is_dir():
+            imagebuild.ship(context / "pkg", config.name, version)
+    else:  # its steps run in the target's image: emulated for a foreign platform
+        check_emulation(target.platform, config.builder)
     args = build_args(config, target, version)
     with tempfile.TemporaryDirectory() as tmp:
         metadata = Path(tmp) / "metadata.json"
@@ -190,16 +198,15 @@ def build(config: Config, image: ImagePlan, *, version: str, revision: str, crea
                     log(f"{prefix}building the {target.name} image again with IMAGE_PIP=yes: "
                         "pip installs in the image what has no wheel for "
                         f"{target.platform} (named above)")
+                    check_emulation(target.platform, config.builder)  # pip runs in the image
                     args = {**args, "IMAGE_PIP": "yes"}
                     continue
-                failed = BuildError(_wrap(e, f"building the {target.name} image "
-                                          f"({target.platform})") + "; nothing was published")
-                try:  # the builder says why, when it cannot run the target's programs
+                failed = _wrap(e, f"building the {target.name} image ({target.platform})")
+                try:  # a possible cause: the builder cannot run the target's programs
                     check_emulation(target.platform, config.builder)
                 except EmulationError as why:
-                    raise EmulationError(f"building the {target.name} image failed: {why}; "
-                                         "nothing was published") from e
-                raise failed from e
+                    raise EmulationError(f"{failed}; {why}; nothing was published") from e
+                raise BuildError(f"{failed}; nothing was published") from e
             break
         image_id = json.loads(metadata.read_text()).get("containerimage.config.digest", "")
     return BuiltImage(image, image_id)

@@ -4,18 +4,22 @@ Nothing here runs under emulation unless it must. The ``pkg`` and ``deps`` stage
 ``templates/Dockerfile`` run on the build host's own platform (``FROM --platform=$BUILDPLATFORM``)
 and call this module as a script:
 
-``package``
+``check``
     checks that the build host's Python (``BUILD_BASE_IMAGE``) is the target's, read from the
     target image's files, which the Dockerfile copies out of it (its ``_sysconfigdata``, its
     ``sysconfig.py``, glibc's ``ldd``: nothing of the image runs; copying them costs a tenth of
-    a second, mounting the image whole two); checks that ``pkg/`` holds the wheel of this
-    release (or none: the package is then installed by name from the index) and installs it
-    with pypa/installer into a tree that the image copies.
+    a second, mounting the image whole two). A stage of its own, which the image depends on:
+    the stages that install wait for none of it, and ``package`` stays the same for every
+    target, built once when they build at once.
+``package``
+    checks that ``pkg/`` holds the wheel of this release (or none: the package is then installed
+    by name from the index) and installs it with pypa/installer into a tree that the image
+    copies.
 ``deps``
     resolves and downloads the requirements *for the target* with pip (``--platform``,
     ``--python-version``, ``--implementation``, ``--abi``, ``--only-binary=:all:``, and the
     target's ``platform_machine`` for environment markers), taking this Python for the
-    target's (``package`` checks that it is: a stage that waited for the target's files would
+    target's (``check`` checks that it is: a stage that waited for the target's files would
     start a fifth of a second later, and it is the longest), and installs every wheel into a
     tree laid out as the target's Python expects it (scripts, data, headers included). A
     dependency with no wheel for the target is the only thing left for pip in the image, named
@@ -236,7 +240,7 @@ def this_glibc() -> tuple[int, int] | None:
 def this_python(platform: str) -> TargetPython:
     """This Python (the build host's: ``BUILD_BASE_IMAGE``) as the target for ``platform``.
 
-    The template's ``pkg`` stage checks that it is the target's Python (`check_target`), so
+    The template's ``check`` stage checks that it is the target's Python (`check_target`), so
     the ``deps`` stage need not wait for the target's files: BuildKit matches a wildcard
     ``COPY --from`` path only once the image's filesystem is ready, a fifth of a second into a
     cold build, and that wait would otherwise come before the longest step of the build.
@@ -258,13 +262,15 @@ def check_target(target: TargetPython) -> None:
     if target.glibc is None and here is None:
         return
     if target.glibc is None or here is None or here > target.glibc:
-        def name(glibc: tuple[int, int] | None) -> str:
-            return f"glibc {glibc[0]}.{glibc[1]}" if glibc else "no glibc (musl)"
-
         raise ImageBuildError(
-            f"BUILD_BASE_IMAGE has {name(here)} but BASE_IMAGE {name(target.glibc)}: wheels "
+            f"BUILD_BASE_IMAGE has {_libc(here)} but BASE_IMAGE {_libc(target.glibc)}: wheels "
             "chosen for the one do not run on the other; set BUILD_BASE_IMAGE to the image of "
             "the same Python and system for the build host's platform")
+
+
+def _libc(glibc: tuple[int, int] | None) -> str:
+    return (f"glibc {glibc[0]}.{glibc[1]}" if glibc else
+            "no glibc (no /usr/bin/ldd of glibc's: musl, or a glibc without its ldd)")
 
 
 #: The config vars that place an install: where the Python lives and what it is.
@@ -428,19 +434,14 @@ def requirements_of(pkg: Path, name: str = "", version: str = "") -> list[str]:
     return [f"{name}=={version}" if version else name] if name else []
 
 
-def package(pkg: Path, out: Path, name: str, version: str, target: TargetPython | None = None
-            ) -> None:
-    """Stage ``pkg``: the service's wheel, checked and installed into ``out/root``; with
-    ``target`` (read from the target image's files), this Python checked to be the target's
-    (`check_target`), for this stage and the ``deps`` stage.
+def package(pkg: Path, out: Path, name: str, version: str) -> None:
+    """Stage ``pkg``: the service's wheel, checked and installed into ``out/root``.
 
     ``pkg/requirements.txt`` (written by `ship` on the host, so that the dependencies' stage
     need not wait for this one) must be the wheel's requirements, or name ``name`` when
     ``pkg`` holds no wheel. A wheel for a platform (not pure) is left in ``out/image/`` for
     pip in the image.
     """
-    if target is not None:
-        check_target(target)
     root, image = out / "root", out / "image"
     root.mkdir(parents=True, exist_ok=True)
     fix = "run `nox -s dist distcopy`"
@@ -630,13 +631,17 @@ def image(deps_dir: Path, pkg_dir: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="imagebuild.py", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("check", help="check that this Python is the target's")
+    p.add_argument("target", type=Path, help="the target's files")
+    p.add_argument("out", type=Path, help="made when the check passes")
     p = commands.add_parser("package", help="check and install the service's wheel")
     p.add_argument("pkg", type=Path)
     p.add_argument("out", type=Path)
-    p.add_argument("--target", type=Path, help="the target's files: check this Python against")
+    # As `check`: a Dockerfile made from an earlier template checked in this stage.
+    p.add_argument("--target", type=Path, help=argparse.SUPPRESS)
     p = commands.add_parser("deps", help="install the dependencies for the target")
     p.add_argument("paths", type=Path, nargs="+", metavar="[TARGET] REQUIREMENTS OUT",
-                   help="the target's files (else this Python, checked by `package --target`), "
+                   help="the target's files (else this Python, which `check` checks), "
                    "the requirements, the output directory")
     p = commands.add_parser("image", help="pip installs what the build host could not")
     p.add_argument("deps", type=Path)
@@ -648,9 +653,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = os.environ
     try:
         platform = env.get("TARGETPLATFORM", "")
-        if args.command == "package":
-            package(args.pkg, args.out, env.get("PACKAGE", ""), env.get("VERSION", ""),
-                    read_target(args.target, platform) if args.target else None)
+        if args.command == "check":
+            check_target(read_target(args.target, platform))
+            args.out.mkdir(parents=True, exist_ok=True)
+        elif args.command == "package":
+            if args.target:
+                check_target(read_target(args.target, platform))
+            package(args.pkg, args.out, env.get("PACKAGE", ""), env.get("VERSION", ""))
         elif args.command == "deps":
             if len(args.paths) not in (2, 3):
                 parser.error("deps takes [TARGET] REQUIREMENTS OUT")

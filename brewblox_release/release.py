@@ -28,7 +28,7 @@ from .config import Config
 from .errors import CredentialsError, ReleaseError, VersionError
 from .plan import DEFAULT_TAGS, ImagePlan, Plan, highest_final, make_plan, tag_version
 from .project import TagRule
-from .run import log, redact, step
+from .run import background, log, redact, step
 from .tags import LATEST
 
 if TYPE_CHECKING:  # dist and index load on use: --dry-run needs neither
@@ -191,21 +191,10 @@ def preflight(run: Run) -> Callable[[], None]:
         _stop(problems + _index_api_problems(run), "Nothing was built")
     if not _asks_index(run):
         return lambda: None
-    import threading
-    from concurrent.futures import Future
-
-    asked: Future[list[ReleaseError]] = Future()
-
-    def ask() -> None:  # a daemon: a run that fails meanwhile does not wait for the index
-        try:
-            asked.set_result(_index_api_problems(run))
-        except BaseException as e:  # raised again by confirm, in the caller
-            asked.set_exception(e)
-
-    threading.Thread(target=ask, name="preflight", daemon=True).start()
+    asked = background(functools.partial(_index_api_problems, run), "preflight")
 
     def confirm() -> None:
-        if found := asked.result():
+        if found := asked():
             _stop(found, "Nothing was published")
 
     return confirm
@@ -286,19 +275,18 @@ def _registry_problems(run: Run) -> list[ReleaseError]:
 
 
 def preload(*modules: str) -> None:
-    """Import ``modules`` in a thread (python-on-whales takes a quarter of a second, twine and
+    """Import ``modules`` in a thread (python-on-whales takes a fifth of a second, twine and
     pypi-simple a third) while the caller goes on to the work that waits on git, the package
     build or the engine; the step that uses a module waits for its import then, or reports
     the error of importing it."""
     import importlib
-    import threading
 
     def load() -> None:
         for module in modules:
             with contextlib.suppress(Exception):
                 importlib.import_module(module)
 
-    threading.Thread(target=load, name="preload", daemon=True).start()
+    background(load, "preload")
 
 
 def build_all(run: Run) -> list[Path]:

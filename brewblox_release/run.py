@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
 from urllib.parse import quote, quote_plus
 
 from .secret import MASK
@@ -199,6 +199,34 @@ class CommandError(Exception):
         tail = "\n".join(result.lines[-20:])
         super().__init__(redact(f"command failed with exit code {result.returncode}: "
                                 f"{shlex.join(result.argv)}\n{tail}".rstrip()))
+
+
+T = TypeVar("T")
+
+
+def background(function: Callable[[], T], name: str) -> Callable[[], T]:
+    """Run ``function`` in a daemon thread (a run that ends meanwhile does not wait for it, an
+    index that does not answer for instance); returns the function that waits for its result,
+    or raises what it raised."""
+    outcome: list[tuple[bool, object]] = []
+
+    def target() -> None:
+        try:
+            outcome.append((True, function()))
+        except BaseException as e:  # raised again by wait(), in the caller
+            outcome.append((False, e))
+
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+
+    def wait() -> T:
+        thread.join()
+        done, value = outcome[0]
+        if not done:
+            raise value  # type: ignore[misc]
+        return value  # type: ignore[return-value]
+
+    return wait
 
 
 def run(argv: Sequence[str | Path], *, cwd: Path | str | None = None,

@@ -126,11 +126,34 @@ def test_a_build_that_runs_an_arm_step_without_emulation_says_what_to_enable(
     said = [line for line in result.stdout.splitlines() if "cannot run linux/arm/v7" in line]
     assert len(said) == 1, result.stdout
     assert "update-binfmts --enable qemu-arm" in said[0]
+    assert "image (linux/arm/v7) failed (docker exit code 1): ERROR" in said[0], \
+        "docker's own last line comes first"
     assert "nothing was published" in said[0]
     assert "Traceback" not in result.stdout
     assert registry_tags(registry.address, REPO) == []
     with pytest.raises(EmulationError, match="cannot run linux/arm/v7 programs"):
         docker.check_emulation("linux/arm/v7")
+
+
+@pytest.mark.serial
+def test_a_dockerfile_that_runs_pip_in_the_arm_image_is_checked_before_it_builds(
+        tmp_path: Path, registry: RegistryServer, index: IndexServer,
+        arm_emulation_disabled: None) -> None:
+    # A Dockerfile of the seed's kind installs with pip in the image, under emulation for arm:
+    # the builder is asked first (SPEC §6), and nothing is built.
+    from tests.samples import seed_docker_service
+
+    repo = seed_docker_service(tmp_path / "seed-svc")
+    repo.checkout("-b", "feature/no-qemu")
+    env = {**github_env(tmp_path, "refs/heads/feature/no-qemu"),
+           **destinations(registry.address, index.url, image="brewblox/seed-svc")}
+    assert nox(repo, "-s", "dist", "distcopy", env=env).returncode == 0
+    result = nox(repo, "-s", "docker-arm", env=env)
+    assert result.returncode != 0
+    assert "cannot run linux/arm/v7 programs" in result.stdout
+    assert "update-binfmts --enable qemu-arm" in result.stdout
+    assert "#1 [internal]" not in result.stdout, "a build started"
+    assert registry_tags(registry.address, "brewblox/seed-svc") == []
 
 
 def test_package_version_runs_the_image_and_reports_through_the_log(engine: None) -> None:

@@ -205,12 +205,24 @@ def test_check_target_compares_the_c_libraries(target_glibc: str | None, ok: boo
         assert f"glibc {here[0]}.{here[1]}" in str(raised.value)
 
 
-def test_package_checks_the_build_host_against_the_targets_files(tmp_path: Path) -> None:
-    pkg = _pkg(tmp_path)
-    files = _target_files(tmp_path / "target", version="3.9")
-    assert imagebuild.main(["package", str(pkg), str(tmp_path / "out"), "--target",
-                            str(files)]) == 1
-    assert not (tmp_path / "out" / "root").exists(), "nothing installed"
+def test_check_passes_this_python_and_refuses_another(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+        ) -> None:
+    monkeypatch.setenv("TARGETPLATFORM", "linux/arm/v7")
+    other = _target_files(tmp_path / "other", version="3.9")
+    assert imagebuild.main(["check", str(other), str(tmp_path / "no")]) == 1
+    assert "VERSION '3.9'" in capsys.readouterr().err
+    assert not (tmp_path / "no").exists(), "the stage's output is made only when it passes"
+    this = tmp_path / "this"
+    this.mkdir()
+    data = sysconfig.get_config_vars()
+    (this / "_sysconfigdata__this.py").write_text(f"build_time_vars = {data!r}\n")
+    (this / "sysconfig.py").write_bytes(Path(sysconfig.__file__).read_bytes())
+    here = imagebuild.this_glibc()
+    assert here is not None
+    (this / "ldd").write_text(f"echo 'ldd (GNU libc) {here[0]}.{here[1]}'\n")
+    assert imagebuild.main(["check", str(this), str(tmp_path / "ok")]) == 0
+    assert (tmp_path / "ok").is_dir()
 
 
 def test_deps_takes_the_targets_files_of_an_earlier_template_or_none(
