@@ -108,7 +108,7 @@ COLD_THEN_IMAGE_PIP = """\
 
 def test_native_stages_are_those_from_the_build_platform_and_their_children() -> None:
     template = (ROOT / "brewblox_release" / "templates" / "Dockerfile").read_text()
-    assert bench.native_stages(template) == {"tools", "pkg", "deps"}
+    assert bench.native_stages(template) == {"tools", "check", "pkg", "deps"}
     assert bench.native_stages((ROOT / "bench" / "seed.Dockerfile").read_text()) == set()
 
 
