@@ -183,8 +183,8 @@ def preflight(run: Run) -> Callable[[], None]:
     images build (the question imports pypi-simple, a quarter of a second); the returned
     function waits for the answer and stops on a problem: call it before publishing.
 
-    (Whether the builder can build a target is asked when its build fails:
-    `docker.check_emulation`.)
+    (Whether the builder can build a target is asked by `docker.build`, where emulation is
+    needed: `docker.check_emulation`.)
     """
     problems = _problems(run)
     if problems:  # stopping anyway: every problem at once
