@@ -28,6 +28,7 @@ from .run import log, out, redacted_streams, step
 
 if TYPE_CHECKING:
     from .config import Config
+    from .dist import HookProcesses
     from .environment import Environment
     from .plan import ImagePlan
     from .release import Run
@@ -83,7 +84,7 @@ class Command:
 
 
 def _version(options: Options) -> None:
-    with _prepared(replace(options, dry_run=True)) as run:
+    with _prepared(replace(options, dry_run=True)) as (run, _):
         if options.json:
             out(json.dumps(run.plan.to_dict(), indent=2))
             return
@@ -96,12 +97,14 @@ def _dist(options: Options) -> None:
     from . import version as version_mod
 
     cfg, _ = _load()
-    info = version_mod.read(cfg.root, cfg.name)
     if options.dry_run:
-        out(dist_mod.describe_build(cfg, info.version))
+        out(dist_mod.describe_build(cfg, version_mod.read(cfg.root, cfg.name).version))
         return
-    with step(f"dist: {cfg.name} {info.version}"):
-        files = dist_mod.build(cfg, info.version, source_date_epoch=info.git.commit_time)
+    with _hook_processes(cfg) as hooks:  # they import the backend while git is asked
+        info = version_mod.read(cfg.root, cfg.name)
+        with step(f"dist: {cfg.name} {info.version}"):
+            files = dist_mod.build(cfg, info.version, source_date_epoch=info.git.commit_time,
+                                   hooks=hooks)
     log(f"built {', '.join(p.name for p in files)}")
 
 
@@ -125,7 +128,7 @@ def _docker(target: str | None) -> Callable[[Options], None]:
         if name is None:
             raise ReleaseError("say which target to build: --target NAME (a name from "
                                "[tool.brewblox-release] targets)")
-        with _prepared(options) as prepared:
+        with _prepared(options) as (prepared, _):
             image = prepared.plan.image(prepared.config.target(name).name)
             # This command's share of the plan: one image, no index upload.
             run = replace(prepared, plan=replace(prepared.plan, images=(image,), upload=False))
@@ -176,7 +179,7 @@ def _release(options: Options) -> None:
     if not options.dry_run:
         preload("python_on_whales")  # while the version and the plan are made
 
-    with _prepared(options) as prepared:
+    with _prepared(options, build=not options.dry_run) as (prepared, hooks):
         run = prepared
         if options.merge and options.dry_run and run.plan.publishes:
             run = _with_record_notes(run, Path(options.merge))
@@ -184,9 +187,9 @@ def _release(options: Options) -> None:
         if options.dry_run:
             return
         if options.merge:
-            out(merge(run, Path(options.merge)).render())
+            out(merge(run, Path(options.merge), hooks=hooks).render())
         else:
-            out(release(run).render())
+            out(release(run, hooks=hooks).render())
 
 
 def _init(options: Options) -> None:
@@ -302,19 +305,36 @@ def _load() -> tuple[Config, Environment]:
 
 
 @contextlib.contextmanager
-def _prepared(options: Options) -> Iterator[Run]:
+def _prepared(options: Options, *, build: bool = False
+              ) -> Iterator[tuple[Run, HookProcesses | None]]:
     """Prepare the run; with ``--rehearse``, inside a rehearsal (SPEC §9), whichever command
-    asked for it, so that a rehearsal never reaches a real destination."""
+    asked for it, so that a rehearsal never reaches a real destination. With ``build``, the
+    package's build hooks start before the run is prepared (`dist.HookProcesses`)."""
     from .release import prepare
 
     cfg, env = _load()
-    if not options.rehearse:
-        yield prepare(Path.cwd(), options, env, config=cfg)
-        return
-    from .rehearse import rehearsal
+    with contextlib.ExitStack() as stack:
+        hooks = stack.enter_context(_hook_processes(cfg)) if build else None
+        if options.rehearse:
+            from .rehearse import rehearsal
 
-    with rehearsal(cfg.require_image(), env) as rehearsal_env:
-        yield prepare(Path.cwd(), options, rehearsal_env)
+            rehearsal_env = stack.enter_context(rehearsal(cfg.require_image(), env))
+            yield prepare(Path.cwd(), options, rehearsal_env), hooks
+        else:
+            yield prepare(Path.cwd(), options, env, config=cfg), hooks
+
+
+@contextlib.contextmanager
+def _hook_processes(cfg: Config) -> Iterator[HookProcesses | None]:
+    """The package's build hooks, started ahead where they can be (`dist.HookProcesses`)."""
+    from .dist import HookProcesses
+
+    hooks = HookProcesses.start(cfg.root)
+    try:
+        yield hooks
+    finally:
+        if hooks is not None:
+            hooks.close()
 
 
 def _with_record_notes(run: Run, directory: Path) -> Run:

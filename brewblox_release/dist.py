@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import re
 import shutil
 import sys
 import tarfile
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from packaging.utils import (
@@ -24,10 +26,10 @@ from packaging.version import Version
 from . import imagebuild
 from .config import Config, Target
 from .errors import BuildError
-from .run import CommandError, log, run
+from .run import CommandError, Started, child_env, log, run, start
 from .version import pretend_env
 
-__all__ = ["build", "check", "check_context", "copy", "dist_files"]
+__all__ = ["HookProcesses", "build", "check", "check_context", "copy", "dist_files"]
 
 
 def dist_files(directory: Path) -> list[Path]:
@@ -98,9 +100,10 @@ def file_version(path: Path) -> tuple[str, Version]:
 
 
 def build(config: Config, version: str, *, source_date_epoch: int | None = None,
-          twine: bool = True) -> list[Path]:
+          twine: bool = True, hooks: HookProcesses | None = None) -> list[Path]:
     """Empty the dist dir, build the sdist and wheel of ``version``, and `twine check` them
-    (with ``twine=False`` not: the release runs `check` while the images build).
+    (with ``twine=False`` not: the release runs `check` while the images build). The backend's
+    hooks run in the processes of ``hooks`` where given (`HookProcesses`).
 
     The build uses exactly ``version`` (through setuptools_scm's pretend variable) and, when
     given, ``SOURCE_DATE_EPOCH`` (the commit time), so that building the same commit twice
@@ -113,7 +116,7 @@ def build(config: Config, version: str, *, source_date_epoch: int | None = None,
     if source_date_epoch is not None:
         env["SOURCE_DATE_EPOCH"] = str(source_date_epoch)
     try:
-        if not _build_kept(config, out, env):
+        if not _build_kept(config, out, env, hooks):
             run([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", out,
                  config.root], cwd=config.root, env=env)
         files = [p for p in own_files(out, config.name) if file_version(p)[1] == Version(version)]
@@ -169,6 +172,61 @@ def _build_env_dir() -> Path:
     return cache_dir() / "build-env"
 
 
+@dataclass(frozen=True)
+class _KeptEnv:
+    """Where the kept build environment of a Python and a ``[build-system] requires`` lives."""
+
+    path: Path
+
+    @classmethod
+    def of(cls, root: Path) -> _KeptEnv:
+        import hashlib
+        import json
+
+        from build import ProjectBuilder
+
+        requires = sorted(ProjectBuilder(root).build_system_requires)
+        key = hashlib.sha256(json.dumps([sys.version, sys.executable, requires]).encode())
+        return cls(_build_env_dir() / key.hexdigest()[:16])
+
+    @property
+    def python(self) -> Path:
+        return self.path / "bin" / "python"
+
+    @property
+    def _ready(self) -> Path:
+        return self.path / "brewblox-release-ready"
+
+    @property
+    def _projects(self) -> Path:
+        return self.path / "brewblox-release-projects"
+
+    def made(self) -> float | None:
+        """When it was made, or None while it is not ready."""
+        try:
+            return self._ready.stat().st_mtime
+        except FileNotFoundError:
+            return None
+
+    def is_fresh(self) -> bool:
+        """Made, and younger than `BUILD_ENV_MAX_AGE`."""
+        import time
+
+        made = self.made()
+        return made is not None and self.python.exists() and \
+            time.time() - made < BUILD_ENV_MAX_AGE
+
+    def satisfies(self, root: Path) -> bool:
+        """Whether the project's dynamic build requirements were installed (for the present
+        state of its deciding files)."""
+        from .project import files_key
+
+        try:
+            return files_key(root) in self._projects.read_text().split()
+        except FileNotFoundError:
+            return False
+
+
 def kept_build_env(root: Path, runner: Callable[..., None]) -> Path:
     """The Python of the kept build environment for the project at ``root``, made when missing
     or older than a day, with the project's dynamic build requirements installed.
@@ -183,9 +241,6 @@ def kept_build_env(root: Path, runner: Callable[..., None]) -> Path:
         BuildException, CommandError, OSError: there can be none here (no pip, no fcntl, a
             broken environment): the caller falls back to pypa/build's fresh one.
     """
-    import hashlib
-    import json
-    import time
     import venv
 
     from build import ProjectBuilder
@@ -197,51 +252,123 @@ def kept_build_env(root: Path, runner: Callable[..., None]) -> Path:
     except ImportError as e:  # not a POSIX system: no lock, no kept environment
         raise OSError("no fcntl to lock a kept build environment") from e
 
-    requires = sorted(ProjectBuilder(root).build_system_requires)
-    key = hashlib.sha256(json.dumps([sys.version, sys.executable, requires]).encode())
-    path = _build_env_dir() / key.hexdigest()[:16]
-    python = path / "bin" / "python"
-    ready = path / "brewblox-release-ready"
-    satisfied = path / "brewblox-release-projects"
+    kept = _KeptEnv.of(root)
+    path, python = kept.path, kept.python
     path.parent.mkdir(parents=True, exist_ok=True)
     pip = [sys.executable, "-m", "pip", "--python", str(python), "install",
            "--quiet", "--disable-pip-version-check"]
     with (path.parent / f"{path.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (ready.exists() and python.exists()
-                and time.time() - ready.stat().st_mtime < BUILD_ENV_MAX_AGE):
+        if not kept.is_fresh():
+            requires = sorted(ProjectBuilder(root).build_system_requires)
             log(f"making the build environment {path} ({', '.join(requires)})")
-            ready.unlink(missing_ok=True)
+            kept._ready.unlink(missing_ok=True)
             venv.EnvBuilder(clear=True, symlinks=True, with_pip=False).create(path)
             run([*pip, *requires], echo=False)
-            ready.touch()
-        project = files_key(root)
-        done = satisfied.read_text().split() if satisfied.exists() else []
-        if project not in done:
+            kept._ready.touch()
+        if not kept.satisfies(root):
             builder = ProjectBuilder(root, python_executable=str(python), runner=runner)
             dynamic = (builder.get_requires_for_build("sdist")
                        | builder.get_requires_for_build("wheel"))
             if dynamic:
                 run([*pip, *sorted(dynamic)], echo=False)
-            with satisfied.open("a") as f:
-                f.write(project + "\n")
+            with kept._projects.open("a") as f:
+                f.write(files_key(root) + "\n")
     return python
 
 
-def _build_kept(config: Config, out: Path, env: Mapping[str, str]) -> bool:
+class HookProcesses:
+    """The build hooks' processes, each started one hook ahead (`hookworker`).
+
+    pypa/build runs each hook (``build_sdist``, then ``build_wheel`` from the unpacked sdist) in
+    a new process of the build environment's Python, which first imports the backend: a tenth
+    of a second for setuptools, twice per `build`, on the critical path of every release. Here
+    the first process starts while the version and the plan are made, and each one taken starts
+    the next, so that every hook finds its backend imported. A process gets the hook's command
+    line, directory and whole environment only when it is taken, and runs pyproject_hooks' own
+    script for it, as pypa/build's process would have.
+
+    Started only where that changes nothing: the kept build environment is ready and has the
+    project's dynamic requirements (nothing will be installed into it), and the backend is not
+    in the project's tree (``backend-path``, which pyproject_hooks imports from that tree).
+    """
+
+    def __init__(self, kept: _KeptEnv, backend: str, hooks: int) -> None:
+        self.kept, self.backend, self.left = kept, backend, hooks
+        self.made = kept.made()
+        self.ahead: Started | None = None
+        self._spawn()
+
+    @classmethod
+    def start(cls, root: Path, hooks: int = 2) -> HookProcesses | None:
+        """The processes for ``hooks`` hooks of the project at ``root``, or None where they
+        would not be the same as pypa/build's (see the class)."""
+        from build import BuildException
+
+        from .project import build_backend, read_pyproject
+
+        data = read_pyproject(root)
+        system = data.get("build-system")
+        if isinstance(system, Mapping) and "backend-path" in system:
+            return None
+        try:
+            kept = _KeptEnv.of(root)
+        except (BuildException, OSError):
+            return None
+        if not (kept.is_fresh() and kept.satisfies(root)):
+            return None
+        return cls(kept, build_backend(data), hooks)
+
+    def _spawn(self) -> None:
+        if self.left > 0:
+            self.left -= 1
+            script = Path(__file__).with_name("hookworker.py")
+            self.ahead = start([self.kept.python, script, self.backend], echo=False)
+
+    def take(self, cmd: Sequence[str], cwd: str | None, env: Mapping[str, str]) -> bool:
+        """Run the hook ``cmd`` in the process started for it, if there is one for that
+        Python and it is still waiting; False where the caller must run it itself."""
+        worker, self.ahead = self.ahead, None
+        if worker is None:
+            return False
+        # Another Python, an environment made again since (a day old), or a process that
+        # ended (the hook's own process then says why): the caller runs the hook.
+        if cmd[0] != str(self.kept.python) or self.kept.made() != self.made or \
+                not worker.running():
+            worker.finish(check=False, stream=False)
+            return False
+        self._spawn()  # the next hook's, while this one runs
+        request = {"argv": list(cmd[1:]), "cwd": cwd or str(Path.cwd()), "env": child_env(env)}
+        try:
+            worker.finish(json.dumps(request) + "\n")
+        except CommandError as e:  # in the hook's own words, as its own process would fail
+            raise CommandError(replace(e.result, argv=tuple(cmd))) from None
+        return True
+
+    def close(self) -> None:
+        """End the process not taken (it reads no request, and exits)."""
+        worker, self.ahead, self.left = self.ahead, None, 0
+        if worker is not None:
+            worker.finish(check=False, stream=False)
+
+
+def _build_kept(config: Config, out: Path, env: Mapping[str, str],
+                hooks: HookProcesses | None = None) -> bool:
     """Build the sdist and the wheel in a kept build environment; False when there is none.
 
     ``python -m build`` makes a fresh virtualenv for each of the two and pip-installs the build
     requirements into it, about 4 s each, on every run. This builds in `kept_build_env` and
-    calls the backend's hooks in it, each in a subprocess, as ``build`` does: the same
-    isolation from the nox environment, in a second. Anything unusual (no pip, a broken
-    environment) falls back to ``python -m build``.
+    calls the backend's hooks in it, each in a subprocess, as ``build`` does (in the processes
+    of ``hooks`` where given): the same isolation from the nox environment, in a second.
+    Anything unusual (no pip, a broken environment) falls back to ``python -m build``.
     """
     from build import BuildBackendException, BuildException, ProjectBuilder
 
     def runner(cmd: Sequence[str], cwd: str | None = None,
                extra_environ: Mapping[str, str] | None = None) -> None:
-        run(list(cmd), cwd=cwd, env={**(extra_environ or {}), **env}, echo=False)
+        hook_env = {**(extra_environ or {}), **env}
+        if hooks is None or not hooks.take(cmd, cwd, hook_env):
+            run(list(cmd), cwd=cwd, env=hook_env, echo=False)
 
     try:
         python = kept_build_env(config.root, runner)

@@ -44,8 +44,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["DEFAULT_TAG_REGEX", "LEGACY_BACKEND", "TagRule", "VersionSource", "cache_dir",
-           "distribution_name", "files_key", "normalise", "read_pyproject", "version_source"]
+__all__ = ["DEFAULT_TAG_REGEX", "LEGACY_BACKEND", "TagRule", "VersionSource", "build_backend",
+           "cache_dir", "distribution_name", "files_key", "normalise", "read_pyproject",
+           "version_source"]
 
 #: setuptools_scm's default: ``1.2.3``, ``v1.2.3``, ``anything-1.2.3``; a ``+local`` part apart.
 DEFAULT_TAG_REGEX = r"^(?:[\w-]+-)?(?P<version>[vV]?\d+(?:\.\d+){0,2}[^\+]*)(?:\+.*)?$"
@@ -160,7 +161,8 @@ def read_pyproject(root: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML: {e}") from e
 
 
-def _backend(data: Mapping[str, Any]) -> str:
+def build_backend(data: Mapping[str, Any]) -> str:
+    """The build backend of a parsed pyproject.toml (setuptools' legacy one by default)."""
     system = data.get("build-system")
     backend = system.get("build-backend") if isinstance(system, Mapping) else None
     return backend if isinstance(backend, str) and backend else LEGACY_BACKEND
@@ -250,7 +252,7 @@ def version_source(root: Path, data: Mapping[str, Any] | None = None) -> Version
     """
     data = read_pyproject(root) if data is None else data
     where = root / "pyproject.toml"
-    backend = _backend(data)
+    backend = build_backend(data)
     requires = _requires(data)
     project = data.get("project")
     if isinstance(project, Mapping) and "version" in project:
@@ -388,7 +390,7 @@ def _ask_backend(root: Path, data: Mapping[str, Any], add: str) -> str:
     from .dist import kept_build_env
     from .run import CommandError, log, run
 
-    backend = _backend(data)
+    backend = build_backend(data)
 
     def runner(cmd: Any, cwd: str | None = None,
                extra_environ: Mapping[str, str] | None = None) -> None:

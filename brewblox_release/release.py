@@ -32,6 +32,7 @@ from .run import background, log, redact, step
 from .tags import LATEST
 
 if TYPE_CHECKING:  # dist and index load on use: --dry-run needs neither
+    from .dist import HookProcesses
     from .dockerconfig import DockerConfig
     from .index import Index, Outcome
     from .multiarch import Record
@@ -289,9 +290,9 @@ def preload(*modules: str) -> None:
     background(load, "preload")
 
 
-def build_all(run: Run) -> list[Path]:
+def build_all(run: Run, hooks: HookProcesses | None = None) -> list[Path]:
     """dist, distcopy, then every image (concurrently, while twine checks the package);
-    nothing is published here."""
+    nothing is published here. The package's build hooks run in ``hooks`` where given."""
     from . import dist
 
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -299,7 +300,8 @@ def build_all(run: Run) -> list[Path]:
             preload("pypi_simple", "twine.commands.upload", "twine.settings")
         with step(f"dist: {run.config.name} {run.info.version}"):
             files = dist.build(run.config, run.info.version,
-                               source_date_epoch=run.info.git.commit_time, twine=False)
+                               source_date_epoch=run.info.git.commit_time, twine=False,
+                               hooks=hooks)
             dist.copy(run.config)
         checked = pool.submit(dist.check, run.config, files)
         build_images(run, run.plan.images)
@@ -543,7 +545,7 @@ def verify(run: Run, summary: Summary) -> None:
         raise ReleaseError("verification failed:\n" + "\n".join(problems))
 
 
-def merge(run: Run, directory: Path) -> Summary:
+def merge(run: Run, directory: Path, hooks: HookProcesses | None = None) -> Summary:
     """The second half of a split build (SPEC §11): check the stage records in ``directory``,
     build the package (reproducibly: the same files the stages built), upload it, make every
     tag from the records, move ``latest`` last, verify. Re-running a completed merge changes
@@ -560,7 +562,7 @@ def merge(run: Run, directory: Path) -> Summary:
     confirm = preflight(run)
     with step(f"dist: {run.config.name} {run.info.version}"):
         files = dist.build(run.config, run.info.version,
-                           source_date_epoch=run.info.git.commit_time)
+                           source_date_epoch=run.info.git.commit_time, hooks=hooks)
     confirm()
     with step("publish"):
         publish(run, files, summary, records)
@@ -569,11 +571,12 @@ def merge(run: Run, directory: Path) -> Summary:
     return summary
 
 
-def release(run: Run) -> Summary:
-    """The whole plan: preflight, dist, distcopy, build every image, publish, verify."""
+def release(run: Run, hooks: HookProcesses | None = None) -> Summary:
+    """The whole plan: preflight, dist, distcopy, build every image, publish, verify (the
+    package's build hooks in ``hooks`` where given: `dist.HookProcesses`)."""
     summary = Summary()
     confirm = preflight(run)
-    files = build_all(run)
+    files = build_all(run, hooks)
     for image in run.plan.images:
         if not image.push:
             summary.add(f"engine {image.platform}", ", ".join(image.tags), "built and loaded")

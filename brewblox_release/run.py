@@ -15,16 +15,16 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO, TypeVar
 from urllib.parse import quote, quote_plus
 
 from .secret import MASK
 
-__all__ = ["CommandError", "Redactor", "Result", "configure", "log", "mask",
-           "out", "redact", "redacted_streams", "run", "step"]
+__all__ = ["CommandError", "Redactor", "Result", "Started", "child_env", "configure", "log", "mask",
+           "out", "redact", "redacted_streams", "run", "start", "step"]
 
 _MIN_SECRET = 3  # shorter values would mask ordinary text without protecting anything
 
@@ -229,6 +229,14 @@ def background(function: Callable[[], T], name: str) -> Callable[[], T]:
     return wait
 
 
+def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a subprocess: this process's (without the credentials, which
+    `environment.capture` removed) and ``env`` on top, never a library's debug switch."""
+    full = {**os.environ, **(env or {})}
+    full.pop("PYTHON_ON_WHALES_DEBUG", None)  # it prints the whole environment
+    return full
+
+
 def run(argv: Sequence[str | Path], *, cwd: Path | str | None = None,
         env: Mapping[str, str] | None = None, check: bool = True, echo: bool = True,
         stream: bool = True, input: str | None = None, timeout: float | None = None) -> Result:
@@ -240,37 +248,65 @@ def run(argv: Sequence[str | Path], *, cwd: Path | str | None = None,
         env: extra variables on top of ``os.environ``.
         check: raise `CommandError` on a non-zero exit.
     """
+    started = start(argv, cwd=cwd, env=env, echo=echo, stdin=input is not None)
+    return started.finish(input, check=check, stream=stream, timeout=timeout)
+
+
+def start(argv: Sequence[str | Path], *, cwd: Path | str | None = None,
+          env: Mapping[str, str] | None = None, echo: bool = True,
+          stdin: bool = True) -> Started:
+    """Start a command whose input comes later (`Started.finish`): a process that prepares
+    itself meanwhile, such as a build hook's interpreter importing its backend. Its output
+    waits in the pipe and passes the redactor when it is read, like `run`'s."""
     args = tuple(str(a) for a in argv)
     if echo:
         log(f"$ {shlex.join(args)}")
-    full_env = {**os.environ, **(env or {})}
-    full_env.pop("PYTHON_ON_WHALES_DEBUG", None)  # it prints the whole environment
-    lines: list[str] = []
     try:
-        proc = subprocess.Popen(args, cwd=cwd, env=full_env, text=True, bufsize=1,
-                                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+        proc = subprocess.Popen(args, cwd=cwd, env=child_env(env), text=True, bufsize=1,
+                                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 errors="replace")
     except FileNotFoundError as e:
         raise CommandError(Result(args, 127, f"{args[0]}: not found ({e.strerror})")) from None
-    with proc:
-        if input is not None:
-            assert proc.stdin is not None
-            proc.stdin.write(input)
-            proc.stdin.close()
-        assert proc.stdout is not None
-        timer = threading.Timer(timeout, proc.kill) if timeout else None
-        if timer:
-            timer.start()
-        for raw in proc.stdout:
-            line = raw.rstrip("\n")
-            lines.append(line)
-            if stream:
-                log(f"  {line}")
-        code = proc.wait()
-        if timer:
-            timer.cancel()
-    result = Result(args, code, "\n".join(lines))
-    if check and code != 0:
-        raise CommandError(result)
-    return result
+    return Started(args, proc)
+
+
+@dataclass(frozen=True)
+class Started:
+    """A command started by `start`: given its input, it runs to its end."""
+
+    argv: tuple[str, ...]
+    proc: subprocess.Popen[str] = field(repr=False)
+
+    def finish(self, input: str | None = None, *, check: bool = True, stream: bool = True,
+               timeout: float | None = None) -> Result:
+        """Write ``input`` (then end the input), stream the output, wait for the exit."""
+        proc = self.proc
+        lines: list[str] = []
+        with proc:
+            if proc.stdin is not None:  # one that ended early says why in its output
+                if input is not None:
+                    with suppress(BrokenPipeError):
+                        proc.stdin.write(input)
+                with suppress(BrokenPipeError):
+                    proc.stdin.close()
+            assert proc.stdout is not None
+            timer = threading.Timer(timeout, proc.kill) if timeout else None
+            if timer:
+                timer.start()
+            for raw in proc.stdout:
+                line = raw.rstrip("\n")
+                lines.append(line)
+                if stream:
+                    log(f"  {line}")
+            code = proc.wait()
+            if timer:
+                timer.cancel()
+        result = Result(self.argv, code, "\n".join(lines))
+        if check and code != 0:
+            raise CommandError(result)
+        return result
+
+    def running(self) -> bool:
+        """Whether it still runs (waits for its input, or works)."""
+        return self.proc.poll() is None

@@ -10,6 +10,7 @@ import pytest
 
 from brewblox_release import config, dist, version
 from brewblox_release.errors import BuildError
+from brewblox_release.run import CommandError
 from tests.service import GitRepo, make_service
 
 
@@ -73,3 +74,94 @@ def test_copy_replaces_a_link_and_never_writes_through_it(repo: GitRepo, tmp_pat
     assert not wheel.is_symlink()
     assert hashlib.sha256(wheel.read_bytes()).hexdigest() == built[wheel.name]
     assert (pkg / "other-1.0-py3-none-any.whl").read_bytes() == b"not ours", "not ours: kept"
+
+
+#: A setup.py that records the command line of each process that runs it (a hook's process),
+#: and fails when asked to.
+RECORDING_SETUP = """\
+import os
+from pathlib import Path
+
+from setuptools import setup
+
+with open(os.environ["HOOK_LOG"], "a") as log:
+    log.write(Path("/proc/self/cmdline").read_bytes().replace(b"\\0", b" ").decode() + "\\n")
+if os.environ.get("HOOK_FAILS"):
+    raise SystemExit("this hook fails on purpose")
+setup()
+"""
+
+
+@pytest.fixture
+def recording(repo: GitRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    repo.commit("a setup.py that records its processes", files={"setup.py": RECORDING_SETUP})
+    log = tmp_path / "hooks.log"
+    monkeypatch.setenv("HOOK_LOG", str(log))
+    return log
+
+
+def test_hooks_run_in_the_processes_started_ahead_and_build_the_same_files(
+        repo: GitRepo, recording: Path) -> None:
+    cfg = config.load(repo.path)
+    info = version.read(cfg.root)
+    plain = _build(repo.path)  # also makes the kept build environment, for this project
+    ran = recording.read_text().splitlines()
+    # (Before them, the first build of this setup.py asks for its dynamic requirements.)
+    assert [line.split()[2] for line in ran][-2:] == ["build_sdist", "build_wheel"], ran
+    assert all("_in_process.py" in line for line in ran)
+
+    hooks = dist.HookProcesses.start(cfg.root)
+    assert hooks is not None
+    try:
+        files = dist.build(cfg, info.version, source_date_epoch=info.git.commit_time,
+                           hooks=hooks)
+    finally:
+        hooks.close()
+    assert {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files} == plain
+    ahead = recording.read_text().splitlines()[len(ran):]
+    # Both hooks ran in processes started by HookProcesses (one each), with the same
+    # command line and directory pypa/build gives its own: the hook's name in sys.argv.
+    assert len(ahead) == 2
+    assert all("hookworker.py" in line for line in ahead), ahead
+    assert hooks.ahead is None, "both taken, none left"
+    assert hooks.left == 0
+
+
+def test_a_failing_hook_in_a_process_started_ahead_fails_in_its_own_words(
+        repo: GitRepo, recording: Path, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    cfg = config.load(repo.path)
+    info = version.read(cfg.root)
+    _build(repo.path)
+    hooks = dist.HookProcesses.start(cfg.root)
+    assert hooks is not None
+    monkeypatch.setenv("HOOK_FAILS", "1")  # set after the process started: it gets the env
+    try:
+        with pytest.raises(BuildError, match="exited with 1") as failed:
+            dist.build(cfg, info.version, hooks=hooks)
+    finally:
+        hooks.close()
+    assert "this hook fails on purpose" in capfd.readouterr().err
+    cause = failed.value.__cause__
+    assert isinstance(cause, CommandError)
+    assert cause.result.argv[1].endswith("_in_process.py")
+    assert cause.result.argv[2] == "build_sdist"
+
+
+def test_hook_processes_only_where_they_change_nothing(repo: GitRepo, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BREWBLOX_RELEASE_CACHE", str(tmp_path / "cache"))
+    assert dist.HookProcesses.start(repo.path) is None, "no kept build environment yet"
+    _build(repo.path)
+    hooks = dist.HookProcesses.start(repo.path)
+    assert hooks is not None
+    assert hooks.ahead is not None
+    waiting = hooks.ahead.proc
+    hooks.close()  # the process not taken reads no request and ends
+    assert waiting.returncode == 0
+    # An in-tree backend (backend-path) is imported from the tree by the hook itself.
+    pyproject = (repo.path / "pyproject.toml").read_text()
+    (repo.path / "pyproject.toml").write_text(pyproject.replace(
+        'build-backend = "setuptools.build_meta"',
+        'build-backend = "setuptools.build_meta"\nbackend-path = ["."]'))
+    assert dist.HookProcesses.start(repo.path) is None

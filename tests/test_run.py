@@ -197,3 +197,27 @@ def test_run_leaves_no_open_pipe(lines: list[str]) -> None:
         run.run([PY, "-c", "print('x')"], echo=False, stream=False)
         gc.collect()
     assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+def test_a_started_command_takes_its_input_later_and_its_output_is_masked(
+        lines: list[str]) -> None:
+    # It prints before its input comes (a backend's import warning, say): that line waits in
+    # the pipe and passes the redactor when it is read, like every other.
+    script = (f"import sys; print('early {SECRET}', flush=True); "
+              "print('got', sys.stdin.readline().strip())")
+    started = run.start([PY, "-c", script], echo=False)
+    assert started.running()
+    result = started.finish(f"late {SECRET}\n")
+    assert result.lines == [f"early {SECRET}", f"got late {SECRET}"]
+    assert lines == ["  early ****", "  got late ****"]
+    assert not started.running()
+
+
+def test_a_started_command_that_ended_early_is_finished_without_error(
+        lines: list[str]) -> None:
+    started = run.start([PY, "-c", "import sys; sys.exit(3)"], echo=False)
+    started.proc.wait()
+    assert not started.running()
+    assert started.finish("ignored\n", check=False).returncode == 3  # no broken pipe
+    with pytest.raises(CommandError, match="exit code 3"):
+        run.start([PY, "-c", "import sys; sys.exit(3)"], echo=False).finish("x\n")
