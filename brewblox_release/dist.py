@@ -335,7 +335,7 @@ class HookProcesses:
         # ended (the hook's own process then says why): the caller runs the hook.
         if cmd[0] != str(self.kept.python) or self.kept.made() != self.made or \
                 not worker.running():
-            worker.finish(check=False, stream=False)
+            worker.abandon()
             return False
         self._spawn()  # the next hook's, while this one runs
         request = {"argv": list(cmd[1:]), "cwd": cwd or str(Path.cwd()), "env": child_env(env)}
@@ -346,10 +346,10 @@ class HookProcesses:
         return True
 
     def close(self) -> None:
-        """End the process not taken (it reads no request, and exits)."""
+        """End the process not taken (it has only imported the backend)."""
         worker, self.ahead, self.left = self.ahead, None, 0
         if worker is not None:
-            worker.finish(check=False, stream=False)
+            worker.abandon()
 
 
 def _build_kept(config: Config, out: Path, env: Mapping[str, str],

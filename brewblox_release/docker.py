@@ -164,15 +164,17 @@ def build(config: Config, image: ImagePlan, *, version: str, revision: str, crea
 
     target = config.target(image.target)
     context = config.root / target.context
-    if imagebuild.uses_template(context):
-        if (context / "pkg").is_dir():
-            imagebuild.ship(context / "pkg", config.name, version)
-    else:  # its steps run in the target's image: emulated for a foreign platform
-        check_emulation(target.platform, config.builder)
+    template = imagebuild.uses_template(context)
+    if template and (context / "pkg").is_dir():
+        imagebuild.ship(context / "pkg", config.name, version)
     args = build_args(config, target, version)
     with tempfile.TemporaryDirectory() as tmp:
         metadata = Path(tmp) / "metadata.json"
         while True:
+            # Steps in the target's image (emulated for a foreign platform): a Dockerfile of
+            # another kind (the seed's runs pip there), or the template's IMAGE_PIP=yes build.
+            if not template or args.get("IMAGE_PIP", "no") != "no":
+                check_emulation(target.platform, config.builder)
             said: list[str] = []
             try:
                 stream = docker.buildx.build(
@@ -198,7 +200,6 @@ def build(config: Config, image: ImagePlan, *, version: str, revision: str, crea
                     log(f"{prefix}building the {target.name} image again with IMAGE_PIP=yes: "
                         "pip installs in the image what has no wheel for "
                         f"{target.platform} (named above)")
-                    check_emulation(target.platform, config.builder)  # pip runs in the image
                     args = {**args, "IMAGE_PIP": "yes"}
                     continue
                 failed = _wrap(e, f"building the {target.name} image ({target.platform})")

@@ -121,6 +121,17 @@ class TargetPython:
     sysconfig_source: bytes  #: the target's sysconfig.py, which computes its install scheme
     config_vars: Mapping[str, object]  #: its _sysconfigdata build_time_vars
 
+    @classmethod
+    def of(cls, config_vars: Mapping[str, object], machine: str,
+           glibc: tuple[int, int] | None, sysconfig_source: bytes) -> TargetPython:
+        """A Python from its config vars (``sysconfig.get_config_vars()``, or a
+        ``_sysconfigdata``'s ``build_time_vars``) on ``machine`` with ``glibc``."""
+        implementation, abi = abi_of(str(config_vars.get("SOABI", "")))
+        return cls(version=str(config_vars.get("VERSION", "")), abi=abi,
+                   implementation=implementation, machine=machine, glibc=glibc,
+                   executable=executable_of(config_vars), sysconfig_source=sysconfig_source,
+                   config_vars=config_vars)
+
     @property
     def platforms(self) -> list[str]:
         return platform_tags(self.machine, self.glibc)
@@ -217,15 +228,10 @@ def read_target(files: Path, platform: str) -> TargetPython:
     if not datas or not (files / "sysconfig.py").is_file():
         raise ImageBuildError("the target image has no Python in /usr/local/lib/python3.X or "
                               "/usr/lib/python3.X: BASE_IMAGE must be an image with Python")
-    config = read_config_vars(datas[0].read_text())
-    implementation, abi = abi_of(str(config.get("SOABI", "")))
     ldd = files / "ldd"
-    return TargetPython(version=str(config.get("VERSION", "")), abi=abi,
-                        implementation=implementation, machine=machine,
-                        glibc=glibc_of(ldd.read_bytes()) if ldd.is_file() else None,
-                        executable=f"{config.get('BINDIR', '/usr/bin')}/python3",
-                        sysconfig_source=(files / "sysconfig.py").read_bytes(),
-                        config_vars=config)
+    return TargetPython.of(read_config_vars(datas[0].read_text()), machine,
+                           glibc_of(ldd.read_bytes()) if ldd.is_file() else None,
+                           (files / "sysconfig.py").read_bytes())
 
 
 def this_glibc() -> tuple[int, int] | None:
@@ -245,13 +251,8 @@ def this_python(platform: str) -> TargetPython:
     ``COPY --from`` path only once the image's filesystem is ready, a fifth of a second into a
     cold build, and that wait would otherwise come before the longest step of the build.
     """
-    config = sysconfig.get_config_vars()
-    implementation, abi = abi_of(str(config.get("SOABI", "")))
-    return TargetPython(version=str(config.get("VERSION", "")), abi=abi,
-                        implementation=implementation, machine=machine_of(platform),
-                        glibc=this_glibc(), executable=_executable(),
-                        sysconfig_source=Path(sysconfig.__file__).read_bytes(),
-                        config_vars=config)
+    return TargetPython.of(sysconfig.get_config_vars(), machine_of(platform), this_glibc(),
+                           Path(sysconfig.__file__).read_bytes())
 
 
 def check_target(target: TargetPython) -> None:
@@ -296,9 +297,9 @@ def check_layout(target: TargetPython) -> None:
             "for the build host's platform")
 
 
-def _executable() -> str:
-    """This Python as the image runs it (python3 in its BINDIR): the shebang of scripts."""
-    return f"{sysconfig.get_config_var('BINDIR') or '/usr/bin'}/python3"
+def executable_of(config_vars: Mapping[str, object]) -> str:
+    """A Python as its image runs it (python3 in its BINDIR): the shebang of scripts."""
+    return f"{config_vars.get('BINDIR') or '/usr/bin'}/python3"
 
 
 # --- requirements --------------------------------------------------------------------------------
@@ -472,7 +473,7 @@ def package(pkg: Path, out: Path, name: str, version: str) -> None:
         raise ImageBuildError(f"pkg/requirements.txt is not the requirements of {wheel.name}: "
                               f"{fix}")
     if is_pure(wheel):
-        install_wheel(wheel, root, _executable())
+        install_wheel(wheel, root, executable_of(sysconfig.get_config_vars()))
         compile_tree(root)
         (out / NOTHING_FOR_PIP).mkdir()
         say(f"installed {wheel.name}")

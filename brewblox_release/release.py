@@ -83,7 +83,7 @@ class Run:
     options: Options
     env: Mapping[str, str] = field(repr=False)
 
-    @property
+    @functools.cached_property  # one value for the run (frozen: its fields never change)
     def index(self) -> Index:
         from .index import Index
 
@@ -174,7 +174,9 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
 def preflight_problems(run: Run) -> list[str]:
     """Everything the real run would refuse before building, a line each (SPEC §7
     preflight); ``--dry-run`` shows them as notes. Empty when there is nothing to refuse."""
-    return [str(problem) for problem in _problems(run) + _index_api_problems(run)]
+    index = _index_problems(run)
+    found = index + _registry_problems(run) + ([] if index else _index_api_problems(run))
+    return [str(problem) for problem in found]
 
 
 def preflight(run: Run) -> Callable[[], None]:
@@ -187,9 +189,10 @@ def preflight(run: Run) -> Callable[[], None]:
     (Whether the builder can build a target is asked by `docker.build`, where emulation is
     needed: `docker.check_emulation`.)
     """
-    problems = _problems(run)
+    index = _index_problems(run)
+    problems = index + _registry_problems(run)
     if problems:  # stopping anyway: every problem at once
-        _stop(problems + _index_api_problems(run), "Nothing was built")
+        _stop(problems + ([] if index else _index_api_problems(run)), "Nothing was built")
     if not _asks_index(run):
         return lambda: None
     asked = background(functools.partial(_index_api_problems, run), "preflight")
@@ -207,16 +210,12 @@ def _stop(problems: Sequence[ReleaseError], outcome: str) -> None:
     raise (type(problems[0]) if len(problems) == 1 else ReleaseError)("\n".join(lines))
 
 
-def _problems(run: Run) -> list[ReleaseError]:
-    """The settings and credentials of the destinations: read, not asked of any server."""
-    return _index_problems(run) + _registry_problems(run)
-
-
 def _asks_index(run: Run) -> bool:
     return bool(run.plan.publishes and run.config.pypi)  # the upload, `latest`, verify read it
 
 
 def _index_problems(run: Run) -> list[ReleaseError]:
+    """The index's settings and credentials: read, not asked of any server."""
     from .errors import ConfigError
 
     plan = run.plan
@@ -240,8 +239,9 @@ def _index_problems(run: Run) -> list[ReleaseError]:
 
 
 def _index_api_problems(run: Run) -> list[ReleaseError]:
-    """The index's simple API, found (asked only when its settings are whole)."""
-    if not _asks_index(run) or _index_problems(run):
+    """The index's simple API, found: asked of the index, so only once `_index_problems`
+    found nothing in its settings."""
+    if not _asks_index(run):
         return []
     try:
         run.index.simple_api(run.config.name)
@@ -251,6 +251,7 @@ def _index_api_problems(run: Run) -> list[ReleaseError]:
 
 
 def _registry_problems(run: Run) -> list[ReleaseError]:
+    """The registry's settings and credentials: read, not asked of any server."""
     from . import dockerconfig
     from .hosts import is_loopback, registry_host, split_image
 

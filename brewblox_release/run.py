@@ -310,3 +310,8 @@ class Started:
     def running(self) -> bool:
         """Whether it still runs (waits for its input, or works)."""
         return self.proc.poll() is None
+
+    def abandon(self) -> None:
+        """End it without its input (it has done nothing yet that needs it), and collect it."""
+        self.proc.kill()
+        self.finish(check=False, stream=False)
