@@ -26,6 +26,7 @@ from packaging.version import Version
 from . import imagebuild
 from .config import Config, Target
 from .errors import BuildError
+from .hookworker import FALL_BACK
 from .run import CommandError, Started, child_env, log, run, start
 from .version import pretend_env
 
@@ -173,15 +174,15 @@ def _build_env_dir() -> Path:
 
 
 @dataclass(frozen=True)
-class _KeptEnv:
+class KeptEnv:
     """Where the kept build environment of a Python and a ``[build-system] requires`` lives."""
 
     path: Path
 
     @classmethod
-    def of(cls, root: Path) -> _KeptEnv:
+    def of(cls, root: Path) -> KeptEnv:
+        """The environment of the project at ``root`` (made or not)."""
         import hashlib
-        import json
 
         from build import ProjectBuilder
 
@@ -201,18 +202,35 @@ class _KeptEnv:
     def _projects(self) -> Path:
         return self.path / "brewblox-release-projects"
 
-    def made(self) -> float | None:
+    def made_at(self) -> float | None:
         """When it was made, or None while it is not ready."""
         try:
             return self._ready.stat().st_mtime
         except FileNotFoundError:
             return None
 
+    def make(self, requires: Sequence[str], pip: Sequence[str]) -> None:
+        """Make it afresh with ``requires`` (pip's command line ``pip`` installs them)."""
+        import venv
+
+        log(f"making the build environment {self.path} ({', '.join(requires)})")
+        self._ready.unlink(missing_ok=True)
+        venv.EnvBuilder(clear=True, symlinks=True, with_pip=False).create(self.path)
+        run([*pip, *requires], echo=False)
+        self._ready.touch()
+
+    def mark_satisfied(self, root: Path) -> None:
+        """Record that the project's dynamic build requirements are installed."""
+        from .project import files_key
+
+        with self._projects.open("a") as f:
+            f.write(files_key(root) + "\n")
+
     def is_fresh(self) -> bool:
         """Made, and younger than `BUILD_ENV_MAX_AGE`."""
         import time
 
-        made = self.made()
+        made = self.made_at()
         return made is not None and self.python.exists() and \
             time.time() - made < BUILD_ENV_MAX_AGE
 
@@ -241,18 +259,14 @@ def kept_build_env(root: Path, runner: Callable[..., None]) -> Path:
         BuildException, CommandError, OSError: there can be none here (no pip, no fcntl, a
             broken environment): the caller falls back to pypa/build's fresh one.
     """
-    import venv
-
     from build import ProjectBuilder
-
-    from .project import files_key
 
     try:
         import fcntl
     except ImportError as e:  # not a POSIX system: no lock, no kept environment
         raise OSError("no fcntl to lock a kept build environment") from e
 
-    kept = _KeptEnv.of(root)
+    kept = KeptEnv.of(root)
     path, python = kept.path, kept.python
     path.parent.mkdir(parents=True, exist_ok=True)
     pip = [sys.executable, "-m", "pip", "--python", str(python), "install",
@@ -260,20 +274,14 @@ def kept_build_env(root: Path, runner: Callable[..., None]) -> Path:
     with (path.parent / f"{path.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not kept.is_fresh():
-            requires = sorted(ProjectBuilder(root).build_system_requires)
-            log(f"making the build environment {path} ({', '.join(requires)})")
-            kept._ready.unlink(missing_ok=True)
-            venv.EnvBuilder(clear=True, symlinks=True, with_pip=False).create(path)
-            run([*pip, *requires], echo=False)
-            kept._ready.touch()
+            kept.make(sorted(ProjectBuilder(root).build_system_requires), pip)
         if not kept.satisfies(root):
             builder = ProjectBuilder(root, python_executable=str(python), runner=runner)
             dynamic = (builder.get_requires_for_build("sdist")
                        | builder.get_requires_for_build("wheel"))
             if dynamic:
                 run([*pip, *sorted(dynamic)], echo=False)
-            with kept._projects.open("a") as f:
-                f.write(files_key(root) + "\n")
+            kept.mark_satisfied(root)
     return python
 
 
@@ -288,14 +296,20 @@ class HookProcesses:
     line, directory and whole environment only when it is taken, and runs pyproject_hooks' own
     script for it, as pypa/build's process would have.
 
-    Started only where that changes nothing: the kept build environment is ready and has the
-    project's dynamic requirements (nothing will be installed into it), and the backend is not
-    in the project's tree (``backend-path``, which pyproject_hooks imports from that tree).
+    Used only where that changes nothing: the kept build environment is ready and has the
+    project's dynamic requirements (nothing will be installed into it, and a process is not
+    taken once it was made again), the backend is not in the project's tree (``backend-path``,
+    which pyproject_hooks imports from that tree), ``PYTHONPATH`` holds no relative entry (the
+    interpreter resolves it against the directory it starts in), the hook's environment sets
+    nothing the interpreter reads when it starts (``PYTHON*``, the locale), and the backend
+    imports without a warning (which pyproject_hooks records inside the hook); elsewhere the
+    hook runs in a process of its own, as pypa/build runs it.
     """
 
-    def __init__(self, kept: _KeptEnv, backend: str, hooks: int) -> None:
+    def __init__(self, kept: KeptEnv, backend: str, hooks: int) -> None:
         self.kept, self.backend, self.left = kept, backend, hooks
-        self.made = kept.made()
+        self.made_at = kept.made_at()
+        self.started_env = child_env()
         self.ahead: Started | None = None
         self._spawn()
 
@@ -311,8 +325,11 @@ class HookProcesses:
         system = data.get("build-system")
         if isinstance(system, Mapping) and "backend-path" in system:
             return None
+        pythonpath = child_env().get("PYTHONPATH", "")
+        if any(entry and not Path(entry).is_absolute() for entry in pythonpath.split(":")):
+            return None
         try:
-            kept = _KeptEnv.of(root)
+            kept = KeptEnv.of(root)
         except (BuildException, OSError):
             return None
         if not (kept.is_fresh() and kept.satisfies(root)):
@@ -323,26 +340,29 @@ class HookProcesses:
         if self.left > 0:
             self.left -= 1
             script = Path(__file__).with_name("hookworker.py")
-            self.ahead = start([self.kept.python, script, self.backend], echo=False)
+            try:
+                self.ahead = start([self.kept.python, script, self.backend], echo=False)
+            except (CommandError, OSError):  # the hooks run in processes of their own
+                self.ahead, self.left = None, 0
 
     def take(self, cmd: Sequence[str], cwd: str | None, env: Mapping[str, str]) -> bool:
-        """Run the hook ``cmd`` in the process started for it, if there is one for that
-        Python and it is still waiting; False where the caller must run it itself."""
+        """Run the hook ``cmd`` in the process started for it, where it can (see the class);
+        False where the caller must run it itself."""
         worker, self.ahead = self.ahead, None
         if worker is None:
             return False
-        # Another Python, an environment made again since (a day old), or a process that
-        # ended (the hook's own process then says why): the caller runs the hook.
-        if cmd[0] != str(self.kept.python) or self.kept.made() != self.made or \
-                not worker.running():
+        hook_env = child_env(env)
+        if cmd[0] != str(self.kept.python) or self.kept.made_at() != self.made_at or \
+                not worker.running() or _starts_otherwise(self.started_env, hook_env):
             worker.abandon()
             return False
         self._spawn()  # the next hook's, while this one runs
-        request = {"argv": list(cmd[1:]), "cwd": cwd or str(Path.cwd()), "env": child_env(env)}
-        try:
-            worker.finish(json.dumps(request) + "\n")
-        except CommandError as e:  # in the hook's own words, as its own process would fail
-            raise CommandError(replace(e.result, argv=tuple(cmd))) from None
+        request = {"argv": list(cmd[1:]), "cwd": cwd or str(Path.cwd()), "env": hook_env}
+        result = worker.finish(json.dumps(request) + "\n", check=False)
+        if result.returncode == FALL_BACK:  # it ran nothing, and printed nothing
+            return False
+        if result.returncode != 0:  # in the hook's own words, as its own process would fail
+            raise CommandError(replace(result, argv=tuple(cmd)))
         return True
 
     def close(self) -> None:
@@ -350,6 +370,16 @@ class HookProcesses:
         worker, self.ahead, self.left = self.ahead, None, 0
         if worker is not None:
             worker.abandon()
+
+
+def _starts_otherwise(started: Mapping[str, str], hook: Mapping[str, str]) -> bool:
+    """Whether an interpreter started with ``hook`` would differ from one started with
+    ``started``: a variable it reads when it starts (``PYTHON*``, the locale) differs."""
+    def read_at_start(name: str) -> bool:
+        return name.startswith(("PYTHON", "LC_")) or name in {"LANG", "LANGUAGE"}
+
+    names = {name for name in {*started, *hook} if read_at_start(name)}
+    return any(started.get(name) != hook.get(name) for name in names)
 
 
 def _build_kept(config: Config, out: Path, env: Mapping[str, str],

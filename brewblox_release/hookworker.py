@@ -8,28 +8,42 @@ standard input (the hook's command line, directory and environment, as JSON) and
 pyproject_hooks' own script for it, as that process would have. It runs one hook and exits; on
 an empty input it exits without running any.
 
+Where importing the backend ahead would not be the same as the hook importing it (the import
+warns, whose warnings pyproject_hooks records inside the hook and the front-end raises again,
+or fails), it exits with `FALL_BACK` without running the hook: the front-end then runs the hook
+in a process of its own.
+
 It runs in the build environment's Python, which has none of brewblox-release: standard
 library only.
 """
 
-from __future__ import annotations
+import os
+import sys
 
-import contextlib
+if __name__ == "__main__":
+    # First of all, as pyproject_hooks' script does: this script's directory (brewblox-release's
+    # package) is no one's to import from, not the backend's nor this script's own imports.
+    _HERE = os.path.normcase(os.path.realpath(os.path.dirname(__file__)))  # noqa: PTH120
+    sys.path[:] = [p for p in sys.path if os.path.normcase(os.path.realpath(p)) != _HERE]
+
+# The rest only after sys.path is clean.
 import importlib
 import json
-import os
 import runpy
-import sys
-from pathlib import Path
+import warnings
+
+#: The exit code that asks the front-end to run the hook in a process of its own.
+FALL_BACK = 75
 
 
 def main() -> None:
-    # As pyproject_hooks' script does: this script's directory is not the backend's to import.
-    here = Path(__file__).resolve().parent
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
-    # A backend that fails to import fails in the hook's own import, in the hook's words.
-    with contextlib.suppress(Exception):
-        importlib.import_module(sys.argv[1].partition(":")[0])
+    with warnings.catch_warnings(record=True) as caught:  # as pyproject_hooks' script does
+        try:
+            importlib.import_module(sys.argv[1].partition(":")[0])
+        except Exception:  # the hook's own process imports it, and says why
+            sys.exit(FALL_BACK)
+    if caught:  # the hook's own import records them, for the front-end to raise
+        sys.exit(FALL_BACK)
     line = sys.stdin.readline()
     if not line:
         return  # not needed after all

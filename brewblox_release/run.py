@@ -282,6 +282,8 @@ class Started:
                timeout: float | None = None) -> Result:
         """Write ``input`` (then end the input), stream the output, wait for the exit."""
         proc = self.proc
+        if input is not None and proc.stdin is None:
+            raise ValueError(f"{shlex.join(self.argv)} was started without an input")
         lines: list[str] = []
         with proc:
             if proc.stdin is not None:  # one that ended early says why in its output
