@@ -178,6 +178,7 @@ class KeptEnv:
     """Where the kept build environment of a Python and a ``[build-system] requires`` lives."""
 
     path: Path
+    requires: tuple[str, ...] = ()  #: ``[build-system] requires``, sorted
 
     @classmethod
     def of(cls, root: Path) -> KeptEnv:
@@ -188,7 +189,7 @@ class KeptEnv:
 
         requires = sorted(ProjectBuilder(root).build_system_requires)
         key = hashlib.sha256(json.dumps([sys.version, sys.executable, requires]).encode())
-        return cls(_build_env_dir() / key.hexdigest()[:16])
+        return cls(_build_env_dir() / key.hexdigest()[:16], tuple(requires))
 
     @property
     def python(self) -> Path:
@@ -209,14 +210,14 @@ class KeptEnv:
         except FileNotFoundError:
             return None
 
-    def make(self, requires: Sequence[str], pip: Sequence[str]) -> None:
-        """Make it afresh with ``requires`` (pip's command line ``pip`` installs them)."""
+    def make(self, pip: Sequence[str]) -> None:
+        """Make it afresh with its requirements (pip's command line ``pip`` installs them)."""
         import venv
 
-        log(f"making the build environment {self.path} ({', '.join(requires)})")
+        log(f"making the build environment {self.path} ({', '.join(self.requires)})")
         self._ready.unlink(missing_ok=True)
         venv.EnvBuilder(clear=True, symlinks=True, with_pip=False).create(self.path)
-        run([*pip, *requires], echo=False)
+        run([*pip, *self.requires], echo=False)
         self._ready.touch()
 
     def mark_satisfied(self, root: Path) -> None:
@@ -274,7 +275,7 @@ def kept_build_env(root: Path, runner: Callable[..., None]) -> Path:
     with (path.parent / f"{path.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not kept.is_fresh():
-            kept.make(sorted(ProjectBuilder(root).build_system_requires), pip)
+            kept.make(pip)
         if not kept.satisfies(root):
             builder = ProjectBuilder(root, python_executable=str(python), runner=runner)
             dynamic = (builder.get_requires_for_build("sdist")
