@@ -28,7 +28,6 @@ from .run import log, out, redacted_streams, step
 
 if TYPE_CHECKING:
     from .config import Config
-    from .dist import HookProcesses
     from .environment import Environment
     from .plan import ImagePlan
     from .release import Run
@@ -84,7 +83,7 @@ class Command:
 
 
 def _version(options: Options) -> None:
-    with _prepared(replace(options, dry_run=True)) as (run, _):
+    with _prepared(replace(options, dry_run=True)) as run:
         if options.json:
             out(json.dumps(run.plan.to_dict(), indent=2))
             return
@@ -93,18 +92,21 @@ def _version(options: Options) -> None:
 
 
 def _dist(options: Options) -> None:
+    from . import ci, project
     from . import dist as dist_mod
     from . import version as version_mod
 
-    cfg, _ = _load()
+    cfg, env = _load()
+    source = project.version_source(cfg.root, stamp=cfg.stamp_version)
+    info = version_mod.read(cfg.root, cfg.name, source=source, branch=ci.detect(env).branch)
     if options.dry_run:
-        out(dist_mod.describe_build(cfg, version_mod.read(cfg.root, cfg.name).version))
+        out(dist_mod.describe_build(cfg, info.version))
         return
-    with _hook_processes(cfg) as hooks:  # they import the backend while git is asked
-        info = version_mod.read(cfg.root, cfg.name)
-        with step(f"dist: {cfg.name} {info.version}"):
-            files = dist_mod.build(cfg, info.version, source_date_epoch=info.git.commit_time,
-                                   hooks=hooks)
+    if info.shallow:
+        log("warning: shallow clone: the version may be wrong (a publishing run fetches the "
+            "full history)")
+    with step(f"dist: {cfg.name} {info.version}"):
+        files = dist_mod.build(cfg, info.version, source_date_epoch=info.git.commit_time)
     log(f"built {', '.join(p.name for p in files)}")
 
 
@@ -128,7 +130,7 @@ def _docker(target: str | None) -> Callable[[Options], None]:
         if name is None:
             raise ReleaseError("say which target to build: --target NAME (a name from "
                                "[tool.brewblox-release] targets)")
-        with _prepared(options) as (prepared, _):
+        with _prepared(options) as prepared:
             image = prepared.plan.image(prepared.config.target(name).name)
             # This command's share of the plan: one image, no index upload.
             run = replace(prepared, plan=replace(prepared.plan, images=(image,), upload=False))
@@ -179,7 +181,7 @@ def _release(options: Options) -> None:
     if not options.dry_run:
         preload("python_on_whales")  # while the version and the plan are made
 
-    with _prepared(options, build=not options.dry_run) as (prepared, hooks):
+    with _prepared(options) as prepared:
         run = prepared
         if options.merge and options.dry_run and run.plan.publishes:
             run = _with_record_notes(run, Path(options.merge))
@@ -187,9 +189,9 @@ def _release(options: Options) -> None:
         if options.dry_run:
             return
         if options.merge:
-            out(merge(run, Path(options.merge), hooks=hooks).render())
+            out(merge(run, Path(options.merge)).render())
         else:
-            out(release(run, hooks=hooks).render())
+            out(release(run).render())
 
 
 def _init(options: Options) -> None:
@@ -297,44 +299,27 @@ def _load() -> tuple[Config, Environment]:
     """The service's configuration and the environment snapshot, the service's own
     ``secret-vars`` set apart first: reading the configuration may ask the build backend for
     the project's name (a setup.py), which must see none of them."""
-    from . import config
+    from . import config, project
     from .environment import capture
 
     env = capture(config.declared_secret_vars(Path.cwd()))
-    return config.load(Path.cwd(), env), env
+    return project.configuration(Path.cwd(), env), env
 
 
 @contextlib.contextmanager
-def _prepared(options: Options, *, build: bool = False
-              ) -> Iterator[tuple[Run, HookProcesses | None]]:
-    """Prepare the run; with ``--rehearse``, inside a rehearsal (SPEC §9), whichever command
-    asked for it, so that a rehearsal never reaches a real destination. With ``build``, the
-    package's build hooks start before the run is prepared (`dist.HookProcesses`)."""
+def _prepared(options: Options) -> Iterator[Run]:
+    """Prepare the run; with ``--rehearse``, inside a rehearsal (docs/how-it-works.md),
+    whichever command asked for it, so that a rehearsal never reaches a real destination."""
     from .release import prepare
 
     cfg, env = _load()
-    with contextlib.ExitStack() as stack:
-        hooks = stack.enter_context(_hook_processes(cfg)) if build else None
-        if options.rehearse:
-            from .rehearse import rehearsal
+    if options.rehearse:
+        from .rehearse import rehearsal
 
-            rehearsal_env = stack.enter_context(rehearsal(cfg.require_image(), env))
-            yield prepare(Path.cwd(), options, rehearsal_env), hooks
-        else:
-            yield prepare(Path.cwd(), options, env, config=cfg), hooks
-
-
-@contextlib.contextmanager
-def _hook_processes(cfg: Config) -> Iterator[HookProcesses | None]:
-    """The package's build hooks, started ahead where they can be (`dist.HookProcesses`)."""
-    from .dist import HookProcesses
-
-    hooks = HookProcesses.start(cfg.root)
-    try:
-        yield hooks
-    finally:
-        if hooks is not None:
-            hooks.close()
+        with rehearsal(cfg.require_image(), env) as rehearsal_env:
+            yield prepare(Path.cwd(), options, rehearsal_env)
+    else:
+        yield prepare(Path.cwd(), options, env, config=cfg)
 
 
 def _with_record_notes(run: Run, directory: Path) -> Run:

@@ -19,7 +19,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["DEFAULT_TARGETS", "Config", "Target", "check_paths", "declared_secret_vars", "load"]
+__all__ = ["DEFAULT_TARGETS", "Config", "Target", "check_paths", "declared_secret_vars", "load",
+           "read", "static_name"]
 
 SECTION = "tool.brewblox-release"
 
@@ -67,6 +68,8 @@ class Config:
         multi_arch: every tag is one manifest list over all targets' platforms (SPEC §11).
         builder: the buildx builder of every buildx call; None: ``BUILDX_BUILDER``, else the
             current builder.
+        stamp_version: a static version gets the version from git, stamped into a copy of
+            the project the package is built from (docs/versions.md).
     """
 
     root: Path
@@ -83,6 +86,7 @@ class Config:
     check: str = "errors"
     multi_arch: bool = False
     builder: str | None = None
+    stamp_version: bool = False
 
     @property
     def pyproject(self) -> Path:
@@ -111,23 +115,23 @@ class Config:
         return self.image
 
     @classmethod
-    def from_data(cls, root: Path, data: Mapping[str, Any],
+    def from_data(cls, root: Path, data: Mapping[str, Any], name: str,
                   env: Mapping[str, str] | None = None) -> Config:
-        """Validate the parsed pyproject.toml of the service at ``root``.
+        """Validate the parsed pyproject.toml of the service at ``root``, whose distribution
+        is ``name`` (asked by the caller: `project.distribution_name`). Pure: nothing is read
+        or run.
 
-        >>> Config.from_data(Path("."), {"project": {"name": "svc"},
-        ...                              "tool": {"brewblox-release": {"image": "org/svc"}}}).image
+        >>> Config.from_data(Path("."), {"tool": {"brewblox-release": {"image": "org/svc"}}},
+        ...                  "svc").image
         'org/svc'
         """
         where = root / "pyproject.toml"
-        from .project import distribution_name  # static [project] name, else the backend's
-
-        name = distribution_name(root, data)
         tool = data.get("tool", {})
         section = tool.get("brewblox-release", {}) if isinstance(tool, Mapping) else {}
         if not isinstance(section, Mapping):
             raise ConfigError(f"{where}: [{SECTION}] must be a table")
         reader = _Reader(where, SECTION, section)
+        multi_arch = reader.bool("multi-arch", default=False)
         image = reader.opt_str("image")
         if image is not None or "image" in section:
             _check_image(image or "", f"{where}: [{SECTION}] image")
@@ -139,7 +143,7 @@ class Config:
             name=name,
             image=image,
             dist_dir=reader.path("dist-dir", "dist"),
-            targets=_targets(where, section.get("targets")),
+            targets=_targets(where, section.get("targets"), multi_arch=multi_arch),
             quiet_branches=tuple(reader.str_list("quiet-branches", ["master", "main"])),
             build_args=reader.build_args(),
             pypi=reader.bool("pypi", default=True),
@@ -147,8 +151,9 @@ class Config:
             network=reader.opt_str("network"),
             index_url=reader.opt_str("index-url"),
             check=reader.choice("check", ("errors", "strict"), "errors"),
-            multi_arch=reader.bool("multi-arch", default=False),
+            multi_arch=multi_arch,
             builder=reader.opt_str("builder") or (env or {}).get("BUILDX_BUILDER") or None,
+            stamp_version=reader.bool("stamp-version", default=False),
         )
         reader.finish()
         return config
@@ -214,9 +219,9 @@ def _tracked(root: Path, path: Path) -> list[str]:
 
 
 def check_paths(config: Config, *, contexts: bool) -> None:
-    """SPEC §3: ``dist-dir`` and every target's ``context`` resolve inside the service, are not
-    the service itself and hold none of its sources; with ``contexts``, a context must exist and
-    hold a Dockerfile."""
+    """``dist-dir`` and every target's ``context`` resolve inside the service, are not the
+    service itself (but a context ``"."``) and hold none of its sources; with ``contexts``, a
+    context must exist and hold a Dockerfile (docs/configuration.md)."""
     where = config.pyproject
     dist = _confined(config.root, config.dist_dir, f"{where}: [{SECTION}] dist-dir")
     tracked = _tracked(config.root, dist)
@@ -227,8 +232,11 @@ def check_paths(config: Config, *, contexts: bool) -> None:
     for i, target in enumerate(config.targets):
         key = f"{where}: [{SECTION}.targets[{i}]] context" if config.targets != DEFAULT_TARGETS \
             else f"{where}: the {target.name} target's context"
-        path = _confined(config.root, target.context, key)
-        if path == dist or dist in path.parents or path in dist.parents:
+        # The service's root itself (a root Dockerfile of BrewBlox's 2024 kind builds from
+        # dist-dir); any other context is a directory of its own (docs/configuration.md).
+        path = config.root if target.context in {".", "./"} else \
+            _confined(config.root, target.context, key)
+        if path != config.root and (path == dist or dist in path.parents or path in dist.parents):
             raise ConfigError(f"{key} = {target.context!r} overlaps dist-dir "
                               f"{config.dist_dir!r}: give each a directory of its own")
         if contexts and not (path / "Dockerfile").is_file():
@@ -250,19 +258,52 @@ def declared_secret_vars(root: Path | str = ".") -> tuple[str, ...]:
     return tuple(n for n in names if isinstance(n, str)) if isinstance(names, list) else ()
 
 
-def load(root: Path | str = ".", env: Mapping[str, str] | None = None) -> Config:
-    """Read the configuration of the service whose pyproject.toml is in ``root``, and check
-    its paths (SPEC §3)."""
-    root = Path(root).resolve()
+def read(root: Path) -> dict[str, Any]:
+    """The parsed pyproject.toml of the service at ``root``."""
     path = root / "pyproject.toml"
     try:
         with path.open("rb") as f:
-            data = tomllib.load(f)
+            return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"{path}: not found; run from the service's root directory") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a directory: a service's pyproject.toml is a file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: not readable: give the user running the release read "
+                          "access to it") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from e
-    config = Config.from_data(root, data, env)
+
+
+def static_name(data: Mapping[str, Any]) -> str | None:
+    """The distribution's name where the file says it: ``[project] name``, poetry's
+    ``[tool.poetry] name``."""
+    for keys in (("project",), ("tool", "poetry")):
+        table: object = data
+        for key in keys:
+            table = table.get(key) if isinstance(table, Mapping) else None
+        name = table.get("name") if isinstance(table, Mapping) else None
+        if isinstance(name, str) and name:
+            return name
+    return None
+
+
+def load(root: Path | str = ".", env: Mapping[str, str] | None = None, *,
+         name: str | None = None) -> Config:
+    """Read the configuration of the service whose pyproject.toml is in ``root``, and check
+    its paths (docs/configuration.md). ``name``: the distribution's name, where the file does
+    not say it statically (`project.distribution_name` asks the build backend).
+
+    Raises:
+        ConfigError: the file or a key is wrong, or the name is not given and not static.
+    """
+    root = Path(root).resolve()
+    data = read(root)
+    name = name or static_name(data)
+    if name is None:
+        raise ConfigError(f"{root / 'pyproject.toml'}: [project] name is required: add "
+                          "[project] name = \"...\"")
+    config = Config.from_data(root, data, name, env)
     check_paths(config, contexts=config.image is not None)
     return config
 
@@ -272,7 +313,7 @@ _TARGET_KEYS = {"name", "context", "platform", "prefix", "build-args"}
 _PREFIX = re.compile(r"([a-z0-9_][a-z0-9_.-]{0,63})?")
 
 
-def _targets(where: Path, value: object) -> tuple[Target, ...]:
+def _targets(where: Path, value: object, *, multi_arch: bool) -> tuple[Target, ...]:
     if value is None:
         return DEFAULT_TARGETS
     if not isinstance(value, list) or not value:
@@ -307,9 +348,10 @@ def _targets(where: Path, value: object) -> tuple[Target, ...]:
             raise ConfigError(f"{where}: [{SECTION}] targets: prefix {start!r} would clash with "
                               f"the {ESCAPE!r} that escapes branch names (SPEC §5): choose "
                               "prefixes that do not begin with it, such as \"rpi-\"")
-    if len(set(prefixes)) != len(prefixes):
+    if len(set(prefixes)) != len(prefixes) and not multi_arch:
         raise ConfigError(f"{where}: [{SECTION}] targets: prefixes must differ, or the targets' "
-                          f"tags would overwrite each other; got {prefixes}")
+                          f"tags would overwrite each other; got {prefixes} (with multi-arch = "
+                          "true, targets that share a prefix share one list under each tag)")
     return tuple(targets)
 
 

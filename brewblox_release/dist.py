@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import re
 import shutil
 import sys
 import tarfile
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from packaging.utils import (
     InvalidSdistFilename,
@@ -23,14 +22,14 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
-from . import imagebuild
+from . import buildenv, imagebuild
 from .config import Config, Target
 from .errors import BuildError
-from .hookworker import FALL_BACK
-from .run import CommandError, Started, child_env, log, run, start
-from .version import pretend_env
+from .project import VersionSource, version_source
+from .run import CommandError, log, run
 
-__all__ = ["HookProcesses", "build", "check", "check_context", "copy", "dist_files"]
+__all__ = ["build", "check", "check_context", "copy", "dist_files", "reads_dist_dir",
+           "stamped_copy"]
 
 
 def dist_files(directory: Path) -> list[Path]:
@@ -101,45 +100,95 @@ def file_version(path: Path) -> tuple[str, Version]:
 
 
 def build(config: Config, version: str, *, source_date_epoch: int | None = None,
-          twine: bool = True, hooks: HookProcesses | None = None) -> list[Path]:
+          twine: bool = True) -> list[Path]:
     """Empty the dist dir, build the sdist and wheel of ``version``, and `twine check` them
-    (with ``twine=False`` not: the release runs `check` while the images build). The backend's
-    hooks run in the processes of ``hooks`` where given (`HookProcesses`).
+    (with ``twine=False`` not: the release runs `check` while the images build).
 
-    The build uses exactly ``version`` (through setuptools_scm's pretend variable) and, when
-    given, ``SOURCE_DATE_EPOCH`` (the commit time), so that building the same commit twice
-    gives the same wheel.
+    The build uses exactly ``version``: handed to the backend through its documented override,
+    or stamped into a copy of a project with a static version (see docs/versions.md); and, when
+    given, ``SOURCE_DATE_EPOCH`` (the commit time), so that building the same commit twice gives
+    the same files.
     """
     out = config.root / config.dist_dir
     _remove(own_files(out, config.name))
     out.mkdir(parents=True, exist_ok=True)
-    env = pretend_env(config.name, version)
+    source = version_source(config.root, stamp=config.stamp_version)
+    env = source.build_env(config.name, version)
     if source_date_epoch is not None:
         env["SOURCE_DATE_EPOCH"] = str(source_date_epoch)
-    try:
-        if not _build_kept(config, out, env, hooks):
-            run([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", out,
-                 config.root], cwd=config.root, env=env)
-        files = [p for p in own_files(out, config.name) if file_version(p)[1] == Version(version)]
-        if not files:
-            raise BuildError(f"the build wrote no sdist or wheel of {config.name} {version} to "
-                             f"{out}")
-        if source_date_epoch is not None:
-            for path in files:
-                if path.name.endswith(".tar.gz"):
-                    normalize_sdist(path, source_date_epoch)
-        if twine:
-            check(config, files)
-    except CommandError as e:
-        raise BuildError(f"building the package failed: python -m build exited with "
-                         f"{e.result.returncode} (its output is above); nothing was published"
-                         ) from e
-    for path in files:
+    with tempfile.TemporaryDirectory(prefix="brewblox-release-") as tmp:
+        root = config.root
+        if source.stamps:
+            root = stamped_copy(config.root, source, version, Path(tmp) / "stamped")
+        _build(root, out, env, requirements_of=config.root)
+    files = [p for p in own_files(out, config.name) if file_version(p)[1] == Version(version)]
+    if not files:
+        raise BuildError(f"the build wrote no sdist or wheel of {config.name} {version} to {out}")
+    for path in own_files(out, config.name):
         _, got = file_version(path)
         if got != Version(version):
-            raise BuildError(f"{path.name} has version {got}, not {version}: does the build "
-                             "backend take its version from setuptools_scm?")
+            _remove(own_files(out, config.name))
+            raise BuildError(f"{path.name} has version {got}, not {version}: the build did not "
+                             f"take the version from {source.declared_in} (see "
+                             "docs/versions.md); nothing was published")
+    if source_date_epoch is not None:
+        for path in files:
+            if path.name.endswith(".tar.gz"):
+                normalize_sdist(path, source_date_epoch)
+    if twine:
+        check(config, files)
     return files
+
+
+def stamped_copy(root: Path, source: VersionSource, version: str, into: Path) -> Path:
+    """A copy of the files git tracks in ``root`` (on a clean checkout, exactly the commit),
+    whose static version (``source.static``) is ``version``: what a project with a static
+    version is built from. Nothing in the checkout is written."""
+    import tomlkit
+
+    listed = run(["git", "ls-files", "-z", "--cached", "--", "."], cwd=root, echo=False,
+                 stream=False).output
+    for name in (n for n in listed.split("\0") if n):
+        path = root / name
+        if path.is_file() or path.is_symlink():  # a deleted file is not copied
+            (into / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, into / name, follow_symlinks=False)
+    pyproject = into / "pyproject.toml"
+    document = tomlkit.parse(pyproject.read_text())
+    table: Any = document
+    for key in (source.static or "project").split("."):
+        table = table[key]
+    table["version"] = version
+    pyproject.write_text(tomlkit.dumps(document))
+    log(f"stamped {version} into [{source.static}] version of a copy of the checkout")
+    return into
+
+
+def _build(source: Path, out: Path, env: Mapping[str, str], *, requirements_of: Path) -> None:
+    """Build the sdist, then the wheel from the unpacked sdist, as ``python -m build`` does
+    (so a file the sdist leaves out is missing from the wheel too, and the build says so), in
+    the kept build environment (`buildenv`)."""
+    from build import BuildBackendException
+
+    log(f"$ build --sdist --wheel --outdir {out} {source}")
+    hook = "build_sdist"
+    try:
+        sdist = Path(buildenv.builder(source, env=env, requirements_of=requirements_of)
+                     .build("sdist", out))
+        hook = "build_wheel"
+        with tempfile.TemporaryDirectory() as tmp:
+            with tarfile.open(sdist) as archive:
+                if hasattr(tarfile, "data_filter"):  # Python 3.10.12+, 3.11.4+
+                    archive.extractall(tmp, filter="data")
+                else:  # an older Python; the sdist is the one just built here
+                    archive.extractall(tmp)  # noqa: S202
+            unpacked = next(Path(tmp).iterdir())
+            buildenv.builder(unpacked, env=env, requirements_of=requirements_of).build(
+                "wheel", out)
+    except BuildBackendException as e:
+        code = e.exception.result.returncode if isinstance(e.exception, CommandError) else "?"
+        raise BuildError(f"building the package failed: the backend's {hook} exited with "
+                         f"{code} (its output is above); nothing was published") from None
 
 
 def check(config: Config, files: Sequence[Path]) -> None:
@@ -154,279 +203,13 @@ def check(config: Config, files: Sequence[Path]) -> None:
         run([sys.executable, "-m", "twine", "--no-color", "check", *strict, *files],
             cwd=config.root, env={"NO_COLOR": "1"})
     except CommandError as e:
+        _remove([path for path in files if path.is_file()])  # nothing may copy or upload them
         fix = ("" if strict else
                ": an index would refuse these files; fix what twine names (a README that does "
                "not render in its content type, metadata)")
         raise BuildError(f"building the package failed: twine check{' --strict' if strict else ''}"
                          f" exited with {e.result.returncode} (its output is above){fix}; "
                          "nothing was published") from e
-
-
-#: A kept build environment is made afresh after this long (seconds), like build isolation
-#: would pick up new releases of the build requirements.
-BUILD_ENV_MAX_AGE = 24 * 3600
-
-
-def _build_env_dir() -> Path:
-    from .project import cache_dir
-
-    return cache_dir() / "build-env"
-
-
-@dataclass(frozen=True)
-class KeptEnv:
-    """Where the kept build environment of a Python and a ``[build-system] requires`` lives."""
-
-    path: Path
-    requires: tuple[str, ...] = ()  #: ``[build-system] requires``, sorted
-
-    @classmethod
-    def of(cls, root: Path) -> KeptEnv:
-        """The environment of the project at ``root`` (made or not)."""
-        import hashlib
-
-        from build import ProjectBuilder
-
-        requires = sorted(ProjectBuilder(root).build_system_requires)
-        key = hashlib.sha256(json.dumps([sys.version, sys.executable, requires]).encode())
-        return cls(_build_env_dir() / key.hexdigest()[:16], tuple(requires))
-
-    @property
-    def python(self) -> Path:
-        return self.path / "bin" / "python"
-
-    @property
-    def _ready(self) -> Path:
-        return self.path / "brewblox-release-ready"
-
-    @property
-    def _projects(self) -> Path:
-        return self.path / "brewblox-release-projects"
-
-    def made_at(self) -> float | None:
-        """When it was made, or None while it is not ready."""
-        try:
-            return self._ready.stat().st_mtime
-        except FileNotFoundError:
-            return None
-
-    def make(self, pip: Sequence[str]) -> None:
-        """Make it afresh with its requirements (pip's command line ``pip`` installs them)."""
-        import venv
-
-        log(f"making the build environment {self.path} ({', '.join(self.requires)})")
-        self._ready.unlink(missing_ok=True)
-        venv.EnvBuilder(clear=True, symlinks=True, with_pip=False).create(self.path)
-        run([*pip, *self.requires], echo=False)
-        self._ready.touch()
-
-    def mark_satisfied(self, root: Path) -> None:
-        """Record that the project's dynamic build requirements are installed."""
-        from .project import files_key
-
-        with self._projects.open("a") as f:
-            f.write(files_key(root) + "\n")
-
-    def is_fresh(self) -> bool:
-        """Made, and younger than `BUILD_ENV_MAX_AGE`."""
-        import time
-
-        made = self.made_at()
-        return made is not None and self.python.exists() and \
-            time.time() - made < BUILD_ENV_MAX_AGE
-
-    def satisfies(self, root: Path) -> bool:
-        """Whether the project's dynamic build requirements were installed (for the present
-        state of its deciding files)."""
-        from .project import files_key
-
-        try:
-            return files_key(root) in self._projects.read_text().split()
-        except FileNotFoundError:
-            return False
-
-
-def kept_build_env(root: Path, runner: Callable[..., None]) -> Path:
-    """The Python of the kept build environment for the project at ``root``, made when missing
-    or older than a day, with the project's dynamic build requirements installed.
-
-    One environment per Python and ``[build-system] requires`` (in
-    ~/.cache/brewblox-release/build-env; ``BREWBLOX_RELEASE_CACHE`` moves it). Two projects
-    with the same static requirements (every setup.py without ``[build-system]``) can differ in
-    what the backend asks for besides (a setup.py's ``setup_requires``): those are installed
-    for each state of the project's deciding files (`project.files_key`), once.
-
-    Raises:
-        BuildException, CommandError, OSError: there can be none here (no pip, no fcntl, a
-            broken environment): the caller falls back to pypa/build's fresh one.
-    """
-    from build import ProjectBuilder
-
-    try:
-        import fcntl
-    except ImportError as e:  # not a POSIX system: no lock, no kept environment
-        raise OSError("no fcntl to lock a kept build environment") from e
-
-    kept = KeptEnv.of(root)
-    path, python = kept.path, kept.python
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pip = [sys.executable, "-m", "pip", "--python", str(python), "install",
-           "--quiet", "--disable-pip-version-check"]
-    with (path.parent / f"{path.name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not kept.is_fresh():
-            kept.make(pip)
-        if not kept.satisfies(root):
-            builder = ProjectBuilder(root, python_executable=str(python), runner=runner)
-            dynamic = (builder.get_requires_for_build("sdist")
-                       | builder.get_requires_for_build("wheel"))
-            if dynamic:
-                run([*pip, *sorted(dynamic)], echo=False)
-            kept.mark_satisfied(root)
-    return python
-
-
-class HookProcesses:
-    """The build hooks' processes, each started one hook ahead (`hookworker`).
-
-    pypa/build runs each hook (``build_sdist``, then ``build_wheel`` from the unpacked sdist) in
-    a new process of the build environment's Python, which first imports the backend: a tenth
-    of a second for setuptools, twice per `build`, on the critical path of every release. Here
-    the first process starts while the version and the plan are made, and each one taken starts
-    the next, so that every hook finds its backend imported. A process gets the hook's command
-    line, directory and whole environment only when it is taken, and runs pyproject_hooks' own
-    script for it, as pypa/build's process would have.
-
-    Used only where that changes nothing: the kept build environment is ready and has the
-    project's dynamic requirements (nothing will be installed into it, and a process is not
-    taken once it was made again), the backend is not in the project's tree (``backend-path``,
-    which pyproject_hooks imports from that tree), ``PYTHONPATH`` holds no relative entry (the
-    interpreter resolves it against the directory it starts in), the hook's environment sets
-    nothing the interpreter reads when it starts (``PYTHON*``, the locale), and the backend
-    imports without a warning (which pyproject_hooks records inside the hook); elsewhere the
-    hook runs in a process of its own, as pypa/build runs it.
-    """
-
-    def __init__(self, kept: KeptEnv, backend: str, hooks: int) -> None:
-        self.kept, self.backend, self.left = kept, backend, hooks
-        self.made_at = kept.made_at()
-        self.started_env = child_env()
-        self.ahead: Started | None = None
-        self._spawn()
-
-    @classmethod
-    def start(cls, root: Path, hooks: int = 2) -> HookProcesses | None:
-        """The processes for ``hooks`` hooks of the project at ``root``, or None where they
-        would not be the same as pypa/build's (see the class)."""
-        from build import BuildException
-
-        from .project import build_backend, read_pyproject
-
-        data = read_pyproject(root)
-        system = data.get("build-system")
-        if isinstance(system, Mapping) and "backend-path" in system:
-            return None
-        pythonpath = child_env().get("PYTHONPATH", "")
-        if any(entry and not Path(entry).is_absolute() for entry in pythonpath.split(":")):
-            return None
-        try:
-            kept = KeptEnv.of(root)
-        except (BuildException, OSError):
-            return None
-        if not (kept.is_fresh() and kept.satisfies(root)):
-            return None
-        return cls(kept, build_backend(data), hooks)
-
-    def _spawn(self) -> None:
-        if self.left > 0:
-            self.left -= 1
-            script = Path(__file__).with_name("hookworker.py")
-            try:
-                self.ahead = start([self.kept.python, script, self.backend], echo=False)
-            except (CommandError, OSError):  # the hooks run in processes of their own
-                self.ahead, self.left = None, 0
-
-    def take(self, cmd: Sequence[str], cwd: str | None, env: Mapping[str, str]) -> bool:
-        """Run the hook ``cmd`` in the process started for it, where it can (see the class);
-        False where the caller must run it itself."""
-        worker, self.ahead = self.ahead, None
-        if worker is None:
-            return False
-        hook_env = child_env(env)
-        if cmd[0] != str(self.kept.python) or self.kept.made_at() != self.made_at or \
-                not worker.running() or _starts_otherwise(self.started_env, hook_env):
-            worker.abandon()
-            return False
-        self._spawn()  # the next hook's, while this one runs
-        request = {"argv": list(cmd[1:]), "cwd": cwd or str(Path.cwd()), "env": hook_env}
-        result = worker.finish(json.dumps(request) + "\n", check=False)
-        if result.returncode == FALL_BACK:  # it ran nothing, and printed nothing
-            return False
-        if result.returncode != 0:  # in the hook's own words, as its own process would fail
-            raise CommandError(replace(result, argv=tuple(cmd)))
-        return True
-
-    def close(self) -> None:
-        """End the process not taken (it has only imported the backend)."""
-        worker, self.ahead, self.left = self.ahead, None, 0
-        if worker is not None:
-            worker.abandon()
-
-
-def _starts_otherwise(started: Mapping[str, str], hook: Mapping[str, str]) -> bool:
-    """Whether an interpreter started with ``hook`` would differ from one started with
-    ``started``: a variable it reads when it starts (``PYTHON*``, the locale) differs."""
-    def read_at_start(name: str) -> bool:
-        return name.startswith(("PYTHON", "LC_")) or name in {"LANG", "LANGUAGE"}
-
-    names = {name for name in {*started, *hook} if read_at_start(name)}
-    return any(started.get(name) != hook.get(name) for name in names)
-
-
-def _build_kept(config: Config, out: Path, env: Mapping[str, str],
-                hooks: HookProcesses | None = None) -> bool:
-    """Build the sdist and the wheel in a kept build environment; False when there is none.
-
-    ``python -m build`` makes a fresh virtualenv for each of the two and pip-installs the build
-    requirements into it, about 4 s each, on every run. This builds in `kept_build_env` and
-    calls the backend's hooks in it, each in a subprocess, as ``build`` does (in the processes
-    of ``hooks`` where given): the same isolation from the nox environment, in a second.
-    Anything unusual (no pip, a broken environment) falls back to ``python -m build``.
-    """
-    from build import BuildBackendException, BuildException, ProjectBuilder
-
-    def runner(cmd: Sequence[str], cwd: str | None = None,
-               extra_environ: Mapping[str, str] | None = None) -> None:
-        hook_env = {**(extra_environ or {}), **env}
-        if hooks is None or not hooks.take(cmd, cwd, hook_env):
-            run(list(cmd), cwd=cwd, env=hook_env, echo=False)
-
-    try:
-        python = kept_build_env(config.root, runner)
-        builder = ProjectBuilder(config.root, python_executable=str(python), runner=runner)
-        path = python.parent.parent
-        log(f"$ build --sdist --wheel --outdir {out} (build environment {path})")
-        # As `python -m build` does: the wheel is built from the unpacked sdist, so a file the
-        # sdist leaves out is missing from the wheel too, and the build says so.
-        sdist = Path(builder.build("sdist", out))
-        with tempfile.TemporaryDirectory() as tmp:
-            with tarfile.open(sdist) as archive:
-                if hasattr(tarfile, "data_filter"):  # Python 3.10.12+, 3.11.4+
-                    archive.extractall(tmp, filter="data")
-                else:  # an older Python; the sdist is the one just built here
-                    archive.extractall(tmp)  # noqa: S202
-            source = next(Path(tmp).iterdir())
-            ProjectBuilder(source, python_executable=str(python), runner=runner).build(
-                "wheel", out)
-    except BuildBackendException as e:
-        if isinstance(e.exception, CommandError):
-            raise e.exception from None
-        raise BuildError(f"building the package failed: {e}; nothing was published") from e
-    except (BuildException, CommandError, OSError) as e:
-        why = (str(e).splitlines() or [type(e).__name__])[0]
-        log(f"no kept build environment ({why}): python -m build makes one")
-        return False
-    return True
 
 
 def normalize_sdist(path: Path, mtime: int) -> None:
@@ -463,6 +246,10 @@ def copy(config: Config, targets: tuple[Target, ...] | None = None) -> list[Path
                          f"{config.name}: run `nox -s dist` first")
     written = []
     for target in targets or config.targets:
+        if reads_dist_dir(config, target):
+            log(f"{target.name}: its context {target.context}/ holds {config.dist_dir}/, which "
+                "its Dockerfile builds from: nothing to copy")
+            continue
         pkg = config.root / target.context / "pkg"
         if pkg.is_symlink() or (pkg.exists() and not pkg.is_dir()):
             raise BuildError(f"{target.context}/pkg is not a directory of the service (a "
@@ -498,14 +285,25 @@ def for_context(files: Sequence[Path], context: Path) -> list[Path]:
     return [path for path in files if path.name.endswith(".whl")]
 
 
+def reads_dist_dir(config: Config, target: Target) -> bool:
+    """Whether the target's context holds the dist dir (a root ``Dockerfile`` of BrewBlox's
+    2024 kind, context ``.``, builds from ``dist/``): `copy` has nothing to copy there."""
+    context = (config.root / target.context).resolve()
+    dist = (config.root / config.dist_dir).resolve()
+    return context in dist.parents
+
+
 def check_context(config: Config, target: Target, version: str) -> Path:
-    """The wheel in the target's ``pkg/``, after checking that it is this release's.
+    """The wheel in the target's ``pkg/`` (or the dist dir its context holds), after checking
+    that it is this release's.
 
     An image must never install a stale package: ``pkg/`` must hold exactly one wheel of this
     distribution, with the version the plan publishes.
     """
     pkg = config.root / target.context / "pkg"
     where = f"{target.context}/pkg/"
+    if reads_dist_dir(config, target):
+        pkg, where = config.root / config.dist_dir, f"{config.dist_dir}/"
     wheels = [p for p in dist_files(pkg) if p.name.endswith(".whl")]
     fix = "run `nox -s dist distcopy` (or the release session, which does both)"
     if not (config.root / target.context / "Dockerfile").is_file():

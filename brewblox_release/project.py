@@ -1,19 +1,20 @@
 """The project as it is declared: its distribution name, where its version comes from, its tags.
 
-Services are taken as they are (SPEC §2, §4): a PEP 621 ``[project]``; a ``setup.py`` of the
-2018 kind (``use_scm_version={...}``, no ``[project]``); a ``setup.cfg``; hatchling with
-hatch-vcs; a service in a subdirectory of a monorepo whose tags carry its name
-(``[tool.setuptools_scm] root = "../.."``, ``tag_regex = "^svc-(?P<version>...)$"``).
+Services are taken as they are (docs/versions.md): a PEP 621 ``[project]``; a ``setup.py`` of
+the 2018 kind (``use_scm_version={...}``, no ``[project]``); a ``setup.cfg``; hatchling with
+hatch-vcs or uv-dynamic-versioning; poetry with poetry-dynamic-versioning; pdm-backend's scm
+source; a static version (poetry-core, flit, ...) with ``stamp-version = true``; a service in a
+subdirectory of a monorepo whose tags carry its name (``[tool.setuptools_scm] root = "../.."``,
+``tag.prefix = "svc-"``).
 
-- The **name** is read from a static ``[project] name``; otherwise the build backend is asked
-  (PEP 517 ``prepare_metadata_for_build_wheel``, in dist.py's kept build environment), and the
-  answer is cached under the hash of the files that decide it (pyproject.toml, setup.py,
-  setup.cfg), so ``version`` and ``--dry-run`` pay for it once.
-- The **version source** is where the build takes its version from git: setuptools_scm's
-  settings (``[tool.setuptools_scm]``, a setup.py's ``use_scm_version``, its literal keys where
-  they can be read) or hatch-vcs's (``[tool.hatch.version] source = "vcs"``, its
-  ``raw-options`` and ``tag-pattern``), as the setuptools_scm keywords they amount to. A build
-  that would not take its version from git is refused before anything is built.
+- The **name** is read from a static ``[project] name`` or ``[tool.poetry] name``; otherwise
+  the build backend is asked (PEP 517 ``prepare_metadata_for_build_wheel``, in the kept build
+  environment), and the answer is cached under the hash of the files that decide it, so
+  ``version`` and ``--dry-run`` pay for it once.
+- The **version source** is where the build takes its version from and how it is handed the
+  one the tool computes (`VersionSource.build_env`); its settings are the setuptools_scm keys
+  that compute that version: the service's own for setuptools_scm and hatch-vcs, the tag
+  pattern of the plugin's settings for the others.
 - The **tags** of the service are the ones its tag regex matches (setuptools_scm's default one
   takes ``1.2.3``, ``v1.2.3`` and ``name-1.2.3``); a tag with a local part or an epoch is refused.
 """
@@ -21,7 +22,6 @@ hatch-vcs; a service in a subdirectory of a monorepo whose tags carry its name
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
 import os
 import re
@@ -31,13 +31,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.parser import HeaderParser
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from .errors import ConfigError, VersionError
+from . import buildenv, config
+from .buildenv import cache_dir, files_key
+from .errors import BuildError, ConfigError, VersionError
+from .run import log
+
+if TYPE_CHECKING:
+    from .config import Config
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -45,7 +51,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = ["DEFAULT_TAG_REGEX", "LEGACY_BACKEND", "TagRule", "VersionSource", "build_backend",
-           "cache_dir", "distribution_name", "files_key", "normalise", "read_pyproject",
+           "configuration", "distribution_name", "dunamai_tag_regex", "normalise", "read_pyproject",
            "version_source"]
 
 #: setuptools_scm's default: ``1.2.3``, ``v1.2.3``, ``anything-1.2.3``; a ``+local`` part apart.
@@ -53,9 +59,6 @@ DEFAULT_TAG_REGEX = r"^(?:[\w-]+-)?(?P<version>[vV]?\d+(?:\.\d+){0,2}[^\+]*)(?:\
 
 #: What a project without ``[build-system]`` is built with (PEP 517, pypa/build).
 LEGACY_BACKEND = "setuptools.build_meta:__legacy__"
-
-#: The files whose contents decide the name and the version source.
-DECIDING_FILES = ("pyproject.toml", "setup.py", "setup.cfg")
 
 #: setuptools_scm keys that write files or are set by brewblox-release itself.
 _DROPPED_KEYS = {"write_to", "write_to_template", "version_file", "version_file_template",
@@ -123,32 +126,6 @@ class TagRule:
         return version
 
 
-@dataclass(frozen=True)
-class VersionSource:
-    """Where a build takes its version from git, as setuptools_scm configuration.
-
-    Attributes:
-        tool: ``"setuptools_scm"`` or ``"hatch-vcs"``.
-        declared_in: where the settings were read, for messages.
-        settings: setuptools_scm's configuration keys (``root``, ``tag``, ``scm``,
-            ``version_scheme``, ...), relative to the project's directory, with the deprecated
-            spellings (``tag_regex``, ``git_describe_command``) moved to their new places and
-            file writing left out.
-    """
-
-    tool: str
-    declared_in: str
-    settings: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def tags(self) -> TagRule:
-        tag = self.settings.get("tag") or {}
-        regex = tag.get("regex") if isinstance(tag, Mapping) else None
-        prefix = tag.get("prefix") if isinstance(tag, Mapping) else None
-        return TagRule(regex if isinstance(regex, str) else DEFAULT_TAG_REGEX,
-                       prefix if isinstance(prefix, str) else "")
-
-
 def read_pyproject(root: Path) -> dict[str, Any]:
     """The parsed pyproject.toml of the project at ``root`` (empty when there is none)."""
     path = root / "pyproject.toml"
@@ -188,6 +165,119 @@ def _table(data: Mapping[str, Any], *keys: str) -> Mapping[str, Any] | None:
 
 
 # --- the version source ------------------------------------------------------------------------
+
+#: dunamai's default tag pattern (poetry-dynamic-versioning's and uv-dynamic-versioning's
+#: ``pattern = "default"``): ``v1.2.3``, ``v1.2.3rc1``.
+DUNAMAI_DEFAULT_PATTERN = r"""(?x)
+    ^v((?P<epoch>\d+)!)?(?P<base>\d+(\.\d+)*)
+    ([-._]?((?P<stage>[a-zA-Z]+)[-._]?(?P<revision>\d+)?))?
+    (\+(?P<tagged_metadata>.+))?$"""
+
+#: pdm-backend's default ``tag_regex``: any non-digit start, then a PEP 440 version.
+PDM_DEFAULT_TAG_REGEX = (
+    r"^(?:\D*)?(?P<version>([1-9][0-9]*!)?(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*"
+    r"((a|b|c|rc)(0|[1-9][0-9]*))?(\.post(0|[1-9][0-9]*))?(\.dev(0|[1-9][0-9]*))?$)$")
+
+#: How each build takes the version the tool computed: the backend's documented override.
+OVERRIDES = {
+    "poetry-dynamic-versioning": "POETRY_DYNAMIC_VERSIONING_BYPASS",
+    "pdm-backend": "PDM_BUILD_SCM_VERSION",
+    "uv-dynamic-versioning": "UV_DYNAMIC_VERSIONING_BYPASS",
+}
+
+
+def dunamai_tag_regex(pattern: object, prefix: object, where: str) -> str:
+    """A dunamai tag ``pattern`` (poetry-dynamic-versioning's and uv-dynamic-versioning's
+    ``pattern`` and ``pattern-prefix``) as a setuptools_scm ``tag.regex``: its version is the
+    text from dunamai's ``base`` group to the end of the pattern.
+
+    >>> r = dunamai_tag_regex(None, None, "x")
+    >>> re.match(r, "v1.2.3rc1").group("version"), re.match(r, "1.2.3") is None
+    ('1.2.3rc1', True)
+    >>> re.match(dunamai_tag_regex("default-unprefixed", "svc-", "x"), "svc-2.0").group("version")
+    '2.0'
+    """
+    if pattern is None or pattern == "default":
+        text = DUNAMAI_DEFAULT_PATTERN
+    elif pattern == "default-unprefixed":
+        text = DUNAMAI_DEFAULT_PATTERN.replace("^v", "^v?", 1)
+    elif isinstance(pattern, str):
+        text = pattern
+    else:
+        raise ConfigError(f"{where} pattern must be a string")
+    if prefix:
+        if not isinstance(prefix, str):
+            raise ConfigError(f"{where} pattern-prefix must be a string")
+        text = text.replace("^", f"^{prefix}", 1)  # where dunamai puts it
+    marker = "(?P<base>"
+    if text.count(marker) != 1:
+        raise ConfigError(f"{where} pattern {text!r} has no (?P<base>...) group, which "
+                          "names where the version starts: add it, as dunamai asks")
+    start = text.index(marker)
+    regex = f"{text[:start]}(?P<version>{text[start:].rstrip()})"
+    fix = f"{where} pattern {text!r}: its (?P<base>...) group must stand at the top level"
+    try:
+        compiled = re.compile(regex)
+    except re.error as e:
+        raise ConfigError(f"{fix} ({e})") from None
+    if "version" not in compiled.groupindex:  # pragma: no cover (the group was just added)
+        raise ConfigError(fix)
+    return regex
+
+
+@dataclass(frozen=True)
+class VersionSource:
+    """Where a build takes its version from, and how it is handed the version from git.
+
+    Attributes:
+        tool: ``setuptools_scm``, ``hatch-vcs``, ``poetry-dynamic-versioning``,
+            ``pdm-backend``, ``uv-dynamic-versioning``, or ``static`` (a static version,
+            stamped into a copy of the project: `stamps`).
+        declared_in: where the settings were read, for messages.
+        settings: setuptools_scm's configuration keys (``root``, ``tag``, ``scm``,
+            ``version_scheme``, ...) that compute the version: the service's own for
+            setuptools_scm and hatch-vcs, the tag pattern of the plugin's settings for the
+            others; deprecated spellings moved to their new places, file writing left out.
+        static: for ``static``, the table that holds the version (``project`` or
+            ``tool.poetry``).
+    """
+
+    tool: str
+    declared_in: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    static: str | None = None
+
+    @property
+    def stamps(self) -> bool:
+        """The version is written into a copy of the project before it is built."""
+        return self.static is not None
+
+    @property
+    def tags(self) -> TagRule:
+        tag = self.settings.get("tag") or {}
+        regex = tag.get("regex") if isinstance(tag, Mapping) else None
+        prefix = tag.get("prefix") if isinstance(tag, Mapping) else None
+        return TagRule(regex if isinstance(regex, str) else DEFAULT_TAG_REGEX,
+                       prefix if isinstance(prefix, str) else "")
+
+    def build_env(self, name: str, version: str) -> dict[str, str]:
+        """The variables that make the build use exactly ``version`` (see
+        docs/versions.md): the backend's documented override.
+
+        >>> VersionSource("pdm-backend", "").build_env("svc", "1.2.4.dev5")
+        {'PDM_BUILD_SCM_VERSION': '1.2.4.dev5'}
+        """
+        if self.tool in OVERRIDES:
+            return {OVERRIDES[self.tool]: version}
+        if self.stamps:
+            return {}
+        # setuptools reads the variable of its distribution; hatch-vcs calls setuptools_scm
+        # without the name, so only the plain one reaches it. The build's subprocesses build
+        # this one project, so the plain one cannot reach another.
+        normalized = re.sub(r"[-_.]+", "_", name).upper()
+        return {f"SETUPTOOLS_SCM_PRETEND_VERSION_FOR_{normalized}": version,
+                "SETUPTOOLS_SCM_PRETEND_VERSION": version}
+
 
 def normalise(settings: Mapping[str, Any]) -> dict[str, Any]:
     """setuptools_scm keys, with the deprecated spellings in their new places (setuptools_scm
@@ -243,45 +333,124 @@ def _setup_py_scm(root: Path) -> tuple[bool, dict[str, Any]] | None:
     return None
 
 
-def version_source(root: Path, data: Mapping[str, Any] | None = None) -> VersionSource:
-    """Where the build of the project at ``root`` takes its version from git.
+STAMP_HINT = ("set stamp-version = true in [tool.brewblox-release] (the version from git is "
+              "written into a copy the package is built from; the checkout is never written)")
+
+
+def version_source(root: Path, data: Mapping[str, Any] | None = None, *,
+                   stamp: bool = False) -> VersionSource:
+    """Where the build of the project at ``root`` takes its version from (docs/versions.md).
+
+    Args:
+        data: its parsed pyproject.toml (read when not given).
+        stamp: ``stamp-version``: a static version is accepted, and stamped.
 
     Raises:
-        VersionError: the build would not take its version from git (no setuptools_scm or
-            hatch-vcs, or a static version); the message says what to add.
+        VersionError: the build would not take its version from git, and no static version
+            can be stamped; the message says what to add.
     """
     data = read_pyproject(root) if data is None else data
     where = root / "pyproject.toml"
     backend = build_backend(data)
     requires = _requires(data)
-    project = data.get("project")
-    if isinstance(project, Mapping) and "version" in project:
-        raise VersionError(
-            f"{where}: [project] version = {project['version']!r} is static, so the build would "
-            "not take its version from git: remove it, add dynamic = [\"version\"] and "
-            "[tool.setuptools_scm] (setuptools) or [tool.hatch.version] source = \"vcs\" "
-            "(hatchling)")
+
+    def plugin(tool: str, table: str, backend_hint: str) -> VersionSource:
+        settings = _table(data, *table.split(".")) or {}
+        if tool not in requires:
+            raise VersionError(f"{where}: [{table}] is set but the build does not install "
+                               f"{tool}, so the version would not come from git: add "
+                               f"\"{tool}\" to [build-system] requires{backend_hint}")
+        regex = dunamai_tag_regex(settings.get("pattern"), settings.get("pattern-prefix"),
+                                  f"{where}: [{table}]")
+        return VersionSource(tool, f"[{table}]", {"tag": {"regex": regex}})
+
+    poetry_dv = _table(data, "tool", "poetry-dynamic-versioning")
+    if poetry_dv is not None and poetry_dv.get("enable") is True:
+        return plugin("poetry-dynamic-versioning", "tool.poetry-dynamic-versioning",
+                      " and build-backend = \"poetry_dynamic_versioning.backend\"")
+    pdm = _table(data, "tool", "pdm", "version")
+    if backend.startswith("pdm.") and pdm is not None and pdm.get("source") == "scm":
+        return _pdm_scm(pdm)
     if backend.startswith("hatchling"):
         hatch = _table(data, "tool", "hatch", "version")
-        if hatch is None or hatch.get("source") != "vcs" or "hatch-vcs" not in requires:
-            raise VersionError(
-                f"{where}: hatchling would not take the version from git: add "
-                "[tool.hatch.version] source = \"vcs\" and \"hatch-vcs\" to [build-system] "
-                "requires")
-        raw = hatch.get("raw-options") or {}
-        if not isinstance(raw, Mapping):
-            raise VersionError(f"{where}: [tool.hatch.version] raw-options must be a table")
-        settings = dict(raw)
-        if isinstance(hatch.get("tag-pattern"), str) and hatch["tag-pattern"]:
-            settings["tag_regex"] = hatch["tag-pattern"]
-        if isinstance(hatch.get("fallback-version"), str) and hatch["fallback-version"]:
-            settings["fallback_version"] = hatch["fallback-version"]
-        return VersionSource("hatch-vcs", "[tool.hatch.version]", normalise(settings))
-    if not backend.startswith("setuptools"):
+        source = hatch.get("source") if hatch is not None else None
+        if source == "uv-dynamic-versioning":
+            return plugin("uv-dynamic-versioning", "tool.uv-dynamic-versioning", "")
+        if source == "vcs":
+            return _hatch_vcs(where, hatch or {}, requires)
+    elif backend.startswith("setuptools"):
+        found = _setuptools_scm(root, data, requires)
+        if found is not None:
+            return found
+    static = _static_version(data, backend)
+    if static is not None:
+        version = _table(data, *static.split("."))["version"]  # type: ignore[index]
+        if stamp:
+            return VersionSource("static", f"[{static}] version", static=static)
+        raise VersionError(f"{where}: [{static}] version = {version!r} is static, so the "
+                           f"build would not take its version from git: {STAMP_HINT}")
+    if backend.startswith("hatchling"):
         raise VersionError(
-            f"{where}: the build backend {backend} is neither setuptools with setuptools_scm "
-            "nor hatchling with hatch-vcs, whose versions brewblox-release computes from git: "
-            "switch [build-system] to one of them")
+            f"{where}: hatchling would not take the version from git: add "
+            "[tool.hatch.version] source = \"vcs\" and \"hatch-vcs\" to [build-system] "
+            "requires (or source = \"uv-dynamic-versioning\")")
+    if backend.startswith("setuptools"):
+        raise VersionError(
+            f"{where}: the build would not take its version from git: add [tool.setuptools_scm] "
+            "to pyproject.toml and \"setuptools-scm\" to [build-system] requires (or "
+            "use_scm_version=True with setup_requires=[\"setuptools_scm\"] in setup.py)")
+    raise VersionError(
+        f"{where}: the build backend {backend} takes its version neither from git through a "
+        "plugin brewblox-release knows (setuptools_scm, hatch-vcs, poetry-dynamic-versioning, "
+        "pdm-backend's scm source, uv-dynamic-versioning) nor from a static version: see "
+        "docs/versions.md")
+
+
+def _pdm_scm(pdm: Mapping[str, Any]) -> VersionSource:
+    """pdm-backend's scm source: its ``tag_regex``, ``tag_filter`` and ``fallback_version``."""
+    settings: dict[str, Any] = {"tag": {"regex": pdm.get("tag_regex") or PDM_DEFAULT_TAG_REGEX}}
+    if isinstance(pdm.get("tag_filter"), str):
+        settings["scm"] = {"git": {"describe_command": [
+            "git", "describe", "--dirty", "--tags", "--long", "--match", pdm["tag_filter"]]}}
+    if isinstance(pdm.get("fallback_version"), str):
+        settings["fallback_version"] = pdm["fallback_version"]
+    return VersionSource("pdm-backend", "[tool.pdm.version]", settings)
+
+
+def _static_version(data: Mapping[str, Any], backend: str) -> str | None:
+    """The table that holds a static version (``project``, ``tool.poetry``), or None."""
+    project = _table(data, "project")
+    if project is not None and "version" in project:
+        return "project"
+    poetry = _table(data, "tool", "poetry")
+    if (project is None or "version" in (project.get("dynamic") or ())) and \
+            backend.startswith("poetry") and poetry is not None and "version" in poetry:
+        return "tool.poetry"
+    return None
+
+
+def _hatch_vcs(where: Path, hatch: Mapping[str, Any], requires: set[str]) -> VersionSource:
+    if "hatch-vcs" not in requires:
+        raise VersionError(f"{where}: [tool.hatch.version] source = \"vcs\" but the build does "
+                           "not install hatch-vcs: add \"hatch-vcs\" to [build-system] requires")
+    raw = hatch.get("raw-options") or {}
+    if not isinstance(raw, Mapping):
+        raise VersionError(f"{where}: [tool.hatch.version] raw-options must be a table")
+    settings = dict(raw)
+    if isinstance(hatch.get("tag-pattern"), str) and hatch["tag-pattern"]:
+        settings["tag_regex"] = hatch["tag-pattern"]
+    if isinstance(hatch.get("fallback-version"), str) and hatch["fallback-version"]:
+        settings["fallback_version"] = hatch["fallback-version"]
+    return VersionSource("hatch-vcs", "[tool.hatch.version]", normalise(settings))
+
+
+def _setuptools_scm(root: Path, data: Mapping[str, Any],
+                    requires: set[str]) -> VersionSource | None:
+    """setuptools_scm's settings, or None where setuptools would not use it."""
+    where = root / "pyproject.toml"
+    project = _table(data, "project")
+    if project is not None and "version" in project:
+        return None  # static: setuptools_scm does not override it
     section = _table(data, "tool", "setuptools_scm")
     if section is None:
         section = _table(data, "tool", "vcs-versioning")
@@ -289,10 +458,7 @@ def version_source(root: Path, data: Mapping[str, Any] | None = None) -> Version
     if from_setup_py is not None and not from_setup_py[0]:
         from_setup_py = None
     if section is None and from_setup_py is None:
-        raise VersionError(
-            f"{where}: the build would not take its version from git: add [tool.setuptools_scm] "
-            "to pyproject.toml and \"setuptools-scm\" to [build-system] requires (or "
-            "use_scm_version=True with setup_requires=[\"setuptools_scm\"] in setup.py)")
+        return None
     mentioned = "setuptools-scm" in requires or any(
         "setuptools_scm" in text or "setuptools-scm" in text
         for text in (_read(root / "setup.py"), _read(root / "setup.cfg")))
@@ -312,39 +478,18 @@ def version_source(root: Path, data: Mapping[str, Any] | None = None) -> Version
 def _read(path: Path) -> str:
     try:
         return path.read_text(errors="replace")
-    except (FileNotFoundError, IsADirectoryError):
+    except OSError:
         return ""
 
 
 # --- the distribution name ---------------------------------------------------------------------
 
-def cache_dir() -> Path:
-    """brewblox-release's cache: ``BREWBLOX_RELEASE_CACHE``, else ~/.cache/brewblox-release."""
-    cache = os.environ.get("BREWBLOX_RELEASE_CACHE") or str(
-        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "brewblox-release")
-    return Path(cache)
-
-
-def files_key(root: Path) -> str:
-    """A hash of the files that decide the name, the version source and the build
-    requirements: the same key means the same answers."""
-    digest = hashlib.sha256()
-    for name in DECIDING_FILES:
-        path = root / name
-        digest.update(name.encode() + b"\0")
-        try:
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-        except (FileNotFoundError, IsADirectoryError):
-            digest.update(b"-")
-    return digest.hexdigest()[:32]
-
-
 def distribution_name(root: Path, data: Mapping[str, Any]) -> str:
     """The distribution name of the project at ``root`` (``data``: its parsed pyproject.toml).
 
-    A static ``[project] name`` is read as it is; without a ``[project]`` table the build
-    backend says it (a setup.py, a setup.cfg, another backend's own table), once per state of
-    the deciding files.
+    A static ``[project] name`` (or poetry's ``[tool.poetry] name``) is read as it is; else the
+    build backend says it (a setup.py, a setup.cfg, another backend's own table), once per
+    state of the deciding files (`buildenv.files_key`).
 
     Raises:
         ConfigError: nothing declares the name, or the backend cannot say it; the message says
@@ -361,12 +506,14 @@ def distribution_name(root: Path, data: Mapping[str, Any]) -> str:
             raise ConfigError(f"{where}: [project] name is required: PEP 621 names the "
                               "distribution statically; set it to a non-empty string")
         return name
+    poetry = _table(data, "tool", "poetry")
+    if poetry is not None and isinstance(poetry.get("name"), str) and poetry["name"]:
+        return str(poetry["name"])
     declared = _table(data, "build-system") is not None and "build-backend" in data["build-system"]
     if not (declared or (root / "setup.py").is_file() or (root / "setup.cfg").is_file()):
         raise ConfigError(f"{where}: [project] name is required: no [project] table, setup.py "
                           f"or setup.cfg declares the distribution's name; {add}")
-    key = files_key(root)
-    cached = cache_dir() / "names" / f"{key}.json"
+    cached = cache_dir() / "names" / f"{files_key(root)}.json"
     try:
         return str(json.loads(cached.read_text())["name"])
     except (OSError, ValueError, KeyError, TypeError):
@@ -383,41 +530,29 @@ def distribution_name(root: Path, data: Mapping[str, Any]) -> str:
 
 
 def _ask_backend(root: Path, data: Mapping[str, Any], add: str) -> str:
-    """PEP 517 ``prepare_metadata_for_build_wheel`` in the kept build environment (or, where
-    there is none, in a fresh isolated one that pypa/build makes, in a subprocess)."""
-    from build import BuildBackendException, BuildException, ProjectBuilder
-
-    from .dist import kept_build_env
-    from .run import CommandError, log, run
+    """PEP 517 ``prepare_metadata_for_build_wheel`` in the kept build environment."""
+    from build import BuildBackendException, BuildException
 
     backend = build_backend(data)
-
-    def runner(cmd: Any, cwd: str | None = None,
-               extra_environ: Mapping[str, str] | None = None) -> None:
-        run(list(cmd), cwd=cwd, env=dict(extra_environ or {}), echo=False)
-
     log(f"asking the build backend ({backend}) for the distribution's name")
     try:
-        try:
-            python = kept_build_env(root, runner)
-        except (BuildException, CommandError, OSError) as e:
-            why = (str(e).splitlines() or [type(e).__name__])[0]
-            log(f"no kept build environment ({why}): reading the metadata in a fresh one")
-            script = ("import sys; from build.util import project_wheel_metadata as m; "
-                      "print('Name: ' + (m(sys.argv[1]).get_all('Name') or [''])[0])")
-            output = run([sys.executable, "-c", script, str(root)], cwd=root, echo=False).output
-            lines = [line for line in output.splitlines() if line.startswith("Name: ")]
-            name = lines[-1].removeprefix("Name: ").strip() if lines else None
-        else:
-            with tempfile.TemporaryDirectory() as tmp:
-                builder = ProjectBuilder(root, python_executable=str(python), runner=runner)
-                path = Path(builder.metadata_path(tmp))
-                name = HeaderParser().parsestr(
-                    (path / "METADATA").read_text(errors="replace")).get("Name")
-    except (BuildBackendException, BuildException, CommandError) as e:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(buildenv.builder(root).metadata_path(tmp))
+            name = HeaderParser().parsestr(
+                (path / "METADATA").read_text(errors="replace")).get("Name")
+    except (BuildBackendException, BuildException, BuildError) as e:
         raise ConfigError(f"the build backend ({backend}) could not say the distribution's name "
                           f"(its output is above): {add}") from e
     if not name or canonicalize_name(name) == "unknown":
         raise ConfigError(f"the build backend ({backend}) does not say the distribution's name: "
                           f"{add}")
     return str(name)
+
+
+def configuration(root: Path | str = ".", env: Mapping[str, str] | None = None) -> Config:
+    """The service's configuration (`config.load`), its distribution's name asked where the
+    file does not say it (`distribution_name`)."""
+    root = Path(root).resolve()
+    data = config.read(root)
+    name = config.static_name(data) or distribution_name(root, data)
+    return config.load(root, env, name=name)

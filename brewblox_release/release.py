@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 from packaging.version import Version
 
 from . import ci, project
-from . import config as config_mod
 from . import version as version_mod
 from .ci import CiContext, Event
 from .config import Config
@@ -32,7 +31,6 @@ from .run import background, log, redact, step
 from .tags import LATEST
 
 if TYPE_CHECKING:  # dist and index load on use: --dry-run needs neither
-    from .dist import HookProcesses
     from .dockerconfig import DockerConfig
     from .index import Index, Outcome
     from .multiarch import Record
@@ -129,16 +127,20 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
     """Read the configuration (unless given, as loaded from ``env``), the context and the
     version, and make the plan."""
     env = dict(os.environ if env is None else env)
-    config = config or config_mod.load(root, env)
+    config = config or project.configuration(root, env)
     ctx = ci.detect(env)
-    tags = project.version_source(config.root).tags  # before anything: is git the source?
-    with ThreadPoolExecutor(max_workers=1) as pool:  # setuptools_scm imports while git runs
-        computed = pool.submit(version_mod.compute, config.root, config.name)
-        state = version_mod.git_state(config.root)
-    version: Callable[[], str] = computed.result
     if options.ref:
         ctx = ctx.with_ref(options.ref)
-    elif ctx.event is Event.LOCAL and (options.publish or options.rehearse):
+    # Before anything: does the build take its version from git (or stamp a static one)?
+    source = project.version_source(config.root, stamp=config.stamp_version)
+    tags = source.tags
+    compute = functools.partial(version_mod.compute, config.root, config.name, source=source,
+                                branch=ctx.branch)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # setuptools_scm imports while git runs
+        computed = pool.submit(compute)
+        state = version_mod.git_state(config.root)
+    version: Callable[[], str] = computed.result
+    if not options.ref and ctx.event is Event.LOCAL and (options.publish or options.rehearse):
         ctx = _local_ref(ctx, state, tags)
     quiet = ctx.event is Event.BRANCH and ctx.branch in config.quiet_branches
     publishing = ctx.event in {Event.TAG, Event.BRANCH} and not ctx.fork and not quiet
@@ -146,8 +148,7 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
         log("shallow clone: fetching the full history and tags to compute the version")
         version_mod.unshallow(config.root, state)
         state = version_mod.git_state(config.root)
-        version = functools.partial(version_mod.compute, config.root,  # with the full history
-                                    config.name)
+        version = compute  # with the full history
     elif state.shallow:
         log("warning: shallow clone: the version may be wrong (a publishing run fetches the "
             "full history)")
@@ -291,9 +292,9 @@ def preload(*modules: str) -> None:
     background(load, "preload")
 
 
-def build_all(run: Run, hooks: HookProcesses | None = None) -> list[Path]:
+def build_all(run: Run) -> list[Path]:
     """dist, distcopy, then every image (concurrently, while twine checks the package);
-    nothing is published here. The package's build hooks run in ``hooks`` where given."""
+    nothing is published here."""
     from . import dist
 
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -301,8 +302,7 @@ def build_all(run: Run, hooks: HookProcesses | None = None) -> list[Path]:
             preload("pypi_simple", "twine.commands.upload", "twine.settings")
         with step(f"dist: {run.config.name} {run.info.version}"):
             files = dist.build(run.config, run.info.version,
-                               source_date_epoch=run.info.git.commit_time, twine=False,
-                               hooks=hooks)
+                               source_date_epoch=run.info.git.commit_time, twine=False)
             dist.copy(run.config)
         checked = pool.submit(dist.check, run.config, files)
         build_images(run, run.plan.images)
@@ -546,7 +546,7 @@ def verify(run: Run, summary: Summary) -> None:
         raise ReleaseError("verification failed:\n" + "\n".join(problems))
 
 
-def merge(run: Run, directory: Path, hooks: HookProcesses | None = None) -> Summary:
+def merge(run: Run, directory: Path) -> Summary:
     """The second half of a split build (SPEC §11): check the stage records in ``directory``,
     build the package (reproducibly: the same files the stages built), upload it, make every
     tag from the records, move ``latest`` last, verify. Re-running a completed merge changes
@@ -563,7 +563,7 @@ def merge(run: Run, directory: Path, hooks: HookProcesses | None = None) -> Summ
     confirm = preflight(run)
     with step(f"dist: {run.config.name} {run.info.version}"):
         files = dist.build(run.config, run.info.version,
-                           source_date_epoch=run.info.git.commit_time, hooks=hooks)
+                           source_date_epoch=run.info.git.commit_time)
     confirm()
     with step("publish"):
         publish(run, files, summary, records)
@@ -572,12 +572,11 @@ def merge(run: Run, directory: Path, hooks: HookProcesses | None = None) -> Summ
     return summary
 
 
-def release(run: Run, hooks: HookProcesses | None = None) -> Summary:
-    """The whole plan: preflight, dist, distcopy, build every image, publish, verify (the
-    package's build hooks in ``hooks`` where given: `dist.HookProcesses`)."""
+def release(run: Run) -> Summary:
+    """The whole plan: preflight, dist, distcopy, build every image, publish, verify."""
     summary = Summary()
     confirm = preflight(run)
-    files = build_all(run, hooks)
+    files = build_all(run)
     for image in run.plan.images:
         if not image.push:
             summary.add(f"engine {image.platform}", ", ".join(image.tags), "built and loaded")

@@ -1,12 +1,13 @@
-"""The version from git, through setuptools_scm, and the checks a publishing run needs.
+"""The version from git, through setuptools_scm's public API, and the checks a publishing run
+needs (see docs/versions.md).
 
-setuptools_scm computes the version with the service's own settings, wherever they are declared
-(`project.version_source`: ``[tool.setuptools_scm]``, hatch-vcs's ``[tool.hatch.version]``, a
-setup.py's ``use_scm_version``); the local part is always dropped (``local_scheme =
-"no-local-version"``), because package indexes refuse it. `dist` then builds with exactly this
-version (it is passed to the build as ``SETUPTOOLS_SCM_PRETEND_VERSION_FOR_<NAME>`` and, for
-hatch-vcs, which does not tell setuptools_scm the name, ``SETUPTOOLS_SCM_PRETEND_VERSION``), so
-the plan, the files and the images agree.
+One version is computed here, once, with the settings of the service's version source
+(`project.version_source`: setuptools_scm's own, hatch-vcs's, or the tag pattern of
+poetry-dynamic-versioning, pdm-backend or uv-dynamic-versioning); the local part is always
+dropped (``local_scheme = "no-local-version"``), because package indexes refuse it. `dist` hands
+exactly this version to the build through the backend's documented override
+(`project.VersionSource.build_env`), or stamps it into a copy of a project with a static version,
+so the plan, the files and the images agree.
 
 Branches and tags are read by their full ref names (``refs/heads/...``, ``refs/tags/...``):
 git's short names are ambiguous when a branch is called like a tag (``1.2.3``) or a tag like a
@@ -15,26 +16,26 @@ branch (``main``).
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import importlib
-import importlib.metadata
+import dataclasses
 import logging
-import re
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.version import InvalidVersion, Version
 
 from .errors import VersionError
-from .project import DEFAULT_TAG_REGEX
+from .project import VersionSource, read_pyproject, version_source
 from .run import CommandError, run
 
-__all__ = ["GitState", "VersionInfo", "compute", "git_state", "pretend_env", "read",
-           "require_clean", "unshallow"]
+if TYPE_CHECKING:
+    from vcs_versioning import ScmVersion
+
+__all__ = ["GitState", "VersionInfo", "compute", "git_state", "read", "require_clean",
+           "unshallow"]
 
 
 @dataclass(frozen=True)
@@ -118,130 +119,68 @@ def git_state(root: Path) -> GitState:
     )
 
 
-def _plain_scm_log_handler() -> None:
-    """Spare vcs_versioning its rich log handler: importing rich costs a twentieth of a second
-    of every ``--dry-run``, for warnings that a plain stderr handler prints as well."""
-    try:
-        from vcs_versioning import _log
-    except ImportError:
-        return
-    if getattr(_log, "_default_handler", "absent") is None and logging.lastResort is not None:
-        _log._default_handler = logging.lastResort
+def _with_branch(scheme: object, branch: str) -> Callable[[ScmVersion], str | None]:
+    """The service's version scheme, given the branch CI names: a checkout CI made of a
+    commit (GitLab, Travis) is on no branch, and a scheme that reads it
+    (``python-simplified-semver``) would see none. The named schemes are setuptools_scm's
+    documented entry points (``setuptools_scm.version_scheme``)."""
+    names = [scheme] if isinstance(scheme, str) else scheme if isinstance(scheme, list) \
+        else ["guess-next-dev"]
+    schemes = [scheme] if callable(scheme) else [
+        entry.load() for name in names
+        for entry in entry_points(group="setuptools_scm.version_scheme", name=str(name))]
+
+    def scheme_with_branch(version: ScmVersion) -> str | None:
+        version = dataclasses.replace(version, branch=branch)
+        for each in schemes:
+            found: str | None = each(version)
+            if found:
+                return found
+        return None
+
+    return scheme_with_branch
 
 
-@contextlib.contextmanager
-def _one_entry_point_scan() -> Iterator[None]:
-    """Let setuptools_scm's three entry point lookups share one scan of the installed
-    distributions: each scan reads every distribution's entry_points.txt (a thirtieth of a
-    second in a large environment, on every ``--dry-run``). The lookups give the same answers."""
-    try:
-        from vcs_versioning import _entrypoints, _worktree_discovery
-    except ImportError:
-        yield
-        return
-    names = [vars(m) for m in (_entrypoints, _worktree_discovery) if "entry_points" in vars(m)]
-    everything = importlib.metadata.entry_points()
-    saved = [(namespace, namespace["entry_points"]) for namespace in names]
-    for namespace in names:
-        namespace["entry_points"] = everything.select
-    try:
-        yield
-    finally:
-        for namespace, original in saved:
-            namespace["entry_points"] = original
-
-
-def _describe_match(settings: dict[str, Any]) -> None:
-    """Make ``git describe`` look only at the service's own tags when its tag regex begins with
-    a literal prefix (``^svc-``) and the settings do not say how to describe: a monorepo's
-    nearest tag may be another service's (``b-2.0.0``), which the regex then refuses, and
-    setuptools_scm stops (it finds a version only in the nearest tag)."""
-    tag = settings.get("tag") or {}
-    scm = settings.get("scm") or {}
-    if tag.get("prefix") or (scm.get("git") or {}).get("describe_command"):
-        return
-    regex = tag.get("regex")
-    if not isinstance(regex, str) or regex == DEFAULT_TAG_REGEX:
-        return
-    prefix = _literal_prefix(regex)
-    if not prefix:
-        return
-    glob = "".join(f"[{c}]" if c in "*?[\\" else c for c in prefix) + "*[0-9]*"
-    git = {**(scm.get("git") or {}), "describe_command": [
-        "git", "describe", "--dirty", "--tags", "--long", "--match", glob]}
-    settings["scm"] = {**scm, "git": git}
-
-
-def _literal_prefix(regex: str) -> str:
-    """The literal text every match of ``regex`` begins with (setuptools_scm matches a tag
-    from its start, ``^`` or not)."""
-    # The regex parser of the standard library (sre_parse before Python 3.11): the one way to
-    # read a regex's literal start without writing a second parser.
-    new = sys.version_info >= (3, 11)
-    constants: Any = importlib.import_module("re._constants" if new else "sre_constants")
-    parser: Any = importlib.import_module("re._parser" if new else "sre_parse")
-    try:
-        parsed = list(parser.parse(regex))
-    except re.error:
-        return ""
-    prefix = []
-    for i, (op, arg) in enumerate(parsed):
-        if i == 0 and op is constants.AT and arg is constants.AT_BEGINNING:
-            continue
-        if op is not constants.LITERAL:
-            break
-        prefix.append(chr(arg))
-    return "".join(prefix)
-
-
-def compute(root: Path, name: str | None = None) -> str:
-    """The version setuptools_scm gives the checkout at ``root``, with the service's own
-    settings (`project.version_source`), without a local part.
+def compute(root: Path, name: str | None = None, *, source: VersionSource | None = None,
+            branch: str | None = None) -> str:
+    """The version setuptools_scm gives the checkout at ``root``, without a local part, with
+    the settings of its version source (`project.version_source`; see docs/versions.md).
 
     Args:
         name: the distribution's name, for setuptools_scm's per-distribution variables
             (``SETUPTOOLS_SCM_PRETEND_VERSION_FOR_<NAME>``); default: a static ``[project] name``.
+        source: where the build takes its version from (read when not given).
+        branch: the branch CI names, for a version scheme that reads it.
 
     Raises:
         VersionError: the build would not take its version from git, or git says no version.
     """
-    from setuptools_scm import _get_version
-    from vcs_versioning import VcsEnvironment
-
-    from .project import normalise, read_pyproject, version_source
+    from vcs_versioning import PyProjectData, VcsEnvironment, infer_version_string
 
     for logger in ("vcs_versioning", "setuptools_scm"):  # their debug lines would flood nox's log
         logging.getLogger(logger).setLevel(logging.WARNING)
-    _plain_scm_log_handler()
     data = read_pyproject(root)
-    source = version_source(root, data)
+    source = source or version_source(root, data)
     if name is None:
         project = data.get("project")
         name = project.get("name") if isinstance(project, dict) else None
-    environment = VcsEnvironment.from_env("SETUPTOOLS_SCM", dist_name=name)
-    settings = copy.deepcopy(dict(source.settings))
+    settings: dict[str, Any] = {**copy.deepcopy(dict(source.settings)),
+                                "local_scheme": "no-local-version",
+                                "relative_to": str(root / "pyproject.toml")}
+    if branch:
+        settings["version_scheme"] = _with_branch(settings.get("version_scheme"), branch)
     try:
-        # SETUPTOOLS_SCM_OVERRIDES_FOR_<NAME>, which setuptools_scm reads over the file's.
-        overrides = environment.read_toml_overrides(name)
-    except (ValueError, TypeError) as e:
-        raise VersionError(f"SETUPTOOLS_SCM_OVERRIDES_FOR_... cannot be read: {e}") from e
-    if overrides:
-        settings = normalise({**settings, **overrides})
-    _describe_match(settings)
-    settings.update(local_scheme="no-local-version", dist_name=name)
-    try:
-        config = environment.build_config_from_data(relative_to=root / "pyproject.toml",
-                                                    data=settings)
-        with _one_entry_point_scan():
-            version = _get_version(config, force_write_version_files=False)
-    except (LookupError, ValueError, TypeError) as e:
+        version = infer_version_string(
+            name, PyProjectData.empty("setuptools_scm", root / "pyproject.toml"), settings,
+            env=VcsEnvironment.from_env("SETUPTOOLS_SCM", dist_name=name))
+    except (LookupError, ValueError, TypeError, SystemExit) as e:
         why = (str(e).splitlines() or [type(e).__name__])[0]
+        hint = ""
+        if not source.tags.is_default and not source.tags.prefix:
+            hint = ("; in a monorepo, set [tool.setuptools_scm.tag] prefix = \"svc-\" so that "
+                    "git describe looks at the service's own tags only")
         raise VersionError(f"setuptools_scm cannot compute a version for {root} with the "
-                           f"settings of {source.declared_in}: {why}") from e
-    if version is None:
-        raise VersionError(f"setuptools_scm found no version for {root} with the settings of "
-                           f"{source.declared_in}: is it a git checkout (with root pointing at "
-                           "the repository's top when the service is in a subdirectory)?")
+                           f"settings of {source.declared_in}: {why}{hint}") from None
     try:
         parsed = Version(version)
     except InvalidVersion as e:
@@ -255,9 +194,10 @@ def compute(root: Path, name: str | None = None) -> str:
     return str(parsed)
 
 
-def read(root: Path, name: str | None = None) -> VersionInfo:
+def read(root: Path, name: str | None = None, *, source: VersionSource | None = None,
+         branch: str | None = None) -> VersionInfo:
     """The version and git state of the checkout at ``root``."""
-    return VersionInfo(compute(root, name), git_state(root))
+    return VersionInfo(compute(root, name, source=source, branch=branch), git_state(root))
 
 
 def unshallow(root: Path, state: GitState) -> None:
@@ -282,15 +222,3 @@ def require_clean(root: Path, state: GitState) -> None:
         raise VersionError(
             f"{root}: tracked files differ from the commit, so the version would not describe "
             f"what is published: {shown}. Commit or stash them, or pass --allow-dirty")
-
-
-def pretend_env(name: str, version: str) -> dict[str, str]:
-    """The environment that makes a setuptools_scm build use exactly ``version``.
-
-    Both variables: setuptools with setuptools_scm reads the one for the distribution; hatch-vcs
-    calls setuptools_scm without the name, so only the plain one reaches it. The build's
-    subprocesses build this one project, so the plain one cannot reach another.
-    """
-    normalized = re.sub(r"[-_.]+", "_", name).upper()
-    return {f"SETUPTOOLS_SCM_PRETEND_VERSION_FOR_{normalized}": version,
-            "SETUPTOOLS_SCM_PRETEND_VERSION": version}
