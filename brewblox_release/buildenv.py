@@ -137,15 +137,25 @@ def builder(source: Path, *, env: Mapping[str, str] | None = None,
 
     Raises:
         BuildError: the environment cannot be made (pip's output is above).
+        build.BuildBackendException: the backend failed to say its dynamic requirements.
     """
     import fcntl
 
-    from build import BuildBackendException, BuildException, ProjectBuilder
+    from build import BuildException, ProjectBuilder
 
     key_root = requirements_of or source
     try:
         kept = KeptEnv.of(key_root)
+    except BuildException as e:
+        raise BuildError(f"{source}: {e}") from e
+    try:
         kept.path.parent.mkdir(parents=True, exist_ok=True)
+        (kept.path.parent / f"{kept.path.name}.lock").touch()
+    except OSError as e:
+        raise BuildError(f"{kept.path.parent} cannot hold the build environment "
+                         f"({e.strerror}): set BREWBLOX_RELEASE_CACHE to a directory you can "
+                         "write") from None
+    try:
         pip = [sys.executable, "-m", "pip", "--python", str(kept.python), "install",
                "--quiet", "--disable-pip-version-check"]
         made = ProjectBuilder(source, python_executable=str(kept.python),
@@ -162,9 +172,8 @@ def builder(source: Path, *, env: Mapping[str, str] | None = None,
                     run([*pip, *sorted(dynamic)], echo=False)
                 kept.mark_satisfied(key)
     except CommandError as e:
-        raise BuildError(f"making the build environment failed: {e}") from e
-    except BuildBackendException as e:
-        raise BuildError(f"the build backend failed: {e}; its output is above") from e
+        raise BuildError(f"making the build environment failed: pip exited with "
+                         f"{e.result.returncode} (its output is above)") from e
     except BuildException as e:
         raise BuildError(f"{source}: {e}") from e
     return made

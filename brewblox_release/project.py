@@ -39,7 +39,7 @@ from packaging.version import InvalidVersion, Version
 
 from . import buildenv, config
 from .buildenv import cache_dir, files_key
-from .errors import BuildError, ConfigError, VersionError
+from .errors import ConfigError, VersionError
 from .run import log
 
 if TYPE_CHECKING:
@@ -540,7 +540,7 @@ def _ask_backend(root: Path, data: Mapping[str, Any], add: str) -> str:
             path = Path(buildenv.builder(root).metadata_path(tmp))
             name = HeaderParser().parsestr(
                 (path / "METADATA").read_text(errors="replace")).get("Name")
-    except (BuildBackendException, BuildException, BuildError) as e:
+    except (BuildBackendException, BuildException) as e:
         raise ConfigError(f"the build backend ({backend}) could not say the distribution's name "
                           f"(its output is above): {add}") from e
     if not name or canonicalize_name(name) == "unknown":

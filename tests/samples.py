@@ -164,9 +164,9 @@ def readme_less_service(path: Path, name: str = "bare-svc") -> GitRepo:
 
 def monorepo_scm(prefix: str) -> str:
     """A monorepo service's ``[tool.setuptools_scm]``: the repository's top two levels up, and
-    only the tags that begin with ``prefix`` are its own."""
-    return (f'root = "../.."\n'
-            f'tag_regex = "^{prefix}(?P<version>[vV]?\\\\d+(?:\\\\.\\\\d+){{0,2}}[^\\\\+]*)$"\n')
+    only the tags that begin with ``prefix`` are its own (setuptools_scm's ``tag.prefix``, which
+    also narrows ``git describe`` to them)."""
+    return f'root = "../.."\ntag = {{ prefix = "{prefix}" }}\n'
 
 
 def monorepo(path: Path, services: tuple[str, ...] = ("a", "b")) -> GitRepo:

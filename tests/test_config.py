@@ -361,8 +361,8 @@ def test_require_image_after_env_override(tmp_path: Path) -> None:
 
 
 def test_from_data_without_files() -> None:
-    cfg = Config.from_data(Path("svc"), {"project": {"name": "svc"},
-                                         "tool": {"brewblox-release": {"image": "org/svc"}}})
+    cfg = Config.from_data(Path("svc"), {"tool": {"brewblox-release": {"image": "org/svc"}}},
+                           "svc")
     assert cfg == Config(Path("svc"), "svc", image="org/svc")
 
 

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from brewblox_release import config, dist, version
 from brewblox_release.errors import BuildError
-from brewblox_release.run import CommandError
 from tests.service import GitRepo, make_service
 
 
@@ -111,148 +108,29 @@ def recording(repo: GitRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     return log
 
 
-def test_hooks_run_in_the_processes_started_ahead_and_build_the_same_files(
+def test_each_hook_runs_in_its_own_process_of_the_kept_environment(
         repo: GitRepo, recording: Path) -> None:
     cfg = config.load(repo.path)
     info = version.read(cfg.root)
-    plain = _build(repo.path)  # also makes the kept build environment, for this project
-    # (Before the build's hooks, the first build of this setup.py asks for its requirements.)
+    files = dist.build(cfg, info.version, source_date_epoch=info.git.commit_time)
+    # As pypa/build: the sdist from the project, the wheel from the unpacked sdist, each hook in
+    # a process of pyproject_hooks' own script, the version handed to both.
     own = _recorded(recording)[-2:]
     assert [seen["cmdline"].split()[2] for seen in own] == ["build_sdist", "build_wheel"]
     assert all("_in_process.py" in seen["cmdline"] for seen in own)
-
-    hooks = dist.HookProcesses.start(cfg.root)
-    assert hooks is not None
-    try:
-        files = dist.build(cfg, info.version, source_date_epoch=info.git.commit_time,
-                           hooks=hooks)
-    finally:
-        hooks.close()
-    assert {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files} == plain
-    ahead = _recorded(recording)[-2:]
-    # Both hooks ran in the processes started ahead, one each, and saw what pypa/build's own
-    # processes saw: the same directories (the project, then the unpacked sdist), backend and
-    # version.
-    assert all("hookworker.py" in seen["cmdline"] for seen in ahead), ahead
-    strip = [{k: v for k, v in seen.items() if k != "cmdline"} for seen in (*own, *ahead)]
-    assert strip[2:] == strip[:2]
-    assert strip[0]["cwd"] == "svc"
-    assert strip[1]["cwd"] == "demo_svc-1.2.4.dev2"
-    assert hooks.ahead is None, "both taken, none left"
-    assert hooks.left == 0
+    assert [seen["cwd"] for seen in own] == ["svc", f"demo_svc-{info.version}"]
+    assert sorted(f.name for f in files) == [f"demo_svc-{info.version}-py3-none-any.whl",
+                                             f"demo_svc-{info.version}.tar.gz"]
 
 
-def test_a_failing_hook_in_a_process_started_ahead_fails_in_its_own_words(
+def test_a_failing_hook_fails_in_its_own_words(
         repo: GitRepo, recording: Path, monkeypatch: pytest.MonkeyPatch,
         capfd: pytest.CaptureFixture[str]) -> None:
     cfg = config.load(repo.path)
     info = version.read(cfg.root)
-    _build(repo.path)
-    hooks = dist.HookProcesses.start(cfg.root)
-    assert hooks is not None
-    monkeypatch.setenv("HOOK_FAILS", "1")  # set after the process started: it gets the env
-    try:
-        with pytest.raises(BuildError, match="exited with 1") as failed:
-            dist.build(cfg, info.version, hooks=hooks)
-    finally:
-        hooks.close()
-    assert "hookworker.py" in _recorded(recording)[-1]["cmdline"]
+    monkeypatch.setenv("HOOK_FAILS", "1")
+    with pytest.raises(BuildError, match="build_sdist exited with 1") as failed:
+        dist.build(cfg, info.version)
     assert "this hook fails on purpose" in capfd.readouterr().err
-    cause = failed.value.__cause__
-    assert isinstance(cause, CommandError)
-    assert cause.result.argv[1].endswith("_in_process.py")
-    assert cause.result.argv[2] == "build_sdist"
-
-
-def test_hook_processes_only_where_the_environment_is_ready(
-        repo: GitRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BREWBLOX_RELEASE_CACHE", str(tmp_path / "cache"))
-    assert dist.HookProcesses.start(repo.path) is None, "no kept build environment yet"
-    _build(repo.path)
-    hooks = dist.HookProcesses.start(repo.path)
-    assert hooks is not None
-    assert hooks.ahead is not None
-    waiting = hooks.ahead.proc
-    hooks.close()  # the process not taken ends, and is collected
-    assert waiting.returncode is not None
-    # New dynamic requirements may be installed into it before the hooks run.
-    repo.write("setup.cfg", "[metadata]\n")
-    assert dist.HookProcesses.start(repo.path) is None
-    (repo.path / "setup.cfg").unlink()
-    # PYTHONPATH's relative entries are resolved where the interpreter starts.
-    monkeypatch.setenv("PYTHONPATH", "relative/dir")
-    assert dist.HookProcesses.start(repo.path) is None
-    monkeypatch.delenv("PYTHONPATH")
-    # An in-tree backend (backend-path) is imported from the tree by the hook itself.
-    pyproject = (repo.path / "pyproject.toml").read_text()
-    (repo.path / "pyproject.toml").write_text(pyproject.replace(
-        'build-backend = "setuptools.build_meta"',
-        'build-backend = "setuptools.build_meta"\nbackend-path = ["."]'))
-    assert dist.HookProcesses.start(repo.path) is None
-
-
-# --- HookProcesses.take, with this Python as a made environment's ------------------------------
-
-#: A stand-in for pyproject_hooks' script: it records what it was given.
-HOOK_SCRIPT = """\
-import json, os, sys
-from pathlib import Path
-Path(os.environ["HOOK_OUT"]).write_text(json.dumps(
-    {"argv": sys.argv[1:], "cwd": os.getcwd(), "mark": os.environ.get("MARK")}))
-"""
-
-
-@pytest.fixture
-def made(tmp_path: Path) -> dist.KeptEnv:
-    kept = dist.KeptEnv(tmp_path / "env")
-    (kept.path / "bin").mkdir(parents=True)
-    kept.python.symlink_to(sys.executable)
-    (kept.path / "brewblox-release-ready").touch()
-    return kept
-
-
-def _hook(tmp_path: Path) -> tuple[Path, Path]:
-    script, out = tmp_path / "hook.py", tmp_path / "hook.json"
-    script.write_text(HOOK_SCRIPT)
-    return script, out
-
-
-def test_take_runs_the_hook_with_its_own_arguments_directory_and_environment(
-        made: dist.KeptEnv, tmp_path: Path) -> None:
-    script, out = _hook(tmp_path)
-    hooks = dist.HookProcesses(made, "json", 1)
-    cmd = [str(made.python), str(script), "build_wheel", "/control"]
-    assert hooks.take(cmd, str(tmp_path), {"HOOK_OUT": str(out), "MARK": "given late"})
-    assert json.loads(out.read_text()) == {"argv": ["build_wheel", "/control"],
-                                           "cwd": str(tmp_path), "mark": "given late"}
-    assert hooks.ahead is None
-    assert not hooks.take(cmd, str(tmp_path), {}), "one hook was asked for"
-
-
-@pytest.mark.parametrize("why", ["warns", "fails", "other python", "ended", "startup var",
-                                 "made again"])
-def test_take_leaves_the_hook_to_its_own_process(made: dist.KeptEnv, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch,
-                                                 why: str) -> None:
-    script, out = _hook(tmp_path)
-    (tmp_path / "noisy.py").write_text("import warnings\nwarnings.warn('noisy', UserWarning)\n")
-    (tmp_path / "broken.py").write_text("raise ImportError('broken')\n")
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-    backend = {"warns": "noisy", "fails": "broken"}.get(why, "json")
-    hooks = dist.HookProcesses(made, backend, 1)
-    assert hooks.ahead is not None
-    worker = hooks.ahead
-    python, env = str(made.python), {"HOOK_OUT": str(out)}
-    if why == "other python":
-        python = sys.executable
-    elif why == "ended":
-        worker.proc.kill()
-        worker.proc.wait()
-    elif why == "startup var":
-        env["PYTHONHASHSEED"] = "7"
-    elif why == "made again":
-        ready = made.path / "brewblox-release-ready"
-        os.utime(ready, (ready.stat().st_mtime + 10,) * 2)
-    assert not hooks.take([python, str(script), "build_sdist"], str(tmp_path), env)
-    assert not out.exists(), "it ran nothing"
-    assert worker.proc.returncode is not None, "and it was collected"
+    assert "nothing was published" in str(failed.value)
+    assert dist.own_files(cfg.root / cfg.dist_dir, cfg.name) == []

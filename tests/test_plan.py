@@ -25,8 +25,8 @@ ROOT = Path("/srv/demo-svc")
 
 def config(**section: Any) -> Config:
     """A service's config, read through `Config.from_data` as from its pyproject.toml."""
-    return Config.from_data(ROOT, {"project": {"name": "demo-svc"},
-                                   "tool": {"brewblox-release": {"image": IMAGE, **section}}})
+    return Config.from_data(ROOT, {"tool": {"brewblox-release": {"image": IMAGE, **section}}},
+                            "demo-svc")
 
 
 CONFIG = config()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from brewblox_release import config, dist, project, version
+from brewblox_release import buildenv, dist, project, version
 from brewblox_release.errors import BuildError, ConfigError, VersionError
 from brewblox_release.project import TagRule
 from tests import samples
@@ -32,24 +32,24 @@ def test_a_static_name_is_read_without_the_backend(tmp_path: Path) -> None:
 def test_the_backend_says_the_name(tmp_path: Path, make: object, name: str) -> None:
     assert callable(make)
     repo: GitRepo = make(tmp_path / "svc")
-    assert config.load(repo.path).name == name
+    assert project.configuration(repo.path).name == name
 
 
 def test_the_name_is_cached_by_the_files_that_decide_it(tmp_path: Path) -> None:
     repo = samples.setup_py_service(tmp_path / "svc", name="cached-svc")
-    assert config.load(repo.path).name == "cached-svc"
-    cached = project.cache_dir() / "names" / f"{project.files_key(repo.path)}.json"
+    assert project.configuration(repo.path).name == "cached-svc"
+    cached = buildenv.cache_dir() / "names" / f"{buildenv.files_key(repo.path)}.json"
     assert json.loads(cached.read_text())["name"] == "cached-svc"
     try:
         # What the cache says is what is used: the backend is not asked again...
         cached.write_text(json.dumps({"name": "from-the-cache"}))
-        assert config.load(repo.path).name == "from-the-cache"
+        assert project.configuration(repo.path).name == "from-the-cache"
         # ...until a deciding file changes.
         setup_py = repo.path / "setup.py"
         setup_py.write_text(setup_py.read_text().replace("cached-svc", "renamed-svc"))
-        assert config.load(repo.path).name == "renamed-svc"
+        assert project.configuration(repo.path).name == "renamed-svc"
         (repo.path / "README.md").write_text("another readme\n")  # not a deciding file
-        assert config.load(repo.path).name == "renamed-svc"
+        assert project.configuration(repo.path).name == "renamed-svc"
     finally:
         cached.unlink(missing_ok=True)
 
@@ -67,42 +67,123 @@ def test_a_backend_that_cannot_say_the_name(tmp_path: Path, setup_call: str) -> 
     repo.write("other_pkg/__init__.py", "")
     with pytest.raises(ConfigError, match=r"(does not|could not) say the distribution's name.*"
                                           r"add \[project\] name = \"...\" to") as info:
-        config.load(repo.path)
+        project.configuration(repo.path)
     assert "\n" not in str(info.value)
 
 
 def test_a_project_that_declares_no_name_anywhere(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text('[tool.brewblox-release]\nimage = "org/svc"\n')
     with pytest.raises(ConfigError, match=r"no \[project\] table, setup.py or setup.cfg"):
-        config.load(tmp_path)
+        project.configuration(tmp_path)
 
 
 # --- the version source --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("pyproject", "expected"), [
-    ('[project]\nname = "s"\nversion = "1.0"\n[tool.setuptools_scm]\n',
-     r"\[project\] version = '1.0' is static.*add dynamic"),
-    ('[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
-     '[project]\nname = "s"\ndynamic = ["version"]\n',
-     r'hatchling would not take the version from git: add \[tool.hatch.version\] source = "vcs"'),
-    ('[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+POETRY = '[build-system]\nrequires = ["poetry-core"]\nbuild-backend = "poetry.core.masonry.api"\n'
+FLIT = '[build-system]\nrequires = ["flit_core"]\nbuild-backend = "flit_core.buildapi"\n'
+HATCH = '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+PDV = ('[build-system]\nrequires = ["poetry-core", "poetry-dynamic-versioning"]\n'
+       'build-backend = "poetry_dynamic_versioning.backend"\n'
+       '[tool.poetry]\nname = "s"\nversion = "0.0.0"\n')
+PDM = '[build-system]\nrequires = ["pdm-backend"]\nbuild-backend = "pdm.backend"\n'
+UVDV = ('[build-system]\nrequires = ["hatchling", "uv-dynamic-versioning"]\n'
+        'build-backend = "hatchling.build"\n[project]\nname = "s"\ndynamic = ["version"]\n'
+        '[tool.hatch.version]\nsource = "uv-dynamic-versioning"\n')
+
+
+# Each source: the pyproject.toml, the tool, the override the build gets, a tag that is the
+# service's and the version it names, and a tag that is not.
+@pytest.mark.parametrize(("pyproject", "tool", "override", "tag", "version", "other"), [
+    (PDV + '[tool.poetry-dynamic-versioning]\nenable = true\n', "poetry-dynamic-versioning",
+     "POETRY_DYNAMIC_VERSIONING_BYPASS", "v1.2.3rc1", "1.2.3rc1", "1.2.3"),
+    (PDV + '[tool.poetry-dynamic-versioning]\nenable = true\npattern = "default-unprefixed"\n',
+     "poetry-dynamic-versioning", "POETRY_DYNAMIC_VERSIONING_BYPASS", "1.2.3", "1.2.3",
+     "x1.2.3"),
+    (PDV + '[tool.poetry-dynamic-versioning]\nenable = true\npattern-prefix = "svc-"\n',
+     "poetry-dynamic-versioning", "POETRY_DYNAMIC_VERSIONING_BYPASS", "svc-v2.0", "2.0",
+     "v2.0"),
+    (PDV + '[tool.poetry-dynamic-versioning]\nenable = true\n'
+     'pattern = "^rel/(?P<base>\\\\d+(\\\\.\\\\d+)*)$"\n', "poetry-dynamic-versioning",
+     "POETRY_DYNAMIC_VERSIONING_BYPASS", "rel/3.1", "3.1", "v3.1"),
+    (PDM + '[project]\nname = "s"\ndynamic = ["version"]\n[tool.pdm.version]\nsource = "scm"\n',
+     "pdm-backend", "PDM_BUILD_SCM_VERSION", "v1.2.3", "1.2.3", "v1.2.3-x"),
+    (PDM + '[project]\nname = "s"\ndynamic = ["version"]\n[tool.pdm.version]\nsource = "scm"\n'
+     'tag_regex = "^svc@(?P<version>.+)$"\n', "pdm-backend", "PDM_BUILD_SCM_VERSION",
+     "svc@1.0", "1.0", "1.0"),
+    (UVDV, "uv-dynamic-versioning", "UV_DYNAMIC_VERSIONING_BYPASS", "v0.4.0", "0.4.0", "0.4.0"),
+    (UVDV + '[tool.uv-dynamic-versioning]\npattern = "default-unprefixed"\n',
+     "uv-dynamic-versioning", "UV_DYNAMIC_VERSIONING_BYPASS", "0.4.0", "0.4.0", "r0.4.0"),
+    (HATCH.replace('"hatchling"]', '"hatchling", "hatch-vcs"]') +
      '[project]\nname = "s"\ndynamic = ["version"]\n[tool.hatch.version]\nsource = "vcs"\n',
-     r'and "hatch-vcs" to \[build-system\] requires'),
-    ('[build-system]\nrequires = ["flit_core"]\nbuild-backend = "flit_core.buildapi"\n'
-     '[project]\nname = "s"\ndynamic = ["version"]\n',
-     r"flit_core.buildapi is neither setuptools with setuptools_scm nor hatchling"),
+     "hatch-vcs", "SETUPTOOLS_SCM_PRETEND_VERSION", "v1.0", "1.0", "x"),
+    ('[build-system]\nrequires = ["setuptools", "setuptools-scm"]\n'
+     'build-backend = "setuptools.build_meta"\n[project]\nname = "s"\n'
+     'dynamic = ["version"]\n[tool.setuptools_scm]\ntag = { prefix = "svc-" }\n',
+     "setuptools_scm", "SETUPTOOLS_SCM_PRETEND_VERSION_FOR_S", "svc-1.0", "1.0", "1.0"),
+])
+def test_each_version_source_its_tags_and_its_override(
+        tmp_path: Path, *, pyproject: str, tool: str, override: str, tag: str, version: str,
+        other: str) -> None:
+    (tmp_path / "pyproject.toml").write_text(pyproject)
+    found = project.version_source(tmp_path)
+    assert found.tool == tool
+    assert not found.stamps
+    assert found.build_env("s", "1.2.4.dev5")[override] == "1.2.4.dev5"
+    assert str(found.tags.version(tag)) == version
+    assert found.tags.version(other) is None
+
+
+@pytest.mark.parametrize(("pyproject", "table"), [
+    (POETRY + '[tool.poetry]\nname = "s"\nversion = "1.0.0"\n', "tool.poetry"),
+    (POETRY + '[project]\nname = "s"\ndynamic = ["version"]\n'
+     '[tool.poetry]\nversion = "1.0.0"\n', "tool.poetry"),
+    (POETRY + '[project]\nname = "s"\nversion = "1.0.0"\n', "project"),
+    (FLIT + '[project]\nname = "s"\nversion = "1.0.0"\n', "project"),
+    (HATCH + '[project]\nname = "s"\nversion = "1.0.0"\n', "project"),
+    (PDM + '[project]\nname = "s"\nversion = "1.0.0"\n', "project"),
+    ('[build-system]\nrequires = ["uv_build"]\nbuild-backend = "uv_build"\n'
+     '[project]\nname = "s"\nversion = "1.0.0"\n', "project"),
+    ('[project]\nname = "s"\nversion = "1.0"\n[tool.setuptools_scm]\n', "project"),
+])
+def test_a_static_version_is_stamped_only_when_asked(tmp_path: Path, pyproject: str,
+                                                     table: str) -> None:
+    (tmp_path / "pyproject.toml").write_text(pyproject)
+    with pytest.raises(VersionError, match=rf"\[{table}\] version = '1.0(.0)?' is static.*"
+                                           r"set stamp-version = true") as info:
+        project.version_source(tmp_path)
+    assert "\n" not in str(info.value)
+    found = project.version_source(tmp_path, stamp=True)
+    assert (found.tool, found.static, found.stamps) == ("static", table, True)
+    assert found.build_env("s", "1.2.4.dev5") == {}
+    assert found.tags.is_default
+
+
+@pytest.mark.parametrize(("pyproject", "expected"), [
+    (HATCH + '[project]\nname = "s"\ndynamic = ["version"]\n',
+     r'hatchling would not take the version from git: add \[tool.hatch.version\] source = "vcs"'),
+    (HATCH + '[project]\nname = "s"\ndynamic = ["version"]\n[tool.hatch.version]\nsource = "vcs"\n',
+     r'does not install hatch-vcs: add "hatch-vcs" to \[build-system\] requires'),
+    (FLIT + '[project]\nname = "s"\ndynamic = ["version"]\n',
+     r"flit_core.buildapi takes its version neither from git .* nor from a static version"),
     ('[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
      '[project]\nname = "s"\ndynamic = ["version"]\n',
      r"would not take its version from git: add \[tool.setuptools_scm\]"),
     ('[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
      '[project]\nname = "s"\ndynamic = ["version"]\n[tool.setuptools_scm]\n',
      r'does not install it.*add "setuptools-scm" to \[build-system\] requires'),
+    (PDV.replace(', "poetry-dynamic-versioning"', "") +
+     '[tool.poetry-dynamic-versioning]\nenable = true\n',
+     r'does not install poetry-dynamic-versioning.*poetry_dynamic_versioning.backend'),
+    (PDV + '[tool.poetry-dynamic-versioning]\nenable = true\npattern = "^v(?P<x>.+)$"\n',
+     r"has no \(\?P<base>...\) group"),
+    (PDV + '[tool.poetry-dynamic-versioning]\nenable = true\npattern = "(a|(?P<base>\\\\d+)"\n',
+     r"must stand at the top level"),
 ])
 def test_a_build_that_would_not_take_its_version_from_git(
         tmp_path: Path, pyproject: str, expected: str) -> None:
     (tmp_path / "pyproject.toml").write_text(pyproject)
-    with pytest.raises(VersionError, match=expected) as info:
+    with pytest.raises((VersionError, ConfigError), match=expected) as info:
         project.version_source(tmp_path)
     assert "\n" not in str(info.value)
 
@@ -114,7 +195,8 @@ def test_version_says_so_before_anything_is_built(tmp_path: Path) -> None:
     repo.commit("a static version", files={"pyproject.toml": text})
     result = nox(repo, "-s", "version")
     assert result.returncode != 0
-    assert "is static, so the build would not take its version from git" in result.stdout
+    assert "is static, so the build would not take its version from git: set stamp-version " \
+        "= true" in result.stdout
     assert "Traceback" not in result.stdout
 
 
@@ -178,13 +260,16 @@ def test_a_setup_py_service_gets_setuptools_scm_defaults(tmp_path: Path) -> None
 
 def test_a_hatch_vcs_service_with_a_tag_pattern(tmp_path: Path) -> None:
     repo = samples.hatch_service(tmp_path / "svc")
+    # setuptools_scm 10's tag.prefix narrows `git describe` to the service's tags.
     text = (repo.path / "pyproject.toml").read_text().replace(
-        'source = "vcs"', 'source = "vcs"\ntag-pattern = "^release/(?P<version>.+)$"')
+        'raw-options = { version_scheme = "guess-next-dev" }',
+        'raw-options = { tag = { prefix = "release/" } }')
     repo.commit("tags named release/X", files={"pyproject.toml": text})
     repo.tag("release/3.0.0")
     repo.commit("more")
-    repo.tag("9.9.9")  # not this service's tag: its tag-pattern says so
+    repo.tag("9.9.9")  # not this service's tag: its prefix says so
     assert version.compute(repo.path) == "3.0.1.dev1"
+    assert project.version_source(repo.path).tags.version("9.9.9") is None
 
 
 def test_a_monorepo_service_counts_from_its_own_tags(tmp_path: Path) -> None:
@@ -212,7 +297,7 @@ def test_the_build_produces_the_computed_version(tmp_path: Path) -> None:
         repo = make(tmp_path / make.__name__)
         repo.tag(tag)
         repo.commit("more")
-        cfg = config.load(repo.path)
+        cfg = project.configuration(repo.path)
         computed = version.compute(repo.path, cfg.name)
         assert computed == "1.0.1.dev1"
         files = dist.build(cfg, computed)
@@ -257,14 +342,14 @@ def test_tags_that_cannot_be_released(tag: str, problem: str) -> None:
 def test_twine_check_levels(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     repo = samples.readme_less_service(tmp_path / "svc")
     repo.tag("1.0.0")
-    cfg = config.load(repo.path)
+    cfg = project.configuration(repo.path)
     assert cfg.check == "errors"
     files = dist.build(cfg, "1.0.0")  # with warnings, which PyPI accepts
     assert "`long_description` missing" in capfd.readouterr().err
     strict = (repo.path / "pyproject.toml").read_text().replace(
         'image = "brewblox/bare-svc"\n', 'image = "brewblox/bare-svc"\ncheck = "strict"\n')
     (repo.path / "pyproject.toml").write_text(strict)
-    cfg = config.load(repo.path)
+    cfg = project.configuration(repo.path)
     with pytest.raises(BuildError, match=r"twine check --strict exited with 1"):
         dist.check(cfg, files)
 
@@ -274,22 +359,22 @@ def test_twine_check_fails_on_what_an_index_refuses(tmp_path: Path) -> None:
     repo.commit("a README that does not render", files={
         "README.md": "broken-readme\n=============\n\n.. no-such-directive::\n"})
     repo.tag("1.0.0")
-    cfg = config.load(repo.path)
+    cfg = project.configuration(repo.path)
     with pytest.raises(BuildError, match=r"twine check exited with 1.*an index would refuse"):
         dist.build(cfg, "1.0.0")
 
 
-def test_without_a_kept_build_environment_a_fresh_one_says_the_name(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capfd: pytest.CaptureFixture[str]) -> None:
-    # A cache that cannot be written (here: a file where the directory should be): pypa/build's
-    # own isolated environment, in a subprocess, answers instead.
+def test_a_cache_that_cannot_hold_the_build_environment_is_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A file where the cache directory should be: the error names the variable to set.
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("")
     monkeypatch.setenv("BREWBLOX_RELEASE_CACHE", str(blocked))
     repo = samples.setup_cfg_service(tmp_path / "svc", name="fresh-env-svc")
-    assert config.load(repo.path).name == "fresh-env-svc"
-    assert "no kept build environment" in capfd.readouterr().err
+    with pytest.raises(BuildError, match=r"cannot hold the build environment .* set "
+                                         "BREWBLOX_RELEASE_CACHE to a directory") as info:
+        project.configuration(repo.path)
+    assert "\n" not in str(info.value)
 
 
 def test_tag_rule_with_a_prefix() -> None:

@@ -12,6 +12,7 @@ from brewblox_release import config, version
 from brewblox_release.ci import CiContext, Event
 from brewblox_release.errors import VersionError
 from brewblox_release.plan import make_plan
+from brewblox_release.project import VersionSource
 
 from .service import GitRepo, make_service
 
@@ -280,15 +281,17 @@ def test_a_repository_without_commits(tmp_path: Path) -> None:
     ("a--b__c..d", "SETUPTOOLS_SCM_PRETEND_VERSION_FOR_A_B_C_D"),
     ("svc", "SETUPTOOLS_SCM_PRETEND_VERSION_FOR_SVC"),
 ])
-def test_pretend_env(name: str, variable: str) -> None:
-    assert version.pretend_env(name, "1.2.4.dev5") == {
+def test_the_setuptools_scm_override(name: str, variable: str) -> None:
+    source = VersionSource("setuptools_scm", "[tool.setuptools_scm]")
+    assert source.build_env(name, "1.2.4.dev5") == {
         variable: "1.2.4.dev5", "SETUPTOOLS_SCM_PRETEND_VERSION": "1.2.4.dev5"}
 
 
-def test_pretend_env_is_what_setuptools_scm_reads(repo: GitRepo,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_setuptools_scm_override_is_what_setuptools_scm_reads(
+        repo: GitRepo, monkeypatch: pytest.MonkeyPatch) -> None:
     repo.tag("1.2.3")
-    for variable, value in version.pretend_env("demo-svc", "9.9.9").items():
+    source = VersionSource("setuptools_scm", "[tool.setuptools_scm]")
+    for variable, value in source.build_env("demo-svc", "9.9.9").items():
         monkeypatch.setenv(variable, value)
     assert version.compute(repo.path) == "9.9.9"
 
@@ -383,15 +386,3 @@ def test_a_branch_named_like_a_release_publishes_as_that_branch(repo: GitRepo) -
     assert run.plan.image("amd64").tags == ("branch-1.2.3",)
 
 
-@pytest.mark.parametrize(("regex", "prefix"), [
-    (r"^a-(?P<version>[vV]?\d+(?:\.\d+){0,2}[^\+]*)$", "a-"),
-    (r"svc-(?P<version>.+)", "svc-"),  # setuptools_scm matches from the start anyway
-    (r"^release/(?P<version>.+)$", "release/"),
-    (r"^my\.svc-v(.+)$", "my.svc-v"),
-    (r"^(?:[\w-]+-)?(?P<version>[vV]?\d+(?:\.\d+){0,2}[^\+]*)(?:\+.*)?$", ""),  # the default
-    (r"^a|^b-(.+)", ""),
-    (r"^(?i:svc)-(.+)", ""),
-])
-def test_the_literal_start_of_a_tag_regex(regex: str, prefix: str) -> None:
-    # What `git describe --match` is limited to when the service's regex has a literal start.
-    assert version._literal_prefix(regex) == prefix
