@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from .registry import Registry
     from .release import Run, Summary
 
-__all__ = ["Record", "make_tags", "read_records", "stage", "staging_tag", "verify_lists"]
+__all__ = ["Record", "built_as", "make_tags", "own_tag", "read_records", "shares_tags", "stage",
+           "staging_tag", "verify_lists"]
 
 #: The media types of a manifest list (an OCI index, or docker's own).
 _LISTS = ("application/vnd.oci.image.index.v1+json",
@@ -67,10 +68,28 @@ class Record:
                                "the target again with --stage") from None
 
 
+def own_tag(run: Run, image: ImagePlan) -> str:
+    """The target's version or branch tag (not ``latest``)."""
+    return next(t for t in image.tags if t not in run.config.latest_tags)
+
+
+def shares_tags(run: Run, image: ImagePlan) -> bool:
+    """Whether another target of the plan has one of the image's tags (a shared prefix)."""
+    return any(set(image.tags) & set(other.tags) for other in run.plan.images
+               if other.target != image.target)
+
+
+def built_as(run: Run, image: ImagePlan) -> ImagePlan:
+    """The image as it is built and loaded into the engine: under the plan's tags, or, where
+    targets share them, under its `stage_tag` (the engine holds one image per name)."""
+    return replace(image, tags=(stage_tag(run, image),)) if shares_tags(run, image) else image
+
+
 def staging_tag(run: Run, image: ImagePlan) -> str:
     """Where a target's image is pushed before this run makes the lists: its own version or
-    branch tag, which the list takes over within the same run."""
-    return next(t for t in image.tags if t not in run.config.latest_tags)
+    branch tag, which the list takes over within the same run; where targets share that tag
+    (a shared prefix), its `stage_tag`, so that no target's push overwrites another's."""
+    return stage_tag(run, image) if shares_tags(run, image) else own_tag(run, image)
 
 
 def stage_tag(run: Run, image: ImagePlan) -> str:
@@ -88,10 +107,11 @@ def stage(run: Run, image: ImagePlan, directory: Path | None, config: DockerConf
     from . import docker
 
     if directory is None:
-        tag = staging_tag(run, image)
+        tag = staging_tag(run, image)  # built under it where the targets share their tags
     else:
         tag = stage_tag(run, image)
-        config.client().image.tag(image.refs[0], f"{image.repository}:{tag}")
+        if not shares_tags(run, image):  # else it was built under that tag
+            config.client().image.tag(image.refs[0], f"{image.repository}:{tag}")
     docker.push([f"{image.repository}:{tag}"], config=config)
     digest = registry.digest(tag)
     if not digest:
@@ -144,7 +164,7 @@ def make_tags(run: Run, records: Mapping[str, Record], config: DockerConfig,
     latest = run.config.latest_tags
     pushes = [image for image in run.plan.images if image.push]
     if run.config.multi_arch:
-        tags = [t for image in pushes for t in image.tags if t not in latest]
+        tags = list(dict.fromkeys(t for image in pushes for t in image.tags if t not in latest))
         _create(run, [records[image.target] for image in pushes], tags, config)
         for tag in tags:
             summary.add("registry " + ",".join(image.platform for image in pushes),
@@ -194,7 +214,7 @@ def verify_lists(run: Run, registry: Registry, summary: Summary) -> list[str]:
     want = sorted(image.platform for image in pushes)
     digests = {tag: registry.digest(tag) for image in pushes for tag in image.tags}
     lists = {d for t, d in digests.items() if t not in run.config.latest_tags}
-    first = staging_tag(run, pushes[0])
+    first = own_tag(run, pushes[0])
     manifest = registry.manifest(first) or {}
     entries = [m for m in manifest.get("manifests") or []
                if (m.get("platform") or {}).get("os") != "unknown"]  # attestations

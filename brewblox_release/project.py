@@ -360,9 +360,17 @@ def version_source(root: Path, data: Mapping[str, Any] | None = None, *,
             raise VersionError(f"{where}: [{table}] is set but the build does not install "
                                f"{tool}, so the version would not come from git: add "
                                f"\"{tool}\" to [build-system] requires{backend_hint}")
-        regex = dunamai_tag_regex(settings.get("pattern"), settings.get("pattern-prefix"),
-                                  f"{where}: [{table}]")
-        return VersionSource(tool, f"[{table}]", {"tag": {"regex": regex}})
+        pattern, prefix = settings.get("pattern"), settings.get("pattern-prefix")
+        regex = dunamai_tag_regex(pattern, prefix, f"{where}: [{table}]")
+        found: dict[str, Any] = {"tag": {"regex": regex}}
+        # dunamai's preset patterns begin with a literal we know (the prefix, then "v"):
+        # `git describe` looks at those tags only, as dunamai does.
+        starts = {None: ["v"], "default": ["v"], "default-unprefixed": ["v", ""]}.get(pattern)
+        if starts is not None:
+            match = [arg for start in starts for arg in ("--match", f"{prefix or ''}{start}[0-9]*")]
+            found["scm"] = {"git": {"describe_command": [
+                "git", "describe", "--dirty", "--tags", "--long", *match]}}
+        return VersionSource(tool, f"[{table}]", found)
 
     poetry_dv = _table(data, "tool", "poetry-dynamic-versioning")
     if poetry_dv is not None and poetry_dv.get("enable") is True:

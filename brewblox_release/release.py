@@ -314,6 +314,7 @@ def build_all(run: Run) -> list[Path]:
 def build_images(run: Run, images: Sequence[ImagePlan]) -> None:
     """Build the images of ``images`` at once, after checking that each ``pkg/`` is current."""
     from . import dist, docker
+    from .multiarch import built_as
 
     for image in images:
         dist.check_context(run.config, run.config.target(image.target), run.info.version)
@@ -321,7 +322,7 @@ def build_images(run: Run, images: Sequence[ImagePlan]) -> None:
 
     def one(image: ImagePlan) -> docker.BuiltImage:
         with step(f"image {image.target} ({image.platform})"):
-            return docker.build(run.config, image, version=run.info.version,
+            return docker.build(run.config, built_as(run, image), version=run.info.version,
                                 revision=run.info.git.commit, created=run.info.git.commit_time,
                                 source=source,
                                 prefix=f"[{image.target}] " if len(images) > 1 else "")
@@ -404,9 +405,13 @@ def publish(run: Run, files: Sequence[Path], summary: Summary,
             log(reason)
             summary.add("registry", ", ".join(moving), f"skipped: {reason}")
             return
+        moved = set()
         for image in pushes:
             source = next(t for t in image.tags if t not in is_latest)
             for tag in (t for t in image.tags if t in is_latest):
+                if (source, tag) in moved:  # targets that share a prefix share one list
+                    continue
+                moved.add((source, tag))
                 registry.tag(source, tag)
                 log(f"moved {image.repository}:{tag} to {source}")
                 summary.add(f"registry {image.platform}", f"{image.repository}:{tag}",

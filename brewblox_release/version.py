@@ -176,7 +176,8 @@ def compute(root: Path, name: str | None = None, *, source: VersionSource | None
     except (LookupError, ValueError, TypeError, SystemExit) as e:
         why = (str(e).splitlines() or [type(e).__name__])[0]
         hint = ""
-        if not source.tags.is_default and not source.tags.prefix:
+        if source.tool in {"setuptools_scm", "hatch-vcs"} and not source.tags.is_default \
+                and not source.tags.prefix:
             hint = ("; in a monorepo, set [tool.setuptools_scm.tag] prefix = \"svc-\" so that "
                     "git describe looks at the service's own tags only")
         raise VersionError(f"setuptools_scm cannot compute a version for {root} with the "

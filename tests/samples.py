@@ -40,8 +40,8 @@ def _contexts(path: Path, arm: bool = False) -> None:
         shutil.copy(TEMPLATE, path / context / "Dockerfile")
 
 
-def _release_table(name: str, targets: str = AMD64_TARGETS) -> str:
-    return f'[tool.brewblox-release]\nimage = "brewblox/{name}"\n{targets}'
+def _release_table(name: str, targets: str = AMD64_TARGETS, extra: str = "") -> str:
+    return f'[tool.brewblox-release]\nimage = "brewblox/{name}"\n{extra}{targets}'
 
 
 def setup_py_service(path: Path, name: str = "legacy-svc") -> GitRepo:
@@ -212,5 +212,191 @@ def seed_docker_service(path: Path, name: str = "seed-svc") -> GitRepo:
     repo.write(".gitignore", GITIGNORE)
     repo.write("docker/Dockerfile", seed_dockerfile(f"{BASE_REPO}:bookworm-amd64", name))
     repo.write("rpi-docker/Dockerfile", seed_dockerfile(f"{BASE_REPO}:bookworm-armv7", name))
+    repo.commit("initial commit")
+    return repo
+
+
+# --- the backends most of the field builds with today (docs/versions.md) -----------------------
+
+STAMP = "stamp-version = true\n"
+
+
+def _other_backend(path: Path, name: str, pyproject: str) -> GitRepo:
+    repo = GitRepo(path).init()
+    repo.write("pyproject.toml", pyproject)
+    repo.write("README.md", f"# {name}\n\nA service built by another backend.\n")
+    return _finish(repo, name)
+
+
+def poetry_core_service(path: Path, name: str = "poetry-svc") -> GitRepo:
+    """poetry-core with a static ``[tool.poetry] version``, as BrewBlox's services since 2020,
+    released with ``stamp-version = true``."""
+    return _other_backend(path, name, f"""\
+[build-system]
+requires = ["poetry-core>=1.0.0"]
+build-backend = "poetry.core.masonry.api"
+
+[tool.poetry]
+name = "{name}"
+version = "1.0.0"
+description = "A service built by poetry-core"
+authors = ["BrewPi <development@brewpi.com>"]
+readme = "README.md"
+packages = [{{ include = "{name.replace("-", "_")}" }}]
+
+[tool.poetry.dependencies]
+python = ">=3.10"
+
+{_release_table(name, extra=STAMP)}""")
+
+
+def poetry_dynamic_versioning_service(path: Path, name: str = "pdv-svc") -> GitRepo:
+    """poetry with poetry-dynamic-versioning (its backend, dunamai's default ``v`` tags)."""
+    return _other_backend(path, name, f"""\
+[build-system]
+requires = ["poetry-core>=1.0.0", "poetry-dynamic-versioning>=1.0.0,<2.0.0"]
+build-backend = "poetry_dynamic_versioning.backend"
+
+[tool.poetry]
+name = "{name}"
+version = "0.0.0"
+description = "A service versioned by poetry-dynamic-versioning"
+authors = ["BrewPi <development@brewpi.com>"]
+readme = "README.md"
+packages = [{{ include = "{name.replace("-", "_")}" }}]
+
+[tool.poetry.dependencies]
+python = ">=3.10"
+
+[tool.poetry-dynamic-versioning]
+enable = true
+
+{_release_table(name)}""")
+
+
+def pdm_scm_service(path: Path, name: str = "pdm-svc") -> GitRepo:
+    """pdm-backend with ``[tool.pdm.version] source = "scm"``."""
+    return _other_backend(path, name, f"""\
+[build-system]
+requires = ["pdm-backend"]
+build-backend = "pdm.backend"
+
+[project]
+name = "{name}"
+description = "A service versioned by pdm-backend's scm source"
+readme = "README.md"
+requires-python = ">=3.10"
+dynamic = ["version"]
+
+[tool.pdm.version]
+source = "scm"
+
+{_release_table(name)}""")
+
+
+def flit_service(path: Path, name: str = "flit-svc") -> GitRepo:
+    """flit with a static ``[project] version``, released with ``stamp-version = true``."""
+    return _other_backend(path, name, f"""\
+[build-system]
+requires = ["flit_core>=3.4,<4"]
+build-backend = "flit_core.buildapi"
+
+[project]
+name = "{name}"
+version = "1.0.0"
+description = "A service built by flit"
+readme = "README.md"
+requires-python = ">=3.10"
+
+{_release_table(name, extra=STAMP)}""")
+
+
+def uv_dynamic_versioning_service(path: Path, name: str = "uvdv-svc") -> GitRepo:
+    """hatchling with uv-dynamic-versioning (dunamai's default ``v`` tags)."""
+    return _other_backend(path, name, f"""\
+[build-system]
+requires = ["hatchling", "uv-dynamic-versioning"]
+build-backend = "hatchling.build"
+
+[project]
+name = "{name}"
+description = "A service versioned by uv-dynamic-versioning"
+readme = "README.md"
+requires-python = ">=3.10"
+dynamic = ["version"]
+
+[tool.hatch.version]
+source = "uv-dynamic-versioning"
+
+[tool.hatch.build.targets.wheel]
+packages = ["{name.replace("-", "_")}"]
+
+{_release_table(name)}""")
+
+
+#: BrewBlox's images since 2020: one tag per branch over three platforms, no ``rpi-`` names.
+BREWBLOX_TARGETS = "".join(f"""
+[[tool.brewblox-release.targets]]
+name = "{name}"
+context = "."
+platform = "{platform}"
+build-args = {{ BASE_IMAGE = "{BASE_REPO}:bookworm-{name}" }}
+""" for name, platform in (("amd64", "linux/amd64"), ("armv7", "linux/arm/v7"),
+                           ("arm64", "linux/arm64")))
+
+
+def brewblox_2024_dockerfile(name: str) -> str:
+    """A root Dockerfile of BrewBlox's 2024 kind: it builds from ``dist/``, not ``pkg/``. (Theirs
+    builds wheels of the sdist and its requirements with an index; here the image gets the wheel
+    and no index, which a container cannot reach.)"""
+    return f"""\
+ARG BASE_IMAGE
+FROM ${{BASE_IMAGE}} AS base
+ENV PIP_FIND_LINKS=/wheeley
+COPY ./dist /app/dist
+RUN set -ex && mkdir /wheeley \\
+    && pip3 wheel --no-index --no-deps --wheel-dir=/wheeley /app/dist/*.whl
+
+FROM ${{BASE_IMAGE}}
+ENV PIP_BREAK_SYSTEM_PACKAGES=1
+COPY --from=base /wheeley /wheeley
+RUN pip3 install --no-index --no-deps /wheeley/* && rm -rf /wheeley
+ENTRYPOINT ["python3", "-m", "{name.replace("-", "_")}"]
+"""
+
+
+def brewblox_2024_service(path: Path, name: str = "brewblox-svc") -> GitRepo:
+    """A BrewBlox service as it is in 2024: poetry-core with a static version, not on PyPI
+    (``pypi = false``), a root Dockerfile that builds from ``dist/``, and three platforms under
+    one tag (``multi-arch = true``, every target's prefix ``""``, context ``.``)."""
+    repo = GitRepo(path).init()
+    module = name.replace("-", "_")
+    repo.write("pyproject.toml", f"""\
+[build-system]
+requires = ["poetry-core>=1.0.0"]
+build-backend = "poetry.core.masonry.api"
+
+[tool.poetry]
+name = "{name}"
+version = "1.0.0"
+description = "A BrewBlox service of 2024"
+authors = ["BrewPi <development@brewpi.com>"]
+readme = "README.md"
+packages = [{{ include = "{module}" }}]
+
+[tool.poetry.dependencies]
+python = ">=3.10"
+
+[tool.brewblox-release]
+image = "brewblox/{name}"
+stamp-version = true
+pypi = false
+multi-arch = true
+{BREWBLOX_TARGETS}""")
+    repo.write("README.md", f"# {name}\n\nA BrewBlox service of 2024.\n")
+    repo.write("Dockerfile", brewblox_2024_dockerfile(name))
+    _module(repo, name)
+    repo.write("noxfile.py", NOXFILE)
+    repo.write(".gitignore", GITIGNORE)
     repo.commit("initial commit")
     return repo

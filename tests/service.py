@@ -291,6 +291,25 @@ _MANIFEST = ("application/vnd.docker.distribution.manifest.v2+json, "
              "application/vnd.oci.image.manifest.v1+json")
 
 
+LISTS = ("application/vnd.oci.image.index.v1+json, "
+         "application/vnd.docker.distribution.manifest.list.v2+json")
+
+
+def registry_list(address: str, repository: str, tag: str) -> tuple[str, list[str]]:
+    """(digest, platforms) of a tag that must be a manifest list, read from the registry."""
+    headers, body = _get(f"http://{address}/v2/{repository}/manifests/{tag}", LISTS)
+    manifest = json.loads(body)
+    assert manifest.get("mediaType") in LISTS.split(", "), f"{tag} is not a list: {manifest}"
+    platforms = []
+    for entry in manifest["manifests"]:
+        p = entry["platform"]
+        if p.get("os") == "unknown":  # an attestation
+            continue
+        platforms.append("/".join([p["os"], p["architecture"], *([p["variant"]] if
+                                   p.get("variant") and p["architecture"] != "arm64" else [])]))
+    return headers["docker-content-digest"], sorted(platforms)
+
+
 def registry_digest(address: str, repository: str, tag: str) -> str:
     headers, _ = _get(f"http://{address}/v2/{repository}/manifests/{tag}", _MANIFEST)
     return headers["docker-content-digest"]

@@ -18,7 +18,6 @@ from tests.service import (
     BASE_REPO,
     RIG_TARGETS,
     GitRepo,
-    _get,
     destinations,
     github_env,
     image_package_version,
@@ -27,13 +26,12 @@ from tests.service import (
     nox,
     registry_config,
     registry_digest,
+    registry_list,
     registry_tags,
 )
 
 pytestmark = [pytest.mark.engine, pytest.mark.e2e]
 REPO = "brewblox/demo-svc"
-LISTS = ("application/vnd.oci.image.index.v1+json, "
-         "application/vnd.docker.distribution.manifest.list.v2+json")
 ARM64 = f"""
 [[tool.brewblox-release.targets]]
 name = "arm64"
@@ -45,16 +43,7 @@ build-args = {{ BASE_IMAGE = "{BASE_REPO}:bookworm-arm64" }}
 
 
 def _list(address: str, tag: str) -> tuple[str, list[str]]:
-    """(digest, platforms) of a tag that must be a manifest list, read from the registry."""
-    headers, body = _get(f"http://{address}/v2/{REPO}/manifests/{tag}", LISTS)
-    manifest = json.loads(body)
-    assert manifest.get("mediaType") in LISTS.split(", "), f"{tag} is not a list: {manifest}"
-    platforms = []
-    for entry in manifest["manifests"]:
-        p = entry["platform"]
-        platforms.append("/".join([p["os"], p["architecture"], *([p["variant"]] if
-                                   p.get("variant") and p["architecture"] != "arm64" else [])]))
-    return headers["docker-content-digest"], sorted(platforms)
+    return registry_list(address, REPO, tag)
 
 
 def _service(path: Path, *, arm64: bool = False) -> GitRepo:

@@ -15,7 +15,9 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tarfile
 from collections.abc import Iterator
+from email.parser import HeaderParser
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,7 @@ from tests.service import (
     index_files,
     nox,
     registry_digest,
+    registry_list,
     registry_tags,
     travis_env,
 )
@@ -79,23 +82,47 @@ def _pip(index: IndexServer, name: str, tmp: Path, *, pre: bool = False) -> str:
     return wheel.name.split("-")[1]
 
 
+def _tracked(repo: GitRepo) -> str:
+    """Every tracked file's hash, and the tracked files that differ from the commit."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=repo.path, capture_output=True, text=True,
+                              check=True).stdout
+
+    return git("ls-files", "-s") + git("status", "--porcelain", "--untracked-files=no")
+
+
+def _sdist_version(index: IndexServer, wheel: str, version: str) -> str:
+    """The ``Version`` of the sdist's PKG-INFO, as the index holds it."""
+    with tarfile.open(index.packages / f"{wheel}-{version}.tar.gz") as sdist:
+        info = sdist.extractfile(f"{wheel}-{version}/PKG-INFO")
+        assert info is not None
+        return HeaderParser().parsestr(info.read().decode())["Version"]
+
+
 def _branch_then_tag(repo: GitRepo, where: Path, name: str, tag: str, *, final: str, dev: str,
                      registry: RegistryServer, index: IndexServer, tmp: Path) -> tuple[str, str]:
     """The commit after ``tag`` pushed to branch ``feature/x`` (a dev release), then ``tag``
-    pushed (a release); returns both outputs after checking index, registry and images."""
+    pushed (a release); returns both outputs after checking index, registry and images, and
+    that no tracked file of the checkout changed."""
     image = f"brewblox/{name}"
     dest = destinations(registry.address, index.url, image=image)
     wheel = canonicalize_name(name).replace("-", "_")
 
     repo.checkout("-b", "feature/x")
+    before = _tracked(repo)
     branch_out = _release(where, {**github_env(tmp, "refs/heads/feature/x",
                                                 repository=image), **dest})
+    assert _tracked(repo) == before
     assert _files(index, name) == [f"{wheel}-{dev}-py3-none-any.whl", f"{wheel}-{dev}.tar.gz"]
+    assert _sdist_version(index, wheel, dev) == dev
     assert registry_tags(registry.address, image) == ["feature-x"]
     assert _holds(branch_out, name, dev) == 1
 
     repo.checkout(tag)  # CI checks the tag out: a detached HEAD
+    before = _tracked(repo)
     tag_out = _release(where, {**travis_env(tag=tag), **dest})
+    assert _tracked(repo) == before
+    assert _sdist_version(index, wheel, final) == final
     assert f"{wheel}-{final}-py3-none-any.whl" in _files(index, name)
     assert f"{wheel}-{final}.tar.gz" in _files(index, name)
     assert registry_tags(registry.address, image) == sorted([final, "feature-x", "latest"])
@@ -217,3 +244,81 @@ def test_a_seed_style_dockerfile_builds_as_it_is(registry: RegistryServer, index
     assert registry_digest(registry.address, image, "rpi-latest") == \
         registry_digest(registry.address, image, "rpi-1.1.0")
     assert _pip(index, "seed-svc", tmp_path) == "1.1.0"
+
+
+# --- the backends most of the field builds with today --------------------------------------------
+
+@pytest.mark.parametrize(("make", "name", "tag", "final", "dev"), [
+    (samples.poetry_core_service, "poetry-svc", "1.3.0", "1.3.0", "1.3.1.dev1"),
+    (samples.poetry_dynamic_versioning_service, "pdv-svc", "v0.5.0", "0.5.0", "0.5.1.dev1"),
+    (samples.pdm_scm_service, "pdm-svc", "v2.0.0", "2.0.0", "2.0.1.dev1"),
+    (samples.flit_service, "flit-svc", "0.9.0", "0.9.0", "0.9.1.dev1"),
+    (samples.uv_dynamic_versioning_service, "uvdv-svc", "v3.1.0", "3.1.0", "3.1.1.dev1"),
+])
+def test_a_service_of_another_backend(registry: RegistryServer, index: IndexServer,
+                                      tmp_path: Path, *, make: object, name: str, tag: str,
+                                      final: str, dev: str) -> None:
+    # The version from git, handed to the backend (or stamped into a copy): the wheel, the sdist
+    # and the image hold it, and no tracked file of the checkout changed.
+    assert callable(make)
+    repo: GitRepo = make(tmp_path / name)
+    repo.tag(tag)
+    repo.commit("a fix")
+    _branch_then_tag(repo, repo.path, name, tag, final=final, dev=dev, registry=registry,
+                     index=index, tmp=tmp_path)
+
+
+def test_a_static_version_without_stamp_version_is_one_line(tmp_path: Path) -> None:
+    repo = samples.poetry_core_service(tmp_path / "poetry-svc")
+    text = (repo.path / "pyproject.toml").read_text().replace(samples.STAMP, "")
+    repo.commit("no stamp-version", files={"pyproject.toml": text})
+    for session in ("version", "dist", "release"):
+        result = nox(repo, "-s", session)
+        assert result.returncode != 0
+        assert "[tool.poetry] version = '1.0.0' is static, so the build would not take its " \
+            "version from git: set stamp-version = true" in result.stdout
+        assert "Traceback" not in result.stdout
+    assert not (repo.path / "dist").exists()
+
+
+def test_a_brewblox_service_of_2024(registry: RegistryServer, index: IndexServer,
+                                    tmp_path: Path) -> None:
+    # poetry-core with a static version, not on PyPI, a root Dockerfile that builds from dist/,
+    # three platforms under one tag: a branch push makes one list of the three, no rpi- tag.
+    name, image = "brewblox-svc", "brewblox/brewblox-svc"
+    repo = samples.brewblox_2024_service(tmp_path / name)
+    repo.tag("0.7.0")
+    repo.commit("a fix")
+    repo.checkout("-b", "feature/x")
+    dest = destinations(registry.address, index.url, image=image)
+    before = _tracked(repo)
+    out = _release(repo, {**github_env(tmp_path, "refs/heads/feature/x", repository=image),
+                          **dest})
+    assert _tracked(repo) == before
+    assert sorted(p.name for p in (repo.path / "dist").iterdir()) == [
+        "brewblox_svc-0.7.1.dev1-py3-none-any.whl", "brewblox_svc-0.7.1.dev1.tar.gz"]
+    assert not (repo.path / "pkg").exists(), "the Dockerfile builds from dist/"
+    assert _files(index, name) == [], "pypi = false"
+    # Each platform staged under a tag of its own (they share feature-x), then one list.
+    assert [t for t in registry_tags(registry.address, image)
+            if not t.startswith("STAGE-")] == ["feature-x"]
+    _, listed = registry_list(registry.address, image, "feature-x")
+    assert listed == ["linux/amd64", "linux/arm/v7", "linux/arm64"]
+    for platform in listed:
+        assert image_package_version(f"{registry.address}/{image}:feature-x", platform,
+                                     name) == "0.7.1.dev1"
+    assert "rpi-" not in " ".join(registry_tags(registry.address, image))
+
+    repo.checkout("0.7.0")
+    before = _tracked(repo)
+    out = _release(repo, {**travis_env(tag="0.7.0"), **dest})
+    assert _tracked(repo) == before
+    tags = [t for t in registry_tags(registry.address, image) if not t.startswith("STAGE-")]
+    assert tags == ["0.7.0", "feature-x", "latest"]
+    assert registry_list(registry.address, image, "latest") == \
+        registry_list(registry.address, image, "0.7.0")
+    assert registry_list(registry.address, image, "latest")[1] == [
+        "linux/amd64", "linux/arm/v7", "linux/arm64"]
+    assert image_package_version(f"{registry.address}/{image}:latest", "linux/arm64",
+                                 name) == "0.7.0"
+    assert "verification failed" not in out
