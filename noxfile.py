@@ -23,9 +23,10 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def lint(session: nox.Session) -> None:
-    """ruff and mypy strict over the package, the tests and the benchmark."""
+    """ruff, mypy strict and the import layers (import-linter) over the package and its tests."""
     session.run("ruff", "check", ".")
     session.run("mypy")
+    session.run("lint-imports")
 
 
 @nox.session(python=False)

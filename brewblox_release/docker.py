@@ -221,7 +221,7 @@ def needs_image_pip(text: str) -> bool:
     return any(NOTHING_FOR_PIP in line and "not found" in line for line in text.splitlines())
 
 
-def _retrying(what: str, action: Callable[[], T], *, attempts: int = PUSH_ATTEMPTS,
+def retrying(what: str, action: Callable[[], T], *, attempts: int = PUSH_ATTEMPTS,
               backoff: float = PUSH_BACKOFF) -> T:
     from python_on_whales import DockerException
 
@@ -261,7 +261,7 @@ def push(refs: Iterable[str], config: DockerConfig | None = None) -> None:
             stream = client.image.push(ref, stream_logs=True)
             for _, line in stream or ():
                 log(f"  {line.decode(errors='replace').rstrip()}")
-        _retrying(f"pushing {ref}", one)
+        retrying(f"pushing {ref}", one)
         log(f"pushed {ref}")
 
 

@@ -107,7 +107,7 @@ def _named(name: str | None) -> str:
                       "(and index-url in [tool.brewblox-release] to its simple API)")
 
 
-def _host_auth(base: str, username: str, password: Secret) -> requests.auth.AuthBase:
+def host_auth(base: str, username: str, password: Secret) -> requests.auth.AuthBase:
     """Basic auth for requests to ``base``'s origin only.
 
     A requests session applies its ``auth`` to every request it makes, a file hosted on
@@ -234,7 +234,7 @@ class Index:
 
     def _auth(self, url: str) -> requests.auth.AuthBase | None:
         credentials = self.credentials_for(url)
-        return None if credentials is None else _host_auth(url, *credentials)
+        return None if credentials is None else host_auth(url, *credentials)
 
     def simple_api(self, name: str) -> str:
         """The simple API's URL, found (asked once per run) as `files` finds it."""

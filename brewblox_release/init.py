@@ -43,7 +43,7 @@ CI_PATHS = {
     "azure": "azure-pipelines.yml",
 }
 PROVIDERS = tuple(CI_PATHS)
-_CI_TEMPLATES = {"github": "github.yml", "gitlab": "gitlab-ci.yml", "travis": "travis.yml",
+CI_TEMPLATES = {"github": "github.yml", "gitlab": "gitlab-ci.yml", "travis": "travis.yml",
                  "azure": "azure-pipelines.yml"}
 
 NOXFILE_LINE = "from brewblox_release.sessions import *  # noqa: F403"
@@ -216,7 +216,7 @@ def _noxfile(root: Path) -> tuple[Change, _Write | None]:
             _Write(path, f"{text}{sep}\n{NOXFILE_LINE}\n"))
 
 
-def _ignored(lines: Sequence[str], entry: str) -> bool:
+def ignored_entries(lines: Sequence[str], entry: str) -> bool:
     """Whether one of the ``.gitignore`` lines already ignores ``entry`` (a directory).
 
     Covers the spellings people use (``dist``, ``/dist/``, ``pkg/`` for every ``pkg``); a
@@ -238,7 +238,7 @@ def _ignored(lines: Sequence[str], entry: str) -> bool:
 def _gitignore(root: Path) -> tuple[Change, _Write | None]:
     path = root / ".gitignore"
     text = path.read_text() if path.exists() else ""
-    missing = [e for e in GITIGNORE_ENTRIES if not _ignored(text.splitlines(), e)]
+    missing = [e for e in GITIGNORE_ENTRIES if not ignored_entries(text.splitlines(), e)]
     if not missing:
         return Change(".gitignore", UNCHANGED), None
     block = "# brewblox-release: built files\n" + "".join(f"{e}\n" for e in missing)
@@ -425,7 +425,7 @@ def init(root: Path, *, ci: str | None = None, force: bool = False, dry_run: boo
     planned += [_whole_file(root, f"{t.context}/Dockerfile", dockerfile, force=force)
                 for t in DEFAULT_TARGETS]
     planned.append(_gitignore(root))
-    planned.append(_whole_file(root, CI_PATHS[ci], _template(f"ci/{_CI_TEMPLATES[ci]}"),
+    planned.append(_whole_file(root, CI_PATHS[ci], _template(f"ci/{CI_TEMPLATES[ci]}"),
                                force=force))
     if not dry_run:
         for _, write in planned:

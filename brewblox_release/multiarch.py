@@ -182,7 +182,7 @@ def _create(run: Run, records: Sequence[Record], tags: Iterable[str],
     """``docker buildx imagetools create`` of ``tags`` from the records' images, in one call."""
     from python_on_whales import DockerException
 
-    from .docker import _retrying as retrying
+    from .docker import retrying
 
     platforms = [r.platform for r in records]
     if len(set(platforms)) != len(platforms):

@@ -117,8 +117,13 @@ CASES = [
     Case("dist-dir not a string", ("dist",), ("dist-dir must be a string",),
          table="dist-dir = 5"),
     # contexts: inside the service, existing, with a Dockerfile
-    Case("context is the root", ("version",), ("context = '.'", "inside the service"),
-         targets=_target(context=".")),
+    # The root may be a context (a root Dockerfile that builds from dist/), with a Dockerfile;
+    # a path that resolves to the root otherwise is not.
+    Case("context is the root without a Dockerfile", ("version",),
+         ("context = '.'", "Dockerfile does not exist"), targets=_target(context=".")),
+    Case("context resolves to the root", ("version",), ("context = 'docker/..'",
+                                                        "inside the service"),
+         targets=_target(context="docker/..")),
     Case("context above", ("distcopy",), ("context = '../canary-beside'", "inside the service"),
          targets=_target(context="../canary-beside")),
     Case("context absolute", ("version",), ("context = '/tmp'", "inside the service"),

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from brewblox_release.init import _CI_TEMPLATES
+from brewblox_release.init import CI_TEMPLATES
 
 TEMPLATES = Path(str(resources.files("brewblox_release").joinpath("templates", "ci")))
 
@@ -34,20 +34,20 @@ def _check_jsonschema() -> list[str]:
 
 
 def _load(provider: str) -> Any:
-    return YAML(typ="safe").load((TEMPLATES / _CI_TEMPLATES[provider]).read_text())
+    return YAML(typ="safe").load((TEMPLATES / CI_TEMPLATES[provider]).read_text())
 
 
 def test_there_is_one_definition_per_provider() -> None:
     # and a split-build variant (each target on a runner of its own) where the provider has a
     # build matrix: tests/test_multiarch.py validates those
     shipped = sorted(p.name for p in TEMPLATES.iterdir() if "-split." not in p.name)
-    assert shipped == sorted(_CI_TEMPLATES.values())
+    assert shipped == sorted(CI_TEMPLATES.values())
 
 
 @pytest.mark.parametrize("provider", sorted(SCHEMAS))
 def test_definition_validates_against_the_providers_schema(provider: str) -> None:
     schema, regex = SCHEMAS[provider]
-    path = TEMPLATES / _CI_TEMPLATES[provider]
+    path = TEMPLATES / CI_TEMPLATES[provider]
     result = subprocess.run([*_check_jsonschema(), "--builtin-schema", schema,
                              "--regex-variant", regex, str(path)],
                             capture_output=True, text=True, check=False, timeout=120)
@@ -69,7 +69,7 @@ def test_schema_check_catches_a_broken_definition(provider: str, tmp_path: Path)
         broken = {**data, "git": {"depth": "all of it"}}
     else:
         broken = {**data, "steps": [{"checkout": ["self"]}]}
-    path = tmp_path / _CI_TEMPLATES[provider]
+    path = tmp_path / CI_TEMPLATES[provider]
     with path.open("w") as f:
         YAML().dump(broken, f)
     result = subprocess.run([*_check_jsonschema(), "--builtin-schema", schema,

@@ -271,7 +271,7 @@ def test_verification_reads_only_the_index_it_verifies(index: IndexServer, built
 def test_files_on_another_host_get_no_credentials(built: list[Path], tmp_path: Path) -> None:
     # A private index whose files are served by another host (a redirect to storage): the
     # index's credentials go to the index only, from the sha256 rule's download and from pip.
-    from brewblox_release.index import _host_auth
+    from brewblox_release.index import host_auth
     from brewblox_release.secret import Secret
     from tests.proxy import RedirectingFront
     from tests.service import htpasswd
@@ -292,7 +292,7 @@ def test_files_on_another_host_get_no_credentials(built: list[Path], tmp_path: P
             assert front.leaked() == []
     import requests
 
-    auth = _host_auth("http://127.0.0.1:8080/simple/", "ci", Secret("s3cret-token"))
+    auth = host_auth("http://127.0.0.1:8080/simple/", "ci", Secret("s3cret-token"))
     same = requests.Request("GET", "http://127.0.0.1:8080/packages/x.whl", auth=auth).prepare()
     other = requests.Request("GET", "http://127.0.0.2:8080/packages/x.whl", auth=auth).prepare()
     assert "Authorization" in same.headers

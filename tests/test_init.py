@@ -14,8 +14,8 @@ from brewblox_release.init import (
     CI_PATHS,
     NOXFILE_LINE,
     Change,
-    _ignored,
     detect_provider,
+    ignored_entries,
     init,
     render,
 )
@@ -274,7 +274,7 @@ def test_bad_input_is_one_clear_error(tmp_path: Path, setup: str, kwargs: dict[s
     (["*.nox"], ".nox/", False),  # wildcards are not interpreted: the entry is added
 ])
 def test_gitignore_spellings(lines: list[str], entry: str, ignored: bool) -> None:
-    assert _ignored(lines, entry) is ignored
+    assert ignored_entries(lines, entry) is ignored
 
 
 def test_every_provider_has_a_definition(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 from python_on_whales import DockerException
 
-from brewblox_release.docker import _retrying
+from brewblox_release.docker import retrying
 from brewblox_release.errors import CredentialsError, PublishError
 
 
@@ -33,7 +33,7 @@ def _failing(*answers: str) -> tuple[list[int], Callable[[], str]]:
 def test_a_refused_login_stops_at_once_and_names_the_credentials(answer: str) -> None:
     calls, action = _failing(answer)
     with pytest.raises(CredentialsError, match="DOCKER_USERNAME and DOCKER_PASSWORD"):
-        _retrying("pushing x", action, backoff=0)
+        retrying("pushing x", action, backoff=0)
     assert len(calls) == 1
 
 
@@ -45,19 +45,19 @@ def test_a_refused_image_stops_at_once_without_blaming_the_credentials(answer: s
     # Found in review: these were reported as refused credentials.
     calls, action = _failing(answer)
     with pytest.raises(PublishError, match="refused the image itself") as info:
-        _retrying("pushing x", action, backoff=0)
+        retrying("pushing x", action, backoff=0)
     assert "DOCKER_PASSWORD" not in str(info.value)
     assert len(calls) == 1
 
 
 def test_a_transient_fault_is_retried() -> None:
     calls, action = _failing("connection reset by peer", "received unexpected HTTP status: 503")
-    assert _retrying("pushing x", action, backoff=0) == "pushed"
+    assert retrying("pushing x", action, backoff=0) == "pushed"
     assert len(calls) == 3
 
 
 def test_a_lasting_fault_gives_up_and_says_a_rerun_completes_it() -> None:
     calls, action = _failing(*["received unexpected HTTP status: 503"] * 4)
     with pytest.raises(PublishError, match="gave up after 4 attempts; re-run the release"):
-        _retrying("pushing x", action, backoff=0)
+        retrying("pushing x", action, backoff=0)
     assert len(calls) == 4
