@@ -741,15 +741,76 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              "environment afresh (BREWBLOX_RELEASE_CACHE in a new directory)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--no-aiohttp", action="store_true",
-                        help="leave out the aiohttp service (issue 14: compiled dependencies)")
+                        help="leave out the aiohttp service (compiled dependencies)")
+    parser.add_argument("--against", metavar="REV",
+                        help="instead: this checkout's warm dev release and `nox -s version` "
+                             "against revision REV's, in turn (`against`)")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.quick_rounds < 1:
         parser.error("--runs and --quick-rounds must be at least 1")
     return args
 
 
+def against(rev: str, runs: int) -> None:
+    """This checkout's `nox -s version` and warm dev release against revision ``rev``'s.
+
+    The reference service is released by a GitHub Actions branch push, after a one-line code
+    change each time, to loopback servers: with this checkout's brewblox_release and with the
+    one of a git worktree of ``rev`` (first on ``PYTHONPATH``), in turn, A B A B ... A first
+    round warms both up (the kept build environment, the engine's cache) and is not counted.
+    """
+    check_rig()
+    pure_wheels = fetch_wheels()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    samples = Samples({})
+    with tempfile.TemporaryDirectory(prefix="brewblox-bench-against-") as tmp, \
+            contextlib.ExitStack() as stack:
+        work = Path(tmp)
+        baseline = work / "baseline"
+        quiet(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(baseline), rev])
+        stack.callback(subprocess.run, ["git", "-C", str(ROOT), "worktree", "remove",
+                                        "--force", str(baseline)], check=False)
+        log = Log(RESULTS / "against.log")
+        stack.callback(log.close)
+        upstream = stack.enter_context(IndexServer(work / "upstream"))
+        uploads = stack.enter_context(IndexServer(work / "uploads"))
+        registry = stack.enter_context(RegistryServer(work / "registry"))
+        assert isinstance(upstream, IndexServer)
+        assert isinstance(uploads, IndexServer)
+        assert isinstance(registry, RegistryServer)
+        stack.callback(remove_images, [f"{registry.address}/{REPOSITORY}:", f"{REPOSITORY}:"])
+        for wheel in pure_wheels:
+            shutil.copy2(wheel, upstream.packages / wheel.name)
+        svc = make_reference_service(work / NAME, upstream)
+        svc.checkout("-b", BRANCH)
+        env = ci_env(work, registry.address, uploads)
+        envs = {"this": env, rev: {**env, "PYTHONPATH": str(baseline)}}
+        nox = [sys.executable, "-m", "nox"]
+        change = 1000
+        for i in range(runs + 1):
+            for name, run_env in envs.items():
+                change += 1
+                code_change(svc, change)
+                progress(f"round {i}: {name}")
+                release, _ = sh(log, [*nox, "-s", "release"], cwd=svc.path, env=run_env)
+                version, _ = sh(log, [*nox, "-s", "version"], cwd=svc.path, env=run_env)
+                if i:
+                    samples.add(f"{name} release", release)
+                    samples.add(f"{name} version", version)
+    for what in ("release", "version"):
+        for name in envs:
+            runs_text = " ".join(f"{v:.2f}" for v in samples.values[f"{name} {what}"])
+            print(f"{what:<8} {name:<10} median {samples.median(f'{name} {what}'):6.2f} s   "
+                  f"runs {runs_text}")
+        ratio = samples.median(f"this {what}") / samples.median(f"{rev} {what}")
+        print(f"{what:<8} ratio this / {rev}: {ratio:.3f}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.against:
+        against(args.against, args.runs)
+        return 0
     started = time.perf_counter()
     check_rig()
     pure_wheels = fetch_wheels()

@@ -122,7 +122,7 @@ def git_state(root: Path) -> GitState:
 def _with_branch(scheme: object, branch: str) -> Callable[[ScmVersion], str | None]:
     """The service's version scheme, given the branch CI names: a checkout CI made of a
     commit (GitLab, Travis) is on no branch, and a scheme that reads it
-    (``python-simplified-semver``) would see none. The named schemes are setuptools_scm's
+    (``semver-pep440``) would see none. The named schemes are setuptools_scm's
     documented entry points (``setuptools_scm.version_scheme``)."""
     names = [scheme] if isinstance(scheme, str) else scheme if isinstance(scheme, list) \
         else ["guess-next-dev"]
