@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import ReleaseError
 
-__all__ = ["CiContext", "Event", "detect", "from_env"]
+__all__ = ["ALLOWED", "CiContext", "Event", "detect", "from_env"]
 
 
 class Event(enum.Enum):
@@ -45,6 +45,10 @@ class CiContext:
         manual: started by hand (``workflow_dispatch``, a web or API trigger, ``--publish``).
         doubt: why the run cannot tell whether it builds a fork's code (a missing or malformed
             event payload); such a run builds only.
+        commit: the commit the provider says the run builds (``GITHUB_SHA``, ``CI_COMMIT_SHA``,
+            ``TRAVIS_COMMIT``, ``BUILD_SOURCEVERSION``): a checkout of another builds only.
+        refusal: why the event is not one that publishes (not on the provider's allow-list,
+            see docs/how-it-works.md); such a run builds only.
     """
 
     provider: str
@@ -55,6 +59,8 @@ class CiContext:
     fork: bool = False
     manual: bool = False
     doubt: str | None = None
+    commit: str | None = None
+    refusal: str | None = None
 
     @property
     def ref(self) -> str | None:
@@ -74,6 +80,20 @@ class CiContext:
         if event is Event.TAG:
             return replace(self, event=event, tag=name, branch=None, manual=True)
         return replace(self, event=event, branch=name, tag=None, manual=True)
+
+    def checked_out(self, head: str) -> CiContext:
+        """This context for a checkout of commit ``head``: where it is not the commit CI
+        names, the run builds only (a step that checked out something else must not publish
+        under this event's name).
+
+        >>> ctx = CiContext("gitlab", Event.BRANCH, branch="x", commit="a" * 40)
+        >>> ctx.checked_out("a" * 40) == ctx, ctx.checked_out("b" * 40).refusal is not None
+        (True, True)
+        """
+        if self.commit is None or self.commit == head or self.refusal:
+            return self
+        return replace(self, refusal=f"HEAD is {head[:12]}, not {self.commit[:12]}, the commit "
+                                     f"{self.provider} names for this run")
 
     def describe(self) -> str:
         where = {"github": "GitHub Actions", "travis": "Travis CI", "gitlab": "GitLab CI",
@@ -135,6 +155,35 @@ def detect(env: Mapping[str, str] | None = None) -> CiContext:
     return from_env(env, payload)
 
 
+#: The events that publish, per provider; every other event builds only (docs/how-it-works.md).
+ALLOWED = {
+    "github": ("push", "workflow_dispatch", "workflow_run of this repository's push"),
+    "gitlab": ("push", "web", "api", "trigger"),
+    "travis": ("push", "api"),
+    "azure": ("IndividualCI", "BatchedCI", "Manual"),
+}
+_NAMES = {"github": "GitHub event", "gitlab": "GitLab pipeline source",
+          "travis": "Travis event type", "azure": "Azure build reason"}
+
+
+def _refusal(provider: str, event: str) -> str:
+    """Why ``event`` publishes nothing: it is not on the provider's allow-list."""
+    shown = repr(event) if event else "(empty)"
+    return (f"{_NAMES[provider]} {shown} is not one that publishes (only "
+            f"{', '.join(ALLOWED[provider])} do)")
+
+
+def _refused(provider: str, ref: str, refusal: str, **kw: Any) -> CiContext:
+    """The context of a run that builds only, whatever its ref says."""
+    try:
+        event, name = parse_ref(ref)
+    except ReleaseError:
+        return CiContext(provider, Event.BRANCH, refusal=refusal, **kw)
+    if event is Event.TAG:
+        return CiContext(provider, event, tag=name, refusal=refusal, **kw)
+    return CiContext(provider, event, branch=name, refusal=refusal, **kw)
+
+
 def _from_ref(provider: str, ref: str, variable: str, **kw: Any) -> CiContext:
     try:
         event, name = parse_ref(ref)
@@ -150,8 +199,9 @@ def _from_ref(provider: str, ref: str, variable: str, **kw: Any) -> CiContext:
 
 def _github(env: Mapping[str, str], payload: object) -> CiContext:
     repo = env.get("GITHUB_REPOSITORY")
-    name = env.get("GITHUB_EVENT_NAME", "push")
+    name = env.get("GITHUB_EVENT_NAME", "")
     ref = env.get("GITHUB_REF", "")
+    commit = env.get("GITHUB_SHA") or None
     doubt = None
     if not isinstance(payload, Mapping):
         where = env.get("GITHUB_EVENT_PATH") or "GITHUB_EVENT_PATH is not set"
@@ -183,13 +233,46 @@ def _github(env: Mapping[str, str], payload: object) -> CiContext:
     if name == "merge_group" or ref.startswith("refs/heads/gh-readonly-queue/"):
         return CiContext("github", Event.PULL_REQUEST, branch=ref.removeprefix("refs/heads/")
                          or None, repository=repo, fork=in_fork, doubt=doubt)
-    manual = name in {"workflow_dispatch", "repository_dispatch"}
+    if name == "workflow_run":
+        return replace(_workflow_run(payload, repo, in_fork), doubt=doubt)
+    if name not in {"push", "workflow_dispatch"}:
+        return _refused("github", ref, _refusal("github", name), repository=repo,
+                        fork=in_fork, doubt=doubt, commit=commit)
     context = _from_ref("github", ref, "GITHUB_REF", repository=repo, fork=in_fork,
-                        manual=manual)
+                        manual=name == "workflow_dispatch", commit=commit)
     return replace(context, doubt=doubt)
 
 
+def _workflow_run(payload: Mapping[str, Any], repo: str | None, in_fork: bool) -> CiContext:
+    """A ``workflow_run`` publishes only where its payload shows a push of this repository:
+    the triggering run's event, head repository, branch and commit (GITHUB_REF and GITHUB_SHA
+    name the default branch, not what was pushed). Anything else, a fork's pull request first
+    of all, builds only."""
+    found = payload.get("workflow_run")
+    run: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    found = run.get("head_repository")
+    head: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    event, head_repo = run.get("event"), head.get("full_name")
+    branch = run.get("head_branch") if isinstance(run.get("head_branch"), str) else None
+    commit = run.get("head_sha") if isinstance(run.get("head_sha"), str) else None
+    if event == "push" and head_repo == repo and repo and not in_fork and branch:
+        return CiContext("github", Event.BRANCH, branch=branch, repository=repo, commit=commit)
+    why = (f"GitHub event 'workflow_run' of a {event or 'unknown'} event in "
+           f"{head_repo or 'an unnamed repository'} is not one that publishes (only a "
+           f"workflow_run of a push in {repo} does)")
+    return CiContext("github", Event.BRANCH, branch=branch or None, repository=repo,
+                     fork=in_fork or head_repo != repo, commit=commit, refusal=why)
+
+
 def _travis(env: Mapping[str, str]) -> CiContext:
+    context = _travis_event(env)
+    event = env.get("TRAVIS_EVENT_TYPE", "")
+    refusal = None if context.event is Event.PULL_REQUEST or event in ALLOWED["travis"] \
+        else _refusal("travis", event)
+    return replace(context, commit=env.get("TRAVIS_COMMIT") or None, refusal=refusal)
+
+
+def _travis_event(env: Mapping[str, str]) -> CiContext:
     repo = env.get("TRAVIS_REPO_SLUG")
     if env.get("TRAVIS_PULL_REQUEST", "false") != "false":
         source = env.get("TRAVIS_PULL_REQUEST_SLUG")
@@ -205,6 +288,14 @@ def _travis(env: Mapping[str, str]) -> CiContext:
 
 
 def _gitlab(env: Mapping[str, str]) -> CiContext:
+    context = _gitlab_event(env)
+    source = env.get("CI_PIPELINE_SOURCE", "")
+    refusal = None if context.event is Event.PULL_REQUEST or source in ALLOWED["gitlab"] \
+        else _refusal("gitlab", source)
+    return replace(context, commit=env.get("CI_COMMIT_SHA") or None, refusal=refusal)
+
+
+def _gitlab_event(env: Mapping[str, str]) -> CiContext:
     repo = env.get("CI_PROJECT_PATH")
     if env.get("CI_EXTERNAL_PULL_REQUEST_IID") or (
             env.get("CI_PIPELINE_SOURCE") == "external_pull_request_event"):
@@ -228,6 +319,15 @@ def _gitlab(env: Mapping[str, str]) -> CiContext:
 
 
 def _azure(env: Mapping[str, str]) -> CiContext:
+    reason = env.get("BUILD_REASON", "")
+    commit = env.get("BUILD_SOURCEVERSION") or None
+    if reason != "PullRequest" and reason not in ALLOWED["azure"]:
+        return _refused("azure", env.get("BUILD_SOURCEBRANCH", ""), _refusal("azure", reason),
+                        repository=env.get("BUILD_REPOSITORY_NAME"), commit=commit)
+    return replace(_azure_event(env), commit=commit)
+
+
+def _azure_event(env: Mapping[str, str]) -> CiContext:
     repo = env.get("BUILD_REPOSITORY_NAME")
     if env.get("BUILD_REASON") == "PullRequest":
         source = env.get("SYSTEM_PULLREQUEST_SOURCEBRANCH", "")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .secret import display_url
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -171,10 +172,15 @@ def _check_image(image: str, where: str) -> None:
     """Refuse what buildx would refuse only after the package was built."""
     fix = ("an image repository such as \"brewblox/my-service\", \"ghcr.io/org/svc\" or "
            "\"127.0.0.1:5000/demo/svc\": lower case, no scheme, no tag, no digest")
+    shown = display_url(image)  # a user name or password before an @ is never shown
+    if "@" in image and not re.search(r"@[a-z0-9]+(?:[+._-][a-z0-9]+)*:[0-9a-fA-F]{32,}$",
+                                      image):
+        raise ConfigError(f"{where} = {shown!r} has a user name or password: credentials go "
+                          f"in DOCKER_USERNAME and DOCKER_PASSWORD; write {fix}")
     if "://" in image:
-        raise ConfigError(f"{where} = {image!r} has a scheme: write {fix}")
+        raise ConfigError(f"{where} = {shown!r} has a scheme: write {fix}")
     if "@" in image:
-        raise ConfigError(f"{where} = {image!r} has a digest: write {fix}")
+        raise ConfigError(f"{where} = {shown!r} has a digest: write {fix}")
     last = image.rsplit("/", 1)[-1]
     if (":" in last and "/" in image) or (":" in image and "/" not in image):
         raise ConfigError(f"{where} = {image!r} has a tag: tags come from the plan; write {fix}")
@@ -208,14 +214,14 @@ def _confined(root: Path, value: str, where: str) -> Path:
 
 def _tracked(root: Path, path: Path) -> list[str]:
     """The files git tracks under ``path`` (none when ``root`` is not a git checkout)."""
-    import subprocess
+    from .run import CommandError, run
 
     try:
-        found = subprocess.run(["git", "ls-files", "-z", "--", str(path)], cwd=root,
-                               capture_output=True, text=True, check=False, timeout=30)
-    except OSError:
+        found = run(["git", "ls-files", "-z", "--", str(path)], cwd=root, check=False,
+                    echo=False, stream=False, timeout=30)
+    except CommandError:  # no git
         return []
-    return [f for f in found.stdout.split("\0") if f] if found.returncode == 0 else []
+    return [f for f in found.output.split("\0") if f] if found.returncode == 0 else []
 
 
 def check_paths(config: Config, *, contexts: bool) -> None:

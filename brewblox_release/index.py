@@ -78,7 +78,7 @@ def url_problem(name: str, value: str) -> str | None:
     piece of the password).
 
     >>> url_problem("TWINE_REPOSITORY_URL", "https://user:pw@example.org:99999/").split(" (")[0]
-    "TWINE_REPOSITORY_URL='https://user:****@example.org:99999/' is not a valid URL"
+    "TWINE_REPOSITORY_URL='https://****@example.org:99999/' is not a valid URL"
     """
     shown = display_url(value)
     try:

@@ -26,6 +26,7 @@ from tomlkit.items import Table
 
 from .config import DEFAULT_TARGETS, SECTION, _check_image
 from .errors import ConfigError
+from .secret import display_url
 
 __all__ = ["CI_PATHS", "PROVIDERS", "Change", "detect_provider", "init", "render"]
 
@@ -414,7 +415,7 @@ def init(root: Path, *, ci: str | None = None, force: bool = False, dry_run: boo
     if ci is None:
         ci = _provider_of(remote) if remote else None
         if ci is None:
-            seen = f"the origin remote {url!r}" if url else "no origin remote"
+            seen = f"the origin remote {display_url(url)!r}" if url else "no origin remote"
             raise ConfigError(f"cannot tell the CI provider from {seen}: give --ci "
                               f"{'|'.join(PROVIDERS)}")
 

@@ -182,12 +182,12 @@ def _make_plan(ctx: CiContext, version: str, config: Config,
     if ctx.event is Event.PULL_REQUEST:
         return _build_only(config, image, version, ctx,
                            ["pull request: builds only, publishes nothing"])
-    if ctx.fork:
-        return _build_only(config, image, version, ctx,
-                           ["a fork's build: publishes nothing"])
-    if ctx.doubt:
-        return _build_only(config, image, version, ctx,
-                           [f"{ctx.doubt}: builds only, publishes nothing"])
+    # Publishing is allowed, not denied: a fork, a payload in doubt, an event off the
+    # provider's allow-list or another commit than the one CI names builds only.
+    refused = ["a fork's build: publishes nothing"] if ctx.fork else [
+        f"{why}: builds only, publishes nothing" for why in (ctx.doubt, ctx.refusal) if why]
+    if refused:
+        return _build_only(config, image, version, ctx, refused[:1])
 
     if ctx.event is Event.TAG:
         assert ctx.tag is not None

@@ -142,8 +142,10 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
     version: Callable[[], str] = computed.result
     if not options.ref and ctx.event is Event.LOCAL and (options.publish or options.rehearse):
         ctx = _local_ref(ctx, state, tags)
+    ctx = ctx.checked_out(state.commit)
     quiet = ctx.event is Event.BRANCH and ctx.branch in config.quiet_branches
-    publishing = ctx.event in {Event.TAG, Event.BRANCH} and not ctx.fork and not quiet
+    publishing = ctx.event in {Event.TAG, Event.BRANCH} and not quiet and not (
+        ctx.fork or ctx.doubt or ctx.refusal)
     if state.shallow and publishing and not options.dry_run:
         log("shallow clone: fetching the full history and tags to compute the version")
         version_mod.unshallow(config.root, state)

@@ -29,15 +29,21 @@ __all__ = ["CommandError", "Redactor", "Result", "Started", "child_env", "config
 _MIN_SECRET = 3  # shorter values would mask ordinary text without protecting anything
 
 
-#: The password of a URL's userinfo, whatever the URL: ``scheme://user:PASSWORD@host``.
-_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@")
+#: The whole userinfo of a URL, whatever the URL: ``scheme://USER:PASSWORD@host``, and the
+#: token written as a user name alone (``https://TOKEN@host/``).
+_URL_USERINFO = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")
+#: The userinfo of a reference without a scheme: ``USER:PASSWORD@host/path`` (an image name).
+_REF_USERINFO = re.compile(
+    r"(?<![\w.@/:-])[\w.~%!$&'()*+,;=-]+:[^\s/@]+@(?=[A-Za-z0-9.-]+(?::\d+)?/)")
 
 
 class Redactor:
     """Masks a fixed set of secret values in text, and the password of any URL.
 
     >>> Redactor(["s3cr3t"])("login with s3cr3t to https://me:pw@example.org/")
-    'login with **** to https://me:****@example.org/'
+    'login with **** to https://****@example.org/'
+    >>> Redactor()("https://TOKEN@github.com/o/r and user:pw@127.0.0.1:5000/o/r, a@b.c")
+    'https://****@github.com/o/r and ****@127.0.0.1:5000/o/r, a@b.c'
     """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
@@ -71,8 +77,9 @@ class Redactor:
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, MASK)
-        if "://" in text:
-            text = _URL_PASSWORD.sub(rf"\g<head>{MASK}@", text)
+        if "@" in text:
+            text = _URL_USERINFO.sub(rf"\g<head>{MASK}@", text)
+            text = _REF_USERINFO.sub(f"{MASK}@", text)
         return text
 
 
@@ -237,6 +244,18 @@ def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     return full
 
 
+#: git's variables that point it at another repository, index or work tree than the one it
+#: runs in: an inherited one (a hook, a wrapper script) would make it read another checkout.
+#: Removed for every git command, as setuptools_scm does (its configuration variables stay:
+#: CI sets safe.directory through GIT_CONFIG_COUNT).
+GIT_REPOSITORY_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
+                       "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_COMMON_DIR", "GIT_NAMESPACE",
+                       "GIT_PREFIX", "GIT_IMPLICIT_WORK_TREE", "GIT_GRAFT_FILE",
+                       "GIT_SHALLOW_FILE", "GIT_REPLACE_REF_BASE", "GIT_NO_REPLACE_OBJECTS")
+#: How long a git command may take (a fetch of a whole history included).
+GIT_TIMEOUT = 300.0
+
+
 def run(argv: Sequence[str | Path], *, cwd: Path | str | None = None,
         env: Mapping[str, str] | None = None, check: bool = True, echo: bool = True,
         stream: bool = True, input: str | None = None, timeout: float | None = None) -> Result:
@@ -249,6 +268,8 @@ def run(argv: Sequence[str | Path], *, cwd: Path | str | None = None,
         check: raise `CommandError` on a non-zero exit.
     """
     started = start(argv, cwd=cwd, env=env, echo=echo, stdin=input is not None)
+    if timeout is None and started.argv[0] == "git":
+        timeout = GIT_TIMEOUT
     return started.finish(input, check=check, stream=stream, timeout=timeout)
 
 
@@ -261,8 +282,12 @@ def start(argv: Sequence[str | Path], *, cwd: Path | str | None = None,
     args = tuple(str(a) for a in argv)
     if echo:
         log(f"$ {shlex.join(args)}")
+    full_env = child_env(env)
+    if args[0] == "git":
+        for name in GIT_REPOSITORY_VARS:
+            full_env.pop(name, None)
     try:
-        proc = subprocess.Popen(args, cwd=cwd, env=child_env(env), text=True, bufsize=1,
+        proc = subprocess.Popen(args, cwd=cwd, env=full_env, text=True, bufsize=1,
                                 stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 errors="replace")
@@ -304,6 +329,8 @@ class Started:
             code = proc.wait()
             if timer:
                 timer.cancel()
+                if not timer.is_alive() and code < 0 and timeout:
+                    lines.append(f"(stopped after {timeout:.0f} s)")
         result = Result(self.argv, code, "\n".join(lines))
         if check and code != 0:
             raise CommandError(result)

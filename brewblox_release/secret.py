@@ -74,17 +74,20 @@ def url_password(url: str) -> str:
 
 
 def display_url(url: str) -> str:
-    """``url`` with the password of its userinfo masked, for messages.
+    """``url`` (or an image reference) with its whole userinfo masked, for messages: a token
+    is often written as the user name alone (``https://TOKEN@host/``).
 
     >>> display_url("https://user:pa55@upload.example.org/legacy/")
-    'https://user:****@upload.example.org/legacy/'
+    'https://****@upload.example.org/legacy/'
     >>> display_url("http://ci:pa/ss@127.0.0.1:9/simple/"), display_url("https://h/a@b")
-    ('http://ci:****@127.0.0.1:9/simple/', 'https://h/a@b')
+    ('http://****@127.0.0.1:9/simple/', 'https://h/a@b')
+    >>> display_url("https://ghp_T0KEN@github.com/o/r"), display_url("u:p@host/o/r")
+    ('https://****@github.com/o/r', '****@host/o/r')
+    >>> display_url("org/svc@sha256:abc")
+    'org/svc@sha256:abc'
     """
     parts = _userinfo(url)
     if parts is None:
         return url
-    scheme, user, password, host = parts
-    if not password:  # a user name alone is no secret
-        return url
-    return f"{scheme}{user}:{MASK}@{host}" if user else f"{scheme}{MASK}@{host}"
+    scheme, _, _, host = parts
+    return f"{scheme}{MASK}@{host}"

@@ -97,8 +97,14 @@ def git_state(root: Path) -> GitState:
     inside = run(["git", "rev-parse", "--is-inside-work-tree"], cwd=root, echo=False,
                  stream=False, check=False)
     if inside.returncode != 0:
-        raise VersionError(f"{root} is not a git checkout: versions come from git tags; "
-                           "run from a clone of the service's repository")
+        # git's own reason: not a repository, or one it refuses to read (a checkout of another
+        # owner, the common case of a container on a mounted workspace: safe.directory).
+        why = next((line.removeprefix("fatal: ") for line in inside.lines if line.strip()),
+                   f"git exited with {inside.returncode}")
+        raise VersionError(f"git cannot read {root} as a checkout: {why}. Versions come from "
+                           "git tags: run from a clone of the service's repository that git "
+                           "accepts (`git config --global --add safe.directory DIR` for a "
+                           "checkout of another owner)")
     commit = _git(root, "rev-parse", "--verify", "-q", "HEAD", check=False)
     if not commit:
         raise VersionError(f"{root}: the repository has no commit yet; commit and tag first")

@@ -35,6 +35,31 @@ def pr_payload(head_repo: dict[str, Any] | None, *, repo: str = REPO,
             "repository": {"full_name": repo, "fork": fork}}
 
 
+def refused(provider: str, event: str) -> str:
+    """The refusal of an event off the allow-list, as the plan shows it."""
+    allowed = {"github": "push, workflow_dispatch, workflow_run of this repository's push",
+               "gitlab": "push, web, api, trigger", "travis": "push, api",
+               "azure": "IndividualCI, BatchedCI, Manual"}[provider]
+    kind = {"github": "GitHub event", "gitlab": "GitLab pipeline source",
+            "travis": "Travis event type", "azure": "Azure build reason"}[provider]
+    return f"{kind} {repr(event) if event else '(empty)'} is not one that publishes (only " \
+           f"{allowed} do)"
+
+
+def workflow_run(event: str, head_repo: str, *, head_branch: str) -> dict[str, Any]:
+    """A ``workflow_run`` payload: the run that triggered it, in ``head_repo``."""
+    return {"action": "completed", "repository": {"full_name": REPO, "fork": False},
+            "workflow_run": {"event": event, "head_branch": head_branch, "head_sha": "b" * 40,
+                             "head_repository": {"full_name": head_repo,
+                                                 "fork": head_repo != REPO}}}
+
+
+def run_refused(event: str | None, head_repo: str | None) -> str:
+    return (f"GitHub event 'workflow_run' of a {event or 'unknown'} event in "
+            f"{head_repo or 'an unnamed repository'} is not one that publishes (only a "
+            f"workflow_run of a push in {REPO} does)")
+
+
 NO_PATH = ("the GitHub event payload (GITHUB_EVENT_PATH is not set) is missing or not a JSON "
            "object, so whether this run builds a fork is unknown")
 NO_REPOSITORY = ("the GitHub event payload names no repository, so whether this run builds a "
@@ -102,16 +127,73 @@ GITHUB: list[tuple[str, dict[str, str], object, CiContext]] = [
     ("workflow_dispatch on a tag", github("workflow_dispatch", "refs/tags/1.2.3"),
      {"ref": "refs/tags/1.2.3", "inputs": {}, "repository": {"full_name": REPO, "fork": False}},
      CiContext("github", TAG, tag="1.2.3", repository=REPO, manual=True)),
+    # Publishing is allowed, not denied: every event off the allow-list builds only.
     ("repository_dispatch", github("repository_dispatch", "refs/heads/main"),
      {"action": "release", "repository": {"full_name": REPO, "fork": False}},
-     CiContext("github", BRANCH, branch="main", repository=REPO, manual=True)),
+     CiContext("github", BRANCH, branch="main", repository=REPO,
+               refusal=refused("github", "repository_dispatch"))),
     ("release published", github("release", "refs/tags/1.2.3"),
      {"action": "published", "release": {"tag_name": "1.2.3"},
       "repository": {"full_name": REPO, "fork": False}},
-     CiContext("github", TAG, tag="1.2.3", repository=REPO)),
+     CiContext("github", TAG, tag="1.2.3", repository=REPO,
+               refusal=refused("github", "release"))),
     ("schedule", github("schedule", "refs/heads/main"),
      {"schedule": "0 0 * * *", "repository": {"full_name": REPO, "fork": False}},
-     CiContext("github", BRANCH, branch="main", repository=REPO)),
+     CiContext("github", BRANCH, branch="main", repository=REPO,
+               refusal=refused("github", "schedule"))),
+    ("issue_comment", github("issue_comment", "refs/heads/main"), push_payload("refs/heads/main"),
+     CiContext("github", BRANCH, branch="main", repository=REPO,
+               refusal=refused("github", "issue_comment"))),
+    ("create (a branch made in the UI)", github("create", "refs/heads/x"),
+     push_payload("refs/heads/x"),
+     CiContext("github", BRANCH, branch="x", repository=REPO, refusal=refused("github", "create"))),
+    ("an event name nobody listed", github("check_suite", "refs/heads/main"),
+     push_payload("refs/heads/main"),
+     CiContext("github", BRANCH, branch="main", repository=REPO,
+               refusal=refused("github", "check_suite"))),
+    ("an empty event name", github("", "refs/tags/1.2.3"), push_payload("refs/tags/1.2.3"),
+     CiContext("github", TAG, tag="1.2.3", repository=REPO, refusal=refused("github", ""))),
+    ("no event name", {k: v for k, v in github("", "refs/heads/x").items()
+                       if k != "GITHUB_EVENT_NAME"}, push_payload("refs/heads/x"),
+     CiContext("github", BRANCH, branch="x", repository=REPO, refusal=refused("github", ""))),
+    ("an unknown event with no usable ref", github("watch", ""), push_payload(""),
+     CiContext("github", BRANCH, repository=REPO, refusal=refused("github", "watch"))),
+    ("the commit CI names", {**github("push", "refs/heads/x"), "GITHUB_SHA": "a" * 40},
+     push_payload("refs/heads/x"),
+     CiContext("github", BRANCH, branch="x", repository=REPO, commit="a" * 40)),
+    # workflow_run: only a push of this repository, its branch and commit from the payload.
+    ("workflow_run of a push", github("workflow_run", "refs/heads/main"),
+     workflow_run("push", REPO, head_branch="feature/x"),
+     CiContext("github", BRANCH, branch="feature/x", repository=REPO, commit="b" * 40)),
+    ("workflow_run of a fork's pull request (a pwn request)",
+     github("workflow_run", "refs/heads/main"),
+     workflow_run("pull_request", FORK, head_branch="feature-x"),
+     CiContext("github", BRANCH, branch="feature-x", repository=REPO, fork=True,
+               commit="b" * 40, refusal=run_refused("pull_request", FORK))),
+    ("workflow_run of a pull request in this repository",
+     github("workflow_run", "refs/heads/main"),
+     workflow_run("pull_request", REPO, head_branch="feature/x"),
+     CiContext("github", BRANCH, branch="feature/x", repository=REPO, commit="b" * 40,
+               refusal=run_refused("pull_request", REPO))),
+    ("workflow_run of a fork's push", github("workflow_run", "refs/heads/main"),
+     workflow_run("push", FORK, head_branch="main"),
+     CiContext("github", BRANCH, branch="main", repository=REPO, fork=True, commit="b" * 40,
+               refusal=run_refused("push", FORK))),
+    ("workflow_run of a schedule", github("workflow_run", "refs/heads/main"),
+     workflow_run("schedule", REPO, head_branch="main"),
+     CiContext("github", BRANCH, branch="main", repository=REPO, commit="b" * 40,
+               refusal=run_refused("schedule", REPO))),
+    ("workflow_run without its run", github("workflow_run", "refs/heads/main"),
+     {"repository": {"full_name": REPO, "fork": False}},
+     CiContext("github", BRANCH, repository=REPO, fork=True,
+               refusal=run_refused(None, None))),
+    ("workflow_run, its run not an object", github("workflow_run", "refs/heads/main"),
+     {"workflow_run": "push", "repository": {"full_name": REPO, "fork": False}},
+     CiContext("github", BRANCH, repository=REPO, fork=True,
+               refusal=run_refused(None, None))),
+    ("workflow_run without a payload", github("workflow_run", "refs/heads/main"), None,
+     CiContext("github", BRANCH, repository=REPO, fork=True, doubt=NO_PATH,
+               refusal=run_refused(None, None))),
 ]
 
 
@@ -141,7 +223,16 @@ TRAVIS: list[tuple[str, dict[str, str], CiContext]] = [
                                     TRAVIS_EVENT_TYPE="api"),
      CiContext("travis", TAG, tag="1.2.3", repository=REPO, manual=True)),
     ("cron", travis(TRAVIS_BRANCH="main", TRAVIS_EVENT_TYPE="cron"),
-     CiContext("travis", BRANCH, branch="main", repository=REPO)),
+     CiContext("travis", BRANCH, branch="main", repository=REPO,
+               refusal=refused("travis", "cron"))),
+    ("no event type", {k: v for k, v in travis(TRAVIS_TAG="1.2.3").items()
+                       if k != "TRAVIS_EVENT_TYPE"},
+     CiContext("travis", TAG, tag="1.2.3", repository=REPO, refusal=refused("travis", ""))),
+    ("an unknown event type", travis(TRAVIS_BRANCH="x", TRAVIS_EVENT_TYPE="webhook"),
+     CiContext("travis", BRANCH, branch="x", repository=REPO,
+               refusal=refused("travis", "webhook"))),
+    ("the commit CI names", travis(TRAVIS_BRANCH="x", TRAVIS_COMMIT="c" * 40),
+     CiContext("travis", BRANCH, branch="x", repository=REPO, commit="c" * 40)),
 ]
 
 
@@ -185,7 +276,22 @@ GITLAB: list[tuple[str, dict[str, str], CiContext]] = [
     ("trigger", gitlab(CI_PIPELINE_SOURCE="trigger", CI_COMMIT_BRANCH="main"),
      CiContext("gitlab", BRANCH, branch="main", repository=REPO, manual=True)),
     ("schedule", gitlab(CI_PIPELINE_SOURCE="schedule", CI_COMMIT_BRANCH="main"),
-     CiContext("gitlab", BRANCH, branch="main", repository=REPO)),
+     CiContext("gitlab", BRANCH, branch="main", repository=REPO,
+               refusal=refused("gitlab", "schedule"))),
+    ("a parent pipeline", gitlab(CI_PIPELINE_SOURCE="parent_pipeline", CI_COMMIT_BRANCH="x"),
+     CiContext("gitlab", BRANCH, branch="x", repository=REPO,
+               refusal=refused("gitlab", "parent_pipeline"))),
+    ("a pipeline of another project", gitlab(CI_PIPELINE_SOURCE="pipeline", CI_COMMIT_TAG="1.0"),
+     CiContext("gitlab", TAG, tag="1.0", repository=REPO,
+               refusal=refused("gitlab", "pipeline"))),
+    ("chat", gitlab(CI_PIPELINE_SOURCE="chat", CI_COMMIT_BRANCH="main"),
+     CiContext("gitlab", BRANCH, branch="main", repository=REPO,
+               refusal=refused("gitlab", "chat"))),
+    ("no pipeline source", {k: v for k, v in gitlab(CI_COMMIT_BRANCH="x").items()
+                            if k != "CI_PIPELINE_SOURCE"},
+     CiContext("gitlab", BRANCH, branch="x", repository=REPO, refusal=refused("gitlab", ""))),
+    ("the commit CI names", gitlab(CI_COMMIT_BRANCH="x", CI_COMMIT_SHA="d" * 40),
+     CiContext("gitlab", BRANCH, branch="x", repository=REPO, commit="d" * 40)),
 ]
 
 
@@ -217,7 +323,20 @@ AZURE: list[tuple[str, dict[str, str], CiContext]] = [
     ("manual", azure(BUILD_REASON="Manual", BUILD_SOURCEBRANCH="refs/tags/1.2.3"),
      CiContext("azure", TAG, tag="1.2.3", repository=REPO, manual=True)),
     ("schedule", azure(BUILD_REASON="Schedule", BUILD_SOURCEBRANCH="refs/heads/main"),
-     CiContext("azure", BRANCH, branch="main", repository=REPO)),
+     CiContext("azure", BRANCH, branch="main", repository=REPO,
+               refusal=refused("azure", "Schedule"))),
+    ("a resource trigger", azure(BUILD_REASON="ResourceTrigger",
+                                 BUILD_SOURCEBRANCH="refs/tags/1.2.3"),
+     CiContext("azure", TAG, tag="1.2.3", repository=REPO,
+               refusal=refused("azure", "ResourceTrigger"))),
+    ("a build completion trigger", azure(BUILD_REASON="BuildCompletion",
+                                         BUILD_SOURCEBRANCH="refs/heads/x"),
+     CiContext("azure", BRANCH, branch="x", repository=REPO,
+               refusal=refused("azure", "BuildCompletion"))),
+    ("no build reason, no ref", {k: v for k, v in azure().items() if k != "BUILD_REASON"},
+     CiContext("azure", BRANCH, repository=REPO, refusal=refused("azure", ""))),
+    ("the commit CI names", azure(BUILD_SOURCEBRANCH="refs/heads/x", BUILD_SOURCEVERSION="e" * 40),
+     CiContext("azure", BRANCH, branch="x", repository=REPO, commit="e" * 40)),
 ]
 
 

@@ -71,16 +71,16 @@ SECRET = "pa55-Wd9q"
 
 @pytest.mark.parametrize(("env", "config", "problem"), [
     ({"TWINE_REPOSITORY_URL": f"upload.example.org:{SECRET}@x/"}, None,
-     "TWINE_REPOSITORY_URL='upload.example.org:****@x/' is not a URL"),
+     "TWINE_REPOSITORY_URL='****@x/' is not a URL"),
     ({"TWINE_REPOSITORY_URL": f"https://u:{SECRET}@upload.example.org:99999/"}, None,
-     "TWINE_REPOSITORY_URL='https://u:****@upload.example.org:99999/' is not a valid URL"),
+     "TWINE_REPOSITORY_URL='https://****@upload.example.org:99999/' is not a valid URL"),
     ({"BREWBLOX_RELEASE_INDEX_URL": "pypi.example/simple/"}, None,
      "BREWBLOX_RELEASE_INDEX_URL='pypi.example/simple/' is not a URL"),
     ({}, "ftp://pypi.example/simple/", "index-url='ftp://pypi.example/simple/' is not a URL"),
     ({"TWINE_REPOSITORY_URL": "https://upload.example.org/a b/"}, None, "holds a space"),
     # A password with a "/" breaks the URL: urllib's complaint quotes what it took for a port.
     ({"TWINE_REPOSITORY_URL": f"http://ci:{SECRET}/x@127.0.0.1:9/"}, None,
-     "TWINE_REPOSITORY_URL='http://ci:****@127.0.0.1:9/' is not a valid URL (its host or port "
+     "TWINE_REPOSITORY_URL='http://****@127.0.0.1:9/' is not a valid URL (its host or port "
      "cannot be read): check them, and percent-encode a password's / # ? @"),
 ])
 def test_malformed_urls_are_named_by_their_setting(env: dict[str, str], config: str | None,

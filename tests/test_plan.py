@@ -348,7 +348,8 @@ def test_a_tag_equal_to_the_version_under_pep_440_is_accepted(tag: str, version:
 
 
 def test_a_branch_push_without_a_branch_name_is_an_error() -> None:
-    ctx = ci.from_env({"TRAVIS": "true", "TRAVIS_PULL_REQUEST": "false"})
+    ctx = ci.from_env({"TRAVIS": "true", "TRAVIS_PULL_REQUEST": "false",
+                       "TRAVIS_EVENT_TYPE": "push"})
     assert ctx == CiContext("travis", Event.BRANCH)
     with pytest.raises(VersionError, match="--ref refs/heads/NAME"):
         make_plan(ctx, "1.2.4.dev5", CONFIG)
@@ -519,3 +520,59 @@ def test_tag_version_with_the_service_tags() -> None:
     assert str(tag_version("svc-v2.0.0", SVC_TAGS)) == "2.0.0"
     with pytest.raises(VersionError, match=re.escape("this service's tag regex")):
         tag_version("2.0.0", SVC_TAGS)
+
+
+# Publishing is allowed, not denied: each rule that refuses is a row (deleting one fails one).
+SHA, OTHER = "a" * 40, "b" * 40
+
+
+@pytest.mark.parametrize(("ctx", "reason"), [
+    (CiContext("github", Event.BRANCH, branch="x", repository=REPO, doubt="payload in doubt"),
+     "payload in doubt: builds only, publishes nothing"),
+    (CiContext("github", Event.TAG, tag="1.2.3", repository=REPO, doubt="payload in doubt"),
+     "payload in doubt: builds only, publishes nothing"),
+    (CiContext("github", Event.BRANCH, branch="x", repository=REPO, refusal="event 'x' ..."),
+     "event 'x' ...: builds only, publishes nothing"),
+    (CiContext("gitlab", Event.TAG, tag="1.2.3", repository=REPO, refusal="source 'schedule'"),
+     "source 'schedule': builds only, publishes nothing"),
+    (CiContext("travis", Event.BRANCH, branch="x", repository=REPO, fork=True),
+     "a fork's build: publishes nothing"),
+    (CiContext("azure", Event.BRANCH, branch="x", commit=SHA).checked_out(OTHER),
+     f"HEAD is {OTHER[:12]}, not {SHA[:12]}, the commit azure names for this run: builds only"),
+    (CiContext("github", Event.TAG, tag="1.2.3", commit=SHA).checked_out(OTHER),
+     f"HEAD is {OTHER[:12]}, not {SHA[:12]}, the commit github names for this run: builds only"),
+])
+def test_what_is_not_allowed_builds_only(ctx: CiContext, reason: str) -> None:
+    version = "1.2.3" if ctx.event is Event.TAG else "1.2.4.dev5"
+    plan = make_plan(ctx, version, CONFIG)
+    assert not plan.publishes
+    assert not plan.upload
+    assert not any(image.push for image in plan.images)
+    assert any(r.startswith(reason) for r in plan.reasons), plan.reasons
+
+
+@pytest.mark.parametrize(("commit", "head", "publishes"), [
+    (None, OTHER, True),      # the provider names none: nothing to compare
+    (SHA, SHA, True),
+    (SHA, OTHER, False),
+])
+def test_the_commit_is_the_one_ci_names(commit: str | None, head: str, publishes: bool) -> None:
+    ctx = CiContext("gitlab", Event.BRANCH, branch="x", repository=REPO, commit=commit)
+    assert make_plan(ctx.checked_out(head), "1.2.4.dev5", CONFIG).publishes is publishes
+
+
+@pytest.mark.parametrize(("env", "payload"), [
+    ({"GITHUB_EVENT_NAME": "workflow_run", "GITHUB_REF": "refs/heads/main"},
+     {"repository": {"full_name": REPO, "fork": False},
+      "workflow_run": {"event": "pull_request", "head_branch": "feature-x", "head_sha": OTHER,
+                       "head_repository": {"full_name": FORK, "fork": True}}}),
+    ({"GITHUB_EVENT_NAME": "pull_request_target", "GITHUB_REF": "refs/heads/main"},
+     {"repository": {"full_name": REPO, "fork": False},
+      "pull_request": {"head": {"ref": "x", "repo": {"full_name": FORK, "fork": True}}}}),
+    ({"GITHUB_EVENT_NAME": "", "GITHUB_REF": "refs/tags/1.2.3"},
+     {"repository": {"full_name": REPO, "fork": False}}),
+])
+def test_a_forks_code_reaches_no_publishing(env: dict[str, str], payload: object) -> None:
+    ctx = ci.from_env({"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": REPO, **env}, payload)
+    version = "1.2.3" if ctx.event is Event.TAG else "1.2.4.dev5"
+    assert not make_plan(ctx, version, CONFIG).publishes

@@ -73,7 +73,7 @@ ELSEWHERE_INDEX = "https://pkgs.example.invalid/upload/"
                  ["TWINE_PASSWORD is not set"], id="TWINE_PASSWORD"),
     pytest.param({"TWINE_REPOSITORY_URL": f"https://ci:{SECRET}@pkgs.example.invalid:99999/",
                   "TWINE_USERNAME": "ci", "TWINE_PASSWORD": SECRET},
-                 ["TWINE_REPOSITORY_URL='https://ci:****@pkgs.example.invalid:99999/' is not a "
+                 ["TWINE_REPOSITORY_URL='https://****@pkgs.example.invalid:99999/' is not a "
                   "valid URL"], id="malformed TWINE_REPOSITORY_URL"),
     pytest.param({"TWINE_REPOSITORY_URL": "pkgs.example.invalid/upload/",
                   "TWINE_USERNAME": "ci", "TWINE_PASSWORD": SECRET},
