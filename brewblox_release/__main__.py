@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from .commands import COMMANDS, execute, message, parser
-from .errors import ReleaseError
+from .errors import Interrupted, ReleaseError
 
 __all__ = ["main"]
 
@@ -28,7 +28,8 @@ def _usage() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; 0 on success, 1 when it fails, 2 for a wrong command line."""
+    """Run one command; 0 on success, 1 when it fails, 2 for a wrong command line, 128 and the
+    signal's number when it was interrupted or told to stop (130 for Ctrl-C)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in {"-h", "--help"}:
         _usage().print_help()
@@ -46,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         execute(name, rest, prog)
     except ReleaseError as e:
         print(f"{prog}: error: {message(e)}", file=sys.stderr)
-        return 1
+        return e.exit_code if isinstance(e, Interrupted) else 1
     return 0
 
 

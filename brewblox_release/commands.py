@@ -12,19 +12,24 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import errno
 import functools
 import gc
 import json
 import logging
+import os
+import signal
+import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import ReleaseError
+from .errors import Interrupted, ReleaseError
 from .release import Options
-from .run import log, out, redacted_streams, step
+from .run import log, out, redacted_streams, step, stop_starting
 
 if TYPE_CHECKING:
     from .config import Config
@@ -263,21 +268,113 @@ def execute(name: str, args: Sequence[str], prog: str) -> None:
     from .environment import capture
     from .run import CommandError, redact
 
+    _tolerant_streams()
     capture()
     quiet_library_logs()
     _quick_exit()
     command = COMMANDS[name]
-    with redacted_streams():
+    with redacted_streams(), _stopped_by_signals():
         try:
             command.action(parse(command, args, prog))
         except CommandError as e:
             raise ReleaseError(redact(str(e))) from None
-        except (ReleaseError, KeyboardInterrupt):
+        except (KeyboardInterrupt, _Stop) as e:
+            stop_starting()
+            _end_children()
+            signum = e.signum if isinstance(e, _Stop) else signal.SIGINT
+            raise Interrupted(f"stopped by {signal.Signals(signum).name}: every process "
+                              "brewblox-release started has ended, nothing more is published; "
+                              "run the command again to complete it", 128 + signum) from None
+        except ReleaseError:
             raise
+        except OSError as e:
+            raise ReleaseError(redact(os_error(e))) from None
         except Exception as e:  # a bug: its traceback, masked, then one line
             log(traceback.format_exc())
             raise ReleaseError(redact(f"unexpected {type(e).__name__}: {e} (a bug in "
                                       "brewblox-release: the traceback is above)")) from None
+
+
+def os_error(error: OSError) -> str:
+    """One line for an error of the operating system: the path, what is wrong, what to do.
+
+    >>> os_error(PermissionError(13, "Permission denied", "dist/x.whl"))
+    'dist/x.whl: permission denied: give the user who runs the release write access to it, or \
+choose another place (dist-dir, BREWBLOX_RELEASE_CACHE)'
+    """
+    where = f"{error.filename}: " if error.filename else ""
+    what = (error.strerror or str(error)).lower()
+    fix = {
+        errno.EACCES: "give the user who runs the release write access to it, or choose another "
+                      "place (dist-dir, BREWBLOX_RELEASE_CACHE)",
+        errno.EPERM: "give the user who runs the release write access to it",
+        errno.EROFS: "the file system is read-only: run from a writable checkout",
+        errno.ENOSPC: "the disk is full: free some space (docker builder prune, old dist files)",
+        errno.ENOTDIR: "a file stands where a directory should be: remove or rename it",
+        errno.EISDIR: "a directory stands where a file should be: remove or rename it",
+        errno.EEXIST: "something is in the way: remove or rename it",
+        errno.ENOENT: "it does not exist: check the path",
+    }.get(error.errno or 0, "check the path and its permissions")
+    return f"{where}{what}: {fix}"
+
+
+def _tolerant_streams() -> None:
+    """Output never fails on a character the terminal cannot show (an ASCII terminal, a
+    branch named in another script): it is escaped instead."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", "") == "strict":
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="backslashreplace")
+
+
+class _Stop(BaseException):
+    """SIGTERM or SIGHUP, raised in the main thread so that every ``with`` block unwinds:
+    rehearsal servers, temporary docker configs and directories end with the run."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP (a CI cancel, a closed terminal) stop the run as Ctrl-C does."""
+    def stop(signum: int, _frame: object) -> None:
+        stop_starting()  # no new process, no retry
+        _end_children()  # a thread that waits for a build or a push is freed
+        raise _Stop(signum)
+
+    saved = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            saved[signum] = signal.signal(signum, stop)
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+        stop_starting(False)
+
+
+def _end_children() -> None:
+    """End every process this one started and that is still running (a docker build, a push,
+    a server not yet stopped), and theirs: a stopped run leaves nothing behind."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    found, todo = [], list(children.get(os.getpid(), []))
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += children.get(pid, [])
+    for pid in found:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
 
 
 @functools.cache  # once per process

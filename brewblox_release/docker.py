@@ -14,7 +14,6 @@ import functools
 import json
 import os
 import tempfile
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -26,7 +25,7 @@ from .dockerconfig import DockerConfig, has_login, stored_credentials
 from .errors import BuildError, CredentialsError, EmulationError, PublishError
 from .hosts import registry_host
 from .plan import ImagePlan
-from .run import log, redact
+from .run import log, pause, redact
 
 if TYPE_CHECKING:
     from python_on_whales import DockerException
@@ -243,11 +242,12 @@ def retrying(what: str, action: Callable[[], T], *, attempts: int = PUSH_ATTEMPT
             if attempt == attempts:
                 raise PublishError(_wrap(e, what) + f"\ngave up after {attempts} attempts; "
                                    "re-run the release to complete it") from e
-            pause = backoff * 2 ** (attempt - 1)
+            wait = backoff * 2 ** (attempt - 1)
             log(f"{what}: attempt {attempt} of {attempts} failed "
                 f"({(e.stderr or e.stdout or '').strip().splitlines()[-1:] or ['?']}); "
-                f"retrying in {pause:.0f} s")
-            time.sleep(pause)
+                f"retrying in {wait:.0f} s")
+            if not pause(wait):  # the run is stopping: no more attempts
+                raise PublishError(_wrap(e, what) + "\nstopped") from e
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -29,3 +29,12 @@ class PublishError(ReleaseError):
 
 class EmulationError(ReleaseError):
     """The engine cannot run the target's platform (arm/v7 without qemu)."""
+
+
+class Interrupted(ReleaseError):  # noqa: N818 (a stop asked for, as KeyboardInterrupt)
+    """The run was interrupted (Ctrl-C) or told to stop (SIGTERM, SIGHUP); every process it
+    started was ended. ``exit_code`` is the shell's: 128 and the signal's number."""
+
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -19,7 +19,7 @@ from invoke.exceptions import Exit
 from invoke.tasks import task
 
 from .commands import COMMANDS, OPTIONS, execute, message
-from .errors import ReleaseError
+from .errors import Interrupted, ReleaseError
 
 __all__ = ["namespace"]
 
@@ -44,7 +44,8 @@ def _run(name: str, **given: Any) -> None:
     try:
         execute(name, _words(name, given), prog=f"invoke {name}")
     except ReleaseError as e:
-        raise Exit(f"invoke {name}: error: {message(e)}", code=1) from None
+        code = e.exit_code if isinstance(e, Interrupted) else 1
+        raise Exit(f"invoke {name}: error: {message(e)}", code=code) from None
 
 
 @task(help=_help("version"))

@@ -24,7 +24,7 @@ from urllib.parse import quote, quote_plus
 from .secret import MASK
 
 __all__ = ["CommandError", "Redactor", "Result", "Started", "child_env", "configure", "log", "mask",
-           "out", "redact", "redacted_streams", "run", "start", "step"]
+           "out", "pause", "redact", "redacted_streams", "run", "start", "step", "stop_starting"]
 
 _MIN_SECRET = 3  # shorter values would mask ordinary text without protecting anything
 
@@ -97,6 +97,21 @@ class _Output:
 # environment's credentials: the library used on its own masks them too.
 _output = _Output(Redactor.from_env(os.environ), _stderr)
 _lock = threading.Lock()
+#: Set when the run is told to stop (a signal): no new process starts, no retry waits.
+_stopping = threading.Event()
+
+
+def stop_starting(stop: bool = True) -> None:
+    """From now on (until called with False), start no process: the run is stopping."""
+    if stop:
+        _stopping.set()
+    else:
+        _stopping.clear()
+
+
+def pause(seconds: float) -> bool:
+    """Wait ``seconds`` (a retry's pause); False at once when the run is stopping."""
+    return not _stopping.wait(seconds)
 
 
 def configure(*, redactor: Redactor | None = None,
@@ -280,6 +295,8 @@ def start(argv: Sequence[str | Path], *, cwd: Path | str | None = None,
     itself meanwhile, such as a build hook's interpreter importing its backend. Its output
     waits in the pipe and passes the redactor when it is read, like `run`'s."""
     args = tuple(str(a) for a in argv)
+    if _stopping.is_set():
+        raise CommandError(Result(args, 130, "not started: the run is stopping"))
     if echo:
         log(f"$ {shlex.join(args)}")
     full_env = child_env(env)

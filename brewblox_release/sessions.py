@@ -18,7 +18,7 @@ from typing import Any
 import nox
 
 from .commands import COMMANDS
-from .errors import ReleaseError
+from .errors import Interrupted, ReleaseError
 
 __all__ = ["dist", "distcopy", "docker", "docker_amd64", "docker_arm", "init", "release",
            "version"]
@@ -32,12 +32,16 @@ def _session(name: str, *, default: bool = False) -> Any:
 
         try:
             execute(name, session.posargs, prog=f"nox -s {name} --")
+        except Interrupted as e:
+            session.log(message(e))
+            raise KeyboardInterrupt from None  # nox's own way out: exit 130, its summary
         except ReleaseError as e:
             session.error(message(e))
 
     session.__name__ = session.__qualname__ = name.replace("-", "_")
     session.__doc__ = command.help[:1].upper() + command.help[1:] + "."
-    return nox.session(name=name, python=False, default=default)(session)
+    # No virtualenv, whatever the noxfile's default backend is (uv where uv is not installed).
+    return nox.session(name=name, venv_backend="none", default=default)(session)
 
 
 version = _session("version", default=True)
