@@ -103,7 +103,8 @@ class CiContext:
             what += f" {self.tag}"
         elif self.branch:
             what += f" {self.branch}"
-        extras = [x for x, on in (("fork", self.fork), ("manual", self.manual)) if on]
+        extras = [x for x, on in (("fork", self.fork), ("manual", self.manual),
+                                  ("not a publishing event", self.refusal)) if on]
         return f"{where}: {what}" + (f" ({', '.join(extras)})" if extras else "")
 
 

@@ -83,7 +83,8 @@ class Plan:
             "version": self.version,
             "event": {"provider": ctx.provider, "kind": ctx.event.name.lower(),
                       "branch": ctx.branch, "tag": ctx.tag, "repository": ctx.repository,
-                      "fork": ctx.fork, "manual": ctx.manual},
+                      "fork": ctx.fork, "manual": ctx.manual, "commit": ctx.commit,
+                      "refused": ctx.refusal},
             "publishes": self.publishes,
             "index": {"upload": self.upload},
             "latest": self.latest,
@@ -184,10 +185,12 @@ def _make_plan(ctx: CiContext, version: str, config: Config,
                            ["pull request: builds only, publishes nothing"])
     # Publishing is allowed, not denied: a fork, a payload in doubt, an event off the
     # provider's allow-list or another commit than the one CI names builds only.
-    refused = ["a fork's build: publishes nothing"] if ctx.fork else [
-        f"{why}: builds only, publishes nothing" for why in (ctx.doubt, ctx.refusal) if why]
+    refused = [f"{why}: builds only, publishes nothing" for why in (ctx.refusal, ctx.doubt)
+               if why]
+    if ctx.fork:
+        refused.insert(0, "a fork's build: publishes nothing")
     if refused:
-        return _build_only(config, image, version, ctx, refused[:1])
+        return _build_only(config, image, version, ctx, refused)
 
     if ctx.event is Event.TAG:
         assert ctx.tag is not None

@@ -25,7 +25,7 @@ from . import version as version_mod
 from .ci import CiContext, Event
 from .config import Config
 from .errors import CredentialsError, ReleaseError, VersionError
-from .plan import DEFAULT_TAGS, ImagePlan, Plan, highest_final, make_plan, tag_version
+from .plan import DEFAULT_TAGS, ImagePlan, Plan, highest_final, make_plan
 from .project import TagRule
 from .run import background, log, redact, step
 from .tags import LATEST
@@ -92,12 +92,12 @@ def _local_ref(ctx: CiContext, state: version_mod.GitState,
                tags: TagRule = DEFAULT_TAGS) -> CiContext:
     tagged = []
     for tag in state.head_tags:
-        if not tags.is_default and tags.version(tag) is None:
-            continue  # another service's tag (a monorepo)
-        try:
-            tagged.append((tag_version(tag, tags), tag))
-        except VersionError:
-            continue
+        # A tag of the service that names no version an index takes (a local part, an epoch)
+        # is refused here, in its own words (TagRule.version raises); a tag that is no
+        # version at all (another service's, "nightly") is not the service's.
+        found = tags.version(tag)
+        if found is not None:
+            tagged.append((found, tag))
     if tagged:
         return ctx.with_ref(f"refs/tags/{max(tagged)[1]}")
     if state.branch:

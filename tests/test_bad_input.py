@@ -36,6 +36,36 @@ class Case:
     env: dict[str, str] = field(default_factory=dict)
     setup: Callable[[Path], None] | None = None
     targets: str = ""  # [[tool.brewblox-release.targets]] tables, replacing the default ones
+    secrets: tuple[str, ...] = ()  # more values no output may show
+
+
+#: A token written as a URL's user name (the form Gemfury documents), and a password.
+TOKEN = "tok-SENTINEL-Vq8z"
+USERINFO_PW = "pw-SENTINEL-Hy3c"
+
+
+def _dist_a_file(root: Path) -> None:
+    (root / "dist").write_text("a file where the dist dir should be\n")
+
+
+def _pyproject_a_directory(root: Path) -> None:
+    (root / "pyproject.toml").unlink()
+    (root / "pyproject.toml").mkdir()
+
+
+def _cache_a_file(root: Path) -> None:
+    (root / "canary-inside" / "cache").write_text("a file, not a directory\n")
+
+
+def _pkg_a_file(root: Path) -> None:
+    _build_dist(root)
+    (root / "docker" / "pkg").write_text("a file where pkg/ should be\n")
+
+
+def _git_dir_elsewhere(root: Path) -> None:
+    other = GitRepo(root.parent / "other").init()
+    other.commit("another repository", files={"x": "x\n"})
+    other.tag("7.7.7")
 
 
 def _link_outside(root: Path) -> None:
@@ -211,7 +241,8 @@ CASES = [
          ("--stage records: not a directory",), setup=_a_file),
     # repository state
     Case("distcopy before dist", ("distcopy",), ("run `nox -s dist` first",)),
-    Case("not a git checkout", ("version",), ("not a git checkout",), setup=_no_git),
+    Case("not a git checkout", ("version",), ("git cannot read", "not a git repository"),
+         setup=_no_git),
     Case("dirty tree", ("release", *PUBLISH), ("tracked files differ", "--allow-dirty"),
          setup=_dirty),
     # credentials, before anything is built
@@ -224,6 +255,42 @@ CASES = [
     Case("twine URL with password, no user", ("release", *PUBLISH), ("TWINE_",),
          env={"TWINE_REPOSITORY_URL": f"https://u:{SENTINELS['TWINE_PASSWORD']}@h.invalid/",
               "TWINE_USERNAME": "", "TWINE_PASSWORD": "", **DOCKER}),
+]
+
+
+CASES += [
+    # OS errors: one line naming the path and what to do
+    Case("dist is a file", ("dist",), ("dist", "file exists", "remove or rename it"),
+         setup=_dist_a_file),
+    Case("pyproject.toml is a directory", ("version",), ("pyproject.toml is a directory",),
+         setup=_pyproject_a_directory),
+    Case("cache names a file", ("dist",), ("cannot hold the build environment",
+                                           "BREWBLOX_RELEASE_CACHE"),
+         env={"BREWBLOX_RELEASE_CACHE": "canary-inside/cache"}, setup=_cache_a_file),
+    Case("pkg is a file", ("distcopy",), ("docker/pkg is not a directory",),
+         setup=_pkg_a_file),
+    # a URL's or a reference's whole userinfo is a secret
+    Case("image with user and password", ("version",), ("has a user name or password",
+                                                        "DOCKER_USERNAME"),
+         env={"BREWBLOX_RELEASE_IMAGE": f"someone:{USERINFO_PW}@127.0.0.1:5000/o/svc"},
+         secrets=(USERINFO_PW,)),
+    Case("image with a token as user", ("version",), ("has a user name or password",),
+         env={"BREWBLOX_RELEASE_IMAGE": f"{TOKEN}@ghcr.io/o/svc"}, secrets=(TOKEN,)),
+    Case("image URL with a token", ("version",), ("has a user name or password",),
+         env={"BREWBLOX_RELEASE_IMAGE": f"https://{TOKEN}@ghcr.io/o/svc"}, secrets=(TOKEN,)),
+    Case("image in pyproject with a token", ("version",), ("has a user name or password",),
+         table=f'image = "https://{TOKEN}@ghcr.io/o/svc"', secrets=(TOKEN,)),
+    Case("index URL with user and password, malformed", ("release", *PUBLISH),
+         ("TWINE_REPOSITORY_URL",),
+         env={"TWINE_REPOSITORY_URL": f"https://me:{USERINFO_PW}@host.invalid:99999/",
+              **DOCKER}, secrets=(USERINFO_PW,)),
+    # git, run as setuptools_scm runs it
+    Case("an inherited GIT_DIR of another repository", ("release", "--dry-run", "--ref",
+                                                         "refs/tags/1.2.3"),
+         ("tag 1.2.3 does not agree",), setup=_git_dir_elsewhere,
+         env={"GIT_DIR": "../other/.git", "GIT_WORK_TREE": "../other"}),
+    Case("a tag with a local part on HEAD", ("release", "--publish", "--dry-run"),
+         ("1.2.4+build5", "local part"), setup=lambda root: GitRepo(root).tag("1.2.4+build5")),
 ]
 
 
@@ -296,7 +363,8 @@ def _check(case: Case, result: subprocess.CompletedProcess[str], marker: str) ->
     assert len(errors) == 1, output
     for fragment in case.says:
         assert fragment in errors[0], output
-    assert not leaked_secrets(output, (*SECRET_VALUES, "sentinel-docker")), output
+    assert not leaked_secrets(output, (*SECRET_VALUES, "sentinel-docker", *case.secrets)), \
+        output
     return errors[0]
 
 
