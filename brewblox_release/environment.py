@@ -26,7 +26,7 @@ CREDENTIAL_VARS = ("TWINE_USERNAME", "TWINE_PASSWORD", "TWINE_REPOSITORY_URL",
                    "DOCKER_USERNAME", "DOCKER_PASSWORD", "ACTIONS_ID_TOKEN_REQUEST_URL",
                    "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
 #: Variables whose whole value is masked in output (``TWINE_USERNAME`` unless ``__token__``).
-_MASKED_WHOLE = ("TWINE_USERNAME", "TWINE_PASSWORD", "DOCKER_PASSWORD",
+_MASKED_WHOLE = ("TWINE_USERNAME", "TWINE_PASSWORD", "DOCKER_USERNAME", "DOCKER_PASSWORD",
                  "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
 #: URLs whose password is masked in output (pip's own variables stay pip's: a build may need
 #: its private index).

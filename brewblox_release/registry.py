@@ -56,6 +56,20 @@ class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_SameOriginRedirects)
 
 
+def _next_page(link: str) -> str | None:
+    """The path of the next page of a tag list, from its ``Link`` header, relative to the
+    repository (``tags/list?n=100&last=x``); None on the last page.
+
+    >>> _next_page('</v2/o/r/tags/list?last=b&n=2>; rel="next"')
+    'tags/list?last=b&n=2'
+    """
+    found = re.search(r'<([^>]*)>\s*;\s*rel="?next"?', link)
+    if found is None:
+        return None
+    query = urllib.parse.urlsplit(found.group(1)).query
+    return f"tags/list?{query}" if query else None
+
+
 @dataclass
 class Registry:
     """One image repository on its registry.
@@ -167,13 +181,21 @@ class Registry:
         raise CredentialsError(f"registry {self.host} refused the credentials for {self.image}: "
                                "check DOCKER_USERNAME and DOCKER_PASSWORD (or `docker login`)")
 
-    def tags(self) -> list[str]:
-        """The repository's tags (empty when the repository does not exist yet)."""
-        found = self._request("tags/list")
-        if found is None:
-            return []
-        tags = self._json(found[1], "tags/list").get("tags") or []
-        return sorted(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else []
+    def tags(self, page: int = 1000) -> list[str]:
+        """The repository's tags (empty when the repository does not exist yet), every page of
+        them: the registry answers ``page`` at a time and names the next in its ``Link``."""
+        found: set[str] = set()
+        path: str | None = f"tags/list?n={page}"
+        for _ in range(10_000):
+            if path is None:
+                break
+            answer = self._request(path)
+            if answer is None:
+                break
+            tags = self._json(answer[1], "tags/list").get("tags") or []
+            found |= {t for t in tags if isinstance(t, str)} if isinstance(tags, list) else set()
+            path = _next_page({k.lower(): v for k, v in answer[0].items()}.get("link", ""))
+        return sorted(found)
 
     def digest(self, tag: str) -> str | None:
         """The manifest digest a tag points at, or None when the tag does not exist."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from . import ci, project
 from . import version as version_mod
@@ -107,19 +107,33 @@ def _local_ref(ctx: CiContext, state: version_mod.GitState,
 
 
 def published_versions(config: Config, env: Mapping[str, str]) -> set[str]:
-    """Versions already released: on the index, and as version tags in the registry."""
-    found: set[str] = set()
+    """The versions of this project's releases, which decide where ``latest`` goes: the
+    index's where the package is published (``pypi = true``; a tag in the registry that is
+    not also on the index, ``20240101``, is no release of it); else the registry's version
+    tags whose image carries this project's ``org.opencontainers.image.title``, read from the
+    highest down to the first that does (only the highest release counts)."""
     if config.pypi:
         from .index import Index
 
-        found |= Index.from_env(env, config.index_url).versions(config.name)
-    if config.image:
-        from .registry import Registry
+        return Index.from_env(env, config.index_url).versions(config.name)
+    if not config.image:
+        return set()
+    from .registry import Registry
 
-        prefix = config.targets[0].prefix
-        found |= {t[len(prefix):] for t in Registry.from_env(config.image, env).tags()
-                  if t.startswith(prefix)}
-    return found
+    registry = Registry.from_env(config.image, env)
+    prefix = config.targets[0].prefix
+    candidates = []
+    for tag in registry.tags():
+        if tag.startswith(prefix):
+            with contextlib.suppress(InvalidVersion):
+                candidates.append((Version(tag[len(prefix):]), tag))
+    for version, tag in sorted(candidates, reverse=True):
+        if version.is_prerelease:
+            continue
+        labels = (registry.config(tag).get("config") or {}).get("Labels") or {}
+        if labels.get("org.opencontainers.image.title") == config.name:
+            return {str(version)}
+    return set()
 
 
 def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = None, *,
@@ -165,7 +179,15 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
     info = version_mod.VersionInfo(version(), state)
     plan = make_plan(ctx, info.version, config, tags=tags)
     if plan.latest and not options.rehearse:
-        plan = make_plan(ctx, info.version, config, published_versions(config, env), tags=tags)
+        try:
+            published = published_versions(config, env)
+        except ReleaseError as e:
+            if not options.dry_run:
+                raise
+            notes.append(f"what is published could not be read, so whether latest moves is "
+                         f"decided by the real run: {e}")
+            published = set()
+        plan = make_plan(ctx, info.version, config, published, tags=tags)
     run = Run(config, ctx, info, plan, options, env)
     if options.dry_run and plan.publishes:  # what the real run would refuse, as notes
         notes += [f"the real run would stop: {p}" for p in preflight_problems(run)]
@@ -520,7 +542,10 @@ def verify(run: Run, summary: Summary) -> None:
 
             problems += multiarch.verify_lists(run, registry, summary)
             pushes = []  # each platform's image was read from the list
-        for target in config.targets:
+        # The targets this run published (a one-target session publishes its own: another
+        # job may be moving the others' latest right now).
+        published = {image.target for image in plan.images if image.push}
+        for target in (t for t in config.targets if t.name in published):
             versions = {t[len(target.prefix):] for t in tags if t.startswith(target.prefix)}
             top = highest_final(versions)
             latest = f"{target.prefix}{LATEST}"

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,7 +34,7 @@ class Event:
     env: dict[str, str]
     publishes: bool
     says: tuple[str, ...] = ()
-    payload: dict[str, object] | None = field(default=None)
+    payload: Any = field(default=None)
     args: tuple[str, ...] = ()
 
 

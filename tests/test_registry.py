@@ -70,7 +70,7 @@ def _layer(name: str, version: str) -> bytes:
     return gzip.compress(out.getvalue(), mtime=0)
 
 
-def _push(address: str, repo: str, tag: str, labels: dict[str, str], *,
+def push_image(address: str, repo: str, tag: str, labels: dict[str, str], *,
           layers: tuple[bytes, ...] = (), auth: tuple[str, str] | None = None) -> str:
     config = json.dumps({"architecture": "arm", "variant": "v7", "os": "linux",
                          "config": {"Labels": labels}, "rootfs": {"type": "layers",
@@ -96,8 +96,8 @@ def test_tags_digests_and_configs(bare_registry: RegistryServer) -> None:
     assert registry.base == f"http://{bare_registry.address}/v2/demo/svc"
     assert registry.tags() == []
     assert registry.digest("1.2.3") is None
-    digest = _push(bare_registry.address, "demo/svc", "1.2.3", {"v": "1.2.3"})
-    _push(bare_registry.address, "demo/svc", "latest", {"v": "1.2.3"})
+    digest = push_image(bare_registry.address, "demo/svc", "1.2.3", {"v": "1.2.3"})
+    push_image(bare_registry.address, "demo/svc", "latest", {"v": "1.2.3"})
     assert registry.tags() == ["1.2.3", "latest"]
     assert registry.digest("1.2.3") == digest == registry.digest("latest")
     config = registry.config("1.2.3")
@@ -220,7 +220,7 @@ def test_blob_reads_redirected_to_storage_carry_no_credentials(
     from tests.service import make_service, travis_env
 
     auth = ("ci", "s3cret-token")
-    _push(locked_registry.address, "demo/svc", "1.2.3", {"v": "1.2.3"},
+    push_image(locked_registry.address, "demo/svc", "1.2.3", {"v": "1.2.3"},
           layers=(_layer("demo-svc", "1.2.3"),), auth=auth)
     with RedirectingFront(f"http://{locked_registry.address}/", r"^/v2/.+/blobs/sha256:",
                           storage_auth=auth) as front:
@@ -248,8 +248,8 @@ def test_blob_reads_redirected_to_storage_carry_no_credentials(
 
 def test_tag_points_a_tag_at_the_same_manifest(bare_registry: RegistryServer) -> None:
     registry = Registry(f"{bare_registry.address}/demo/svc")
-    digest = _push(bare_registry.address, "demo/svc", "1.2.3", {"v": "1.2.3"})
-    _push(bare_registry.address, "demo/svc", "latest", {"v": "1.0.0"})
+    digest = push_image(bare_registry.address, "demo/svc", "1.2.3", {"v": "1.2.3"})
+    push_image(bare_registry.address, "demo/svc", "latest", {"v": "1.0.0"})
     assert registry.digest("latest") != digest
     assert registry.tag("1.2.3", "latest") == digest
     assert registry.digest("latest") == digest
