@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigError, CredentialsError, PublishError
 from .hosts import is_loopback, same_origin
-from .run import log, redact
+from .run import log, mask, redact
 from .secret import Secret, display_url
 
 if TYPE_CHECKING:  # pypi-simple, requests and twine load on use
@@ -129,6 +129,23 @@ def host_auth(base: str, username: str, password: Secret) -> requests.auth.AuthB
     return HostAuth()
 
 
+def _from_pypirc(path: Path, repository: str) -> dict[str, str]:
+    """``repository``'s section of a ``.pypirc``, as twine reads it (its public
+    ``twine.utils.get_repository_from_config``); empty where the file does not name it. A
+    password learnt here is masked from then on."""
+    from twine.exceptions import TwineException
+    from twine.utils import get_repository_from_config
+
+    try:
+        found = get_repository_from_config(str(path), repository)
+    except (TwineException, OSError, ValueError, KeyError):
+        return {}
+    values = {k: v for k, v in found.items() if isinstance(v, str) and v}
+    if values.get("password"):
+        mask(values["password"])
+    return values
+
+
 @dataclass(frozen=True)
 class Index:
     """A package index, as twine and pip know it.
@@ -156,13 +173,20 @@ class Index:
     trusted_publishing: bool = False
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], index_url: str | None = None) -> Index:
+    def from_env(cls, env: Mapping[str, str], index_url: str | None = None, *,
+                 pypirc: Path | None = None) -> Index:
         """The index of twine's variables in ``env``; ``index_url`` is the configuration's
-        ``index-url``, which ``BREWBLOX_RELEASE_INDEX_URL`` overrides."""
-        upload = env.get("TWINE_REPOSITORY_URL") or _named(env.get("TWINE_REPOSITORY"))
+        ``index-url``, which ``BREWBLOX_RELEASE_INDEX_URL`` overrides. With ``pypirc`` (a
+        workstation's ``~/.pypirc``), what the variables leave unsaid is read from it, as
+        twine reads it: the repository ``TWINE_REPOSITORY`` names, else ``pypi``."""
+        found: dict[str, str] = {}
+        if pypirc is not None and pypirc.is_file() and not env.get("TWINE_REPOSITORY_URL"):
+            found = _from_pypirc(pypirc, env.get("TWINE_REPOSITORY") or "pypi")
+        upload = env.get("TWINE_REPOSITORY_URL") or found.get("repository") or \
+            _named(env.get("TWINE_REPOSITORY"))
         source = INDEX_URL_ENV if env.get(INDEX_URL_ENV) else "index-url"
-        username = env.get("TWINE_USERNAME") or None
-        password = env.get("TWINE_PASSWORD")
+        username = env.get("TWINE_USERNAME") or found.get("username") or None
+        password = env.get("TWINE_PASSWORD") or found.get("password")
         trusted = (bool(env.get("ACTIONS_ID_TOKEN_REQUEST_URL")) and upload in _SIMPLE
                    and username in (None, "__token__"))
         return cls(upload_url=upload, index_url=env.get(INDEX_URL_ENV) or index_url or None,

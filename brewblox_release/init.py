@@ -13,7 +13,7 @@ Library only: the nox session, the command line and the invoke task are glue ove
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -24,7 +24,7 @@ import tomlkit
 import tomlkit.exceptions
 from tomlkit.items import Table
 
-from .config import DEFAULT_TARGETS, SECTION, _check_image
+from .config import DEFAULT_TARGETS, SECTION, _check_image, static_name
 from .errors import ConfigError
 from .secret import display_url
 
@@ -323,13 +323,13 @@ def _section(doc: tomlkit.TOMLDocument, path: Path) -> Table:
     if tool is None:
         tool = tomlkit.table(is_super_table=True)
         doc.add("tool", tool)
-    elif not isinstance(tool, Table):
-        raise ConfigError(f"{path}: [tool] must be a table")
+    elif not isinstance(tool, MutableMapping):  # a Table, or [tool.*] tables split up by
+        raise ConfigError(f"{path}: [tool] must be a table")  # others: tomlkit's proxy
     table = tool.get("brewblox-release")
     if table is None:
-        table = tomlkit.table()
-        tool.add("brewblox-release", table)
-    elif not isinstance(table, Table):
+        tool["brewblox-release"] = tomlkit.table()
+        table = tool["brewblox-release"]
+    if not isinstance(table, Table):
         raise ConfigError(f"{path}: [{SECTION}] must be a table")
     return table
 
@@ -339,8 +339,7 @@ def _pyproject(root: Path, *, image: str | None, image_from: str | None,
                force: bool) -> tuple[Change, _Write | None]:
     path = root / "pyproject.toml"
     doc = _document(root)
-    project = doc.get("project")
-    name = project.get("name") if isinstance(project, Mapping) else None
+    name = static_name(doc)  # [project] name, or poetry's [tool.poetry] name
     derived = image is None  # a default only: never a reason to replace the service's own
     if image is None:
         image = _image_name(image_from or (name if isinstance(name, str) else "") or root.name)

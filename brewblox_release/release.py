@@ -85,7 +85,9 @@ class Run:
     def index(self) -> Index:
         from .index import Index
 
-        return Index.from_env(self.env, self.config.index_url)
+        # A workstation's run reads ~/.pypirc as twine does; CI's credentials are its own.
+        pypirc = Path.home() / ".pypirc" if self.context.provider == "local" else None
+        return Index.from_env(self.env, self.config.index_url, pypirc=pypirc)
 
 
 def _local_ref(ctx: CiContext, state: version_mod.GitState,

@@ -13,6 +13,8 @@ from brewblox_release.errors import ConfigError, CredentialsError, PublishError,
 from brewblox_release.index import PYPI_UPLOAD, Index
 from brewblox_release.index import sha256 as index_sha256
 from brewblox_release.release import pip_resolves
+from brewblox_release.run import redact
+from brewblox_release.secret import Secret
 from brewblox_release.servers import IndexServer
 from tests.service import make_service
 
@@ -343,3 +345,22 @@ def test_devpi_layout_is_found_by_asking(built: list[Path], tmp_path: Path) -> N
         assert idx.simple_url == f"{upload}+simple/"
         assert idx.versions("other") == set(), "the root answers: a project with no files"
         server.shutdown()
+
+
+def test_a_workstation_reads_its_pypirc_as_twine_does(tmp_path: Path) -> None:
+    pypirc = tmp_path / ".pypirc"
+    pypirc.write_text("[distutils]\nindex-servers =\n    pypi\n    private\n\n"
+                      "[pypi]\nusername = __token__\npassword = pypi-SENTINEL-rc-token\n\n"
+                      "[private]\nrepository = https://pkgs.example.invalid/legacy/\n"
+                      "username = me\npassword = private-SENTINEL-pw\n")
+    index = Index.from_env({}, pypirc=pypirc)
+    assert (index.username, index.password) == ("__token__", Secret("pypi-SENTINEL-rc-token"))
+    assert index.missing_credentials() == ()
+    private = Index.from_env({"TWINE_REPOSITORY": "private"}, pypirc=pypirc)
+    assert private.upload_url == "https://pkgs.example.invalid/legacy/"
+    assert (private.username, private.password) == ("me", Secret("private-SENTINEL-pw"))
+    # The variables come first, as for twine; CI (no pypirc given) reads none of it.
+    assert Index.from_env({"TWINE_PASSWORD": "from-env"}, pypirc=pypirc).password == \
+        Secret("from-env")
+    assert Index.from_env({}).password is None
+    assert "private-SENTINEL-pw" not in redact("the password private-SENTINEL-pw")

@@ -303,3 +303,20 @@ def test_a_fresh_service_releases_after_init(tmp_path: Path, engine: None) -> No
     assert re.search(r"/brewblox/demo-svc:develop holds demo-svc 0\.1\.1\.dev2 +ok", result.stdout)
     assert re.search(r"/brewblox/demo-svc:rpi-develop holds demo-svc 0\.1\.1\.dev2 +ok",
                      result.stdout)
+
+
+def test_tool_tables_split_by_another_table(tmp_path: Path) -> None:
+    # BrewBlox's services: [tool.poetry] first, [build-system], then [tool.pytest.ini_options].
+    text = ('[tool.poetry]\nname = "brewblox-svc"  # keep me\nversion = "1.0.0"\n\n'
+            '[build-system]\nrequires = ["poetry-core"]\n'
+            'build-backend = "poetry.core.masonry.api"\n\n'
+            '[tool.pytest.ini_options]\nasyncio_mode = "auto"\n')
+    (tmp_path / "pyproject.toml").write_text(text)
+    changes = init(tmp_path, ci="github")
+    assert changes[0].path == "pyproject.toml"
+    written = (tmp_path / "pyproject.toml").read_text()
+    assert '# keep me' in written
+    assert 'asyncio_mode = "auto"' in written
+    assert config.load(tmp_path).image == "brewblox-svc"  # the name from [tool.poetry]
+    assert init(tmp_path, ci="github")[0].path == "pyproject.toml"
+    assert (tmp_path / "pyproject.toml").read_text() == written, "a second init changes nothing"
