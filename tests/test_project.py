@@ -352,6 +352,7 @@ def test_twine_check_levels(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -
     cfg = project.configuration(repo.path)
     with pytest.raises(BuildError, match=r"twine check --strict exited with 1"):
         dist.check(cfg, files)
+    assert not any(path.exists() for path in files)
 
 
 def test_twine_check_fails_on_what_an_index_refuses(tmp_path: Path) -> None:
@@ -362,6 +363,8 @@ def test_twine_check_fails_on_what_an_index_refuses(tmp_path: Path) -> None:
     cfg = project.configuration(repo.path)
     with pytest.raises(BuildError, match=r"twine check exited with 1.*an index would refuse"):
         dist.build(cfg, "1.0.0")
+    # The refused files are gone: nothing can copy them into an image or upload them.
+    assert dist.own_files(cfg.root / cfg.dist_dir, cfg.name) == []
 
 
 def test_a_cache_that_cannot_hold_the_build_environment_is_one_line(
