@@ -69,6 +69,28 @@ if ! docker buildx version >/dev/null 2>&1; then
     docker buildx version >&2
 fi
 
+# cosign signs and verifies the images of `sign = true` (tests/test_sign.py). Debian 12 does not
+# package it; Debian 13's static build runs on it, unpacked.
+if ! command -v cosign >/dev/null; then
+    if apt-cache policy cosign 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+        log "installing cosign"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cosign >/dev/null
+    else
+        log "installing cosign from trixie"
+        tmp=$(mktemp -d)
+        mkdir -p "$tmp/lists/partial" "$tmp/archives/partial"
+        echo "deb $MIRROR trixie main" >"$tmp/sources.list"
+        apt_opts=(-o "Dir::Etc::sourcelist=$tmp/sources.list" -o "Dir::Etc::sourceparts=-"
+                  -o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache::Archives=$tmp/archives")
+        apt-get "${apt_opts[@]}" update -qq
+        (cd "$tmp" && apt-get "${apt_opts[@]}" download cosign >/dev/null)
+        dpkg -x "$tmp"/cosign_*.deb "$tmp/root"
+        install -m 0755 "$tmp/root/usr/bin/cosign" /usr/local/bin/cosign
+        rm -rf "$tmp"
+    fi
+    cosign version >/dev/null
+fi
+
 if ! docker info >/dev/null 2>&1; then
     log "starting dockerd"
     setsid dockerd >/var/log/dockerd.log 2>&1 </dev/null &

@@ -71,6 +71,8 @@ class Config:
             current builder.
         stamp_version: a static version gets the version from git, stamped into a copy of
             the project the package is built from (docs/versions.md).
+        sign: every published image is signed with cosign, with its SBOM and provenance
+            (docs/signing.md).
     """
 
     root: Path
@@ -88,6 +90,7 @@ class Config:
     multi_arch: bool = False
     builder: str | None = None
     stamp_version: bool = False
+    sign: bool = False
 
     @property
     def pyproject(self) -> Path:
@@ -155,6 +158,7 @@ class Config:
             multi_arch=multi_arch,
             builder=reader.opt_str("builder") or (env or {}).get("BUILDX_BUILDER") or None,
             stamp_version=reader.bool("stamp-version", default=False),
+            sign=reader.bool("sign", default=False),
         )
         reader.finish()
         return config

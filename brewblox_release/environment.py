@@ -24,10 +24,10 @@ __all__ = ["CREDENTIAL_VARS", "Environment", "capture", "exposed"]
 #: Variables that carry publishing credentials: no subprocess inherits them.
 CREDENTIAL_VARS = ("TWINE_USERNAME", "TWINE_PASSWORD", "TWINE_REPOSITORY_URL",
                    "DOCKER_USERNAME", "DOCKER_PASSWORD", "ACTIONS_ID_TOKEN_REQUEST_URL",
-                   "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+                   "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "COSIGN_PRIVATE_KEY", "COSIGN_PASSWORD")
 #: Variables whose whole value is masked in output (``TWINE_USERNAME`` unless ``__token__``).
 _MASKED_WHOLE = ("TWINE_USERNAME", "TWINE_PASSWORD", "DOCKER_USERNAME", "DOCKER_PASSWORD",
-                 "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+                 "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "COSIGN_PRIVATE_KEY", "COSIGN_PASSWORD")
 #: URLs whose password is masked in output (pip's own variables stay pip's: a build may need
 #: its private index).
 _URL_VARS = ("TWINE_REPOSITORY_URL", "BREWBLOX_RELEASE_INDEX_URL", "PIP_INDEX_URL",

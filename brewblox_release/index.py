@@ -400,14 +400,17 @@ class Index:
                 f"contents (sha256 {there}), and an index never replaces a file: release a new "
                 "version (tag the next one) instead")
 
-    def upload(self, name: str, paths: Iterable[Path], *, release: bool) -> list[Outcome]:
-        """Upload the files that are not there yet; skip those that are, byte for byte."""
+    def upload(self, name: str, paths: Iterable[Path], *, release: bool,
+               attestations: bool = False) -> list[Outcome]:
+        """Upload the files that are not there yet; skip those that are, byte for byte. With
+        ``attestations``, each file's PEP 740 attestation (``FILE.publish.attestation``) goes
+        with it (twine's ``--attestations``)."""
         present = self.files(name)
         outcomes = []
         for path in paths:
             there = present.get(path.name, "absent")
             if there == "absent":
-                self._upload_one(path)
+                self._upload_one(path, attestations=attestations)
                 outcomes.append(Outcome(path, "uploaded"))
             elif there == sha256(path):
                 log(f"{path.name}: already on the index with the same sha256, skipped")
@@ -420,7 +423,7 @@ class Index:
                 outcomes.append(Outcome(path, "collision"))
         return outcomes
 
-    def _upload_one(self, path: Path) -> None:
+    def _upload_one(self, path: Path, *, attestations: bool = False) -> None:
         import requests
         from twine import exceptions as twine_errors
         from twine.commands.upload import upload
@@ -432,11 +435,12 @@ class Index:
             username, password = "brewblox-release", "rehearsal"  # an index on loopback
         settings = Settings(repository_url=self.upload_url, username=username,
                             password=password, non_interactive=True,
-                            disable_progress_bar=True)
+                            disable_progress_bar=True, attestations=attestations)
+        dists = [str(path), *([f"{path}.publish.attestation"] if attestations else [])]
         for attempt in range(1, UPLOAD_ATTEMPTS + 1):
             try:
                 with _captured(f"twine: {path.name}: "):
-                    upload(settings, [str(path)])
+                    upload(settings, dists)
             except requests.HTTPError as e:
                 status = e.response.status_code if e.response is not None else 0
                 if status in {401, 403}:

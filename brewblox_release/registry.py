@@ -293,3 +293,40 @@ class Registry:
             except (tarfile.TarError, OSError, EOFError, zlib.error):
                 return None
         return None
+
+    def distributions(self, reference: str) -> dict[str, str]:
+        """Every Python distribution installed in a single-platform image, name to version,
+        read from its layers' ``*.dist-info/METADATA`` (site-packages and dist-packages), the
+        layers applied in order (a whiteout removes an installation): what the image holds, not
+        what was meant to go in. For the SBOM of a signed image."""
+        import email.parser
+        import io
+        import tarfile
+
+        info = re.compile(r"(?:^|/)((?:site|dist)-packages)/(\.wh\.)?([^/]+?)-([^/-]+)"
+                          r"\.dist-info(/METADATA)?$")
+        manifest = self.manifest(reference) or {}
+        if "manifests" in manifest:
+            raise PublishError(f"{self.image}@{reference} is a list: ask each of its images")
+        installed: dict[str, tuple[str, str]] = {}  # the dist-info's path -> (name, version)
+        for layer in manifest.get("layers") or []:
+            found = self._request(f"blobs/{layer['digest']}")
+            if found is None:
+                raise PublishError(f"{self.image}@{reference}: layer {layer['digest']} is missing")
+            with tarfile.open(fileobj=io.BytesIO(found[1]), mode="r:*") as tar:
+                for member in tar:
+                    match = info.search(member.name)
+                    if not match:
+                        continue
+                    key = member.name[:match.start(2) if match.group(2) else match.start(3)] + \
+                        f"{match.group(3)}-{match.group(4)}.dist-info"
+                    if match.group(2):
+                        installed.pop(key, None)
+                        continue
+                    data = tar.extractfile(member) if match.group(5) else None
+                    if data is not None:
+                        headers = email.parser.BytesHeaderParser().parsebytes(data.read())
+                        if headers.get("Name") and headers.get("Version"):
+                            installed[key] = (str(headers["Name"]).strip(),
+                                              str(headers["Version"]).strip())
+        return dict(sorted(installed.values()))

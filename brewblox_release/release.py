@@ -191,19 +191,28 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
             published = set()
         plan = make_plan(ctx, info.version, config, published, tags=tags)
     run = Run(config, ctx, info, plan, options, env)
-    if options.dry_run and plan.publishes:  # what the real run would refuse, as notes
-        notes += [f"the real run would stop: {p}" for p in preflight_problems(run)]
+    if options.dry_run and plan.publishes:  # what the real run would do and refuse, as notes
+        notes += _dry_run_notes(run)
     if notes:
         run = replace(run, plan=replace(plan, reasons=(*plan.reasons, *notes)))
     return run
 
 
+def _dry_run_notes(run: Run) -> list[str]:
+    from . import sign
+
+    return [*sign.describe(run),
+            *(f"the real run would stop: {problem}" for problem in preflight_problems(run))]
+
+
 def preflight_problems(run: Run) -> list[str]:
     """Everything the real run would refuse before building, a line each (SPEC §7
     preflight); ``--dry-run`` shows them as notes. Empty when there is nothing to refuse."""
+    from . import sign
+
     index = _index_problems(run)
     found = index + _registry_problems(run) + ([] if index else _index_api_problems(run))
-    return [str(problem) for problem in found]
+    return [str(problem) for problem in found + sign.problems(run)]
 
 
 def preflight(run: Run) -> Callable[[], None]:
@@ -216,8 +225,10 @@ def preflight(run: Run) -> Callable[[], None]:
     (Whether the builder can build a target is asked by `docker.build`, where emulation is
     needed: `docker.check_emulation`.)
     """
+    from . import sign
+
     index = _index_problems(run)
-    problems = index + _registry_problems(run)
+    problems = index + _registry_problems(run) + sign.problems(run)
     if problems:  # stopping anyway: every problem at once
         _stop(problems + ([] if index else _index_api_problems(run)), "Nothing was built")
     if not _asks_index(run):
@@ -417,12 +428,28 @@ def publish(run: Run, files: Sequence[Path], summary: Summary,
         _push_images(run, pushes, login, registry, summary, records=records)
         if plan.upload:
             trusted = run.index.trusted_publishing  # twine reads GitHub's OIDC variables itself
+            attest = run.config.sign and trusted
+            if attest:
+                from . import sign
+
+                sign.attest_files(files, run.env)
+            elif run.config.sign:
+                log("sign = true: PEP 740 attestations of the package are made with trusted "
+                    "publishing on GitHub Actions only; the package is uploaded without them")
             with exposed(run.env, _OIDC_VARS) if trusted else contextlib.nullcontext():
                 outcomes: list[Outcome] = run.index.upload(run.config.name, files,
-                                                           release=not plan.is_dev)
+                                                           release=not plan.is_dev,
+                                                           attestations=attest)
             for outcome in outcomes:
                 summary.add(f"index {run.index.display_upload_url}", outcome.path.name,
                             outcome.status)
+        if run.config.sign and registry is not None and pushes:
+            from . import sign
+
+            with step("sign"):
+                sign.sign(run, registry, _own_tags(run, pushes), files=files,
+                          base_images=_base_images(run, pushes, login), docker_config=login,
+                          summary=summary)
         moving = [tag for image in pushes for tag in image.tags if tag in is_latest]
         if registry is None or not moving:
             return
@@ -442,6 +469,27 @@ def publish(run: Run, files: Sequence[Path], summary: Summary,
                 log(f"moved {image.repository}:{tag} to {source}")
                 summary.add(f"registry {image.platform}", f"{image.repository}:{tag}",
                             f"moved to {source}")
+
+
+def _own_tags(run: Run, pushes: Sequence[ImagePlan]) -> list[str]:
+    """Each pushed image's version or branch tag (a list's, under multi-arch)."""
+    return list(dict.fromkeys(next(t for t in image.tags if t not in run.config.latest_tags)
+                              for image in pushes))
+
+
+def _base_images(run: Run, pushes: Sequence[ImagePlan], login: DockerConfig) -> dict[str, str]:
+    """The base image of each pushed target (its ``BASE_IMAGE`` build arg) and the image id
+    the engine holds for it, for the provenance; a base the engine does not hold is left out."""
+    from python_on_whales import DockerException
+
+    found = {}
+    for image in pushes:
+        target = run.config.target(image.target)
+        base = {**run.config.build_args, **target.build_args}.get("BASE_IMAGE")
+        if base and base not in found:
+            with contextlib.suppress(DockerException):
+                found[base] = str(login.client().image.inspect(base).id)
+    return found
 
 
 def _push_images(run: Run, pushes: Sequence[ImagePlan], login: DockerConfig,
@@ -523,19 +571,10 @@ def verify(run: Run, summary: Summary) -> None:
     from .registry import Registry
 
     plan, config = run.plan, run.config
-    problems = []
-    published = set()
-    if config.pypi:
-        published = run.index.versions(config.name)
-        top = highest_final(published)
-        if top is not None:
-            got = pip_resolves(run.index, config.name)
-            ok = Version(got) == top
-            summary.add("verify index", f"pip install {config.name} -> {got}",
-                        "ok" if ok else f"WRONG: expected {top}")
-            if not ok:
-                problems.append(f"pip install {config.name} resolves to {got}, not {top}")
+    problems = _verify_index(run, summary) if config.pypi else []
     pushes = [image for image in plan.images if image.push]
+    if pushes and config.sign:
+        problems += _verify_signatures(run, pushes, summary)
     if pushes:
         registry = Registry.from_env(config.require_image(), run.env)
         tags = set(registry.tags())
@@ -578,6 +617,30 @@ def verify(run: Run, summary: Summary) -> None:
                 problems.append(f"{ref} holds {config.name} {got}, not {plan.version}")
     if problems:
         raise ReleaseError("verification failed:\n" + "\n".join(problems))
+
+
+def _verify_index(run: Run, summary: Summary) -> list[str]:
+    """Plain ``pip install NAME`` resolves to the highest final release."""
+    name = run.config.name
+    top = highest_final(run.index.versions(name))
+    if top is None:
+        return []
+    got = pip_resolves(run.index, name)
+    ok = Version(got) == top
+    summary.add("verify index", f"pip install {name} -> {got}",
+                "ok" if ok else f"WRONG: expected {top}")
+    return [] if ok else [f"pip install {name} resolves to {got}, not {top}"]
+
+
+def _verify_signatures(run: Run, pushes: Sequence[ImagePlan], summary: Summary) -> list[str]:
+    """``cosign verify`` and ``verify-attestation`` of every image this run signed."""
+    from . import dockerconfig, sign
+    from .registry import Registry
+
+    image = run.config.require_image()
+    refs = sign.references(Registry.from_env(image, run.env), _own_tags(run, pushes))
+    with dockerconfig.login(image, run.env) as login:
+        return sign.verify(run, refs, login, summary)
 
 
 def merge(run: Run, directory: Path) -> Summary:

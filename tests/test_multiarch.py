@@ -297,8 +297,9 @@ def test_the_records_must_be_one_per_target_of_this_commit(tmp_path: Path) -> No
 @pytest.mark.parametrize(("name", "schema"), [("github-split.yml", "vendor.github-workflows"),
                                               ("gitlab-ci-split.yml", "vendor.gitlab-ci")])
 def test_the_split_ci_definitions_validate(name: str, schema: str) -> None:
-    """The matrix definitions of docs/multi-platform.md (one job per target, the records as artifacts, one
-    merge job) against the providers' published schemas (check-jsonschema's copies)."""
+    """The matrix definitions of docs/multi-platform.md (one job per target, the records as
+    artifacts, one merge job) against the providers' published schemas (check-jsonschema's
+    copies)."""
     from importlib import resources
 
     path = Path(str(resources.files("brewblox_release").joinpath("templates", "ci", name)))

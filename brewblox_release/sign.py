@@ -1,0 +1,325 @@
+"""Signed, attested releases (see docs/signing.md): with ``sign = true`` every published image
+digest (each platform's, and the list where there is one) is signed with the ``cosign``
+program, and gets two cosign attestations: a CycloneDX SBOM of every Python distribution the
+image holds (read from its own ``*.dist-info``, written with cyclonedx-python-lib) and an in-toto
+SLSA provenance statement (the repository, the commit, the CI run, the base image, the sha256 of
+the sdist and wheel).
+
+The identity is a key (``COSIGN_PRIVATE_KEY``: the key's text, a file or a KMS reference cosign
+accepts; ``COSIGN_PASSWORD``), which is its own trust root, so nothing goes to a transparency
+log and a release works offline; or keyless on GitHub Actions with ``id-token: write`` (Fulcio
+and Rekor, as cosign does it). Both variables are secrets: masked, and handed to cosign alone.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import CredentialsError, PublishError, ReleaseError
+from .hosts import is_loopback, split_image
+from .run import CommandError, log, run
+from .secret import Secret
+
+if TYPE_CHECKING:
+    from .dockerconfig import DockerConfig
+    from .registry import Registry
+    from .release import Run, Summary
+
+__all__ = ["KEY_VAR", "PASSWORD_VAR", "Identity", "attest_files", "describe", "problems",
+           "references", "sign", "verify"]
+
+KEY_VAR, PASSWORD_VAR = "COSIGN_PRIVATE_KEY", "COSIGN_PASSWORD"
+#: GitHub's OIDC request variables: keyless signing asks them for a token.
+OIDC_VARS = ("ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+#: What a list's entry for an attestation (buildx's own) looks like: no platform of its own.
+_UNKNOWN = "unknown"
+PROVENANCE_TYPE = "https://slsa.dev/provenance/v1"
+BUILD_TYPE = "https://github.com/BrewBlox/brewblox-release/blob/main/docs/signing.md#provenance"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who signs: a key and its password, or GitHub's OIDC identity (keyless)."""
+
+    key: Secret | None = None
+    password: Secret = field(default_factory=lambda: Secret(""))
+    oidc: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Identity | None:
+        """The identity of ``env``, or None where there is none."""
+        if env.get(KEY_VAR):
+            return cls(Secret(env[KEY_VAR]), Secret(env.get(PASSWORD_VAR) or ""))
+        if env.get("GITHUB_ACTIONS") == "true" and all(env.get(v) for v in OIDC_VARS):
+            return cls(oidc={v: env[v] for v in OIDC_VARS})
+        return None
+
+    @property
+    def keyless(self) -> bool:
+        return self.key is None
+
+    @property
+    def key_ref(self) -> str:
+        """What cosign's ``--key`` is given: the key's text through its variable (never on a
+        command line), else the file or KMS reference itself."""
+        assert self.key is not None
+        text = self.key.reveal()
+        return f"env://{KEY_VAR}" if text.lstrip().startswith("-----BEGIN") else text
+
+    def env(self, docker_config: DockerConfig | None = None) -> dict[str, str]:
+        """cosign's environment: the identity's secrets (to cosign alone) and the run's
+        docker config, whose login cosign uses for the registry."""
+        env = dict(self.oidc)
+        if self.key is not None:
+            env |= {KEY_VAR: self.key.reveal(), PASSWORD_VAR: self.password.reveal()}
+        if docker_config is not None and docker_config.path is not None:
+            env["DOCKER_CONFIG"] = str(docker_config.path)
+        return env
+
+    def public_key(self) -> str:
+        """The key's public half (which also shows that the password opens the key: cosign
+        says so without signing anything)."""
+        result = run(["cosign", "public-key", "--key", self.key_ref], env=self.env(),
+                     echo=False, stream=False, check=False)
+        if result.returncode != 0 or "PUBLIC KEY" not in result.output:
+            raise CredentialsError(f"{PASSWORD_VAR} does not open {KEY_VAR} (cosign public-key "
+                                   "failed): set the password the key was made with, or make "
+                                   "the pair again (docs/signing.md)")
+        lines = result.output.splitlines()
+        start = next(i for i, line in enumerate(lines) if "BEGIN PUBLIC KEY" in line)
+        end = next(i for i, line in enumerate(lines) if "END PUBLIC KEY" in line)
+        return "\n".join(lines[start:end + 1]) + "\n"
+
+
+def problems(release: Run) -> list[ReleaseError]:
+    """What the real run would refuse before building: no cosign program, no identity, a key
+    its password does not open."""
+    if not release.config.sign or not any(image.push for image in release.plan.images):
+        return []
+    if shutil.which("cosign") is None:
+        return [CredentialsError("sign = true but there is no cosign program on PATH: install "
+                                 "cosign (docs/signing.md), or set sign = false")]
+    identity = Identity.from_env(release.env)
+    if identity is None:
+        return [CredentialsError(
+            f"sign = true but {KEY_VAR} is not set and this is not GitHub Actions with "
+            f"id-token: write: add {KEY_VAR} and {PASSWORD_VAR} to the CI secrets "
+            "(docs/signing.md)")]
+    if not identity.keyless:
+        try:
+            identity.public_key()
+        except CredentialsError as e:
+            return [e]
+    return []
+
+
+def attest_files(files: Sequence[Path], env: Mapping[str, str]) -> None:
+    """PEP 740 attestations of the sdist and wheel (``FILE.publish.attestation``), made by
+    pypi-attestations with GitHub's OIDC identity, for twine's ``--attestations``."""
+    import importlib.util
+    import sys
+
+    if importlib.util.find_spec("pypi_attestations") is None:
+        raise PublishError("sign = true with trusted publishing makes PEP 740 attestations: "
+                           "install pypi-attestations (pip install brewblox-release[sign])")
+    try:
+        run([sys.executable, "-m", "pypi_attestations", "sign", *map(str, files)],
+            env={v: env[v] for v in OIDC_VARS if v in env}, echo=False)
+    except CommandError as e:
+        raise PublishError(f"making the package's PEP 740 attestations failed "
+                           f"(pypi-attestations exited with {e.result.returncode}); nothing "
+                           "was uploaded") from e
+
+
+def describe(release: Run) -> list[str]:
+    """The signing steps, for ``--dry-run``."""
+    if not release.config.sign or not release.plan.publishes:
+        return []
+    identity = Identity.from_env(release.env)
+    how = "keyless (GitHub OIDC)" if identity and identity.keyless else f"the key in {KEY_VAR}"
+    return [f"sign: every pushed image digest is signed with cosign ({how}), with its "
+            "CycloneDX SBOM and SLSA provenance attached, before latest moves"]
+
+
+def _registry_flags(repository: str) -> list[str]:
+    return ["--allow-http-registry"] if is_loopback(split_image(repository)[0]) else []
+
+
+def _digests(registry: Registry, reference: str) -> list[str]:
+    """The digest behind ``reference`` and, for a list, its images' (not buildx's
+    attestation entries)."""
+    digest = registry.digest(reference)
+    if digest is None:
+        raise PublishError(f"{registry.image}:{reference} is not in the registry, so it cannot "
+                           "be signed: re-run the release to complete it")
+    manifest = registry.manifest(digest) or {}
+    entries = [m["digest"] for m in manifest.get("manifests") or []
+               if (m.get("platform") or {}).get("os") != _UNKNOWN]
+    return [digest, *entries]
+
+
+def sbom(release: Run, registry: Registry, digest: str) -> dict[str, Any]:
+    """The CycloneDX SBOM of the image ``digest`` (of each image of a list): every Python
+    distribution installed, read from the image's own ``*.dist-info``."""
+    from cyclonedx.model.bom import Bom
+    from cyclonedx.model.component import Component, ComponentType
+    from cyclonedx.output.json import JsonV1Dot5
+    from packageurl import PackageURL
+
+    manifest = registry.manifest(digest) or {}
+    images = [m["digest"] for m in manifest.get("manifests") or []
+              if (m.get("platform") or {}).get("os") != _UNKNOWN] or [digest]
+    found: dict[str, str] = {}
+    for image in images:
+        found |= registry.distributions(image)
+    bom = Bom()
+    top = Component(name=registry.image, version=release.plan.version,
+                    type=ComponentType.CONTAINER, bom_ref=f"{registry.image}@{digest}")
+    bom.metadata.component = top
+    components = [Component(name=name, version=version, type=ComponentType.LIBRARY,
+                            purl=PackageURL("pypi", name=name, version=version),
+                            bom_ref=f"pkg:pypi/{name}@{version}")
+                  for name, version in sorted(found.items())]
+    for component in components:
+        bom.components.add(component)
+    bom.register_dependency(top, components)
+    return dict(json.loads(JsonV1Dot5(bom).output_as_string()))
+
+
+def provenance(release: Run, files: Sequence[Path],
+               base_images: Mapping[str, str]) -> dict[str, Any]:
+    """The SLSA provenance predicate (v1) of this run: the repository and commit, the CI run,
+    the base images, the sha256 of the sdist and wheel."""
+    import hashlib
+
+    ctx, env, commit = release.context, release.env, release.info.git.commit
+    name, version = release.config.name, release.plan.version
+    repository = ctx.repository or ""
+    ci_run = (env.get("GITHUB_RUN_ID") or env.get("CI_JOB_ID") or env.get("TRAVIS_JOB_ID")
+              or env.get("BUILD_BUILDID") or "")
+    dependencies: list[dict[str, Any]] = [
+        {"uri": f"git+{repository or 'local'}@{ctx.ref or ''}",
+         "digest": {"gitCommit": commit}}]
+    dependencies += [{"uri": base, "digest": {"sha256": image_id.removeprefix("sha256:")}}
+                     for base, image_id in sorted(base_images.items())]
+    dependencies += [{"uri": f"pkg:pypi/{name}@{version}",
+                      "name": path.name,
+                      "digest": {"sha256": hashlib.sha256(path.read_bytes()).hexdigest()}}
+                     for path in files]
+    return {
+        "buildDefinition": {
+            "buildType": BUILD_TYPE,
+            "externalParameters": {"repository": repository, "ref": ctx.ref,
+                                   "commit": commit, "version": version},
+            "internalParameters": {"ci": ctx.provider, "run": ci_run},
+            "resolvedDependencies": dependencies,
+        },
+        "runDetails": {
+            "builder": {"id": "https://github.com/BrewBlox/brewblox-release"},
+            "metadata": {"invocationId": ci_run,
+                         "startedOn": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")},
+        },
+    }
+
+
+def _cosign(identity: Identity, args: Sequence[str], docker_config: DockerConfig,
+            what: str) -> None:
+    try:
+        run(["cosign", *args], env=identity.env(docker_config), echo=False, stream=False)
+    except CommandError as e:
+        raise PublishError(f"{what} failed (cosign exited with {e.result.returncode}): "
+                           f"{(e.result.lines or ['?'])[-1]}; re-run the release to complete "
+                           "it") from e
+
+
+def _signed(identity: Identity, ref: str, public: Path | None,
+            docker_config: DockerConfig) -> bool:
+    """Whether ``ref`` already verifies with this key (a re-run signs nothing again)."""
+    if public is None:
+        return False
+    result = run(["cosign", "verify", "--key", str(public), "--insecure-ignore-tlog",
+                  *_registry_flags(ref), ref], env=identity.env(docker_config), echo=False,
+                 stream=False, check=False)
+    return result.returncode == 0
+
+
+def references(registry: Registry, tags: Sequence[str]) -> list[str]:
+    """``repository@digest`` of every image behind ``tags``: each list and its images."""
+    return list(dict.fromkeys(f"{registry.image}@{d}" for tag in tags
+                              for d in _digests(registry, tag)))
+
+
+def sign(release: Run, registry: Registry, tags: Sequence[str], *, files: Sequence[Path],
+         base_images: Mapping[str, str], docker_config: DockerConfig,
+         summary: Summary) -> list[str]:
+    """Sign every digest behind ``tags`` (and a list's images), and attach each one's SBOM
+    and the run's provenance; returns the references signed (or found signed)."""
+    identity = Identity.from_env(release.env)
+    if identity is None:  # preflight refused this already
+        raise CredentialsError(f"sign = true but {KEY_VAR} is not set")
+    refs = references(registry, tags)
+    tlog = ["--tlog-upload=false"] if identity.key is not None else []
+    key = ["--key", identity.key_ref] if identity.key is not None else []
+    with tempfile.TemporaryDirectory(prefix="brewblox-release-sign-") as tmp:
+        public = None
+        if identity.key is not None:
+            public = Path(tmp) / "cosign.pub"
+            public.write_text(identity.public_key())
+        statement = Path(tmp) / "provenance.json"
+        statement.write_text(json.dumps(provenance(release, files, base_images)))
+        for ref in refs:
+            if _signed(identity, ref, public, docker_config):
+                summary.add("sign", ref, "already signed")
+                continue
+            flags = [*key, *tlog, "--yes", *_registry_flags(ref)]
+            bill = Path(tmp) / "sbom.json"
+            bill.write_text(json.dumps(sbom(release, registry, ref.rpartition("@")[2])))
+            _cosign(identity, ["sign", *flags, ref], docker_config, f"signing {ref}")
+            _cosign(identity, ["attest", *flags, "--type", "cyclonedx", "--predicate",
+                               str(bill), ref], docker_config, f"attaching the SBOM to {ref}")
+            _cosign(identity, ["attest", *flags, "--type", "slsaprovenance1", "--predicate",
+                               str(statement), ref], docker_config,
+                    f"attaching the provenance to {ref}")
+            log(f"signed {ref}, with its SBOM and provenance")
+            summary.add("sign", ref, "signed, SBOM and provenance attached")
+    return refs
+
+
+def verify(release: Run, refs: Sequence[str], docker_config: DockerConfig,
+           summary: Summary) -> list[str]:
+    """``cosign verify`` and ``verify-attestation`` (the SBOM, the provenance) for every
+    signed reference; the problems found, a line each."""
+    identity = Identity.from_env(release.env)
+    if identity is None:
+        return ["sign = true but there is no identity to verify the signatures with"]
+    problems = []
+    with tempfile.TemporaryDirectory(prefix="brewblox-release-verify-") as tmp:
+        if identity.key is not None:
+            public = Path(tmp) / "cosign.pub"
+            public.write_text(identity.public_key())
+            trust = ["--key", str(public), "--insecure-ignore-tlog"]
+        else:
+            repository = release.context.repository or "*"
+            trust = ["--certificate-oidc-issuer", "https://token.actions.githubusercontent.com",
+                     "--certificate-identity-regexp", f"^https://github.com/{repository}/"]
+        for ref in refs:
+            checks = {"signature": ["verify"],
+                      "SBOM": ["verify-attestation", "--type", "cyclonedx"],
+                      "provenance": ["verify-attestation", "--type", "slsaprovenance1"]}
+            for what, args in checks.items():
+                result = run(["cosign", *args, *trust, *_registry_flags(ref), ref],
+                             env=identity.env(docker_config), echo=False, stream=False,
+                             check=False)
+                ok = result.returncode == 0
+                summary.add("verify signature", f"{ref} {what}", "ok" if ok else "WRONG")
+                if not ok:
+                    problems.append(f"{ref}: its {what} does not verify with the signing "
+                                    f"identity ({(result.lines or ['?'])[-1]})")
+    return problems
