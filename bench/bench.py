@@ -742,6 +742,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--no-aiohttp", action="store_true",
                         help="leave out the aiohttp service (compiled dependencies)")
+    parser.add_argument("--signing", action="store_true",
+                        help="instead: a warm dev release with sign = true against one without "
+                             "(`signing`)")
     parser.add_argument("--against", metavar="REV",
                         help="instead: this checkout's warm dev release and `nox -s version` "
                              "against revision REV's, in turn (`against`)")
@@ -806,8 +809,68 @@ def against(rev: str, runs: int) -> None:
         print(f"{what:<8} ratio this / {rev}: {ratio:.3f}")
 
 
+def signing(runs: int) -> None:
+    """What ``sign = true`` adds to a warm dev release: the reference service released by a
+    branch push after a one-line change, with a cosign key and ``sign = true``, against the same
+    service without it, in turn; a first round warms both up and is not counted."""
+    check_rig()
+    pure_wheels = fetch_wheels()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    samples = Samples({})
+    with tempfile.TemporaryDirectory(prefix="brewblox-bench-signing-") as tmp, \
+            contextlib.ExitStack() as stack:
+        work = Path(tmp)
+        log = Log(RESULTS / "signing.log")
+        stack.callback(log.close)
+        upstream = stack.enter_context(IndexServer(work / "upstream"))
+        uploads = stack.enter_context(IndexServer(work / "uploads"))
+        registry = stack.enter_context(RegistryServer(work / "registry"))
+        assert isinstance(upstream, IndexServer)
+        assert isinstance(uploads, IndexServer)
+        assert isinstance(registry, RegistryServer)
+        stack.callback(remove_images, [f"{registry.address}/{REPOSITORY}:", f"{REPOSITORY}:"])
+        for wheel in pure_wheels:
+            shutil.copy2(wheel, upstream.packages / wheel.name)
+        password = "bench-password"  # noqa: S105 (a throwaway key's, made here)
+        subprocess.run(["cosign", "generate-key-pair"], cwd=work, check=True,
+                       capture_output=True, env={**clean_env(), "COSIGN_PASSWORD": password})
+        key = (work / "cosign.key").read_text()
+        services = {}
+        for name, signed in (("unsigned", False), ("signed", True)):
+            svc = make_reference_service(work / name, upstream)
+            if signed:
+                pyproject = (svc.path / "pyproject.toml").read_text()
+                svc.commit("sign", files={"pyproject.toml": pyproject.replace(
+                    'network = "host"\n', 'network = "host"\nsign = true\n')})
+            svc.checkout("-b", BRANCH)
+            env = ci_env(work, registry.address, uploads)
+            env["BREWBLOX_RELEASE_IMAGE"] = f"{registry.address}/{REPOSITORY}-{name}"
+            if signed:
+                env |= {"COSIGN_PRIVATE_KEY": key, "COSIGN_PASSWORD": password}
+            services[name] = (svc, env)
+        nox = [sys.executable, "-m", "nox"]
+        change = 2000
+        for i in range(runs + 1):
+            for name, (svc, env) in services.items():
+                change += 1
+                code_change(svc, change)
+                progress(f"round {i}: {name}")
+                elapsed, _ = sh(log, [*nox, "-s", "release"], cwd=svc.path, env=env)
+                if i:
+                    samples.add(name, elapsed)
+    for name in ("unsigned", "signed"):
+        runs_text = " ".join(f"{v:.2f}" for v in samples.values[name])
+        print(f"warm dev release, {name:<8} median {samples.median(name):6.2f} s   runs "
+              f"{runs_text}")
+    signed, unsigned = samples.median("signed"), samples.median("unsigned")
+    print(f"signing adds {signed - unsigned:.2f} s (ratio {signed / unsigned:.3f})")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.signing:
+        signing(args.runs)
+        return 0
     if args.against:
         against(args.against, args.runs)
         return 0

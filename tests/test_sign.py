@@ -224,3 +224,19 @@ def test_a_split_builds_merge_signs_its_list(key: Key, registry: RegistryServer,
     commit = predicate(key, ref, "slsaprovenance1")["buildDefinition"]["externalParameters"]
     assert commit["commit"] == merger.head
     assert re.search(r"signed .*@sha256:", out.stdout)
+
+
+def test_a_dry_run_shows_the_signing_steps(key: Key, registry: RegistryServer,
+                                           index: IndexServer, tmp_path: Path) -> None:
+    repo = make_service(tmp_path / "signed-svc", image=REPO, extra="sign = true\n" + RIG_TARGETS)
+    repo.tag("5.0.0")
+    env = {**github_env(tmp_path, "refs/tags/5.0.0", repository=REPO),
+           **destinations(registry.address, index.url, image=REPO)}
+    out = nox(repo, "-s", "release", "--", "--dry-run", env={**env, **key.env})
+    assert out.returncode == 0, out.stdout
+    assert "sign: every pushed image digest is signed with cosign (the key in " \
+        "COSIGN_PRIVATE_KEY)" in out.stdout
+    assert "the real run would stop" not in out.stdout
+    refused = nox(repo, "-s", "release", "--", "--dry-run", env=env)
+    assert "the real run would stop: sign = true but COSIGN_PRIVATE_KEY is not set" in \
+        refused.stdout
