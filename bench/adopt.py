@@ -1,4 +1,4 @@
-"""Benchmark: from a fresh service to a rehearsed release with `init` (issue 13, target < 60 s).
+"""Benchmark: from a fresh service to a rehearsed release with `init`.
 
 Each run makes a service that has never heard of brewblox-release (a commented pyproject.toml,
 a package, a tag and a commit after it; a GitHub remote), then times what a user does:

@@ -1,4 +1,4 @@
-"""Benchmark: `nox -s release` against the seed's hand-run pipeline (issue 6).
+"""Benchmark: `nox -s release` against the seed's hand-run pipeline.
 
 A reference service (a package with a few pure-Python dependencies, served by an "upstream"
 pypiserver on loopback so that the images install them) is released two ways, side by side:
@@ -70,7 +70,7 @@ REPOSITORY = "bench/svc"
 #: The issue's targets: (b)/(a) cold and warm, arm warm/cold, dry-run / nox -l.
 TARGETS = {"cold": 0.6, "warm": 0.25, "arm": 0.2, "dry_run": 1.5}
 
-#: The second reference service (issue 14): aiohttp's dependency tree, four of them compiled.
+#: The second reference service: aiohttp's dependency tree, four of them compiled.
 AIO_NAME = "bench-aio"
 AIO_MODULE = "bench_aio"
 AIO_DEPENDENCIES = ("aiohttp",)
@@ -862,8 +862,8 @@ def signing(runs: int) -> None:
         runs_text = " ".join(f"{v:.2f}" for v in samples.values[name])
         print(f"warm dev release, {name:<8} median {samples.median(name):6.2f} s   runs "
               f"{runs_text}")
-    signed, unsigned = samples.median("signed"), samples.median("unsigned")
-    print(f"signing adds {signed - unsigned:.2f} s (ratio {signed / unsigned:.3f})")
+    with_sign, without = samples.median("signed"), samples.median("unsigned")
+    print(f"signing adds {with_sign - without:.2f} s (ratio {with_sign / without:.3f})")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

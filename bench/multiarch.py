@@ -1,4 +1,4 @@
-"""Benchmark: a multi-arch release against the per-target one, and the merge step (issue 12).
+"""Benchmark: a multi-arch release against the per-target one, and the merge step.
 
 One sample service (the test suite's, on the rig's base images; amd64 and arm/v7) is released as
 a dev release of a branch through ``nox -s release`` in a GitHub Actions environment, to a fresh

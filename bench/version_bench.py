@@ -1,4 +1,4 @@
-"""Benchmark: `nox -s version` on a setup.py-only service against a PEP 621 service (issue 11).
+"""Benchmark: `nox -s version` on a setup.py-only service against a PEP 621 service.
 
 A setup.py service of 2018 (no ``[project]``; pyproject.toml holds only
 ``[tool.brewblox-release]``) has no static name: the build backend says it once (PEP 517

@@ -1,4 +1,4 @@
-"""The commands of SPEC §6, under all three front-ends (SPEC §12).
+"""The commands of docs/sessions.md, under all three front-ends (docs/how-it-works.md).
 
 The nox sessions (`sessions`), the invoke tasks (`invoke`) and the command line (`__main__`)
 are glue over `execute`: one table of commands, one option parser made from it, one
@@ -65,7 +65,7 @@ OPTIONS = {o.flag: o for o in (
     Option("--target", "the target to build (a name from [tool.brewblox-release] targets)",
            "NAME"),
     Option("--stage", "build this target, push it under a staging reference and write its "
-           "record into DIR (a split build, SPEC §11)", "DIR"),
+           "record into DIR (a split build, docs/multi-platform.md)", "DIR"),
     Option("--merge", "publish from the records of the targets' --stage runs in DIR", "DIR"),
     Option("--ci", "the CI provider to write a definition for (default: from the remote URL)",
            "PROVIDER", ("github", "gitlab", "travis", "azure")),
@@ -168,7 +168,8 @@ def _docker(target: str | None) -> Callable[[Options], None]:
 
 
 def _stage(run: Run, image: ImagePlan, directory: Path) -> None:
-    """Push the built image under its staging reference and write its record (SPEC §11)."""
+    """Push the built image under its staging reference and write its record
+    (docs/multi-platform.md)."""
     from . import dockerconfig
     from .multiarch import stage
     from .registry import Registry

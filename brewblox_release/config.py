@@ -66,7 +66,8 @@ class Config:
             None: derived from the upload URL where that is certain.
         check: ``twine check``: ``"errors"`` fails on what an index refuses, ``"strict"`` on
             warnings too.
-        multi_arch: every tag is one manifest list over all targets' platforms (SPEC §11).
+        multi_arch: every tag is one manifest list over all targets' platforms
+        (docs/multi-platform.md).
         builder: the buildx builder of every buildx call; None: ``BUILDX_BUILDER``, else the
             current builder.
         stamp_version: a static version gets the version from git, stamped into a copy of
@@ -356,8 +357,8 @@ def _targets(where: Path, value: object, *, multi_arch: bool) -> tuple[Target, .
     for start in sorted(escaped_starts(("", *prefixes))):
         if ESCAPE.startswith(start) or start.startswith(ESCAPE):
             raise ConfigError(f"{where}: [{SECTION}] targets: prefix {start!r} would clash with "
-                              f"the {ESCAPE!r} that escapes branch names (SPEC §5): choose "
-                              "prefixes that do not begin with it, such as \"rpi-\"")
+                              f"the {ESCAPE!r} that escapes branch names (docs/how-it-works.md): "
+                              "choose prefixes that do not begin with it, such as \"rpi-\"")
     if len(set(prefixes)) != len(prefixes) and not multi_arch:
         raise ConfigError(f"{where}: [{SECTION}] targets: prefixes must differ, or the targets' "
                           f"tags would overwrite each other; got {prefixes} (with multi-arch = "

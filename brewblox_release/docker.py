@@ -54,7 +54,7 @@ class BuiltImage:
 
 def labels(config: Config, version: str, revision: str, source: str | None,
            created: int) -> dict[str, str]:
-    """The OCI labels of SPEC §8."""
+    """The OCI labels of docs/image.md."""
     result = {
         "org.opencontainers.image.version": version,
         "org.opencontainers.image.revision": revision,
@@ -111,7 +111,8 @@ def _local_handler_off(platform: str) -> str | None:
 
 
 def check_emulation(platform: str, builder: str | None = None) -> None:
-    """Raise `EmulationError` when the builder says it cannot build ``platform`` (SPEC §11:
+    """Raise `EmulationError` when the builder says it cannot build ``platform``
+    (docs/multi-platform.md:
     asked of the builder, which may be remote or native, not of the machine the tool runs on).
 
     Asked after a build failed (`build`), not before every build: the template runs nothing in

@@ -1,6 +1,6 @@
 """docker's own configuration: the logins it stores, and a login of this run's own.
 
-Two ways to the registry's credentials (SPEC §7), read where docker keeps them:
+Two ways to the registry's credentials (docs/how-it-works.md), read where docker keeps them:
 
 - ``DOCKER_USERNAME`` and ``DOCKER_PASSWORD``: `login` runs ``docker login`` (password on
   standard input) into a temporary docker config, used as ``--config`` by the pushes and image

@@ -1,4 +1,4 @@
-"""The build stages of the image template (SPEC §8): what the Dockerfile's RUN steps run.
+"""The build stages of the image template (docs/image.md): what the Dockerfile's RUN steps run.
 
 Nothing here runs under emulation unless it must. The ``pkg`` and ``deps`` stages of
 ``templates/Dockerfile`` run on the build host's own platform (``FROM --platform=$BUILDPLATFORM``)
@@ -428,7 +428,7 @@ def is_pure(wheel: Path) -> bool:
 
 def requirements_of(pkg: Path, name: str = "", version: str = "") -> list[str]:
     """What the image installs from the index: the requirements of the wheel in ``pkg``, or
-    ``name==version`` when it holds none (SPEC §8: the package by name)."""
+    ``name==version`` when it holds none (docs/image.md: the package by name)."""
     wheels = sorted(pkg.glob("*.whl"))
     if wheels:
         return list(wheel_metadata(wheels[0]).get_all("Requires-Dist") or [])

@@ -1,6 +1,6 @@
 """The package index: what it already holds (its simple API), and uploads through twine.
 
-The sha256 rule of SPEC §7 is the library's own, so it works for any index (twine's
+The sha256 rule of docs/how-it-works.md is the library's own, so it works for any index (twine's
 ``--skip-existing`` only works for PyPI and TestPyPI): a file already there with the same
 sha256 is skipped; with a different sha256 it is an error for a release and a reported
 "version collision" for a dev build.

@@ -1,4 +1,4 @@
-"""Adopting brewblox-release in a service (SPEC §13): what ``init`` adds, and nothing more.
+"""Adopting brewblox-release in a service (docs/adopting.md): what ``init`` adds, and nothing more.
 
 `init` adds the ``[tool.brewblox-release]`` table to the service's pyproject.toml (edited with
 tomlkit, so its comments, order and formatting stay), the noxfile line, the Dockerfiles of both

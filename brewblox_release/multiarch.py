@@ -1,4 +1,4 @@
-"""One tag for every platform, and builds spread over machines (SPEC §11).
+"""One tag for every platform, and builds spread over machines (docs/multi-platform.md).
 
 Each platform is built on its own (the engine's ``docker`` driver builds one at a time) and pushed
 under a staging reference: the target's own version or branch tag, which the manifest list then
@@ -204,7 +204,7 @@ def _create(run: Run, records: Sequence[Record], tags: Iterable[str],
 
 
 def verify_lists(run: Run, registry: Registry, summary: Summary) -> list[str]:
-    """SPEC §10: each tag of a multi-arch plan is a manifest list holding each target's
+    """docs/how-it-works.md: each tag of a multi-arch plan is a manifest list holding each target's
     platform exactly once, every target's tags the same list, each platform's image holding
     the version the plan published. The problems found, a line each."""
     from . import docker, dockerconfig

@@ -1,7 +1,7 @@
 """The plan: what one run publishes where, computed before anything is built (pure).
 
 Everything after the plan only carries it out, and ``--dry-run`` prints it and stops. The rows
-of SPEC §5's table are the branches of `make_plan`.
+of docs/how-it-works.md's table are the branches of `make_plan`.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ class Plan:
         images: one entry per target; an image with ``push=False`` is loaded into the engine.
         latest: whether ``latest`` moves to this version.
         reasons: plain lines saying why something is not published.
-        multi_arch: every tag is one manifest list over all the images' platforms (SPEC §11).
+        multi_arch: every tag is one manifest list over all the images' platforms
+        (docs/multi-platform.md).
     """
 
     version: str

@@ -1,4 +1,5 @@
-"""Rehearsal (SPEC §9): the real publishing path against a throwaway registry and index.
+"""Rehearsal (docs/how-it-works.md): the real publishing path against a throwaway registry and
+index.
 
 The servers live in a temporary directory and stop when the rehearsal ends; credentials of
 the real destinations are removed from the environment, so a rehearsal can never publish.

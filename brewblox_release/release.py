@@ -1,6 +1,6 @@
 """The pipeline: prepare a run (context, version, plan), then carry the plan out.
 
-`prepare` decides; everything after it only executes the plan. `release` is SPEC §6's
+`prepare` decides; everything after it only executes the plan. `release` is docs/sessions.md's
 ``release`` session: preflight, dist, distcopy, build every image, publish, verify, summary.
 """
 
@@ -41,7 +41,8 @@ __all__ = ["Options", "Run", "prepare", "publish", "release", "verify"]
 
 @dataclass(frozen=True)
 class Options:
-    """The options of a command (SPEC §6); `commands.parse` makes them from the command line.
+    """The options of a command (docs/sessions.md); `commands.parse` makes them from the command
+    line.
 
     Attributes:
         dry_run: say what would be done, change nothing.
@@ -49,7 +50,7 @@ class Options:
         publish: a manual release from a workstation: the checked-out ref as CI would see it.
         ref: ``refs/heads/NAME`` or ``refs/tags/NAME``: reproduce a CI run for that ref.
         allow_dirty: publish even though tracked files differ from the commit.
-        rehearse: the whole release against throwaway servers on loopback (SPEC §9).
+        rehearse: the whole release against throwaway servers on loopback (docs/how-it-works.md).
         target: the target of the ``docker`` command.
         stage: a docker command's split build: the directory of the target's record.
         merge: ``release`` from the records of a split build in this directory.
@@ -206,7 +207,7 @@ def _dry_run_notes(run: Run) -> list[str]:
 
 
 def preflight_problems(run: Run) -> list[str]:
-    """Everything the real run would refuse before building, a line each (SPEC §7
+    """Everything the real run would refuse before building, a line each (docs/how-it-works.md
     preflight); ``--dry-run`` shows them as notes. Empty when there is nothing to refuse."""
     from . import sign
 
@@ -400,7 +401,8 @@ def publish(run: Run, files: Sequence[Path], summary: Summary,
 
     The pushes use a docker config of this run's own where DOCKER_USERNAME/DOCKER_PASSWORD
     are set (removed when publishing ends, however it ends). ``latest`` is decided a second
-    time right before it moves, from what the registry and the index hold then (SPEC §5), and
+    time right before it moves, from what the registry and the index hold then
+    (docs/how-it-works.md), and
     moved in the registry to the manifest this run pushed (not pushed from the engine, whose
     local ``latest`` another build on the same engine may have re-tagged meanwhile).
 
@@ -564,7 +566,8 @@ def pip_resolves(index: Index, name: str, *, pre: bool = False) -> str:
 
 
 def verify(run: Run, summary: Summary) -> None:
-    """SPEC §10: pip without --pre gets the highest final release; ``latest`` points at its
+    """docs/how-it-works.md: pip without --pre gets the highest final release; ``latest`` points
+    at its
     images; every pushed image holds the version the plan published (read from the registry's
     copy of the image's top layers; where they do not tell, the image is pulled and run)."""
     from . import docker, dockerconfig
@@ -644,7 +647,8 @@ def _verify_signatures(run: Run, pushes: Sequence[ImagePlan], summary: Summary) 
 
 
 def merge(run: Run, directory: Path) -> Summary:
-    """The second half of a split build (SPEC §11): check the stage records in ``directory``,
+    """The second half of a split build (docs/multi-platform.md): check the stage records in
+    ``directory``,
     build the package (reproducibly: the same files the stages built), upload it, make every
     tag from the records, move ``latest`` last, verify. Re-running a completed merge changes
     nothing: the same sources make the same lists, and the index skips files it holds."""

@@ -1,4 +1,4 @@
-"""Throwaway servers on loopback: an OCI registry and a package index (SPEC §9).
+"""Throwaway servers on loopback: an OCI registry and a package index (docs/how-it-works.md).
 
 The registry is the ``docker-registry`` program (Debian's package; upstream calls it
 ``registry``) with filesystem storage; the index is pypiserver, which accepts uploads without

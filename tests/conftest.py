@@ -87,7 +87,7 @@ def service(tmp_path: Path) -> GitRepo:
     return repo
 
 
-# --- the sentinel check over the whole suite (issue: trust) -------------------------------------
+# --- the sentinel check over the whole suite -------------------------------------
 
 #: Files a test writes with a credential on purpose: they hold it by design, not by a leak.
 _HOLDERS = ("htpasswd", "github-event.json")

@@ -1,4 +1,4 @@
-"""Services as they are found in the field (SPEC §2, §4), as git repositories in tmp_path: a
+"""Services as they are found in the field (docs/versions.md), as git repositories in tmp_path: a
 setup.py of 2018, a setup.cfg, hatchling with hatch-vcs, a PEP 621 package without a README, a
 monorepo of two services, and a service with a Dockerfile of the seed's kind (test support).
 

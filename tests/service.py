@@ -101,7 +101,7 @@ NOXFILE = "from brewblox_release.sessions import *  # noqa: F403\n"
 def make_service(path: Path, name: str = "demo-svc", *, image: str | None = "brewblox/demo-svc",
                  dependencies: Sequence[str] = (), extra: str = "",
                  branch: str = "main") -> GitRepo:
-    """A service repository as SPEC §2 describes it, with one commit on ``branch``."""
+    """A service repository as docs/versions.md describes it, with one commit on ``branch``."""
     repo = GitRepo(path).init(branch)
     module = name.replace("-", "_")
     repo.write("pyproject.toml", pyproject(name, image=image, dependencies=dependencies,

@@ -1,4 +1,4 @@
-"""Bad input, as new users give it (issue: trust): each case exits non-zero with one line that
+"""Bad input, as new users give it: each case exits non-zero with one line that
 names the problem and what to do, shows no traceback, and changes nothing outside the build
 outputs. Canary directories beside and inside the service must survive every case.
 

@@ -1,4 +1,4 @@
-"""The CI context from each provider's environment (SPEC §5: events)."""
+"""The CI context from each provider's environment (docs/how-it-works.md: events)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The CI definitions `init` ships (SPEC §13): each validates against its provider's published
-schema (check-jsonschema's vendored copies), and each says what SPEC §13 asks of it."""
+"""The CI definitions `init` ships (docs/adopting.md): each validates against its provider's
+published
+schema (check-jsonschema's vendored copies), and each says what docs/adopting.md asks of it."""
 
 from __future__ import annotations
 

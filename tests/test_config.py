@@ -1,4 +1,4 @@
-"""`[tool.brewblox-release]` in pyproject.toml (SPEC §3)."""
+"""`[tool.brewblox-release]` in pyproject.toml (docs/configuration.md)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ PROJECT = '[project]\nname = "demo-svc"\n'
 
 
 def write(tmp_path: Path, text: str) -> Path:
-    """The pyproject.toml, and a Dockerfile in every context it names (SPEC §3: a context
+    """The pyproject.toml, and a Dockerfile in every context it names (docs/configuration.md: a "
+    "context
     must exist and hold one)."""
     path = tmp_path / "pyproject.toml"
     path.write_text(text)

@@ -1,4 +1,4 @@
-"""Images on the real engine and a real registry on loopback (issue: docker-amd64/docker-arm)."""
+"""Images on the real engine and a real registry on loopback."""
 
 from __future__ import annotations
 
@@ -141,7 +141,7 @@ def test_a_dockerfile_that_runs_pip_in_the_arm_image_is_checked_before_it_builds
         tmp_path: Path, registry: RegistryServer, index: IndexServer,
         arm_emulation_disabled: None) -> None:
     # A Dockerfile of the seed's kind installs with pip in the image, under emulation for arm:
-    # the builder is asked first (SPEC §6), and nothing is built.
+    # the builder is asked first (docs/sessions.md), and nothing is built.
     from tests.samples import seed_docker_service
 
     repo = seed_docker_service(tmp_path / "seed-svc")

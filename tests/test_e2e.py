@@ -1,5 +1,5 @@
 """Whole releases, end to end: `nox -s release` as a subprocess, as CI runs it, against a real
-pypiserver and a real registry on loopback (issue: the release session)."""
+pypiserver and a real registry on loopback."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Faults on the real servers, secrets, and bad input (issue: reliability and security).
+"""Faults on the real servers, secrets, and bad input.
 
 Every session these tests run carries sentinel credentials and has its output scanned for them
 (tests/service.py `nox`); `test_the_scan_catches_a_planted_secret` proves the scan can fail.

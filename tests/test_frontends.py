@@ -1,4 +1,5 @@
-"""Three front-ends, one pipeline (SPEC §12): the same dev release through nox, the command line
+"""Three front-ends, one pipeline (docs/how-it-works.md): the same dev release through nox, the
+command line
 and invoke, each against a fresh registry and index on loopback, with the same result."""
 
 from __future__ import annotations

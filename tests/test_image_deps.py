@@ -1,4 +1,4 @@
-"""The template with real dependencies, on the real engine (SPEC §8, issue 14).
+"""The template with real dependencies, on the real engine (docs/image.md).
 
 One service, built once for both rig platforms (module scope: an arm build with pip in the
 image takes a minute): it depends on multidict, compiled, whose wheels for both platforms come

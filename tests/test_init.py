@@ -1,4 +1,4 @@
-"""`init` (SPEC §13): what it adds to a service, that it keeps what is there, and that the
+"""`init` (docs/adopting.md): what it adds to a service, that it keeps what is there, and that the
 service it leaves releases (rehearsed on loopback) with no further edit."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""`latest` decided twice (SPEC §5): two tag builds finishing out of order against one registry
+"""`latest` decided twice (docs/how-it-works.md): two tag builds finishing out of order against
+one registry
 and one index, as `nox -s release` subprocesses, as CI runs them."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """docker's credentials: whether an existing ``docker login`` covers the image's registry
-(preflight, SPEC §7), and the run's own login into a temporary docker config."""
+(preflight, docs/how-it-works.md), and the run's own login into a temporary docker config."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""One tag for every platform, arm64, and builds spread over machines (SPEC §11), end to end:
+"""One tag for every platform, arm64, and builds spread over machines (docs/multi-platform.md),
+end to end:
 `nox` as CI runs it, a real registry on loopback read through its HTTP API independently of the
 library, the images run on the real engine (arm under qemu)."""
 

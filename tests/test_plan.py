@@ -1,4 +1,4 @@
-"""The plan: SPEC §5's table, row by row, for every CI provider and for a local run."""
+"""The plan: docs/how-it-works.md's table, row by row, for every CI provider and for a local run."""
 
 from __future__ import annotations
 
@@ -181,7 +181,8 @@ def check(plan: Plan, ctx: CiContext, version: str, expected: Expected,
 NOTHING = Expected(upload=False, amd64=("local",), arm=("rpi-local",), push=False,
                    reason="publishes nothing")
 
-# SPEC §5 rows that a push (of a tag or a branch) makes: (label, kind, ref name, version, plan)
+# docs/how-it-works.md rows that a push (of a tag or a branch) makes: (label, kind, ref name,
+# version, plan)
 PUSH_ROWS: list[tuple[str, str, str, str, Expected]] = [
     ("final release", "tag", "1.2.3", "1.2.3",
      Expected(upload=True, amd64=("1.2.3", "latest"), arm=("rpi-1.2.3", "rpi-latest"), push=True,

@@ -1,4 +1,5 @@
-"""Preflight (SPEC §7): what a publishing run would refuse, found before anything is built.
+"""Preflight (docs/how-it-works.md): what a publishing run would refuse, found before anything is
+built.
 
 Each case is a real run prepared for a branch push (a dev release: an upload and a push) of a
 real service, against a real pypiserver on loopback; `preflight_problems` is also what

@@ -1,4 +1,4 @@
-"""The project as it is declared (SPEC §2, §4): the name from whatever declares it, the version
+"""The project as it is declared (docs/versions.md): the name from whatever declares it, the version
 from the service's own setuptools_scm or hatch-vcs settings, tags by its tag regex, and
 `twine check` at the level of ``check``. Real git repositories and real build backends (in the
 kept build environment)."""

@@ -1,4 +1,4 @@
-"""The one subprocess chokepoint: no secret value ever appears in output (SPEC §7)."""
+"""The one subprocess chokepoint: no secret value ever appears in output (docs/how-it-works.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""No secret reaches any output (issue: trust), end to end: a real publishing run whose build
+"""No secret reaches any output, end to end: a real publishing run whose build
 backend prints its whole environment, with python-on-whales' debug switch on, carrying the
 sentinel credentials (tests/service.py; the suite-wide scan is in tests/conftest.py)."""
 

@@ -1,4 +1,4 @@
-"""The project releases itself (SPEC §14, issue 13 item 5): `nox -s release -- --rehearse` in
+"""The project releases itself (docs/contributing.md): `nox -s release -- --rehearse` in
 a clone of this repository publishes the package and both CI job images (docker/, rpi-docker/)
 on loopback, and the amd64 image, run with the engine's socket mounted, releases a sample
 service (rehearsed) from inside the container.

@@ -1,8 +1,8 @@
-"""Real services as they are (SPEC §2, §4; issue: real services), released end to end with
+"""Real services as they are (docs/versions.md; issue: real services), released end to end with
 `nox -s release` as CI runs it, against one pypiserver and one registry on loopback shared by
 the module (each service has a distribution and an image repository of its own): a dev release
 on a branch push, a release on a tag push, the images holding the version and ``pip install``
-resolving as SPEC §10 says.
+resolving as docs/how-it-works.md says.
 
 The services (tests/samples.py): a setup.py of 2018 without ``[project]``; a setup.cfg;
 hatchling with hatch-vcs; PEP 621 without a README; a monorepo of two services; a Dockerfile

@@ -1,4 +1,4 @@
-"""Branch names and versions to Docker tags (SPEC §5, "Branch to tag")."""
+"""Branch names and versions to Docker tags (docs/how-it-works.md, "Branch to tag")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Versions from real git repositories (SPEC §4)."""
+"""Versions from real git repositories (docs/versions.md)."""
 
 from __future__ import annotations
 
@@ -304,7 +304,7 @@ def test_compute_raises_no_deprecation_warning(repo: GitRepo) -> None:
 
 
 def test_a_quiet_branch_push_is_not_a_publishing_run(repo: GitRepo, tmp_path: Path) -> None:
-    # SPEC §4's clean-tree rule is for publishing runs; a push to main publishes nothing.
+    # docs/versions.md's clean-tree rule is for publishing runs; a push to main publishes nothing.
     from brewblox_release.release import Options, prepare
 
     from .service import github_env
@@ -319,7 +319,8 @@ def test_a_quiet_branch_push_is_not_a_publishing_run(repo: GitRepo, tmp_path: Pa
         prepare(repo.path, Options(), github_env(tmp_path, "refs/heads/feature/x"))
 
 
-# Refs by their full names (SPEC §4): a branch called like a tag, a tag called like a branch.
+# Refs by their full names (docs/versions.md): a branch called like a tag, a tag called like a
+# branch.
 
 
 def test_a_branch_named_like_a_tag_is_the_branch(repo: GitRepo) -> None:
