@@ -20,6 +20,20 @@ CI_SUITE=trixie
 CI_PACKAGES=python3,python3-pip,python3-venv,python3-cffi,python3-ply,git,docker-cli,docker-buildx,docker-registry,ca-certificates
 log() { printf '[rig] %s\n' "$*" >&2; }
 
+# unpack_from_trixie PACKAGE DIR: Debian 13's package, unpacked into DIR (not installed).
+unpack_from_trixie() {
+    local tmp
+    tmp=$(mktemp -d)
+    mkdir -p "$tmp/lists/partial" "$tmp/archives/partial"
+    echo "deb $MIRROR trixie main" >"$tmp/sources.list"
+    local apt_opts=(-o "Dir::Etc::sourcelist=$tmp/sources.list" -o "Dir::Etc::sourceparts=-"
+                    -o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache::Archives=$tmp/archives")
+    apt-get "${apt_opts[@]}" update -qq
+    (cd "$tmp" && apt-get "${apt_opts[@]}" download "$1" >/dev/null)
+    dpkg -x "$tmp/$1"_*.deb "$2"
+    rm -rf "$tmp"
+}
+
 need_pkgs=()
 for pkg in docker.io docker-registry qemu-user-static binfmt-support debootstrap rsync; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
@@ -56,15 +70,7 @@ if ! docker buildx version >/dev/null 2>&1; then
     else
         # Debian 12 does not package buildx; Debian 13's build works on it.
         log "installing docker-buildx from trixie"
-        tmp=$(mktemp -d)
-        mkdir -p "$tmp/lists/partial" "$tmp/archives/partial"
-        echo "deb $MIRROR trixie main" >"$tmp/sources.list"
-        apt_opts=(-o "Dir::Etc::sourcelist=$tmp/sources.list" -o "Dir::Etc::sourceparts=-"
-                  -o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache::Archives=$tmp/archives")
-        apt-get "${apt_opts[@]}" update -qq
-        (cd "$tmp" && apt-get "${apt_opts[@]}" download docker-buildx >/dev/null)
-        dpkg -x "$tmp"/docker-buildx_*.deb /
-        rm -rf "$tmp"
+        unpack_from_trixie docker-buildx /
     fi
     docker buildx version >&2
 fi
@@ -77,16 +83,10 @@ if ! command -v cosign >/dev/null; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cosign >/dev/null
     else
         log "installing cosign from trixie"
-        tmp=$(mktemp -d)
-        mkdir -p "$tmp/lists/partial" "$tmp/archives/partial"
-        echo "deb $MIRROR trixie main" >"$tmp/sources.list"
-        apt_opts=(-o "Dir::Etc::sourcelist=$tmp/sources.list" -o "Dir::Etc::sourceparts=-"
-                  -o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache::Archives=$tmp/archives")
-        apt-get "${apt_opts[@]}" update -qq
-        (cd "$tmp" && apt-get "${apt_opts[@]}" download cosign >/dev/null)
-        dpkg -x "$tmp"/cosign_*.deb "$tmp/root"
-        install -m 0755 "$tmp/root/usr/bin/cosign" /usr/local/bin/cosign
-        rm -rf "$tmp"
+        root=$(mktemp -d)
+        unpack_from_trixie cosign "$root"
+        install -m 0755 "$root/usr/bin/cosign" /usr/local/bin/cosign
+        rm -rf "$root"
     fi
     cosign version >/dev/null
 fi

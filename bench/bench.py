@@ -754,6 +754,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def _loopback(stack: contextlib.ExitStack, work: Path,
+              pure_wheels: Sequence[Path]) -> tuple[IndexServer, IndexServer, RegistryServer]:
+    """An upstream index holding ``pure_wheels``, an index for uploads and a registry, on
+    loopback until ``stack`` closes (the images the registry got are removed then)."""
+    upstream = stack.enter_context(IndexServer(work / "upstream"))
+    uploads = stack.enter_context(IndexServer(work / "uploads"))
+    registry = stack.enter_context(RegistryServer(work / "registry"))
+    assert isinstance(upstream, IndexServer)
+    assert isinstance(uploads, IndexServer)
+    assert isinstance(registry, RegistryServer)
+    stack.callback(remove_images, [f"{registry.address}/{REPOSITORY}", f"{REPOSITORY}:"])
+    for wheel in pure_wheels:
+        shutil.copy2(wheel, upstream.packages / wheel.name)
+    return upstream, uploads, registry
+
+
 def against(rev: str, runs: int) -> None:
     """This checkout's `nox -s version` and warm dev release against revision ``rev``'s.
 
@@ -775,15 +791,7 @@ def against(rev: str, runs: int) -> None:
                                         "--force", str(baseline)], check=False)
         log = Log(RESULTS / "against.log")
         stack.callback(log.close)
-        upstream = stack.enter_context(IndexServer(work / "upstream"))
-        uploads = stack.enter_context(IndexServer(work / "uploads"))
-        registry = stack.enter_context(RegistryServer(work / "registry"))
-        assert isinstance(upstream, IndexServer)
-        assert isinstance(uploads, IndexServer)
-        assert isinstance(registry, RegistryServer)
-        stack.callback(remove_images, [f"{registry.address}/{REPOSITORY}:", f"{REPOSITORY}:"])
-        for wheel in pure_wheels:
-            shutil.copy2(wheel, upstream.packages / wheel.name)
+        upstream, uploads, registry = _loopback(stack, work, pure_wheels)
         svc = make_reference_service(work / NAME, upstream)
         svc.checkout("-b", BRANCH)
         env = ci_env(work, registry.address, uploads)
@@ -822,15 +830,7 @@ def signing(runs: int) -> None:
         work = Path(tmp)
         log = Log(RESULTS / "signing.log")
         stack.callback(log.close)
-        upstream = stack.enter_context(IndexServer(work / "upstream"))
-        uploads = stack.enter_context(IndexServer(work / "uploads"))
-        registry = stack.enter_context(RegistryServer(work / "registry"))
-        assert isinstance(upstream, IndexServer)
-        assert isinstance(uploads, IndexServer)
-        assert isinstance(registry, RegistryServer)
-        stack.callback(remove_images, [f"{registry.address}/{REPOSITORY}:", f"{REPOSITORY}:"])
-        for wheel in pure_wheels:
-            shutil.copy2(wheel, upstream.packages / wheel.name)
+        upstream, uploads, registry = _loopback(stack, work, pure_wheels)
         password = "bench-password"  # noqa: S105 (a throwaway key's, made here)
         subprocess.run(["cosign", "generate-key-pair"], cwd=work, check=True,
                        capture_output=True, env={**clean_env(), "COSIGN_PASSWORD": password})

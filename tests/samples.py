@@ -228,50 +228,42 @@ def _other_backend(path: Path, name: str, pyproject: str) -> GitRepo:
     return _finish(repo, name)
 
 
-def poetry_core_service(path: Path, name: str = "poetry-svc") -> GitRepo:
-    """poetry-core with a static ``[tool.poetry] version``, as BrewBlox's services since 2020,
-    released with ``stamp-version = true``."""
-    return _other_backend(path, name, f"""\
+def _poetry(name: str, version: str, description: str, backend: str) -> str:
+    """A poetry pyproject.toml's build system and ``[tool.poetry]`` table."""
+    requires = '"poetry-core>=1.0.0"' + (', "poetry-dynamic-versioning>=1.0.0,<2.0.0"'
+                                         if "dynamic" in backend else "")
+    return f"""\
 [build-system]
-requires = ["poetry-core>=1.0.0"]
-build-backend = "poetry.core.masonry.api"
+requires = [{requires}]
+build-backend = "{backend}"
 
 [tool.poetry]
 name = "{name}"
-version = "1.0.0"
-description = "A service built by poetry-core"
+version = "{version}"
+description = "{description}"
 authors = ["BrewPi <development@brewpi.com>"]
 readme = "README.md"
 packages = [{{ include = "{name.replace("-", "_")}" }}]
 
 [tool.poetry.dependencies]
 python = ">=3.10"
+"""
 
-{_release_table(name, extra=STAMP)}""")
+
+def poetry_core_service(path: Path, name: str = "poetry-svc") -> GitRepo:
+    """poetry-core with a static ``[tool.poetry] version``, as BrewBlox's services since 2020,
+    released with ``stamp-version = true``."""
+    return _other_backend(path, name, _poetry(
+        name, "1.0.0", "A service built by poetry-core", "poetry.core.masonry.api") +
+        f"\n{_release_table(name, extra=STAMP)}")
 
 
 def poetry_dynamic_versioning_service(path: Path, name: str = "pdv-svc") -> GitRepo:
     """poetry with poetry-dynamic-versioning (its backend, dunamai's default ``v`` tags)."""
-    return _other_backend(path, name, f"""\
-[build-system]
-requires = ["poetry-core>=1.0.0", "poetry-dynamic-versioning>=1.0.0,<2.0.0"]
-build-backend = "poetry_dynamic_versioning.backend"
-
-[tool.poetry]
-name = "{name}"
-version = "0.0.0"
-description = "A service versioned by poetry-dynamic-versioning"
-authors = ["BrewPi <development@brewpi.com>"]
-readme = "README.md"
-packages = [{{ include = "{name.replace("-", "_")}" }}]
-
-[tool.poetry.dependencies]
-python = ">=3.10"
-
-[tool.poetry-dynamic-versioning]
-enable = true
-
-{_release_table(name)}""")
+    return _other_backend(path, name, _poetry(
+        name, "0.0.0", "A service versioned by poetry-dynamic-versioning",
+        "poetry_dynamic_versioning.backend") +
+        f"\n[tool.poetry-dynamic-versioning]\nenable = true\n\n{_release_table(name)}")
 
 
 def pdm_scm_service(path: Path, name: str = "pdm-svc") -> GitRepo:
@@ -370,23 +362,8 @@ def brewblox_2024_service(path: Path, name: str = "brewblox-svc") -> GitRepo:
     (``pypi = false``), a root Dockerfile that builds from ``dist/``, and three platforms under
     one tag (``multi-arch = true``, every target's prefix ``""``, context ``.``)."""
     repo = GitRepo(path).init()
-    module = name.replace("-", "_")
-    repo.write("pyproject.toml", f"""\
-[build-system]
-requires = ["poetry-core>=1.0.0"]
-build-backend = "poetry.core.masonry.api"
-
-[tool.poetry]
-name = "{name}"
-version = "1.0.0"
-description = "A BrewBlox service of 2024"
-authors = ["BrewPi <development@brewpi.com>"]
-readme = "README.md"
-packages = [{{ include = "{module}" }}]
-
-[tool.poetry.dependencies]
-python = ">=3.10"
-
+    repo.write("pyproject.toml", _poetry(name, "1.0.0", "A BrewBlox service of 2024",
+                                         "poetry.core.masonry.api") + f"""
 [tool.brewblox-release]
 image = "brewblox/{name}"
 stamp-version = true

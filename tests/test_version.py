@@ -389,6 +389,17 @@ def test_a_branch_named_like_a_release_publishes_as_that_branch(repo: GitRepo) -
 
 
 
+def _detached_with_a_branch_scheme(repo: GitRepo) -> None:
+    """A version scheme that reads the branch, a commit after 1.2.3, checked out as GitLab and
+    Travis check a commit out: on no branch."""
+    text = (repo.path / "pyproject.toml").read_text().replace(
+        "[tool.setuptools_scm]\n", '[tool.setuptools_scm]\nversion_scheme = "semver-pep440"\n')
+    repo.commit("a scheme that reads the branch", files={"pyproject.toml": text})
+    repo.tag("1.2.3")
+    repo.commit("a fix")
+    repo.checkout("--detach")
+
+
 @pytest.mark.parametrize(("ci_branch", "expected"), [
     (None, "1.2.4.dev1"),          # a detached checkout, no branch named: a patch bump
     ("feature/x", "1.3.0.dev1"),   # semver-pep440: a feature branch bumps the minor
@@ -396,13 +407,7 @@ def test_a_branch_named_like_a_release_publishes_as_that_branch(repo: GitRepo) -
 ])
 def test_a_version_scheme_that_reads_the_branch_gets_the_one_ci_names(
         repo: GitRepo, ci_branch: str | None, expected: str) -> None:
-    text = (repo.path / "pyproject.toml").read_text().replace(
-        "[tool.setuptools_scm]\n", '[tool.setuptools_scm]\nversion_scheme = '
-                                   '"semver-pep440"\n')
-    repo.commit("a scheme that reads the branch", files={"pyproject.toml": text})
-    repo.tag("1.2.3")
-    repo.commit("a fix")
-    repo.checkout("--detach")  # as GitLab and Travis check a commit out
+    _detached_with_a_branch_scheme(repo)
     assert version.compute(repo.path, branch=ci_branch) == expected
 
 
@@ -411,12 +416,6 @@ def test_gitlab_names_the_branch_of_a_detached_checkout(repo: GitRepo) -> None:
 
     from .service import gitlab_env
 
-    text = (repo.path / "pyproject.toml").read_text().replace(
-        "[tool.setuptools_scm]\n", '[tool.setuptools_scm]\nversion_scheme = '
-                                   '"semver-pep440"\n')
-    repo.commit("a scheme that reads the branch", files={"pyproject.toml": text})
-    repo.tag("1.2.3")
-    repo.commit("a fix")
-    repo.checkout("--detach")
+    _detached_with_a_branch_scheme(repo)
     run = prepare(repo.path, Options(dry_run=True), gitlab_env(branch="feature/x"))
     assert run.plan.version == "1.3.0.dev1"
