@@ -335,19 +335,28 @@ class Started:
                 with suppress(BrokenPipeError):
                     proc.stdin.close()
             assert proc.stdout is not None
-            timer = threading.Timer(timeout, proc.kill) if timeout else None
+            expired = threading.Event()
+
+            def expire() -> None:
+                expired.set()
+                proc.kill()
+
+            timer = threading.Timer(timeout, expire) if timeout else None
             if timer:
+                timer.daemon = True  # never what keeps the interpreter from exiting
                 timer.start()
-            for raw in proc.stdout:
-                line = raw.rstrip("\n")
-                lines.append(line)
-                if stream:
-                    log(f"  {line}")
-            code = proc.wait()
-            if timer:
-                timer.cancel()
-                if not timer.is_alive() and code < 0 and timeout:
-                    lines.append(f"(stopped after {timeout:.0f} s)")
+            try:
+                for raw in proc.stdout:
+                    line = raw.rstrip("\n")
+                    lines.append(line)
+                    if stream:
+                        log(f"  {line}")
+                code = proc.wait()
+            finally:  # an interrupt included
+                if timer:
+                    timer.cancel()
+            if expired.is_set():
+                lines.append(f"(stopped after {timeout:.0f} s)")
         result = Result(self.argv, code, "\n".join(lines))
         if check and code != 0:
             raise CommandError(result)

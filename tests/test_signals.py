@@ -100,7 +100,12 @@ def test_a_stopped_rehearsal_leaves_nothing_behind(service: GitRepo, tmp_path: P
     else:
         pytest.fail("the run ended before the moment came:\n" + "".join(lines[-30:]))
     sent = time.monotonic()
-    rest, _ = proc.communicate(timeout=30)
+    try:
+        rest, _ = proc.communicate(timeout=30)
+    finally:  # a run that did not stop is no one's to leave behind
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     output = "".join(lines) + rest
     assert time.monotonic() - sent < 5, output[-3000:]
     assert ports, output
