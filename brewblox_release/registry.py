@@ -14,6 +14,7 @@ so this module's opener strips it (as requests does).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import urllib.error
@@ -294,39 +295,62 @@ class Registry:
                 return None
         return None
 
-    def distributions(self, reference: str) -> dict[str, str]:
+    def distributions(self, reference: str, cache: Path | None = None) -> dict[str, str]:
         """Every Python distribution installed in a single-platform image, name to version,
         read from its layers' ``*.dist-info/METADATA`` (site-packages and dist-packages), the
         layers applied in order (a whiteout removes an installation): what the image holds, not
-        what was meant to go in. For the SBOM of a signed image."""
-        import email.parser
-        import io
-        import tarfile
-
-        info = re.compile(r"(?:^|/)((?:site|dist)-packages)/(\.wh\.)?([^/]+?)-([^/-]+)"
-                          r"\.dist-info(/METADATA)?$")
+        what was meant to go in. For the SBOM of a signed image. What a layer holds is kept in
+        ``cache`` by the layer's digest (the base image's layers are read once)."""
         manifest = self.manifest(reference) or {}
         if "manifests" in manifest:
             raise PublishError(f"{self.image}@{reference} is a list: ask each of its images")
         installed: dict[str, tuple[str, str]] = {}  # the dist-info's path -> (name, version)
         for layer in manifest.get("layers") or []:
-            found = self._request(f"blobs/{layer['digest']}")
-            if found is None:
-                raise PublishError(f"{self.image}@{reference}: layer {layer['digest']} is missing")
-            with tarfile.open(fileobj=io.BytesIO(found[1]), mode="r:*") as tar:
-                for member in tar:
-                    match = info.search(member.name)
-                    if not match:
-                        continue
-                    key = member.name[:match.start(2) if match.group(2) else match.start(3)] + \
-                        f"{match.group(3)}-{match.group(4)}.dist-info"
-                    if match.group(2):
-                        installed.pop(key, None)
-                        continue
-                    data = tar.extractfile(member) if match.group(5) else None
-                    if data is not None:
-                        headers = email.parser.BytesHeaderParser().parsebytes(data.read())
-                        if headers.get("Name") and headers.get("Version"):
-                            installed[key] = (str(headers["Name"]).strip(),
-                                              str(headers["Version"]).strip())
+            added, removed = self._layer_distributions(str(layer["digest"]), cache)
+            for key in removed:
+                installed.pop(key, None)
+            installed |= {key: (name, version) for key, (name, version) in added.items()}
         return dict(sorted(installed.values()))
+
+    def _layer_distributions(self, digest: str, cache: Path | None
+                             ) -> tuple[dict[str, tuple[str, str]], list[str]]:
+        """The dist-infos one layer adds (path -> (name, version)) and removes (whiteouts)."""
+        import email.parser
+        import io
+        import tarfile
+
+        kept = cache / f"{digest.replace(':', '-')}.json" if cache is not None else None
+        if kept is not None:
+            try:
+                data = json.loads(kept.read_text())
+                return {k: (v[0], v[1]) for k, v in data["added"].items()}, data["removed"]
+            except (OSError, ValueError, KeyError, TypeError, IndexError):
+                pass
+        info = re.compile(r"(?:^|/)((?:site|dist)-packages)/(\.wh\.)?([^/]+?)-([^/-]+)"
+                          r"\.dist-info(/METADATA)?$")
+        found = self._request(f"blobs/{digest}")
+        if found is None:
+            raise PublishError(f"{self.image}: layer {digest} is missing")
+        added: dict[str, tuple[str, str]] = {}
+        removed: list[str] = []
+        with tarfile.open(fileobj=io.BytesIO(found[1]), mode="r:*") as tar:
+            for member in tar:
+                match = info.search(member.name)
+                if not match:
+                    continue
+                key = member.name[:match.start(2) if match.group(2) else match.start(3)] + \
+                    f"{match.group(3)}-{match.group(4)}.dist-info"
+                if match.group(2):
+                    removed.append(key)
+                    continue
+                data_file = tar.extractfile(member) if match.group(5) else None
+                if data_file is not None:
+                    headers = email.parser.BytesHeaderParser().parsebytes(data_file.read())
+                    if headers.get("Name") and headers.get("Version"):
+                        added[key] = (str(headers["Name"]).strip(),
+                                      str(headers["Version"]).strip())
+        if kept is not None:
+            with contextlib.suppress(OSError):  # a cache that cannot be written costs time only
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                kept.write_text(json.dumps({"added": added, "removed": removed}))
+        return added, removed

@@ -17,6 +17,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import CredentialsError, PublishError, ReleaseError
 from .hosts import is_loopback, split_image
-from .run import CommandError, log, run
+from .run import CommandError, Result, log, run
 from .secret import Secret
 
 if TYPE_CHECKING:
@@ -176,9 +177,11 @@ def sbom(release: Run, registry: Registry, digest: str) -> dict[str, Any]:
     manifest = registry.manifest(digest) or {}
     images = [m["digest"] for m in manifest.get("manifests") or []
               if (m.get("platform") or {}).get("os") != _UNKNOWN] or [digest]
+    from .buildenv import cache_dir
+
     found: dict[str, str] = {}
     for image in images:
-        found |= registry.distributions(image)
+        found |= registry.distributions(image, cache=cache_dir(release.env) / "layers")
     bom = Bom()
     top = Component(name=registry.image, version=release.plan.version,
                     type=ComponentType.CONTAINER, bom_ref=f"{registry.image}@{digest}")
@@ -274,12 +277,14 @@ def sign(release: Run, registry: Registry, tags: Sequence[str], *, files: Sequen
             public.write_text(identity.public_key())
         statement = Path(tmp) / "provenance.json"
         statement.write_text(json.dumps(provenance(release, files, base_images)))
-        for ref in refs:
+
+        def one(numbered: tuple[int, str]) -> None:
+            number, ref = numbered
             if _signed(identity, ref, public, docker_config):
                 summary.add("sign", ref, "already signed")
-                continue
+                return
             flags = [*key, *tlog, "--yes", *_registry_flags(ref)]
-            bill = Path(tmp) / "sbom.json"
+            bill = Path(tmp) / f"sbom-{number}.json"
             bill.write_text(json.dumps(sbom(release, registry, ref.rpartition("@")[2])))
             _cosign(identity, ["sign", *flags, ref], docker_config, f"signing {ref}")
             _cosign(identity, ["attest", *flags, "--type", "cyclonedx", "--predicate",
@@ -289,6 +294,9 @@ def sign(release: Run, registry: Registry, tags: Sequence[str], *, files: Sequen
                     f"attaching the provenance to {ref}")
             log(f"signed {ref}, with its SBOM and provenance")
             summary.add("sign", ref, "signed, SBOM and provenance attached")
+
+        with ThreadPoolExecutor(max_workers=max(1, min(4, len(refs)))) as pool:
+            list(pool.map(one, enumerate(refs)))  # each image at once; the first error raised
     return refs
 
 
@@ -309,14 +317,19 @@ def verify(release: Run, refs: Sequence[str], docker_config: DockerConfig,
             repository = release.context.repository or "*"
             trust = ["--certificate-oidc-issuer", "https://token.actions.githubusercontent.com",
                      "--certificate-identity-regexp", f"^https://github.com/{repository}/"]
-        for ref in refs:
-            checks = {"signature": ["verify"],
-                      "SBOM": ["verify-attestation", "--type", "cyclonedx"],
-                      "provenance": ["verify-attestation", "--type", "slsaprovenance1"]}
-            for what, args in checks.items():
-                result = run(["cosign", *args, *trust, *_registry_flags(ref), ref],
-                             env=identity.env(docker_config), echo=False, stream=False,
-                             check=False)
+        checks = {"signature": ["verify"],
+                  "SBOM": ["verify-attestation", "--type", "cyclonedx"],
+                  "provenance": ["verify-attestation", "--type", "slsaprovenance1"]}
+
+        def check(item: tuple[str, str]) -> tuple[str, str, Result]:
+            ref, what = item
+            return ref, what, run(["cosign", *checks[what], *trust, *_registry_flags(ref), ref],
+                                  env=identity.env(docker_config), echo=False, stream=False,
+                                  check=False)
+
+        items = [(ref, what) for ref in refs for what in checks]
+        with ThreadPoolExecutor(max_workers=max(1, min(6, len(items)))) as pool:
+            for ref, what, result in pool.map(check, items):
                 ok = result.returncode == 0
                 summary.add("verify signature", f"{ref} {what}", "ok" if ok else "WRONG")
                 if not ok:

@@ -255,3 +255,30 @@ def test_tag_points_a_tag_at_the_same_manifest(bare_registry: RegistryServer) ->
     assert registry.digest("latest") == digest
     with pytest.raises(PublishError, match=r"9\.9\.9 is not in the registry"):
         registry.tag("9.9.9", "latest")
+
+
+def _whiteout(name: str, version: str) -> bytes:
+    """A gzipped layer that removes an installed distribution (an OCI whiteout)."""
+    import gzip
+    import io
+    import tarfile
+
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        member = tarfile.TarInfo("usr/local/lib/python3.11/site-packages/"
+                                 f".wh.{name.replace('-', '_')}-{version}.dist-info")
+        tar.addfile(member, io.BytesIO(b""))
+    return gzip.compress(out.getvalue(), mtime=0)
+
+
+def test_the_distributions_an_image_holds(bare_registry: RegistryServer, tmp_path: Path) -> None:
+    # Layers in order: two installed, one of them removed again, another installed after.
+    push_image(bare_registry.address, "demo/svc", "1.0.0", {}, layers=(
+        _layer("aiohttp", "3.9.5"), _layer("old-dep", "1.0"), _whiteout("old-dep", "1.0"),
+        _layer("demo-svc", "1.0.0")))
+    registry = Registry(f"{bare_registry.address}/demo/svc")
+    cache = tmp_path / "layers"
+    assert registry.distributions("1.0.0", cache=cache) == {"aiohttp": "3.9.5",
+                                                           "demo-svc": "1.0.0"}
+    assert len(list(cache.glob("sha256-*.json"))) == 4, "each layer's reading is kept"
+    assert registry.distributions("1.0.0", cache=cache) == registry.distributions("1.0.0")
