@@ -240,3 +240,24 @@ def test_a_dry_run_shows_the_signing_steps(key: Key, registry: RegistryServer,
     refused = nox(repo, "-s", "release", "--", "--dry-run", env=env)
     assert "the real run would stop: sign = true but COSIGN_PRIVATE_KEY is not set" in \
         refused.stdout
+
+
+def test_preflight_refuses_when_there_is_no_cosign(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from brewblox_release.release import Options, prepare
+
+    repo = make_service(tmp_path / "signed-svc", image=REPO, extra="sign = true\n" + RIG_TARGETS)
+    repo.tag("6.0.0")
+    # A PATH with git alone (the run reads the checkout with it), wherever cosign is installed.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "git").symlink_to(shutil.which("git") or "/usr/bin/git")
+    monkeypatch.setenv("PATH", str(bin_dir))
+    env = {"TRAVIS": "true", "TRAVIS_TAG": "6.0.0", "TRAVIS_BRANCH": "6.0.0",
+           "TRAVIS_EVENT_TYPE": "push", "TRAVIS_PULL_REQUEST": "false",
+           "COSIGN_PRIVATE_KEY": "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nx\n",
+           "BREWBLOX_RELEASE_IMAGE": f"127.0.0.1:9/{REPO}", "TWINE_REPOSITORY_URL":
+           "http://127.0.0.1:9/", "BREWBLOX_RELEASE_INDEX_URL": "http://127.0.0.1:9/simple/"}
+    run = prepare(repo.path, Options(dry_run=True), env)
+    assert any("sign = true but there is no cosign program on PATH" in reason
+               for reason in run.plan.reasons), run.plan.reasons
