@@ -270,6 +270,7 @@ def execute(name: str, args: Sequence[str], prog: str) -> None:
     from .run import CommandError, redact
 
     _tolerant_streams()
+    stop_starting(False)  # a command before this one in the process may have been stopped
     capture()
     quiet_library_logs()
     _quick_exit()
@@ -355,7 +356,8 @@ def _stopped_by_signals() -> Iterator[None]:
     finally:
         for signum, handler in saved.items():
             signal.signal(signum, handler)
-        stop_starting(False)
+        # The stop stays in force: a worker thread still finishing a push must not retry while
+        # the interpreter waits for it at exit. The next command starts afresh (`execute`).
 
 
 def _end_children() -> None:
