@@ -265,12 +265,17 @@ def _workflow_run(payload: Mapping[str, Any], repo: str | None, in_fork: bool) -
                      fork=in_fork or head_repo != repo, commit=commit, refusal=why)
 
 
+def _allowed(context: CiContext, event: str, commit: str | None) -> CiContext:
+    """``context`` with the commit CI names, refused where ``event`` is off its provider's
+    allow-list (a pull request builds only anyway)."""
+    refused = context.event is not Event.PULL_REQUEST and event not in ALLOWED[context.provider]
+    return replace(context, commit=commit or None,
+                   refusal=_refusal(context.provider, event) if refused else None)
+
+
 def _travis(env: Mapping[str, str]) -> CiContext:
-    context = _travis_event(env)
-    event = env.get("TRAVIS_EVENT_TYPE", "")
-    refusal = None if context.event is Event.PULL_REQUEST or event in ALLOWED["travis"] \
-        else _refusal("travis", event)
-    return replace(context, commit=env.get("TRAVIS_COMMIT") or None, refusal=refusal)
+    return _allowed(_travis_event(env), env.get("TRAVIS_EVENT_TYPE", ""),
+                    env.get("TRAVIS_COMMIT"))
 
 
 def _travis_event(env: Mapping[str, str]) -> CiContext:
@@ -289,11 +294,8 @@ def _travis_event(env: Mapping[str, str]) -> CiContext:
 
 
 def _gitlab(env: Mapping[str, str]) -> CiContext:
-    context = _gitlab_event(env)
-    source = env.get("CI_PIPELINE_SOURCE", "")
-    refusal = None if context.event is Event.PULL_REQUEST or source in ALLOWED["gitlab"] \
-        else _refusal("gitlab", source)
-    return replace(context, commit=env.get("CI_COMMIT_SHA") or None, refusal=refusal)
+    return _allowed(_gitlab_event(env), env.get("CI_PIPELINE_SOURCE", ""),
+                    env.get("CI_COMMIT_SHA"))
 
 
 def _gitlab_event(env: Mapping[str, str]) -> CiContext:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # dist and index load on use: --dry-run needs neither
     from .index import Index, Outcome
     from .multiarch import Record
     from .registry import Registry
+    from .sign import Identity
 
 __all__ = ["Options", "Run", "prepare", "publish", "release", "verify"]
 
@@ -81,6 +82,13 @@ class Run:
     plan: Plan
     options: Options
     env: Mapping[str, str] = field(repr=False)
+
+    @functools.cached_property  # one identity for the run: its key is opened once
+    def signer(self) -> Identity | None:
+        """Who signs the run's images (``sign = true``), from its environment."""
+        from .sign import Identity
+
+        return Identity.from_env(self.env)
 
     @functools.cached_property  # one value for the run (frozen: its fields never change)
     def index(self) -> Index:

@@ -13,6 +13,7 @@ and Rekor, as cosign does it). Both variables are secrets: masked, and handed to
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import tempfile
@@ -84,9 +85,10 @@ class Identity:
             env["DOCKER_CONFIG"] = str(docker_config.path)
         return env
 
+    @functools.cached_property
     def public_key(self) -> str:
         """The key's public half (which also shows that the password opens the key: cosign
-        says so without signing anything)."""
+        says so without signing anything); asked of cosign once per identity."""
         result = run(["cosign", "public-key", "--key", self.key_ref], env=self.env(),
                      echo=False, stream=False, check=False)
         if result.returncode != 0 or "PUBLIC KEY" not in result.output:
@@ -107,7 +109,7 @@ def problems(release: Run) -> list[ReleaseError]:
     if shutil.which("cosign") is None:
         return [CredentialsError("sign = true but there is no cosign program on PATH: install "
                                  "cosign (docs/signing.md), or set sign = false")]
-    identity = Identity.from_env(release.env)
+    identity = release.signer
     if identity is None:
         return [CredentialsError(
             f"sign = true but {KEY_VAR} is not set and this is not GitHub Actions with "
@@ -115,7 +117,7 @@ def problems(release: Run) -> list[ReleaseError]:
             "(docs/signing.md)")]
     if not identity.keyless:
         try:
-            identity.public_key()
+            _ = identity.public_key
         except CredentialsError as e:
             return [e]
     return []
@@ -143,7 +145,7 @@ def describe(release: Run) -> list[str]:
     """The signing steps, for ``--dry-run``."""
     if not release.config.sign or not release.plan.publishes:
         return []
-    identity = Identity.from_env(release.env)
+    identity = release.signer
     how = "keyless (GitHub OIDC)" if identity and identity.keyless else f"the key in {KEY_VAR}"
     return [f"sign: every pushed image digest is signed with cosign ({how}), with its "
             "CycloneDX SBOM and SLSA provenance attached, before latest moves"]
@@ -264,7 +266,7 @@ def sign(release: Run, registry: Registry, tags: Sequence[str], *, files: Sequen
          summary: Summary) -> list[str]:
     """Sign every digest behind ``tags`` (and a list's images), and attach each one's SBOM
     and the run's provenance; returns the references signed (or found signed)."""
-    identity = Identity.from_env(release.env)
+    identity = release.signer
     if identity is None:  # preflight refused this already
         raise CredentialsError(f"sign = true but {KEY_VAR} is not set")
     refs = references(registry, tags)
@@ -274,7 +276,7 @@ def sign(release: Run, registry: Registry, tags: Sequence[str], *, files: Sequen
         public = None
         if identity.key is not None:
             public = Path(tmp) / "cosign.pub"
-            public.write_text(identity.public_key())
+            public.write_text(identity.public_key)
         statement = Path(tmp) / "provenance.json"
         statement.write_text(json.dumps(provenance(release, files, base_images)))
 
@@ -304,14 +306,14 @@ def verify(release: Run, refs: Sequence[str], docker_config: DockerConfig,
            summary: Summary) -> list[str]:
     """``cosign verify`` and ``verify-attestation`` (the SBOM, the provenance) for every
     signed reference; the problems found, a line each."""
-    identity = Identity.from_env(release.env)
+    identity = release.signer
     if identity is None:
         return ["sign = true but there is no identity to verify the signatures with"]
     problems = []
     with tempfile.TemporaryDirectory(prefix="brewblox-release-verify-") as tmp:
         if identity.key is not None:
             public = Path(tmp) / "cosign.pub"
-            public.write_text(identity.public_key())
+            public.write_text(identity.public_key)
             trust = ["--key", str(public), "--insecure-ignore-tlog"]
         else:
             repository = release.context.repository or "*"
