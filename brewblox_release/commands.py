@@ -266,8 +266,7 @@ def execute(name: str, args: Sequence[str], prog: str) -> None:
     Everything it and the libraries under it print passes the redactor; a `ReleaseError`
     (its message masked) is left for the front-end to show.
     """
-    from .environment import capture
-    from .run import CommandError, redact
+    from .run import CommandError, capture, redact
 
     _tolerant_streams()
     stop_starting(False)  # a command before this one in the process may have been stopped
@@ -400,7 +399,7 @@ def _load() -> tuple[Config, Environment]:
     ``secret-vars`` set apart first: reading the configuration may ask the build backend for
     the project's name (a setup.py), which must see none of them."""
     from . import config, project
-    from .environment import capture
+    from .run import capture
 
     env = capture(config.declared_secret_vars(Path.cwd()))
     return project.configuration(Path.cwd(), env), env

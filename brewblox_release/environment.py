@@ -1,6 +1,6 @@
 """The process environment, read once into a frozen snapshot with its credentials set apart.
 
-`capture` is the one place that reads ``os.environ`` for a command. It takes the snapshot, then
+`run.capture` is the one place that reads ``os.environ`` for a command. It takes the snapshot, then
 removes the credential variables (and ``PYTHON_ON_WHALES_DEBUG``, which makes python-on-whales
 print the whole environment) from the process environment itself, so every subprocess (build
 backends, pip, git, docker through python-on-whales, credential helpers) inherits none of them by
@@ -17,9 +17,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 from urllib.parse import unquote
 
-from .secret import Secret, url_password
+from .secret import Redactor, Secret, url_password
 
-__all__ = ["CREDENTIAL_VARS", "Environment", "capture", "exposed"]
+__all__ = ["CREDENTIAL_VARS", "Environment", "exposed"]
 
 #: Variables that carry publishing credentials: no subprocess inherits them.
 CREDENTIAL_VARS = ("TWINE_USERNAME", "TWINE_PASSWORD", "TWINE_REPOSITORY_URL",
@@ -88,32 +88,10 @@ class Environment(Mapping[str, str]):
                     values += [password, unquote(password)]
         return values
 
+    def redactor(self) -> Redactor:
+        """What masks this environment's credentials in output (`masked_values`)."""
+        return Redactor(self.masked_values())
 
-
-_captured: Environment | None = None
-
-
-def capture(secret_vars: Iterable[str] = ()) -> Environment:
-    """The process environment, read on the first call and kept; the credentials (and a
-    service's ``secret-vars``) are removed from ``os.environ`` and masked in all output.
-
-    Later calls (several sessions in one nox run) return the same snapshot, with more
-    ``secret-vars`` if given.
-    """
-    from .run import Redactor, configure
-
-    global _captured  # noqa: PLW0603 (one snapshot per process is the point)
-    if _captured is None:
-        _captured = Environment(os.environ)
-    if secret_vars:
-        _captured = _captured.with_secret_vars(secret_vars)
-    for name in (*_captured.secret_vars, *DROPPED):
-        os.environ.pop(name, None)
-    # git status and describe --dirty refresh .git/index as they read it; a release tool
-    # writes nothing in the user's repository (git's switch for background readers).
-    os.environ["GIT_OPTIONAL_LOCKS"] = "0"
-    configure(redactor=Redactor(_captured.masked_values()))
-    return _captured
 
 
 @contextlib.contextmanager

@@ -26,8 +26,8 @@ from .run import log
 if TYPE_CHECKING:
     from .dockerconfig import DockerConfig
     from .plan import ImagePlan
+    from .prepared import Run, Summary
     from .registry import Registry
-    from .release import Run, Summary
 
 __all__ = ["Record", "built_as", "make_tags", "own_tag", "read_records", "shares_tags", "stage",
            "staging_tag", "verify_lists"]

@@ -8,7 +8,6 @@ its own subprocesses; `docker.py` feeds their streamed output and their errors t
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -19,69 +18,29 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO, TypeVar
-from urllib.parse import quote, quote_plus
 
-from .secret import MASK
+from .environment import DROPPED, Environment
+from .secret import Redactor
 
-__all__ = ["CommandError", "Redactor", "Result", "Started", "child_env", "configure", "log", "mask",
-           "out", "pause", "redact", "redacted_streams", "run", "start", "step", "stop_starting"]
-
-_MIN_SECRET = 3  # shorter values would mask ordinary text without protecting anything
-
-
-#: The whole userinfo of a URL, whatever the URL: ``scheme://USER:PASSWORD@host``, and the
-#: token written as a user name alone (``https://TOKEN@host/``).
-_URL_USERINFO = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")
-#: The userinfo of a reference without a scheme: ``USER:PASSWORD@host/path`` (an image name).
-_REF_USERINFO = re.compile(
-    r"(?<![\w.@/:-])[\w.~%!$&'()*+,;=-]+:[^\s/@]+@(?=[A-Za-z0-9.-]+(?::\d+)?/)")
-
-
-class Redactor:
-    """Masks a fixed set of secret values in text, and the password of any URL.
-
-    >>> Redactor(["s3cr3t"])("login with s3cr3t to https://me:pw@example.org/")
-    'login with **** to https://****@example.org/'
-    >>> Redactor()("https://TOKEN@github.com/o/r and user:pw@127.0.0.1:5000/o/r, a@b.c")
-    'https://****@github.com/o/r and ****@127.0.0.1:5000/o/r, a@b.c'
-    """
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        variants = set()
-        for secret in secrets:
-            # Output is masked a line at a time: each line of a multi-line secret (a key in PEM
-            # form) is a secret of its own. URL-quoted and form-encoded forms too.
-            for part in {secret.strip(), *(line.strip() for line in secret.splitlines())}:
-                if len(part) >= _MIN_SECRET:
-                    variants.update({part, quote(part, safe=""), quote(part),
-                                     quote_plus(part, safe="")})
-        # Longest first, so that a secret containing another is masked whole.
-        self.secrets = sorted(variants, key=len, reverse=True)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str], extra_vars: Iterable[str] = ()) -> Redactor:
-        """The redactor of an environment's credentials and ``extra_vars`` (a service's
-        ``secret-vars``), as `environment.Environment.masked_values` reads them."""
-        from .environment import Environment
-
-        return cls(Environment(env, extra_vars).masked_values())
-
-    def adding(self, secrets: Iterable[str]) -> Redactor:
-        """This redactor and ``secrets`` (with their variants) together."""
-        merged = Redactor()
-        merged.secrets = sorted({*self.secrets, *Redactor(secrets).secrets}, key=len,
-                                reverse=True)
-        return merged
-
-    def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, MASK)
-        if "@" in text:
-            text = _URL_USERINFO.sub(rf"\g<head>{MASK}@", text)
-            text = _REF_USERINFO.sub(f"{MASK}@", text)
-        return text
-
+__all__ = [
+    "CommandError",
+    "Redactor",
+    "Result",
+    "Started",
+    "capture",
+    "child_env",
+    "configure",
+    "log",
+    "mask",
+    "out",
+    "pause",
+    "redact",
+    "redacted_streams",
+    "run",
+    "start",
+    "step",
+    "stop_starting",
+]
 
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
@@ -93,9 +52,9 @@ class _Output:
     sink: Callable[[str], None]
 
 
-# Until environment.capture says what to mask (every command does, first), the process
+# Until `capture` says what to mask (every command does, first), the process
 # environment's credentials: the library used on its own masks them too.
-_output = _Output(Redactor.from_env(os.environ), _stderr)
+_output = _Output(Environment(os.environ).redactor(), _stderr)
 _lock = threading.Lock()
 #: Set when the run is told to stop (a signal): no new process starts, no retry waits.
 _stopping = threading.Event()
@@ -253,7 +212,7 @@ def background(function: Callable[[], T], name: str) -> Callable[[], T]:
 
 def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a subprocess: this process's (without the credentials, which
-    `environment.capture` removed) and ``env`` on top, never a library's debug switch."""
+    `capture` removed) and ``env`` on top, never a library's debug switch."""
     full = {**os.environ, **(env or {})}
     full.pop("PYTHON_ON_WHALES_DEBUG", None)  # it prints the whole environment
     return full
@@ -370,3 +329,27 @@ class Started:
         """End it without its input (it has done nothing yet that needs it), and collect it."""
         self.proc.kill()
         self.finish(check=False, stream=False)
+
+
+_captured: Environment | None = None
+
+
+def capture(secret_vars: Iterable[str] = ()) -> Environment:
+    """The process environment, read on the first call and kept; the credentials (and a
+    service's ``secret-vars``) are removed from ``os.environ`` and masked in all output.
+
+    Later calls (several sessions in one nox run) return the same snapshot, with more
+    ``secret-vars`` if given.
+    """
+    global _captured  # noqa: PLW0603 (one snapshot per process is the point)
+    if _captured is None:
+        _captured = Environment(os.environ)
+    if secret_vars:
+        _captured = _captured.with_secret_vars(secret_vars)
+    for name in (*_captured.secret_vars, *DROPPED):
+        os.environ.pop(name, None)
+    # git status and describe --dirty refresh .git/index as they read it; a release tool
+    # writes nothing in the user's repository (git's switch for background readers).
+    os.environ["GIT_OPTIONAL_LOCKS"] = "0"
+    configure(redactor=_captured.redactor())
+    return _captured

@@ -8,7 +8,11 @@ consumer that needs it (twine's settings, ``docker login``'s standard input, an 
 
 from __future__ import annotations
 
-__all__ = ["MASK", "Secret", "display_url", "url_password"]
+import re
+from collections.abc import Iterable
+from urllib.parse import quote, quote_plus
+
+__all__ = ["MASK", "Redactor", "Secret", "display_url", "url_password"]
 
 MASK = "****"
 
@@ -91,3 +95,52 @@ def display_url(url: str) -> str:
         return url
     scheme, _, _, host = parts
     return f"{scheme}{MASK}@{host}"
+
+
+_MIN_SECRET = 3  # shorter values would mask ordinary text without protecting anything
+
+
+#: The whole userinfo of a URL, whatever the URL: ``scheme://USER:PASSWORD@host``, and the
+#: token written as a user name alone (``https://TOKEN@host/``).
+_URL_USERINFO = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")
+#: The userinfo of a reference without a scheme: ``USER:PASSWORD@host/path`` (an image name).
+_REF_USERINFO = re.compile(
+    r"(?<![\w.@/:-])[\w.~%!$&'()*+,;=-]+:[^\s/@]+@(?=[A-Za-z0-9.-]+(?::\d+)?/)")
+
+
+class Redactor:
+    """Masks a fixed set of secret values in text, and the password of any URL.
+
+    >>> Redactor(["s3cr3t"])("login with s3cr3t to https://me:pw@example.org/")
+    'login with **** to https://****@example.org/'
+    >>> Redactor()("https://TOKEN@github.com/o/r and user:pw@127.0.0.1:5000/o/r, a@b.c")
+    'https://****@github.com/o/r and ****@127.0.0.1:5000/o/r, a@b.c'
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        variants = set()
+        for secret in secrets:
+            # Output is masked a line at a time: each line of a multi-line secret (a key in PEM
+            # form) is a secret of its own. URL-quoted and form-encoded forms too.
+            for part in {secret.strip(), *(line.strip() for line in secret.splitlines())}:
+                if len(part) >= _MIN_SECRET:
+                    variants.update({part, quote(part, safe=""), quote(part),
+                                     quote_plus(part, safe="")})
+        # Longest first, so that a secret containing another is masked whole.
+        self.secrets = sorted(variants, key=len, reverse=True)
+
+    def adding(self, secrets: Iterable[str]) -> Redactor:
+        """This redactor and ``secrets`` (with their variants) together."""
+        merged = Redactor()
+        merged.secrets = sorted({*self.secrets, *Redactor(secrets).secrets}, key=len,
+                                reverse=True)
+        return merged
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        if "@" in text:
+            text = _URL_USERINFO.sub(rf"\g<head>{MASK}@", text)
+            text = _REF_USERINFO.sub(f"{MASK}@", text)
+        return text

@@ -8,14 +8,14 @@ import sys
 
 import pytest
 
-from brewblox_release import environment
-from brewblox_release.environment import Environment, capture, exposed
-from brewblox_release.run import redact
+from brewblox_release import run
+from brewblox_release.environment import Environment, exposed
+from brewblox_release.run import capture, redact
 
 
 @pytest.fixture
 def fresh(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(environment, "_captured", None)
+    monkeypatch.setattr(run, "_captured", None)
 
 
 def test_the_repr_names_variables_never_values() -> None:

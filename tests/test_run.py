@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from brewblox_release import run
-from brewblox_release.run import CommandError, Redactor
-from brewblox_release.secret import MASK
+from brewblox_release.environment import Environment
+from brewblox_release.run import CommandError
+from brewblox_release.secret import MASK, Redactor
 
 SECRET = "s3cr3t-Value"
 PY = sys.executable
@@ -50,26 +51,26 @@ def test_redactor(secrets: list[str], text: str, expected: str) -> None:
 def test_from_env_masks_every_credential_variable() -> None:
     env = {"TWINE_USERNAME": "alice", "TWINE_PASSWORD": "pypi-AgEIcHlwaS5vcmc",
            "DOCKER_PASSWORD": "dckr_pat_123", "HOME": "/root"}
-    redact = Redactor.from_env(env)
+    redact = Environment(env).redactor()
     assert redact("alice pypi-AgEIcHlwaS5vcmc dckr_pat_123 /root") == "**** **** **** /root"
 
 
 def test_from_env_ignores_the_token_username() -> None:
-    redact = Redactor.from_env({"TWINE_USERNAME": "__token__",
-                                "TWINE_PASSWORD": "pypi-AgEIcHlwaS5vcmc"})
+    redact = Environment({"TWINE_USERNAME": "__token__",
+                                "TWINE_PASSWORD": "pypi-AgEIcHlwaS5vcmc"}).redactor()
     assert redact("twine upload -u __token__ -p pypi-AgEIcHlwaS5vcmc") == (
         "twine upload -u __token__ -p ****")
 
 
 def test_from_env_masks_extra_variables() -> None:
     env = {"GH_TOKEN": "ghp_abcdef", "OTHER": "visible"}
-    assert Redactor.from_env(env, ["GH_TOKEN", "MISSING"])("ghp_abcdef visible") == (
+    assert Environment(env, ["GH_TOKEN", "MISSING"]).redactor()("ghp_abcdef visible") == (
         "**** visible")
-    assert Redactor.from_env(env)("ghp_abcdef") == "ghp_abcdef"
+    assert Environment(env).redactor()("ghp_abcdef") == "ghp_abcdef"
 
 
 def test_from_env_without_credentials_masks_nothing() -> None:
-    assert Redactor.from_env({})("anything at all") == "anything at all"
+    assert Environment({}).redactor()("anything at all") == "anything at all"
 
 
 @pytest.fixture
@@ -128,7 +129,7 @@ def test_a_multi_line_secret_never_reaches_output() -> None:
     captured: list[str] = []
     saved = (run._output.redactor, run._output.sink)
     key = "-----BEGIN KEY-----\nMIIEabcdefSECRETline\nMoreSECRETline2\n-----END KEY-----"
-    run.configure(redactor=Redactor.from_env({"DEPLOY_KEY": key}, ["DEPLOY_KEY"]),
+    run.configure(redactor=Environment({"DEPLOY_KEY": key}, ["DEPLOY_KEY"]).redactor(),
                   sink=captured.append)
     try:
         run.log(f"key is {key}")

@@ -1,0 +1,77 @@
+"""Who signs a release (docs/signing.md): a cosign key and its password, or GitHub's OIDC
+identity (keyless). Both variables are secrets: masked, and handed to cosign alone."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .errors import CredentialsError
+from .run import run
+from .secret import Secret
+
+if TYPE_CHECKING:
+    from .dockerconfig import DockerConfig
+
+__all__ = ["KEY_VAR", "OIDC_VARS", "PASSWORD_VAR", "Identity"]
+
+KEY_VAR, PASSWORD_VAR = "COSIGN_PRIVATE_KEY", "COSIGN_PASSWORD"
+#: GitHub's OIDC request variables: keyless signing asks them for a token.
+OIDC_VARS = ("ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who signs: a key and its password, or GitHub's OIDC identity (keyless)."""
+
+    key: Secret | None = None
+    password: Secret = field(default_factory=lambda: Secret(""))
+    oidc: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Identity | None:
+        """The identity of ``env``, or None where there is none."""
+        if env.get(KEY_VAR):
+            return cls(Secret(env[KEY_VAR]), Secret(env.get(PASSWORD_VAR) or ""))
+        if env.get("GITHUB_ACTIONS") == "true" and all(env.get(v) for v in OIDC_VARS):
+            return cls(oidc={v: env[v] for v in OIDC_VARS})
+        return None
+
+    @property
+    def keyless(self) -> bool:
+        return self.key is None
+
+    @property
+    def key_ref(self) -> str:
+        """What cosign's ``--key`` is given: the key's text through its variable (never on a
+        command line), else the file or KMS reference itself."""
+        assert self.key is not None
+        text = self.key.reveal()
+        return f"env://{KEY_VAR}" if text.lstrip().startswith("-----BEGIN") else text
+
+    def env(self, docker_config: DockerConfig | None = None) -> dict[str, str]:
+        """cosign's environment: the identity's secrets (to cosign alone) and the run's
+        docker config, whose login cosign uses for the registry."""
+        env = dict(self.oidc)
+        if self.key is not None:
+            env |= {KEY_VAR: self.key.reveal(), PASSWORD_VAR: self.password.reveal()}
+        if docker_config is not None and docker_config.path is not None:
+            env["DOCKER_CONFIG"] = str(docker_config.path)
+        return env
+
+    @functools.cached_property
+    def public_key(self) -> str:
+        """The key's public half (which also shows that the password opens the key: cosign
+        says so without signing anything); asked of cosign once per identity."""
+        result = run(["cosign", "public-key", "--key", self.key_ref], env=self.env(),
+                     echo=False, stream=False, check=False)
+        if result.returncode != 0 or "PUBLIC KEY" not in result.output:
+            raise CredentialsError(f"{PASSWORD_VAR} does not open {KEY_VAR} (cosign public-key "
+                                   "failed): set the password the key was made with, or make "
+                                   "the pair again (docs/signing.md)")
+        lines = result.output.splitlines()
+        start = next(i for i, line in enumerate(lines) if "BEGIN PUBLIC KEY" in line)
+        end = next(i for i, line in enumerate(lines) if "END PUBLIC KEY" in line)
+        return "\n".join(lines[start:end + 1]) + "\n"

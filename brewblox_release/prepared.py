@@ -1,0 +1,93 @@
+"""A prepared run: the options of a command, everything decided before anything is built
+(`release.prepare` makes it), and the summary of what was done."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .ci import CiContext
+from .config import Config
+from .identity import Identity
+from .plan import Plan
+from .version import VersionInfo
+
+if TYPE_CHECKING:  # twine and pypi-simple load on use: --dry-run needs neither
+    from .index import Index
+
+__all__ = ["Options", "Run", "Summary"]
+
+
+@dataclass(frozen=True)
+class Options:
+    """The options of a command (docs/sessions.md); `commands.parse` makes them from the command
+    line.
+
+    Attributes:
+        dry_run: say what would be done, change nothing.
+        json: print the plan as JSON.
+        publish: a manual release from a workstation: the checked-out ref as CI would see it.
+        ref: ``refs/heads/NAME`` or ``refs/tags/NAME``: reproduce a CI run for that ref.
+        allow_dirty: publish even though tracked files differ from the commit.
+        rehearse: the whole release against throwaway servers on loopback (docs/how-it-works.md).
+        target: the target of the ``docker`` command.
+        stage: a docker command's split build: the directory of the target's record.
+        merge: ``release`` from the records of a split build in this directory.
+        ci, image, force: ``init``'s provider, image repository, and whether to overwrite.
+    """
+
+    dry_run: bool = False
+    json: bool = False
+    publish: bool = False
+    ref: str | None = None
+    allow_dirty: bool = False
+    rehearse: bool = False
+    target: str | None = None
+    stage: str | None = None
+    merge: str | None = None
+    ci: str | None = None
+    image: str | None = None
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class Run:
+    """A prepared run: everything that was decided before anything is built."""
+
+    config: Config
+    context: CiContext
+    info: VersionInfo
+    plan: Plan
+    options: Options
+    env: Mapping[str, str] = field(repr=False)
+
+    @functools.cached_property  # one identity for the run: its key is opened once
+    def signer(self) -> Identity | None:
+        """Who signs the run's images (``sign = true``), from its environment."""
+        return Identity.from_env(self.env)
+
+    @functools.cached_property  # one value for the run (frozen: its fields never change)
+    def index(self) -> Index:
+        from .index import Index
+
+        # A workstation's run reads ~/.pypirc as twine does; CI's credentials are its own.
+        pypirc = Path.home() / ".pypirc" if self.context.provider == "local" else None
+        return Index.from_env(self.env, self.config.index_url, pypirc=pypirc)
+
+
+@dataclass
+class Summary:
+    rows: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def add(self, where: str, what: str, result: str) -> None:
+        self.rows.append((where, what, result))
+
+    def render(self) -> str:
+        if not self.rows:
+            return "published nothing"
+        widths = [max(len(r[i]) for r in self.rows) for i in range(3)]
+        return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                         for row in self.rows)
