@@ -127,7 +127,7 @@ def _distcopy(options: Options) -> None:
 
 def _docker(target: str | None) -> Callable[[Options], None]:
     def action(options: Options) -> None:
-        from .release import Summary, build_images, preflight, preload, publish, verify
+        from .release import Engine, carry_out, preload
 
         if not options.dry_run:
             preload("python_on_whales")  # while the version and the plan are made
@@ -151,18 +151,16 @@ def _docker(target: str | None) -> Callable[[Options], None]:
                     f"multi-arch = true: a tag is one list of every target, so the {name} "
                     "session alone publishes nothing: run `nox -s release`, or stage each "
                     "target with --stage DIR and merge with `nox -s release -- --merge DIR`")
-            confirm = preflight(run)
-            build_images(run, [image])
-            confirm()
-            if options.stage:
+            engine = Engine(run, package=False)
+            if options.stage:  # built here, published by the merge
+                engine.preflight()
+                engine.build()
+                engine.confirm()
                 _stage(run, image, Path(options.stage))
-            elif image.push:
-                summary = Summary()
-                with step("publish"):
-                    publish(run, [], summary)
-                with step("verify"):
-                    verify(run, summary)
-                out(summary.render())
+                return
+            carry_out(run, engine)
+            if image.push:
+                out(engine.summary.render())
 
     return action
 
@@ -172,13 +170,12 @@ def _stage(run: Run, image: ImagePlan, directory: Path) -> None:
     (docs/multi-platform.md)."""
     from . import dockerconfig
     from .multiarch import stage
-    from .registry import Registry
 
     if not image.push:
         log(f"{image.target}: this run publishes nothing, so nothing is staged")
         return
     with step(f"stage {image.target}"), dockerconfig.login(image.repository, run.env) as login:
-        stage(run, image, directory, login, Registry.from_env(image.repository, run.env))
+        stage(run, image, directory, login)
 
 
 def _release(options: Options) -> None:

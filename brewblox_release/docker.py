@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -252,18 +253,33 @@ def retrying(what: str, action: Callable[[], T], *, attempts: int = PUSH_ATTEMPT
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def push(refs: Iterable[str], config: DockerConfig | None = None) -> None:
+def push(refs: Iterable[str], config: DockerConfig | None = None) -> dict[str, str]:
     """Push tags that the engine holds, each with retries on transient faults, with the
-    credentials of ``config`` (the user's own docker config when None)."""
+    credentials of ``config`` (the user's own docker config when None); returns the digest
+    docker reports for each, which verification finds under the tag afterwards."""
     client = (config or DockerConfig()).client()
-
+    digests = {}
     for ref in refs:
-        def one(ref: str = ref) -> None:
+        def one(ref: str = ref) -> str | None:
+            found = None
             stream = client.image.push(ref, stream_logs=True)
             for _, line in stream or ():
-                log(f"  {line.decode(errors='replace').rstrip()}")
-        retrying(f"pushing {ref}", one)
-        log(f"pushed {ref}")
+                text = line.decode(errors="replace").rstrip()
+                log(f"  {text}")
+                if match := _PUSHED.search(text):
+                    found = match.group(1)
+            return found
+        digest = retrying(f"pushing {ref}", one)
+        if digest is None:
+            raise PublishError(f"docker pushed {ref} but did not report its digest: re-run "
+                               "the release to complete it")
+        digests[ref] = digest
+        log(f"pushed {ref} ({digest})")
+    return digests
+
+
+#: The line ``docker push`` ends with: ``TAG: digest: sha256:... size: N``.
+_PUSHED = re.compile(r"\bdigest: (sha256:[0-9a-f]{64})\b")
 
 
 def package_version(ref: str, platform: str, name: str, *, pull: bool = True,

@@ -28,14 +28,10 @@ if TYPE_CHECKING:
     from .plan import ImagePlan
     from .prepared import Run, Summary
     from .registry import Registry
+    from .verify import Pushed
 
 __all__ = ["Record", "built_as", "make_tags", "own_tag", "read_records", "shares_tags", "stage",
-           "staging_tag", "verify_lists"]
-
-#: The media types of a manifest list (an OCI index, or docker's own).
-_LISTS = ("application/vnd.oci.image.index.v1+json",
-          "application/vnd.docker.distribution.manifest.list.v2+json")
-
+           "staging_tag"]
 
 @dataclass(frozen=True)
 class Record:
@@ -100,8 +96,7 @@ def stage_tag(run: Run, image: ImagePlan) -> str:
     return f"STAGE-{run.info.git.commit[:12]}-{target}"
 
 
-def stage(run: Run, image: ImagePlan, directory: Path | None, config: DockerConfig,
-          registry: Registry) -> Record:
+def stage(run: Run, image: ImagePlan, directory: Path | None, config: DockerConfig) -> Record:
     """Push one target's built image and return its record: for a split build (records go
     to ``directory``) under its `stage_tag`, else under its `staging_tag`."""
     from . import docker
@@ -112,11 +107,8 @@ def stage(run: Run, image: ImagePlan, directory: Path | None, config: DockerConf
         tag = stage_tag(run, image)
         if not shares_tags(run, image):  # else it was built under that tag
             config.client().image.tag(image.refs[0], f"{image.repository}:{tag}")
-    docker.push([f"{image.repository}:{tag}"], config=config)
-    digest = registry.digest(tag)
-    if not digest:
-        raise PublishError(f"{image.repository}:{tag} was pushed but the registry does not "
-                           "show it: re-run the stage")
+    ref = f"{image.repository}:{tag}"
+    digest = docker.push([ref], config=config)[ref]
     record = Record(image.target, image.platform, digest, run.plan.version,
                     run.info.git.commit, image.repository)
     written = f"; record {record.write(directory)}" if directory is not None else ""
@@ -157,10 +149,14 @@ def read_records(run: Run, directory: Path) -> dict[str, Record]:
 
 
 def make_tags(run: Run, records: Mapping[str, Record], config: DockerConfig,
-              registry: Registry, summary: Summary) -> None:
+              registry: Registry, summary: Summary) -> Pushed:
     """Every tag of the plan but ``latest``, from the pushed images' digests: one manifest
     list over all platforms (``multi-arch``), else each target's tags on its own image (its
-    manifest put under the tag in the registry, as ``crane tag`` does: no list is made)."""
+    manifest put under the tag in the registry, as ``crane tag`` does: no list is made).
+    Returns what each tag was made to name."""
+    from .verify import Pushed
+
+    pushed = Pushed()
     latest = run.config.latest_tags
     pushes = [image for image in run.plan.images if image.push]
     if run.config.multi_arch:
@@ -169,12 +165,16 @@ def make_tags(run: Run, records: Mapping[str, Record], config: DockerConfig,
         for tag in tags:
             summary.add("registry " + ",".join(image.platform for image in pushes),
                         f"{pushes[0].repository}:{tag}", "manifest list")
-        return
+            pushed.lists[tag] = {records[i.target].platform: records[i.target].digest
+                                 for i in pushes}
+        return pushed
     for image in pushes:
         for tag in (t for t in image.tags if t not in latest):
             registry.tag(records[image.target].digest, tag)
             log(f"made {image.repository}:{tag} from {records[image.target].source}")
             summary.add(f"registry {image.platform}", f"{image.repository}:{tag}", "pushed")
+            pushed.images[tag] = records[image.target].digest
+    return pushed
 
 
 def _create(run: Run, records: Sequence[Record], tags: Iterable[str],
@@ -201,49 +201,3 @@ def _create(run: Run, records: Sequence[Record], tags: Iterable[str],
     except DockerException as e:  # pragma: no cover (retrying wraps what it sees)
         raise PublishError(f"docker buildx imagetools create failed: {e}") from e
     log(f"made {', '.join(refs)} from {', '.join(r.source for r in records)}")
-
-
-def verify_lists(run: Run, registry: Registry, summary: Summary) -> list[str]:
-    """docs/how-it-works.md: each tag of a multi-arch plan is a manifest list holding each target's
-    platform exactly once, every target's tags the same list, each platform's image holding
-    the version the plan published. The problems found, a line each."""
-    from . import docker, dockerconfig
-
-    problems = []
-    pushes = [image for image in run.plan.images if image.push]
-    want = sorted(image.platform for image in pushes)
-    digests = {tag: registry.digest(tag) for image in pushes for tag in image.tags}
-    lists = {d for t, d in digests.items() if t not in run.config.latest_tags}
-    first = own_tag(run, pushes[0])
-    manifest = registry.manifest(first) or {}
-    entries = [m for m in manifest.get("manifests") or []
-               if (m.get("platform") or {}).get("os") != "unknown"]  # attestations
-    got = sorted(_platform(m.get("platform") or {}) for m in entries)
-    ok = manifest.get("mediaType") in _LISTS and got == want and len(lists) == 1
-    summary.add("verify registry", f"{pushes[0].repository}:{first} lists {', '.join(got)}",
-                "ok" if ok else f"WRONG: expected one list of {', '.join(want)}")
-    if not ok:
-        problems.append(f"{first} is not one manifest list of exactly {', '.join(want)} under "
-                        f"every tag (platforms {got}, digests {sorted(d or '-' for d in lists)})")
-    for entry in entries:
-        platform = _platform(entry.get("platform") or {})
-        version = registry.package_version(entry["digest"], run.config.name)
-        if version is None:  # the top layers do not tell: pull and run (under qemu for arm)
-            with dockerconfig.login(pushes[0].repository, run.env) as login:
-                version = docker.package_version(f"{pushes[0].repository}@{entry['digest']}",
-                                                 platform, run.config.name, config=login)
-        ok = version == run.plan.version
-        summary.add("verify image", f"{first} {platform} holds {run.config.name} {version}",
-                    "ok" if ok else f"WRONG: expected {run.plan.version}")
-        if not ok:
-            problems.append(f"{first} {platform} holds {run.config.name} {version}, not "
-                            f"{run.plan.version}")
-    return problems
-
-
-def _platform(spec: Mapping[str, str]) -> str:
-    """``os/architecture[/variant]`` of a manifest list entry."""
-    parts = [spec.get("os", "?"), spec.get("architecture", "?")]
-    if spec.get("variant") and spec.get("architecture") != "arm64":
-        parts.append(spec["variant"])
-    return "/".join(parts)

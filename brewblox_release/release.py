@@ -9,14 +9,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import subprocess
-import sys
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from packaging.version import InvalidVersion, Version
 
@@ -27,18 +25,18 @@ from .config import Config
 from .errors import CredentialsError, ReleaseError, VersionError
 from .plan import DEFAULT_TAGS, ImagePlan, highest_final, make_plan
 from .project import TagRule
-from .run import background, log, redact, step
-from .tags import LATEST
+from .run import background, log, step
 
 if TYPE_CHECKING:  # dist and index load on use: --dry-run needs neither
     from .dockerconfig import DockerConfig
-    from .index import Index, Outcome
     from .multiarch import Record
     from .registry import Registry
 
 from .prepared import Options, Run, Summary
+from .verify import Pushed, verify
 
-__all__ = ["Options", "Run", "Summary", "prepare", "publish", "release", "verify"]
+__all__ = ["Effects", "Engine", "Options", "Run", "Summary", "carry_out", "merge", "prepare",
+           "release", "verify"]
 
 
 def _local_ref(ctx: CiContext, state: version_mod.GitState,
@@ -280,23 +278,230 @@ def preload(*modules: str) -> None:
     background(load, "preload")
 
 
-def build_all(run: Run) -> list[Path]:
-    """dist, distcopy, then every image (concurrently, while twine checks the package);
-    nothing is published here."""
-    from . import dist
+class Effects(Protocol):
+    """What a release does to the world, a step each; `carry_out` decides their order.
+    `Engine` does them for real; tests/test_pipeline.py records them, to check the order."""
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    def preflight(self) -> None: ...
+    def build(self) -> list[Path]: ...
+    def confirm(self) -> None: ...
+    def publishing(self, files: Sequence[Path]) -> AbstractContextManager[None]: ...
+    def push(self) -> Pushed: ...
+    def upload(self, files: Sequence[Path]) -> None: ...
+    def sign(self, files: Sequence[Path]) -> None: ...
+    def overtaken(self) -> str | None: ...
+    def move_latest(self) -> None: ...
+    def verify(self, pushed: Pushed) -> None: ...
+
+
+def carry_out(run: Run, effects: Effects) -> None:
+    """The order of every release (docs/how-it-works.md): preflight before anything; the
+    package and every image built before anything is published; the images pushed, then the
+    upload (which cannot be undone), the signatures, and ``latest`` last, unless a higher
+    release was published meanwhile; then exactly what was published is verified."""
+    effects.preflight()
+    files = effects.build()
+    if not run.plan.publishes:
+        return
+    effects.confirm()
+    pushes = any(image.push for image in run.plan.images)
+    with step("publish"), effects.publishing(files):
+        pushed = effects.push() if pushes else Pushed()
         if run.plan.upload:
-            preload("pypi_simple", "twine.commands.upload", "twine.settings")
-        with step(f"dist: {run.config.name} {run.info.version}"):
-            files = dist.build(run.config, run.info.version,
-                               source_date_epoch=run.info.git.commit_time, twine=False)
-            dist.copy(run.config)
-        checked = pool.submit(dist.check, run.config, files)
-        build_images(run, run.plan.images)
-        with step("twine check"):
-            checked.result()
-    return files
+            effects.upload(files)
+        if pushes and run.config.sign:
+            effects.sign(files)
+        moves = any(t in run.config.latest_tags for i in run.plan.images if i.push
+                    for t in i.tags)
+        if moves and effects.overtaken() is None:
+            effects.move_latest()
+    with step("verify"):
+        effects.verify(pushed)
+
+
+class Engine:
+    """The real `Effects` of a run, and the `Summary` of what they did.
+
+    ``package``: build the package too (a docker session builds its image alone); ``records``:
+    the images were built and pushed elsewhere (a split build's merge, docs/multi-platform.md),
+    so only the package is built and the tags are made from the records.
+    """
+
+    def __init__(self, run: Run, *, package: bool = True,
+                 records: Mapping[str, Record] | None = None) -> None:
+        self.run, self.package, self.records = run, package, records
+        self.summary = Summary()
+        self._confirm: Callable[[], None] = lambda: None
+        self._login: DockerConfig | None = None
+        self._registry: Registry | None = None
+
+    @property
+    def _pushes(self) -> list[ImagePlan]:
+        return [image for image in self.run.plan.images if image.push]
+
+    def preflight(self) -> None:
+        self._confirm = preflight(self.run)
+
+    def confirm(self) -> None:
+        self._confirm()
+
+    def build(self) -> list[Path]:
+        from . import dist
+
+        run = self.run
+        if self.records is not None:  # the images were built by the stages
+            with step(f"dist: {run.config.name} {run.info.version}"):
+                return dist.build(run.config, run.info.version,
+                                  source_date_epoch=run.info.git.commit_time)
+        files: list[Path] = []
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            checked = None
+            if self.package:
+                if run.plan.upload:
+                    preload("pypi_simple", "twine.commands.upload", "twine.settings")
+                with step(f"dist: {run.config.name} {run.info.version}"):
+                    files = dist.build(run.config, run.info.version,
+                                       source_date_epoch=run.info.git.commit_time, twine=False)
+                    dist.copy(run.config)
+                checked = pool.submit(dist.check, run.config, files)
+            build_images(run, run.plan.images)
+            if checked is not None:
+                with step("twine check"):
+                    checked.result()
+        for image in run.plan.images:
+            if not image.push:
+                self.summary.add(f"engine {image.platform}", ", ".join(image.tags),
+                                 "built and loaded")
+        if self.package:
+            for reason in run.plan.reasons:
+                log(reason)
+        return files
+
+    @contextlib.contextmanager
+    def publishing(self, files: Sequence[Path]) -> Iterator[None]:
+        """This run's docker login for the pushes (removed when publishing ends, however it
+        ends), once the registry answers and the index holds no release file in the way."""
+        from . import dockerconfig
+        from .registry import Registry
+
+        run = self.run
+        with contextlib.ExitStack() as stack:
+            if self._pushes:
+                repository = run.config.require_image()
+                self._registry = Registry.from_env(repository, run.env)
+                self._registry.tags()  # reachable, before anything is pushed
+                self._login = stack.enter_context(dockerconfig.login(repository, run.env))
+            if run.plan.upload:
+                run.index.check(run.config.name, files, release=not run.plan.is_dev)
+            yield
+
+    def push(self) -> Pushed:
+        """Every tag of the pushed images but ``latest``: pushed from the engine, or
+        (multi-arch, a merge) made from the images' digests."""
+        from . import docker, multiarch
+
+        run, pushes, login = self.run, self._pushes, self._login
+        assert self._registry is not None
+        assert login is not None
+        if run.config.multi_arch or self.records is not None:
+            records = self.records
+            if records is None:  # this run built the images: push each under a tag of its own
+                with ThreadPoolExecutor(max_workers=len(pushes)) as pool:
+                    staged = pool.map(lambda i: multiarch.stage(run, i, None, login), pushes)
+                    records = {record.target: record for record in staged}
+            return multiarch.make_tags(run, records, login, self._registry, self.summary)
+        batches = [(image, [r for r, t in zip(image.refs, image.tags, strict=True)
+                            if t not in run.config.latest_tags]) for image in pushes]
+        with ThreadPoolExecutor(max_workers=max(1, len(batches))) as pool:
+            digests = list(pool.map(functools.partial(docker.push, config=login),
+                                    [refs for _, refs in batches]))
+        pushed = Pushed()
+        for (image, refs), found in zip(batches, digests, strict=True):
+            for ref in refs:
+                pushed.images[ref.rsplit(":", 1)[1]] = found[ref]
+                self.summary.add(f"registry {image.platform}", ref, "pushed")
+        return pushed
+
+    def upload(self, files: Sequence[Path]) -> None:
+        from .environment import exposed
+
+        run = self.run
+        trusted = run.index.trusted_publishing  # twine reads GitHub's OIDC variables itself
+        attest = run.config.sign and trusted
+        if attest:
+            from . import sign
+
+            sign.attest_files(files, run.env)
+        elif run.config.sign:
+            log("sign = true: PEP 740 attestations of the package are made with trusted "
+                "publishing on GitHub Actions only; the package is uploaded without them")
+        with exposed(run.env, OIDC_VARS) if trusted else contextlib.nullcontext():
+            outcomes = run.index.upload(run.config.name, files, release=not run.plan.is_dev,
+                                        attestations=attest)
+        for outcome in outcomes:
+            self.summary.add(f"index {run.index.display_upload_url}", outcome.path.name,
+                             outcome.status)
+
+    def sign(self, files: Sequence[Path]) -> None:
+        from . import sign
+
+        assert self._registry is not None
+        assert self._login is not None
+        with step("sign"):
+            sign.sign(self.run, self._registry, self._own_tags(), files=files,
+                      base_images=self._base_images(), docker_config=self._login,
+                      summary=self.summary)
+
+    def overtaken(self) -> str | None:
+        """`latest_overtaken`, logged and in the summary."""
+        reason = latest_overtaken(self.run)
+        if reason is not None:
+            log(reason)
+            moving = [t for i in self._pushes for t in i.tags if t in self.run.config.latest_tags]
+            self.summary.add("registry", ", ".join(moving), f"skipped: {reason}")
+        return reason
+
+    def move_latest(self) -> None:
+        """Each ``latest`` tag moved in the registry to the manifest this run pushed (not
+        pushed from the engine, whose ``latest`` another build on the engine may have re-tagged
+        meanwhile); targets that share a prefix share one move."""
+        assert self._registry is not None
+        is_latest, moved = self.run.config.latest_tags, set()
+        for image in self._pushes:
+            source = next(t for t in image.tags if t not in is_latest)
+            for tag in (t for t in image.tags if t in is_latest):
+                if (source, tag) not in moved:
+                    moved.add((source, tag))
+                    self._registry.tag(source, tag)
+                    log(f"moved {image.repository}:{tag} to {source}")
+                    self.summary.add(f"registry {image.platform}", f"{image.repository}:{tag}",
+                                     f"moved to {source}")
+
+    def verify(self, pushed: Pushed) -> None:
+        from .verify import verify
+
+        verify(self.run, self.summary, pushed)
+
+    def _own_tags(self) -> list[str]:
+        """Each pushed image's version or branch tag (a list's, under multi-arch)."""
+        return list(dict.fromkeys(next(t for t in image.tags
+                                       if t not in self.run.config.latest_tags)
+                                  for image in self._pushes))
+
+    def _base_images(self) -> dict[str, str]:
+        """The base image of each pushed target (its ``BASE_IMAGE`` build arg) and the image
+        id the engine holds for it, for the provenance; a base the engine lacks is left out."""
+        from python_on_whales import DockerException
+
+        assert self._login is not None
+        found = {}
+        for image in self._pushes:
+            target = self.run.config.target(image.target)
+            base = {**self.run.config.build_args, **target.build_args}.get("BASE_IMAGE")
+            if base and base not in found:
+                with contextlib.suppress(DockerException):
+                    found[base] = str(self._login.client().image.inspect(base).id)
+        return found
 
 
 def build_images(run: Run, images: Sequence[ImagePlan]) -> None:
@@ -329,138 +534,8 @@ def _source_url(run: Run) -> str | None:
     return f"{host}/{repo}" if host else None
 
 
-def publish(run: Run, files: Sequence[Path], summary: Summary,
-            records: Mapping[str, Record] | None = None) -> None:
-    """Push the images' tags, upload to the index, then move ``latest``: in that order, so that
-    what cannot be undone (an index upload) and what users follow (``latest``) come last.
-
-    The pushes use a docker config of this run's own where DOCKER_USERNAME/DOCKER_PASSWORD
-    are set (removed when publishing ends, however it ends). ``latest`` is decided a second
-    time right before it moves, from what the registry and the index hold then
-    (docs/how-it-works.md), and
-    moved in the registry to the manifest this run pushed (not pushed from the engine, whose
-    local ``latest`` another build on the same engine may have re-tagged meanwhile).
-
-    With ``multi-arch`` or stage ``records`` (a split build's merge) the tags are made from the
-    pushed images' digests (`multiarch.make_tags`) instead of pushed from the engine.
-    """
-    from . import dockerconfig
-    from .environment import exposed
-    from .registry import Registry
-
-    plan = run.plan
-    pushes = [image for image in plan.images if image.push]
-    is_latest = run.config.latest_tags
-    with contextlib.ExitStack() as stack:
-        login = dockerconfig.DockerConfig()
-        registry = None
-        if pushes:
-            repository = run.config.require_image()
-            registry = Registry.from_env(repository, run.env)
-            registry.tags()  # reachable, before anything is pushed
-            login = stack.enter_context(dockerconfig.login(repository, run.env))
-        if plan.upload:  # reachable, and no release file in the way, before anything is pushed
-            run.index.check(run.config.name, files, release=not plan.is_dev)
-
-        _push_images(run, pushes, login, registry, summary, records=records)
-        if plan.upload:
-            trusted = run.index.trusted_publishing  # twine reads GitHub's OIDC variables itself
-            attest = run.config.sign and trusted
-            if attest:
-                from . import sign
-
-                sign.attest_files(files, run.env)
-            elif run.config.sign:
-                log("sign = true: PEP 740 attestations of the package are made with trusted "
-                    "publishing on GitHub Actions only; the package is uploaded without them")
-            with exposed(run.env, _OIDC_VARS) if trusted else contextlib.nullcontext():
-                outcomes: list[Outcome] = run.index.upload(run.config.name, files,
-                                                           release=not plan.is_dev,
-                                                           attestations=attest)
-            for outcome in outcomes:
-                summary.add(f"index {run.index.display_upload_url}", outcome.path.name,
-                            outcome.status)
-        if run.config.sign and registry is not None and pushes:
-            from . import sign
-
-            with step("sign"):
-                sign.sign(run, registry, _own_tags(run, pushes), files=files,
-                          base_images=_base_images(run, pushes, login), docker_config=login,
-                          summary=summary)
-        moving = [tag for image in pushes for tag in image.tags if tag in is_latest]
-        if registry is None or not moving:
-            return
-        reason = latest_overtaken(run)
-        if reason is not None:
-            log(reason)
-            summary.add("registry", ", ".join(moving), f"skipped: {reason}")
-            return
-        moved = set()
-        for image in pushes:
-            source = next(t for t in image.tags if t not in is_latest)
-            for tag in (t for t in image.tags if t in is_latest):
-                if (source, tag) in moved:  # targets that share a prefix share one list
-                    continue
-                moved.add((source, tag))
-                registry.tag(source, tag)
-                log(f"moved {image.repository}:{tag} to {source}")
-                summary.add(f"registry {image.platform}", f"{image.repository}:{tag}",
-                            f"moved to {source}")
-
-
-def _own_tags(run: Run, pushes: Sequence[ImagePlan]) -> list[str]:
-    """Each pushed image's version or branch tag (a list's, under multi-arch)."""
-    return list(dict.fromkeys(next(t for t in image.tags if t not in run.config.latest_tags)
-                              for image in pushes))
-
-
-def _base_images(run: Run, pushes: Sequence[ImagePlan], login: DockerConfig) -> dict[str, str]:
-    """The base image of each pushed target (its ``BASE_IMAGE`` build arg) and the image id
-    the engine holds for it, for the provenance; a base the engine does not hold is left out."""
-    from python_on_whales import DockerException
-
-    found = {}
-    for image in pushes:
-        target = run.config.target(image.target)
-        base = {**run.config.build_args, **target.build_args}.get("BASE_IMAGE")
-        if base and base not in found:
-            with contextlib.suppress(DockerException):
-                found[base] = str(login.client().image.inspect(base).id)
-    return found
-
-
-def _push_images(run: Run, pushes: Sequence[ImagePlan], login: DockerConfig,
-                 registry: Registry | None, summary: Summary, *,
-                 records: Mapping[str, Record] | None) -> None:
-    """Every tag of the pushed images but ``latest``: pushed from the engine, or (multi-arch,
-    a merge) made from the images' digests."""
-    from . import docker
-
-    is_latest = run.config.latest_tags
-    if pushes and (run.config.multi_arch or records is not None):
-        from . import multiarch
-
-        assert registry is not None
-        if records is None:  # this run built the images: push each under its staging tag
-            with ThreadPoolExecutor(max_workers=len(pushes)) as pool:
-                staged = pool.map(lambda image: multiarch.stage(run, image, None, login,
-                                                                registry), pushes)
-                records = {record.target: record for record in staged}
-        multiarch.make_tags(run, records, login, registry, summary)
-        return
-    # Each image's tags but `latest`, the images at once.
-    batches = [(image, [r for r, t in zip(image.refs, image.tags, strict=True)
-                        if t not in is_latest]) for image in pushes]
-    with ThreadPoolExecutor(max_workers=max(1, len(batches))) as pool:
-        list(pool.map(functools.partial(docker.push, config=login),
-                      [refs for _, refs in batches]))
-    for image, refs in batches:
-        for ref in refs:
-            summary.add(f"registry {image.platform}", ref, "pushed")
-
-
 #: GitHub's OIDC request variables, which twine's trusted publishing reads from os.environ.
-_OIDC_VARS = ("ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+OIDC_VARS = ("ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
 
 
 def latest_overtaken(run: Run) -> str | None:
@@ -474,154 +549,25 @@ def latest_overtaken(run: Run) -> str | None:
     return None
 
 
-def pip_resolves(index: Index, name: str, *, pre: bool = False) -> str:
-    """The version ``pip`` picks for ``name`` from the index (``--pre`` optionally)."""
-    from packaging.utils import parse_wheel_filename
-
-    from .secret import display_url
-
-    with tempfile.TemporaryDirectory() as tmp:
-        argv = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir",
-                "--disable-pip-version-check", "--quiet", "--dest", tmp, name]
-        if pre:
-            argv.append("--pre")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-        env["PIP_INDEX_URL"] = index.authenticated_simple_url(name)  # in no command line
-        env["PIP_CONFIG_FILE"] = os.devnull  # this index only: no pip.conf's extra index
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
-        if proc.returncode != 0:
-            raise ReleaseError(redact(f"pip could not download {name} from "
-                                      f"{display_url(index.simple_url)}: "
-                                      f"{proc.stderr.strip()[-500:]}"))
-        wheels = [p for p in Path(tmp).iterdir() if p.name.endswith(".whl")]
-        if wheels:
-            return str(parse_wheel_filename(wheels[0].name)[1])
-        sdist = next(Path(tmp).iterdir())
-        return sdist.name.removesuffix(".tar.gz").rsplit("-", 1)[1]
-
-
-def verify(run: Run, summary: Summary) -> None:
-    """docs/how-it-works.md: pip without --pre gets the highest final release; ``latest`` points
-    at its
-    images; every pushed image holds the version the plan published (read from the registry's
-    copy of the image's top layers; where they do not tell, the image is pulled and run)."""
-    from . import docker, dockerconfig
-    from .registry import Registry
-
-    plan, config = run.plan, run.config
-    problems = _verify_index(run, summary) if config.pypi else []
-    pushes = [image for image in plan.images if image.push]
-    if pushes and config.sign:
-        problems += _verify_signatures(run, pushes, summary)
-    if pushes:
-        registry = Registry.from_env(config.require_image(), run.env)
-        tags = set(registry.tags())
-        if config.multi_arch:
-            from . import multiarch
-
-            problems += multiarch.verify_lists(run, registry, summary)
-            pushes = []  # each platform's image was read from the list
-        # The targets this run published (a one-target session publishes its own: another
-        # job may be moving the others' latest right now).
-        published = {image.target for image in plan.images if image.push}
-        for target in (t for t in config.targets if t.name in published):
-            versions = {t[len(target.prefix):] for t in tags if t.startswith(target.prefix)}
-            top = highest_final(versions)
-            latest = f"{target.prefix}{LATEST}"
-            if top is None or latest not in tags:
-                continue
-            want = registry.digest(f"{target.prefix}{top}")
-            ok = want is not None and registry.digest(latest) == want
-            summary.add("verify registry", f"{latest} -> {target.prefix}{top}",
-                        "ok" if ok else "WRONG")
-            if not ok:
-                problems.append(f"{latest} does not point at {target.prefix}{top}")
-        with ThreadPoolExecutor(max_workers=max(1, len(pushes))) as pool:
-            read = list(pool.map(lambda i: registry.package_version(i.tags[0], config.name),
-                                 pushes))
-            if None in read:  # the top layers do not tell: pull and run (arm under qemu)
-                with dockerconfig.login(config.require_image(), run.env) as login:
-                    ran = pool.map(lambda i: docker.package_version(
-                        i.refs[0], i.platform, config.name, config=login),
-                        [i for i, got in zip(pushes, read, strict=True) if got is None])
-                    read = [got if got is not None else next(ran) for got in read]
-        found = [str(got) for got in read]
-        for image, got in zip(pushes, found, strict=True):
-            ref = image.refs[0]
-            ok = Version(got) == Version(plan.version)
-            summary.add("verify image", f"{ref} holds {config.name} {got}",
-                        "ok" if ok else f"WRONG: expected {plan.version}")
-            if not ok:
-                problems.append(f"{ref} holds {config.name} {got}, not {plan.version}")
-    if problems:
-        raise ReleaseError("verification failed:\n" + "\n".join(problems))
-
-
-def _verify_index(run: Run, summary: Summary) -> list[str]:
-    """Plain ``pip install NAME`` resolves to the highest final release."""
-    name = run.config.name
-    top = highest_final(run.index.versions(name))
-    if top is None:
-        return []
-    got = pip_resolves(run.index, name)
-    ok = Version(got) == top
-    summary.add("verify index", f"pip install {name} -> {got}",
-                "ok" if ok else f"WRONG: expected {top}")
-    return [] if ok else [f"pip install {name} resolves to {got}, not {top}"]
-
-
-def _verify_signatures(run: Run, pushes: Sequence[ImagePlan], summary: Summary) -> list[str]:
-    """``cosign verify`` and ``verify-attestation`` of every image this run signed."""
-    from . import dockerconfig, sign
-    from .registry import Registry
-
-    image = run.config.require_image()
-    refs = sign.references(Registry.from_env(image, run.env), _own_tags(run, pushes))
-    with dockerconfig.login(image, run.env) as login:
-        return sign.verify(run, refs, login, summary)
-
-
 def merge(run: Run, directory: Path) -> Summary:
     """The second half of a split build (docs/multi-platform.md): check the stage records in
-    ``directory``,
-    build the package (reproducibly: the same files the stages built), upload it, make every
-    tag from the records, move ``latest`` last, verify. Re-running a completed merge changes
-    nothing: the same sources make the same lists, and the index skips files it holds."""
-    from . import dist
+    ``directory``, then release from them: build the package (reproducibly: the same files the
+    stages built), upload it, make every tag from the records, ``latest`` last, verify.
+    Re-running a completed merge changes nothing: the same sources make the same lists, and
+    the index skips files it holds."""
     from .multiarch import read_records
 
-    summary = Summary()
     if not run.plan.publishes:
         for reason in run.plan.reasons:
             log(reason)
-        return summary
-    records = read_records(run, directory)  # before anything: the records are whole
-    confirm = preflight(run)
-    with step(f"dist: {run.config.name} {run.info.version}"):
-        files = dist.build(run.config, run.info.version,
-                           source_date_epoch=run.info.git.commit_time)
-    confirm()
-    with step("publish"):
-        publish(run, files, summary, records)
-    with step("verify"):
-        verify(run, summary)
-    return summary
+        return Summary()
+    engine = Engine(run, records=read_records(run, directory))  # before anything: whole
+    carry_out(run, engine)
+    return engine.summary
 
 
 def release(run: Run) -> Summary:
     """The whole plan: preflight, dist, distcopy, build every image, publish, verify."""
-    summary = Summary()
-    confirm = preflight(run)
-    files = build_all(run)
-    for image in run.plan.images:
-        if not image.push:
-            summary.add(f"engine {image.platform}", ", ".join(image.tags), "built and loaded")
-    for reason in run.plan.reasons:
-        log(reason)
-    if run.plan.publishes:
-        confirm()
-        with step("publish"):
-            publish(run, files, summary)
-        with step("verify"):
-            verify(run, summary)
-    return summary
+    engine = Engine(run)
+    carry_out(run, engine)
+    return engine.summary

@@ -12,7 +12,7 @@ from brewblox_release import config, dist, version
 from brewblox_release.errors import ConfigError, CredentialsError, PublishError, ReleaseError
 from brewblox_release.index import PYPI_UPLOAD, Index
 from brewblox_release.index import sha256 as index_sha256
-from brewblox_release.release import pip_resolves
+from brewblox_release.verify import pip_resolves
 from brewblox_release.run import redact
 from brewblox_release.secret import Secret
 from brewblox_release.servers import IndexServer

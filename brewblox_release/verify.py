@@ -1,0 +1,250 @@
+"""What every publishing run checks afterwards (docs/how-it-works.md, verification).
+
+Each check reads the registry and the index as a user would and compares them with what this
+run published (`Pushed`): every tag names the digest this run pushed, or the manifest list it
+made from them, holding each platform once; the package in each image is the version the plan
+published; ``latest`` is on the highest final release; plain ``pip install`` resolves to it; with
+``sign = true`` every signature and attestation verifies. Every failing check is a line of the
+one error, and a ``WRONG`` row of the summary.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from packaging.version import Version
+
+from .errors import ReleaseError
+from .plan import highest_final
+from .run import redact
+from .tags import LATEST
+
+if TYPE_CHECKING:
+    from .index import Index
+    from .plan import ImagePlan
+    from .prepared import Run, Summary
+    from .registry import Registry
+
+__all__ = ["LISTS", "Pushed", "pip_resolves", "platform_of", "verify"]
+
+#: The media types of a manifest list (an OCI index, or docker's own).
+LISTS = ("application/vnd.oci.image.index.v1+json",
+         "application/vnd.docker.distribution.manifest.list.v2+json")
+
+
+@dataclass
+class Pushed:
+    """What this run published to the registry, which verification compares the registry with:
+    each tag (``latest`` aside) and the digest this run pushed under it; with manifest lists,
+    each list tag and the digest of every platform's image this run made it from."""
+
+    images: dict[str, str] = field(default_factory=dict)
+    lists: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.images or self.lists)
+
+
+def verify(run: Run, summary: Summary, pushed: Pushed | None = None) -> None:
+    """Every check of the module's docstring that the plan calls for; without ``pushed`` (a
+    verification of a past release) the digests are not compared, everything else is."""
+    problems = _index(run, summary) if run.config.pypi else []
+    pushes = [image for image in run.plan.images if image.push]
+    if pushes:
+        from .registry import Registry
+
+        registry = Registry.from_env(run.config.require_image(), run.env)
+        if run.config.sign:
+            problems += _signatures(run, registry, pushes, summary)
+        problems += _latest(run, registry, pushes, summary)
+        if pushed:
+            problems += _digests(registry, pushed, pushes[0].repository, summary)
+        if run.config.multi_arch:
+            problems += _lists(run, registry, pushes, summary)
+        else:
+            problems += _versions(run, registry, [(i.refs[0], i.tags[0], i.platform)
+                                                  for i in pushes], summary)
+    if problems:
+        raise ReleaseError("verification failed:\n" + "\n".join(problems))
+
+
+def _check(summary: Summary, where: str, what: str, problem: str | None,
+           problems: list[str]) -> None:
+    summary.add(where, what, "ok" if problem is None else "WRONG")
+    if problem is not None:
+        problems.append(problem)
+
+
+def _index(run: Run, summary: Summary) -> list[str]:
+    """Plain ``pip install NAME`` resolves to the highest final release."""
+    name, problems = run.config.name, list[str]()
+    top = highest_final(run.index.versions(name))
+    if top is not None:
+        got = pip_resolves(run.index, name)
+        _check(summary, "verify index", f"pip install {name} -> {got}",
+               None if Version(got) == top else f"pip install {name} resolves to {got}, not {top}",
+               problems)
+    return problems
+
+
+def pip_resolves(index: Index, name: str, *, pre: bool = False) -> str:
+    """The version ``pip`` picks for ``name`` from the index (``--pre`` optionally)."""
+    from packaging.utils import parse_wheel_filename
+
+    from .secret import display_url
+
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir",
+                "--disable-pip-version-check", "--quiet", "--dest", tmp, name]
+        if pre:
+            argv.append("--pre")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+        env["PIP_INDEX_URL"] = index.authenticated_simple_url(name)  # in no command line
+        env["PIP_CONFIG_FILE"] = os.devnull  # this index only: no pip.conf's extra index
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        if proc.returncode != 0:
+            raise ReleaseError(redact(f"pip could not download {name} from "
+                                      f"{display_url(index.simple_url)}: "
+                                      f"{proc.stderr.strip()[-500:]}"))
+        wheels = [p for p in Path(tmp).iterdir() if p.name.endswith(".whl")]
+        if wheels:
+            return str(parse_wheel_filename(wheels[0].name)[1])
+        sdist = next(Path(tmp).iterdir())
+        return sdist.name.removesuffix(".tar.gz").rsplit("-", 1)[1]
+
+
+def _signatures(run: Run, registry: Registry, pushes: Sequence[ImagePlan],
+                summary: Summary) -> list[str]:
+    """``cosign verify`` and ``verify-attestation`` of every image this run signed."""
+    from . import dockerconfig, sign
+
+    own = list(dict.fromkeys(next(t for t in image.tags if t not in run.config.latest_tags)
+                             for image in pushes))
+    with dockerconfig.login(run.config.require_image(), run.env) as login:
+        return sign.verify(run, sign.references(registry, own), login, summary)
+
+
+def _latest(run: Run, registry: Registry, pushes: Sequence[ImagePlan],
+            summary: Summary) -> list[str]:
+    """Each published target's ``latest`` names the image of its highest final release (a
+    one-target session checks its own: another job may be moving the others' right now)."""
+    problems: list[str] = []
+    tags = set(registry.tags())
+    published = {image.target for image in pushes}
+    for target in (t for t in run.config.targets if t.name in published):
+        top = highest_final(t[len(target.prefix):] for t in tags if t.startswith(target.prefix))
+        latest = f"{target.prefix}{LATEST}"
+        if top is None or latest not in tags:
+            continue
+        want = registry.digest(f"{target.prefix}{top}")
+        _check(summary, "verify registry", f"{latest} -> {target.prefix}{top}",
+               None if want is not None and registry.digest(latest) == want
+               else f"{latest} does not point at {target.prefix}{top}", problems)
+    return problems
+
+
+def _digests(registry: Registry, pushed: Pushed, repository: str,
+             summary: Summary) -> list[str]:
+    """Each tag names what this run pushed under it: its image's digest, or a list of exactly
+    the images this run made it from, each platform once."""
+    problems: list[str] = []
+    for tag, want in pushed.images.items():
+        got = registry.digest(tag)
+        _check(summary, "verify registry", f"{repository}:{tag} is {want[:19]}",
+               None if got == want else f"{repository}:{tag} names {got or 'nothing'}, not the "
+               f"{want} this run pushed", problems)
+    for tag, platforms in pushed.lists.items():
+        listed: dict[str, list[str]] = {}
+        for platform, digest in _entries(registry.manifest(tag) or {}):
+            listed.setdefault(platform, []).append(digest)
+        made = {platform: digests[0] for platform, digests in listed.items() if len(digests) == 1}
+        missing = sorted(set(platforms) - set(listed))
+        extra = sorted(set(listed) - set(platforms))
+        twice = sorted(p for p, digests in listed.items() if len(digests) > 1)
+        other = sorted(p for p in platforms if p in made and made[p] != platforms[p])
+        reasons = ([f"no {', '.join(missing)} image"] if missing else []) + \
+            ([f"a {', '.join(extra)} image this run did not push"] if extra else []) + \
+            ([f"{', '.join(twice)} more than once"] if twice else []) + \
+            ([f"another {', '.join(other)} image than this run pushed"] if other else [])
+        _check(summary, "verify registry", f"{repository}:{tag} lists "
+               f"{', '.join(sorted(platforms))}",
+               f"{repository}:{tag} is not the list this run made: {'; '.join(reasons)}"
+               if reasons else None, problems)
+    return problems
+
+
+def _entries(manifest: Mapping[str, object]) -> list[tuple[str, str]]:
+    """The (platform, digest) of each image a manifest list holds (buildx's attestation
+    entries, of platform ``unknown/unknown``, aside); nothing for a single image."""
+    if manifest.get("mediaType") not in LISTS:
+        return []
+    found = []
+    for entry in manifest.get("manifests") or []:  # type: ignore[attr-defined]
+        spec = entry.get("platform") or {}
+        if spec.get("os") != "unknown":
+            found.append((platform_of(spec), str(entry["digest"])))
+    return found
+
+
+def platform_of(spec: Mapping[str, str]) -> str:
+    """``os/architecture[/variant]`` of a manifest list's entry."""
+    parts = [spec.get("os", "?"), spec.get("architecture", "?")]
+    if spec.get("variant") and spec.get("architecture") != "arm64":
+        parts.append(spec["variant"])
+    return "/".join(parts)
+
+
+def _lists(run: Run, registry: Registry, pushes: Sequence[ImagePlan],
+           summary: Summary) -> list[str]:
+    """Every tag of a multi-arch plan (``latest`` and each prefix's tags included) is one list
+    over every target's platform; the version in each of its images is checked too."""
+    from .multiarch import own_tag
+
+    problems: list[str] = []
+    want = sorted(image.platform for image in pushes)
+    lists = {registry.digest(t) for image in pushes for t in image.tags
+             if t not in run.config.latest_tags}
+    first = own_tag(run, pushes[0])
+    entries = _entries(registry.manifest(first) or {})
+    got = sorted(platform for platform, _ in entries)
+    _check(summary, "verify registry", f"{pushes[0].repository}:{first} lists {', '.join(got)}",
+           None if got == want and len(lists) == 1 else
+           f"{first} is not one manifest list of exactly {', '.join(want)} under every tag "
+           f"(platforms {got}, digests {sorted(d or '-' for d in lists)})", problems)
+    repository = pushes[0].repository
+    return problems + _versions(run, registry, [(f"{repository}@{digest}", digest, platform)
+                                                for platform, digest in entries], summary,
+                                shown=f"{first} ")
+
+
+def _versions(run: Run, registry: Registry, images: Sequence[tuple[str, str, str]],
+              summary: Summary, shown: str = "") -> list[str]:
+    """Each image (its reference, its tag or digest in the registry, its platform) holds the
+    version the plan published: read from the registry's copy of its top layers where the
+    template built it; else the image is pulled and run (under qemu for arm)."""
+    from . import docker, dockerconfig
+
+    name, version = run.config.name, run.plan.version
+    with ThreadPoolExecutor(max_workers=max(1, len(images))) as pool:
+        read = list(pool.map(lambda i: registry.package_version(i[1], name), images))
+        if None in read:
+            with dockerconfig.login(run.config.require_image(), run.env) as login:
+                ran = iter(pool.map(lambda i: docker.package_version(
+                    i[0], i[2], name, config=login),
+                    [i for i, got in zip(images, read, strict=True) if got is None]))
+                read = [got if got is not None else next(ran) for got in read]
+    problems: list[str] = []
+    for (ref, _, platform), got in zip(images, read, strict=True):
+        what = f"{shown}{platform} holds" if shown else f"{ref} holds"
+        _check(summary, "verify image", f"{what} {name} {got}",
+               None if Version(str(got)) == Version(version)
+               else f"{what} {name} {got}, not {version}", problems)
+    return problems
