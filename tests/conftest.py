@@ -2,6 +2,10 @@
 
 Tests that need the engine skip with the reason on a workstation without one, but fail under
 CI (``CI=true``): a skip must never hide a broken pipeline.
+
+A test that needs nothing beyond this process (no marker of `NEEDS`) is in the fast tier,
+``nox -s tests -- -m fast``; `_in_process` holds it to that, so the markers cannot drift from
+what the tests do.
 """
 
 from __future__ import annotations
@@ -27,6 +31,44 @@ from tests.service import (
 )
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+#: The markers (pyproject.toml) of what a test needs beyond this process.
+NEEDS = ("engine", "e2e", "serial", "slow", "process")
+#: Programs a fast test does not start: the tool itself, an engine, a server, a build.
+_NOT_IN_PROCESS = ("nox", "brewblox_release", "brewblox-release", "docker", "dockerd",
+                   "pypiserver", "docker-registry", "pip", "build", "invoke", "gitlab-ci-local")
+
+
+#: Fixtures that start a server as a process: a test that uses one needs ``process``.
+_SERVERS = {"registry", "index", "bare_registry", "locked_registry", "aio_index", "arm_index"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _SERVERS & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.process)
+        if not any(item.get_closest_marker(name) for name in NEEDS):
+            item.add_marker(pytest.mark.fast)
+
+
+@pytest.fixture(autouse=True)
+def _in_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fast test that starts one of `_NOT_IN_PROCESS` fails: mark it with what it needs."""
+    if request.node.get_closest_marker("fast") is None:
+        return
+    start = subprocess.Popen.__init__
+
+    def checked(self: subprocess.Popen[bytes], args: object, *rest: object,
+                **kwargs: object) -> None:
+        argv = [str(a) for a in args] if isinstance(args, list | tuple) else str(args).split()
+        words = [Path(a).name for a in argv[:4]]
+        if words and (words[0] in _NOT_IN_PROCESS or (
+                len(words) > 2 and words[1] == "-m" and words[2] in _NOT_IN_PROCESS)):
+            pytest.fail(f"a fast test started {' '.join(argv[:4])}: mark the test with what "
+                        f"it needs ({', '.join(NEEDS)})", pytrace=False)
+        start(self, args, *rest, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", checked)
 
 
 def _engine_problem() -> str | None:

@@ -21,6 +21,8 @@ import pytest
 
 from tests.service import SECRET_VALUES, SENTINELS, GitRepo, clean_env, leaked_secrets, make_service
 
+pytestmark = pytest.mark.process  # the command line, through nox and python -m
+
 #: What a run may write: the build outputs (dist-dir, each context's pkg/) and caches.
 OUTPUTS = ("dist", "docker/pkg", "rpi-docker/pkg", ".nox", "__pycache__")
 

@@ -19,6 +19,8 @@ import pytest
 from tests.service import SECRET_VALUES, SENTINELS, clean_env, leaked_secrets, make_service
 from tests.test_bad_input import _fingerprint
 
+pytestmark = pytest.mark.process  # the command line, through nox and python -m
+
 REPO = "brewblox/demo-svc"
 FORK = "someone/demo-svc"
 TOKEN = "tok-SENTINEL-Vq8z"

@@ -12,10 +12,10 @@ from brewblox_release import config, dist, version
 from brewblox_release.errors import ConfigError, CredentialsError, PublishError, ReleaseError
 from brewblox_release.index import PYPI_UPLOAD, Index
 from brewblox_release.index import sha256 as index_sha256
-from brewblox_release.verify import pip_resolves
 from brewblox_release.run import redact
 from brewblox_release.secret import Secret
 from brewblox_release.servers import IndexServer
+from brewblox_release.verify import pip_resolves
 from tests.service import make_service
 
 
@@ -166,6 +166,7 @@ def test_unreachable_index_is_a_publish_error() -> None:
         Index.from_env({"TWINE_REPOSITORY_URL": "http://127.0.0.1:9/"}).files("demo-svc")
 
 
+@pytest.mark.process
 def test_a_file_listed_without_a_sha256_is_hashed_not_trusted(built: list[Path],
                                                               tmp_path: Path) -> None:
     # Found in review: a file the index listed without a digest counted as the same file.
@@ -182,6 +183,7 @@ def test_a_file_listed_without_a_sha256_is_hashed_not_trusted(built: list[Path],
             idx.upload("demo-svc", [other], release=True)
 
 
+@pytest.mark.process
 def test_a_private_index_is_read_with_twines_credentials(built: list[Path],
                                                          tmp_path: Path) -> None:
     with warnings.catch_warnings():  # passlib imports crypt, deprecated since Python 3.11
@@ -211,6 +213,7 @@ def test_a_private_index_is_read_with_twines_credentials(built: list[Path],
             pip_resolves(anonymous, "demo-svc")
 
 
+@pytest.mark.process
 def test_a_yanked_release_is_not_a_version_pip_installs(built: list[Path],
                                                         tmp_path: Path) -> None:
     # A static PEP 503 index (as on a plain web server) whose 1.3.0 is yanked (PEP 592).
@@ -270,6 +273,7 @@ def test_verification_reads_only_the_index_it_verifies(index: IndexServer, built
         server.shutdown()
 
 
+@pytest.mark.process
 def test_files_on_another_host_get_no_credentials(built: list[Path], tmp_path: Path) -> None:
     # A private index whose files are served by another host (a redirect to storage): the
     # index's credentials go to the index only, from the sha256 rule's download and from pip.

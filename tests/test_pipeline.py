@@ -146,7 +146,7 @@ ROWS = [
     Row("signing fails: latest stays", _run("tag", sign=True),
         ("preflight", "build", "confirm", "login", "push", "upload", "sign", "logout"),
         fail="sign"),
-    Row("moving latest fails: still logged out", _run("tag"), RELEASE[:-2] + ("logout",),
+    Row("moving latest fails: still logged out", _run("tag"), (*RELEASE[:-2], "logout"),
         fail="move latest"),
     Row("verification fails last", _run("tag"), RELEASE, fail="verify"),
 ]
@@ -166,7 +166,8 @@ def test_the_order_of_a_release(row: Row) -> None:
     assert calls[0] == "preflight"
     published = [i for i, call in enumerate(calls) if call in PUBLISHING]
     if published:
-        assert calls.index("build") < published[0] and "confirm" in calls[:published[0]]
+        assert calls.index("build") < published[0]
+        assert "confirm" in calls[:published[0]]
         assert calls.index("login") < published[0] < calls.index("logout")
     if "move latest" in calls:
         assert calls.index("move latest") == published[-1]
@@ -177,7 +178,8 @@ def test_the_order_of_a_release(row: Row) -> None:
         assert effects.verified is effects.pushed
         assert calls[-1] == "verify"
     if not row.run.plan.publishes:
-        assert not published and "verify" not in calls
+        assert not published
+        assert "verify" not in calls
 
 
 def test_a_plan_that_publishes_nothing_has_no_row_that_publishes() -> None:

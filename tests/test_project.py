@@ -188,6 +188,7 @@ def test_a_build_that_would_not_take_its_version_from_git(
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.process
 def test_version_says_so_before_anything_is_built(tmp_path: Path) -> None:
     repo = make_service(tmp_path / "svc")
     text = (repo.path / "pyproject.toml").read_text().replace('dynamic = ["version"]',

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.service import NOXFILE, GitRepo, make_service, nox
+
+pytestmark = pytest.mark.process  # the command line, through nox and python -m
 
 
 def _service(tmp_path: Path) -> GitRepo:

@@ -106,6 +106,7 @@ def test_two_one_target_tag_jobs_at_once(registry: RegistryServer, index: IndexS
 
 
 @pytest.mark.parametrize("session", [("version",), ("dist",), ("release", "--", "--dry-run")])
+@pytest.mark.process
 def test_a_noxfile_whose_default_backend_is_uv_without_uv(tmp_path: Path,
                                                           session: tuple[str, ...]) -> None:
     # urllib3's noxfile sets the default backend to uv; here no uv is installed.

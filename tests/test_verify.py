@@ -1,10 +1,13 @@
 """Verification can fail (docs/how-it-works.md): after a real release to a registry and an
-index on loopback, the registry is tampered with as a fault or an attacker would, and the
-release's own verification, run again, fails with the line that names what is wrong; untouched,
-it passes."""
+index on loopback, the registry or the index is tampered with as a fault or an attacker would,
+and the release's own verification, run again with what the release pushed, fails with the
+line that names what is wrong; untouched, it passes."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -14,6 +17,7 @@ from brewblox_release.errors import ReleaseError
 from brewblox_release.registry import Registry
 from brewblox_release.release import Options, Run, Summary, prepare, verify
 from brewblox_release.servers import IndexServer, RegistryServer
+from brewblox_release.verify import LISTS, Pushed
 from tests.service import (
     RIG_TARGETS,
     GitRepo,
@@ -33,7 +37,10 @@ REPO = "brewblox/demo-svc"
 class Released:
     repo: GitRepo
     registry: RegistryServer
+    index: IndexServer
     env: dict[str, str]
+    #: What the release pushed, as the registry showed it once the release verified.
+    pushed: Pushed
 
     def run(self) -> Run:
         """The release of 1.1.0 as its verification sees it."""
@@ -60,22 +67,74 @@ def released(tmp_path_factory: pytest.TempPathFactory, engine: None) -> Iterator
             repo.checkout(tag)
             result = nox(repo, "-s", "release", env={**travis_env(tag=tag), **dest})
             assert result.returncode == 0, result.stdout[-3000:]
-        yield Released(repo, registry, {**clean_env(), **travis_env(tag="1.1.0"), **dest})
+        client = Registry(f"{registry.address}/{REPO}")
+        pushed = Pushed(images={tag: str(client.digest(tag)) for tag in ("1.1.0", "rpi-1.1.0")})
+        yield Released(repo, registry, index, {**clean_env(), **travis_env(tag="1.1.0"), **dest},
+                       pushed)
 
 
 def _fails(released: Released, line: str) -> None:
     summary = Summary()
     with pytest.raises(ReleaseError, match="verification failed") as failed:
-        verify(released.run(), summary)
+        verify(released.run(), summary, released.pushed)
     assert line in str(failed.value), str(failed.value)
     assert any("WRONG" in row[2] for row in summary.rows)
 
 
 def test_an_untouched_release_verifies(released: Released) -> None:
     summary = Summary()
-    verify(released.run(), summary)
-    assert summary.rows
+    verify(released.run(), summary, released.pushed)
     assert all("WRONG" not in row[2] for row in summary.rows)
+    checked = {row[1] for row in summary.rows}
+    for tag in ("1.1.0", "rpi-1.1.0"):
+        assert f"{released.registry.address}/{REPO}:{tag} is {released.pushed.images[tag][:19]}" \
+            in checked, checked
+
+
+def test_a_tag_naming_another_image_of_the_same_version(released: Released) -> None:
+    # An image that holds the right version under the right tags, and latest on it too: only
+    # its digest tells that this run did not push it.
+    client = released.client
+    pushed = released.pushed.images["1.1.0"]
+    other = push_image(released.registry.address, REPO, "1.1.0",
+                       {"org.opencontainers.image.title": "demo-svc"},
+                       layers=(_layer("demo-svc", "1.1.0"),))
+    client.tag(other, "latest")
+    try:
+        _fails(released, f"{REPO}:1.1.0 names {other}, not the {pushed} this run pushed")
+    finally:
+        client.tag(pushed, "1.1.0")
+        client.tag(pushed, "latest")
+
+
+def test_plain_pip_resolving_a_dev_build(released: Released) -> None:
+    # The release's files are there but no pip on this machine can install them (a wheel for
+    # another interpreter, no sdist), and a dev build is: pip takes the dev build.
+    packages = released.index.packages
+    hidden = packages.parent / "hidden"
+    hidden.mkdir(exist_ok=True)
+    finals = [p for p in packages.iterdir() if "dev" not in p.name]
+    released.repo.checkout("-b", "feature-x")
+    released.repo.commit("work in progress")
+    built = nox(released.repo, "-s", "dist", env=clean_env())
+    assert built.returncode == 0, built.stdout[-2000:]
+    dev = sorted((released.repo.path / "dist").glob("*.dev1*"))
+    assert dev, list((released.repo.path / "dist").iterdir())
+    for path in dev:
+        shutil.copy(path, packages / path.name)
+    for path in finals:
+        shutil.move(path, hidden / path.name)
+        if path.name.endswith(".whl"):  # the release's version still shows, for cp27 only
+            name, version, _ = path.name.split("-", 2)
+            shutil.copy(hidden / path.name, packages / f"{name}-{version}-cp27-cp27mu-any.whl")
+    try:
+        _fails(released, "pip install demo-svc resolves to 1.1.1.dev1, not 1.1.0")
+    finally:
+        for path in packages.iterdir():
+            path.unlink()
+        for path in hidden.iterdir():
+            shutil.move(path, packages / path.name)
+        released.repo.checkout("1.1.0")
 
 
 def test_latest_moved_back_to_an_older_release(released: Released) -> None:
@@ -111,3 +170,71 @@ def test_the_arm_latest_on_another_image(released: Released) -> None:
         _fails(released, "rpi-latest does not point at rpi-1.1.0")
     finally:
         client.tag(arm, "rpi-latest")
+
+
+@dataclass(frozen=True)
+class ListReleased:
+    run: Run
+    registry: RegistryServer
+    pushed: Pushed
+
+
+@pytest.fixture(scope="module")
+def list_released(tmp_path_factory: pytest.TempPathFactory, engine: None) -> Iterator[ListReleased]:
+    """Release 2.0.0 of a multi-arch template service (linux/amd64 and linux/arm/v7)."""
+    top = tmp_path_factory.mktemp("verify-lists")
+    with RegistryServer(top / "registry") as registry:
+        assert isinstance(registry, RegistryServer)
+        repo = make_service(top / "demo-svc", extra="multi-arch = true\npypi = false\n"
+                            + RIG_TARGETS)
+        repo.tag("2.0.0")
+        env = {**clean_env(), **travis_env(tag="2.0.0"),
+               **destinations(registry.address, "http://127.0.0.1:9/")}
+        result = nox(repo, "-s", "release", env=env)
+        assert result.returncode == 0, result.stdout[-3000:]
+        client = Registry(f"{registry.address}/{REPO}")
+        manifest = client.manifest("2.0.0") or {}
+        pushed = Pushed(lists={"2.0.0": {
+            _platform(m["platform"]): m["digest"] for m in manifest["manifests"]
+            if m["platform"]["os"] != "unknown"}})
+        assert sorted(pushed.lists["2.0.0"]) == ["linux/amd64", "linux/arm/v7"]
+        yield ListReleased(prepare(repo.path, Options(), env), registry, pushed)
+
+
+def _platform(spec: dict[str, str]) -> str:
+    return "/".join(filter(None, (spec["os"], spec["architecture"], spec.get("variant"))))
+
+
+def test_an_untouched_list_verifies(list_released: ListReleased) -> None:
+    summary = Summary()
+    verify(list_released.run, summary, list_released.pushed)
+    assert all("WRONG" not in row[2] for row in summary.rows)
+    assert any(row[1].endswith(":2.0.0 lists linux/amd64, linux/arm/v7") for row in summary.rows)
+
+
+def test_a_list_missing_a_platform(list_released: ListReleased) -> None:
+    client = Registry(f"{list_released.registry.address}/{REPO}")
+    whole = client.digest("2.0.0")
+    assert whole is not None
+    manifest = client.manifest("2.0.0") or {}
+    assert manifest["mediaType"] in LISTS
+    amd64 = [m for m in manifest["manifests"] if m["platform"].get("architecture") == "amd64"]
+    _put(list_released.registry.address, "2.0.0", {**manifest, "manifests": amd64})
+    _put(list_released.registry.address, "latest", {**manifest, "manifests": amd64})
+    summary = Summary()
+    try:
+        with pytest.raises(ReleaseError, match="verification failed") as failed:
+            verify(list_released.run, summary, list_released.pushed)
+        assert (f"{REPO}:2.0.0 is not the list this run made: no linux/arm/v7 image"
+                in str(failed.value)), str(failed.value)
+    finally:
+        client.tag(whole, "2.0.0")
+        client.tag(whole, "latest")
+    verify(list_released.run, Summary(), list_released.pushed)  # put back: it verifies
+
+
+def _put(address: str, tag: str, manifest: dict[str, object]) -> None:
+    request = urllib.request.Request(
+        f"http://{address}/v2/{REPO}/manifests/{tag}", data=json.dumps(manifest).encode(),
+        method="PUT", headers={"Content-Type": str(manifest["mediaType"])})
+    urllib.request.urlopen(request).close()
