@@ -15,6 +15,7 @@ import shutil
 import subprocess
 from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pluggy
 import pytest
@@ -56,7 +57,7 @@ def _in_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     """A fast test that starts one of `_NOT_IN_PROCESS` fails: mark it with what it needs."""
     if request.node.get_closest_marker("fast") is None:
         return
-    start = subprocess.Popen.__init__
+    start: Any = subprocess.Popen.__init__
 
     def checked(self: subprocess.Popen[bytes], args: object, *rest: object,
                 **kwargs: object) -> None:
@@ -66,7 +67,7 @@ def _in_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
                 len(words) > 2 and words[1] == "-m" and words[2] in _NOT_IN_PROCESS)):
             pytest.fail(f"a fast test started {' '.join(argv[:4])}: mark the test with what "
                         f"it needs ({', '.join(NEEDS)})", pytrace=False)
-        start(self, args, *rest, **kwargs)  # type: ignore[arg-type]
+        start(self, args, *rest, **kwargs)
 
     monkeypatch.setattr(subprocess.Popen, "__init__", checked)
 
