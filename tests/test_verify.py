@@ -120,6 +120,7 @@ def test_plain_pip_resolving_a_dev_build(released: Released) -> None:
     assert built.returncode == 0, built.stdout[-2000:]
     dev = sorted((released.repo.path / "dist").glob("*.dev1*"))
     assert dev, list((released.repo.path / "dist").iterdir())
+    released.repo.checkout("1.1.0")
     for path in dev:
         shutil.copy(path, packages / path.name)
     for path in finals:
@@ -134,7 +135,6 @@ def test_plain_pip_resolving_a_dev_build(released: Released) -> None:
             path.unlink()
         for path in hidden.iterdir():
             shutil.move(path, packages / path.name)
-        released.repo.checkout("1.1.0")
 
 
 def test_latest_moved_back_to_an_older_release(released: Released) -> None:
