@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -71,6 +72,8 @@ OPTIONS = {o.flag: o for o in (
            "PROVIDER", ("github", "gitlab", "travis", "azure")),
     Option("--image", "the image repository to write into [tool.brewblox-release]", "IMAGE"),
     Option("--force", "overwrite files that exist"),
+    Option("--verbose", "show the output of buildx, pip and twine as it comes (it is always in "
+           "the log file a failing step names)"),
 )}
 
 _PLANNING = ("--dry-run", "--json", "--publish", "--ref", "--allow-dirty", "--rehearse")
@@ -229,7 +232,7 @@ def parser(command: Command, prog: str, *, add_help: bool = False) -> argparse.A
     """The parser of one command's options; never abbreviates, never exits."""
     result = argparse.ArgumentParser(prog=prog, description=command.help, add_help=add_help,
                                      allow_abbrev=False, exit_on_error=False)
-    for flag in command.options:
+    for flag in (*command.options, "--verbose"):
         option = OPTIONS[flag]
         if option.metavar is None:
             result.add_argument(flag, action="store_true", help=option.help)
@@ -241,7 +244,7 @@ def parser(command: Command, prog: str, *, add_help: bool = False) -> argparse.A
 
 def parse(command: Command, args: Sequence[str], prog: str) -> Options:
     """``args`` as this command's `Options`; anything else is a one-line `ReleaseError`."""
-    known = ", ".join(command.options)
+    known = ", ".join((*command.options, "--verbose"))
     try:
         ns, extra = parser(command, prog).parse_known_args(list(args))
     except argparse.ArgumentError as e:
@@ -273,7 +276,9 @@ def execute(name: str, args: Sequence[str], prog: str) -> None:
     command = COMMANDS[name]
     with redacted_streams(), _stopped_by_signals():
         try:
-            command.action(parse(command, args, prog))
+            options = parse(command, args, prog)
+            with _console(name, options):
+                command.action(options)
         except CommandError as e:
             raise ReleaseError(redact(str(e))) from None
         except (KeyboardInterrupt, _Stop) as e:
@@ -291,6 +296,22 @@ def execute(name: str, args: Sequence[str], prog: str) -> None:
             log(traceback.format_exc())
             raise ReleaseError(redact(f"unexpected {type(e).__name__}: {e} (a bug in "
                                       "brewblox-release: the traceback is above)")) from None
+
+
+@contextlib.contextmanager
+def _console(name: str, options: Options) -> Iterator[None]:
+    """The command's output (docs/sessions.md, output): the output of the programs it runs in
+    a log file of the cache's ``logs/``, shown with ``--verbose``; the running steps on a
+    terminal."""
+    from .buildenv import cache_dir
+    from .run import capture, console
+
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    path = cache_dir(capture()) / "logs" / f"{stamp}-{name}-{os.getpid()}.log"
+    terminal = sys.__stderr__
+    shown = terminal if terminal is not None and terminal.isatty() else None
+    with console(path, verbose=options.verbose, terminal=shown):
+        yield
 
 
 def os_error(error: OSError) -> str:

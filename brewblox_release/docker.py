@@ -26,7 +26,7 @@ from .dockerconfig import DockerConfig, has_login, stored_credentials
 from .errors import BuildError, CredentialsError, EmulationError, PublishError
 from .hosts import registry_host
 from .plan import ImagePlan
-from .run import log, pause, redact
+from .run import detail, log, pause, redact
 
 if TYPE_CHECKING:
     from python_on_whales import DockerException
@@ -194,7 +194,7 @@ def build(config: Config, image: ImagePlan, *, version: str, revision: str, crea
                 )
                 for line in stream:  # type: ignore[union-attr]
                     said += [line] if needs_image_pip(line) else []
-                    log(f"{prefix}{line.rstrip()}")
+                    detail(f"{prefix}{line.rstrip()}")
             except DockerException as e:
                 said += [e.stdout or "", e.stderr or ""]
                 if args.get("IMAGE_PIP", "no") == "no" and any(map(needs_image_pip, said)):
@@ -265,7 +265,7 @@ def push(refs: Iterable[str], config: DockerConfig | None = None) -> dict[str, s
             stream = client.image.push(ref, stream_logs=True)
             for _, line in stream or ():
                 text = line.decode(errors="replace").rstrip()
-                log(f"  {text}")
+                detail(f"  {text}")
                 if match := _PUSHED.search(text):
                     found = match.group(1)
             return found
@@ -304,7 +304,7 @@ def package_version(ref: str, platform: str, name: str, *, pull: bool = True,
             if source == "stdout":
                 printed.append(line)
             else:
-                log(f"  {line}")
+                detail(f"  {line}")
     except DockerException as e:
         raise PublishError(_wrap(e, f"running {ref} to read its package version")) from e
     if not printed:

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigError, CredentialsError, PublishError
 from .hosts import is_loopback, same_origin
-from .run import log, mask, redact
+from .run import detail, log, mask, redact
 from .secret import Secret, display_url
 
 if TYPE_CHECKING:  # pypi-simple, requests and twine load on use
@@ -476,7 +476,7 @@ class _LogHandler(logging.Handler):
         self.prefix = prefix
 
     def emit(self, record: logging.LogRecord) -> None:
-        log(self.prefix + record.getMessage())
+        detail(self.prefix + record.getMessage())
 
 
 @contextlib.contextmanager
@@ -498,4 +498,4 @@ def _captured(prefix: str) -> Iterator[None]:
         logger.propagate = old_propagate
         for line in out.getvalue().splitlines():
             if line.strip():
-                log(prefix + line)
+                detail(prefix + line)

@@ -21,14 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import PublishError, ReleaseError
+from .prepared import Pushed, Run, Summary
 from .run import log
 
 if TYPE_CHECKING:
     from .dockerconfig import DockerConfig
     from .plan import ImagePlan
-    from .prepared import Run, Summary
     from .registry import Registry
-    from .verify import Pushed
 
 __all__ = ["Record", "built_as", "make_tags", "own_tag", "read_records", "shares_tags", "stage",
            "staging_tag"]
@@ -154,8 +153,6 @@ def make_tags(run: Run, records: Mapping[str, Record], config: DockerConfig,
     list over all platforms (``multi-arch``), else each target's tags on its own image (its
     manifest put under the tag in the registry, as ``crane tag`` does: no list is made).
     Returns what each tag was made to name."""
-    from .verify import Pushed
-
     pushed = Pushed()
     latest = run.config.latest_tags
     pushes = [image for image in run.plan.images if image.push]

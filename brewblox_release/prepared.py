@@ -18,7 +18,7 @@ from .version import VersionInfo
 if TYPE_CHECKING:  # twine and pypi-simple load on use: --dry-run needs neither
     from .index import Index
 
-__all__ = ["Options", "Run", "Summary"]
+__all__ = ["Options", "Pushed", "Run", "Summary"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class Options:
         stage: a docker command's split build: the directory of the target's record.
         merge: ``release`` from the records of a split build in this directory.
         ci, image, force: ``init``'s provider, image repository, and whether to overwrite.
+        verbose: show the output of the programs the tool runs as it comes.
     """
 
     dry_run: bool = False
@@ -51,6 +52,7 @@ class Options:
     ci: str | None = None
     image: str | None = None
     force: bool = False
+    verbose: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,3 +93,16 @@ class Summary:
         widths = [max(len(r[i]) for r in self.rows) for i in range(3)]
         return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
                          for row in self.rows)
+
+
+@dataclass
+class Pushed:
+    """What this run published to the registry, which verification compares the registry with:
+    each tag (``latest`` aside) and the digest this run pushed under it; with manifest lists,
+    each list tag and the digest of every platform's image this run made it from."""
+
+    images: dict[str, str] = field(default_factory=dict)
+    lists: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.images or self.lists)

@@ -32,8 +32,8 @@ if TYPE_CHECKING:  # dist and index load on use: --dry-run needs neither
     from .multiarch import Record
     from .registry import Registry
 
-from .prepared import Options, Run, Summary
-from .verify import Pushed, verify
+from .prepared import Options, Pushed, Run, Summary
+from .verify import verify
 
 __all__ = ["Effects", "Engine", "Options", "Run", "Summary", "carry_out", "merge", "prepare",
            "release", "verify"]

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -30,7 +31,10 @@ __all__ = [
     "capture",
     "child_env",
     "configure",
+    "console",
+    "detail",
     "log",
+    "log_file",
     "mask",
     "out",
     "pause",
@@ -48,16 +52,32 @@ def _stderr(line: str) -> None:
 
 @dataclass
 class _Output:
+    """The one output path: what is masked, where lines go, and a command's log file."""
+
     redactor: Redactor
     sink: Callable[[str], None]
+    #: Where the output of the programs the tool runs goes (`detail`); None: it is shown.
+    log_path: Path | None = None
+    verbose: bool = False
+    #: A terminal to show the running steps on (`step`), or None.
+    terminal: TextIO | None = None
+    file: TextIO | None = None
+    #: The latest detail lines, numbered: a failing step shows its own.
+    recent: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=400))
+    count: int = 0
+    steps: dict[int, tuple[str, float]] = field(default_factory=dict)
+    ticking: bool = False
+    shown: bool = False  #: the terminal shows the running steps' line
 
 
 # Until `capture` says what to mask (every command does, first), the process
 # environment's credentials: the library used on its own masks them too.
 _output = _Output(Environment(os.environ).redactor(), _stderr)
-_lock = threading.Lock()
+_lock = threading.RLock()
 #: Set when the run is told to stop (a signal): no new process starts, no retry waits.
 _stopping = threading.Event()
+#: Kept per directory: a command's log is one of the latest.
+KEPT_LOGS = 20
 
 
 def stop_starting(stop: bool = True) -> None:
@@ -82,6 +102,26 @@ def configure(*, redactor: Redactor | None = None,
         _output.sink = sink
 
 
+@contextmanager
+def console(log_path: Path | None, *, verbose: bool = False,
+            terminal: TextIO | None = None) -> Iterator[None]:
+    """A command's output: the programs' output into ``log_path`` (made on its first line,
+    among the `KEPT_LOGS` latest of its directory), shown as well with ``verbose``; the running
+    steps on ``terminal``, where there is one."""
+    _output.log_path, _output.verbose, _output.terminal = log_path, verbose, terminal
+    _output.count = 0
+    _output.recent.clear()
+    try:
+        yield
+    finally:
+        with _lock:
+            _clear_ticker()
+            if _output.file is not None:
+                _output.file.close()
+            _output.file = _output.log_path = _output.terminal = None
+            _output.verbose = False
+
+
 def mask(*values: str) -> None:
     """Mask these values too from now on (a secret learnt while running, such as a password
     read from docker's credential store)."""
@@ -92,31 +132,136 @@ def redact(text: str) -> str:
     return _output.redactor(text)
 
 
+def _write_log(line: str) -> None:
+    if _output.log_path is None:
+        return
+    if _output.file is None:
+        directory = _output.log_path.parent
+        directory.mkdir(parents=True, exist_ok=True)
+        for old in sorted(directory.glob("*.log"))[:-KEPT_LOGS + 1 or None]:
+            with suppress(OSError):
+                old.unlink()
+        _output.file = _output.log_path.open("a", encoding="utf-8", errors="backslashreplace")
+    _output.file.write(line + "\n")
+    _output.file.flush()
+
+
+def _show(line: str) -> None:
+    _clear_ticker()
+    _output.sink(line)
+
+
 def log(message: str) -> None:
-    """Print one message (each of its lines masked)."""
+    """Print one message of the tool's own (each of its lines masked); the log keeps it too."""
     with _lock:
         for line in redact(message).splitlines() or [""]:
-            _output.sink(line)
+            _write_log(line)
+            _show(line)
+
+
+def detail(message: str) -> None:
+    """A line of a program the tool runs (buildx, pip, twine, a command line it starts): into
+    the command's log, shown with ``--verbose`` (and where no log is kept: the library used on
+    its own); a step that fails shows its latest ones."""
+    with _lock:
+        for line in redact(message).splitlines() or [""]:
+            _output.count += 1
+            _output.recent.append((_output.count, line))
+            _write_log(line)
+            if _output.verbose or _output.log_path is None:
+                _show(line)
+
+
+def log_file() -> Path | None:
+    """The current command's log file, once it holds a line."""
+    return _output.log_path if _output.file is not None else None
 
 
 def out(text: str) -> None:
     """Print a result (the version, the plan, the summary, JSON) on standard output, masked."""
     with _lock:
+        _clear_ticker()
         sys.stdout.write(redact(text) + "\n")
         sys.stdout.flush()
 
 
+#: The lines of its output a failing step shows.
+TAIL = 15
+
+
 @contextmanager
 def step(what: str) -> Iterator[None]:
-    """Announce a long step and end it with its elapsed time (or say that it failed)."""
+    """Announce a long step and end it with its elapsed time; while it runs, a terminal shows
+    it with the time so far. A step that fails shows the latest lines of the programs it ran
+    (masked) and where the whole log is."""
     log(f"==> {what}")
-    start = time.monotonic()
+    start, mark = time.monotonic(), _output.count
+    key = id(object())
+    with _lock:
+        _output.steps[key] = (what, start)
+        if _output.terminal is not None and not _output.verbose and not _output.ticking:
+            _output.ticking = True
+            threading.Thread(target=_tick, name="progress", daemon=True).start()
     try:
         yield
-    except BaseException:
+    except Exception:
+        _output.steps.pop(key, None)
         log(f"<== {what}: failed after {time.monotonic() - start:.1f} s")
+        if _output.log_path is not None and not _output.verbose:
+            with _lock:
+                tail = [line for number, line in _output.recent if number > mark][-TAIL:]
+            if tail:
+                log("    its last lines:\n" + "\n".join(f"    | {line}" for line in tail))
+            if (path := log_file()) is not None:
+                log(f"    the whole log: {path}")
         raise
+    except BaseException:
+        _output.steps.pop(key, None)
+        log(f"<== {what}: stopped after {time.monotonic() - start:.1f} s")
+        raise
+    _output.steps.pop(key, None)
     log(f"<== {what} ({time.monotonic() - start:.1f} s)")
+
+
+_SPINNER = "|/-\\"
+
+
+def _tick() -> None:
+    """Show the running steps and their time on the terminal, once a second, on a line of
+    its own that the next line of output replaces."""
+    turn = 0
+    while True:
+        with _lock:
+            terminal = _output.terminal
+            if terminal is None or not _output.steps:
+                _clear_ticker()
+                _output.ticking = False
+                return
+            now = time.monotonic()
+            running = ", ".join(f"{what} {now - since:.0f} s"
+                                for what, since in list(_output.steps.values())[-2:])
+            line = f"{_SPINNER[turn % 4]} {running}"[:max(20, _width(terminal) - 1)]
+            with suppress(OSError, ValueError):
+                terminal.write(f"\r\033[K{line}")
+                terminal.flush()
+            _output.shown = True
+        turn += 1
+        time.sleep(1)
+
+
+def _width(terminal: TextIO) -> int:
+    try:
+        return os.get_terminal_size(terminal.fileno()).columns
+    except (OSError, ValueError):
+        return 80
+
+
+def _clear_ticker() -> None:
+    if _output.terminal is not None and _output.shown:
+        with suppress(OSError, ValueError):
+            _output.terminal.write("\r\033[K")
+            _output.terminal.flush()
+        _output.shown = False
 
 
 class _RedactingStream:
@@ -257,7 +402,7 @@ def start(argv: Sequence[str | Path], *, cwd: Path | str | None = None,
     if _stopping.is_set():
         raise CommandError(Result(args, 130, "not started: the run is stopping"))
     if echo:
-        log(f"$ {shlex.join(args)}")
+        detail(f"$ {shlex.join(args)}")
     full_env = child_env(env)
     if args[0] == "git":
         for name in GIT_REPOSITORY_VARS:
@@ -309,7 +454,7 @@ class Started:
                     line = raw.rstrip("\n")
                     lines.append(line)
                     if stream:
-                        log(f"  {line}")
+                        detail(f"  {line}")
                 code = proc.wait()
             finally:  # an interrupt included
                 if timer:

@@ -16,7 +16,6 @@ import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,27 +29,14 @@ from .tags import LATEST
 if TYPE_CHECKING:
     from .index import Index
     from .plan import ImagePlan
-    from .prepared import Run, Summary
+    from .prepared import Pushed, Run, Summary
     from .registry import Registry
 
-__all__ = ["LISTS", "Pushed", "pip_resolves", "platform_of", "verify"]
+__all__ = ["LISTS", "pip_resolves", "platform_of", "verify"]
 
 #: The media types of a manifest list (an OCI index, or docker's own).
 LISTS = ("application/vnd.oci.image.index.v1+json",
          "application/vnd.docker.distribution.manifest.list.v2+json")
-
-
-@dataclass
-class Pushed:
-    """What this run published to the registry, which verification compares the registry with:
-    each tag (``latest`` aside) and the digest this run pushed under it; with manifest lists,
-    each list tag and the digest of every platform's image this run made it from."""
-
-    images: dict[str, str] = field(default_factory=dict)
-    lists: dict[str, dict[str, str]] = field(default_factory=dict)
-
-    def __bool__(self) -> bool:
-        return bool(self.images or self.lists)
 
 
 def verify(run: Run, summary: Summary, pushed: Pushed | None = None) -> None:
@@ -206,13 +192,11 @@ def _lists(run: Run, registry: Registry, pushes: Sequence[ImagePlan],
            summary: Summary) -> list[str]:
     """Every tag of a multi-arch plan (``latest`` and each prefix's tags included) is one list
     over every target's platform; the version in each of its images is checked too."""
-    from .multiarch import own_tag
-
     problems: list[str] = []
     want = sorted(image.platform for image in pushes)
     lists = {registry.digest(t) for image in pushes for t in image.tags
              if t not in run.config.latest_tags}
-    first = own_tag(run, pushes[0])
+    first = next(t for t in pushes[0].tags if t not in run.config.latest_tags)
     entries = _entries(registry.manifest(first) or {})
     got = sorted(platform for platform, _ in entries)
     _check(summary, "verify registry", f"{pushes[0].repository}:{first} lists {', '.join(got)}",

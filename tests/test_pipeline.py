@@ -20,9 +20,8 @@ from brewblox_release import ci
 from brewblox_release.config import Config
 from brewblox_release.errors import ReleaseError
 from brewblox_release.plan import make_plan
-from brewblox_release.prepared import Options, Run
+from brewblox_release.prepared import Options, Pushed, Run
 from brewblox_release.release import Effects, carry_out
-from brewblox_release.verify import Pushed
 from brewblox_release.version import GitState, VersionInfo
 
 #: The steps that change what users can see.

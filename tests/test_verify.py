@@ -14,10 +14,11 @@ from dataclasses import dataclass
 import pytest
 
 from brewblox_release.errors import ReleaseError
+from brewblox_release.prepared import Pushed
 from brewblox_release.registry import Registry
 from brewblox_release.release import Options, Run, Summary, prepare, verify
 from brewblox_release.servers import IndexServer, RegistryServer
-from brewblox_release.verify import LISTS, Pushed
+from brewblox_release.verify import LISTS
 from tests.service import (
     RIG_TARGETS,
     GitRepo,
