@@ -36,16 +36,14 @@ if TYPE_CHECKING:  # python-on-whales loads on use (half a second)
 
 __all__ = ["DockerConfig", "config_dir", "has_login", "login", "stored_credentials"]
 
-#: The keys of config.json that hold or point at credentials: a run's own config drops them.
-_CREDENTIAL_KEYS = ("auths", "credsStore", "credHelpers")
 #: What docker calls Docker Hub in its config.
 _HUB = "https://index.docker.io/v1/"
 
 
 def config_dir(env: Mapping[str, str] | None = None) -> Path:
     """docker's config directory: ``$DOCKER_CONFIG``, else ``~/.docker``."""
-    env = os.environ if env is None else env
-    return Path(env.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    return Path((os.environ if env is None else env).get("DOCKER_CONFIG")
+                or Path.home() / ".docker")
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -56,12 +54,14 @@ def _read(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _config_keys(image: str) -> list[str]:
-    """The keys under which docker's config may name the image's registry."""
+def _config(image: str, path: Path | None,
+            env: Mapping[str, str] | None) -> tuple[dict[str, Any], list[str]]:
+    """docker's config.json (``path``, else the one in `config_dir`), and the keys under which
+    it may name the image's registry."""
     host = registry_host(image)
-    if host == "docker.io":
-        return [_HUB, "index.docker.io", "docker.io"]
-    return [host, f"https://{host}", f"http://{host}"]
+    keys = [_HUB, "index.docker.io", "docker.io"] if host == "docker.io" else \
+        [host, f"https://{host}", f"http://{host}"]
+    return _read(path or config_dir(env) / "config.json"), keys
 
 
 def _server(key: str) -> str:
@@ -71,21 +71,16 @@ def _server(key: str) -> str:
 
 def has_login(image: str, docker_config: Path | None = None, *,
               env: Mapping[str, str] | None = None) -> bool:
-    """Whether ``docker login`` already stored credentials for the image's registry.
-
-    Read from docker's config.json (``docker_config``, else the one in `config_dir`) as docker
-    reads it: ``auths``, a credential helper for the registry (``credHelpers``), or the
-    credential store (``credsStore``), which is asked for the registries it holds
-    (``docker-credential-<store> list``: names, no secrets). A store that cannot be asked is
-    taken at its word.
+    """Whether ``docker login`` already stored credentials for the image's registry, read
+    from docker's config.json as docker reads it: ``auths``, a credential helper for the
+    registry (``credHelpers``), or the credential store (``credsStore``), asked for the
+    registries it holds (``docker-credential-<store> list``: names, no secrets). A store that
+    cannot be asked is taken at its word.
     """
-    data = _read(docker_config or config_dir(env) / "config.json")
-    keys = _config_keys(image)
-    if any(k in data.get("auths", {}) for k in keys) or any(
-            k in data.get("credHelpers", {}) for k in keys):
+    data, keys = _config(image, docker_config, env)
+    if any(k in data.get("auths", {}) or k in data.get("credHelpers", {}) for k in keys):
         return True
-    store = data.get("credsStore")
-    if not store:
+    if not (store := data.get("credsStore")):
         return False
     try:
         listed = run([f"docker-credential-{store}", "list"], echo=False, stream=False,
@@ -101,8 +96,9 @@ def stored_credentials(image: str, docker_config: Path | None = None, *,
     """The user and password ``docker login`` stored for the image's registry, as docker
     finds them: in ``auths``, or from the registry's credential helper or the credential store
     (``docker-credential-<name> get``). The password is masked in all output from then on."""
-    data = _read(docker_config or config_dir(env) / "config.json")
-    keys = _config_keys(image)
+    data, keys = _config(image, docker_config, env)
+    helpers = data.get("credHelpers", {})
+    helper = next((helpers[k] for k in keys if k in helpers), None) or data.get("credsStore")
     for key in keys:
         entry = data.get("auths", {}).get(key) or {}
         if entry.get("auth"):
@@ -112,8 +108,6 @@ def stored_credentials(image: str, docker_config: Path | None = None, *,
                 continue
             mask(password)
             return user, Secret(password)
-    helpers = data.get("credHelpers", {})
-    helper = next((helpers[k] for k in keys if k in helpers), None) or data.get("credsStore")
     for key in keys if helper else ():
         try:
             found = run([f"docker-credential-{helper}", "get"], input=key, echo=False,
@@ -152,36 +146,19 @@ class DockerConfig:
         return ["docker", *(["--config", str(self.path)] if self.path else [])]
 
 
-def _seed(tmp: Path, user_dir: Path, key: str) -> None:
-    """Make ``tmp`` the user's docker config without its credentials.
-
-    Everything in the user's config directory but config.json is linked (contexts, CLI
-    plugins, buildx's state, TLS certificates), and config.json is copied without ``auths``,
-    ``credsStore`` and ``credHelpers``, so that the pushes reach the same engine the images
-    were built on. The copy names the registry in ``auths``: docker picks a default credential
-    store (pass, secretservice) for a config that holds no login at all, and ``docker login``
-    would then write into the user's keyring instead of this file.
-    """
-    entries = list(user_dir.iterdir()) if user_dir.is_dir() else []
-    for entry in entries:
-        if not entry.name.startswith("config.json"):
-            with contextlib.suppress(OSError):
-                (tmp / entry.name).symlink_to(entry)
-    data = {k: v for k, v in _read(user_dir / "config.json").items()
-            if k not in _CREDENTIAL_KEYS}
-    data["auths"] = {key: {}}
-    path = tmp / "config.json"
-    path.touch(mode=0o600)
-    path.write_text(json.dumps(data, indent="\t"))
-
-
 @contextlib.contextmanager
 def login(image: str, env: Mapping[str, str]) -> Iterator[DockerConfig]:
-    """The docker config of this run's registry calls, logged in where that is asked for.
+    """The docker config of this run's registry calls: with ``DOCKER_USERNAME`` and
+    ``DOCKER_PASSWORD``, a temporary one logged in to the image's registry, removed when the
+    block ends, however it ends; without them, the user's own and its existing login.
 
-    With ``DOCKER_USERNAME`` and ``DOCKER_PASSWORD``, ``docker login`` to the image's registry
-    into a temporary config that is removed when the block ends, however it ends; without
-    them, the user's own config and its existing login.
+    The temporary config is the user's without its credentials, so that the pushes reach the
+    same engine the images were built on: everything in the user's config directory but
+    config.json is linked (contexts, CLI plugins, buildx's state, TLS certificates), and
+    config.json is copied without ``auths``, ``credsStore`` and ``credHelpers``. The copy names
+    the registry in ``auths``: docker picks a default credential store (pass, secretservice)
+    for a config that holds no login at all, and ``docker login`` would then write into the
+    user's keyring instead of this file.
     """
     user, password = env.get("DOCKER_USERNAME"), Secret(env.get("DOCKER_PASSWORD") or "")
     if not (user and password):
@@ -191,7 +168,16 @@ def login(image: str, env: Mapping[str, str]) -> Iterator[DockerConfig]:
     host = registry_host(image)
     tmp = Path(tempfile.mkdtemp(prefix="brewblox-release-docker-"))
     try:
-        _seed(tmp, config_dir(env), _HUB if host == "docker.io" else host)
+        user_dir = config_dir(env)
+        for entry in user_dir.iterdir() if user_dir.is_dir() else ():
+            if not entry.name.startswith("config.json"):
+                with contextlib.suppress(OSError):
+                    (tmp / entry.name).symlink_to(entry)
+        data = {k: v for k, v in _read(user_dir / "config.json").items()
+                if k not in {"auths", "credsStore", "credHelpers"}}
+        data["auths"] = {_HUB if host == "docker.io" else host: {}}
+        (tmp / "config.json").touch(mode=0o600)
+        (tmp / "config.json").write_text(json.dumps(data, indent="\t"))
         config = DockerConfig(tmp)
         try:
             run([*config.argv, "login", "--username", user, "--password-stdin", host],

@@ -1,16 +1,14 @@
 """The package index: what it already holds (its simple API), and uploads through twine.
 
-The sha256 rule of docs/how-it-works.md is the library's own, so it works for any index (twine's
-``--skip-existing`` only works for PyPI and TestPyPI): a file already there with the same
-sha256 is skipped; with a different sha256 it is an error for a release and a reported
-"version collision" for a dev build.
+The sha256 rule (docs/how-it-works.md) is the library's own, as twine's ``--skip-existing`` works
+for PyPI and TestPyPI only: a file already there with the same sha256 is skipped; with another
+sha256 it is an error for a release and a "version collision" for a dev build.
 
-The simple API is found, never guessed: ``index-url`` (or ``BREWBLOX_RELEASE_INDEX_URL``) where
-it is given, PyPI's and TestPyPI's own, else the layouts that can be recognised by asking
-(``<upload URL>/simple/`` of pypiserver, Artifactory, Nexus, GitLab and CodeArtifact;
-``<upload URL>/+simple/`` of devpi). An index whose simple API cannot be found is an error
-naming ``index-url``: read as "no files yet" it would silently turn off the sha256 rule, the
-``latest`` decision and verification.
+The simple API is found, never guessed: ``index-url`` (or ``BREWBLOX_RELEASE_INDEX_URL``), PyPI's
+and TestPyPI's own, else a layout recognised by asking (``<upload URL>/simple/`` of pypiserver,
+Artifactory, Nexus, GitLab and CodeArtifact; ``<upload URL>/+simple/`` of devpi). Read as "no
+files yet", an index whose simple API is not found would silently turn off the sha256 rule, the
+``latest`` decision and verification: it is an error naming ``index-url``.
 
 twine's credentials read a private index too, sent only to the upload URL's origin: a file
 hosted elsewhere, or a redirect to another host, gets none.
@@ -24,10 +22,10 @@ import io
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from .errors import ConfigError, CredentialsError, PublishError
 from .hosts import is_loopback, same_origin
@@ -42,10 +40,8 @@ __all__ = ["INDEX_URL_ENV", "PYPI_UPLOAD", "Index", "Outcome", "url_problem"]
 
 PYPI_UPLOAD = "https://upload.pypi.org/legacy/"
 TESTPYPI_UPLOAD = "https://test.pypi.org/legacy/"
-_SIMPLE = {
-    PYPI_UPLOAD: "https://pypi.org/simple/",
-    TESTPYPI_UPLOAD: "https://test.pypi.org/simple/",
-}
+_SIMPLE = {PYPI_UPLOAD: "https://pypi.org/simple/",
+           TESTPYPI_UPLOAD: "https://test.pypi.org/simple/"}
 #: twine's own names for the indexes it knows without a ~/.pypirc (``TWINE_REPOSITORY``).
 _NAMED = {"pypi": PYPI_UPLOAD, "testpypi": TESTPYPI_UPLOAD}
 #: The environment's override of ``index-url`` (a rehearsal points it at its own index).
@@ -56,8 +52,8 @@ _SIMPLE_TYPES = {"text/html", "application/vnd.pypi.simple.v1+html",
 #: Attempts and first pause of the retries of an upload (5xx, connection errors).
 UPLOAD_ATTEMPTS = 4
 UPLOAD_BACKOFF = 1.0
-#: Simple APIs found so far: (upload URL, candidates) -> the one that answered.
-_FOUND: dict[tuple[str, tuple[str, ...]], str] = {}
+#: Simple APIs found so far: candidates -> the one that answered.
+_FOUND: dict[tuple[str, ...], str] = {}
 
 
 @dataclass(frozen=True)
@@ -95,18 +91,6 @@ def url_problem(name: str, value: str) -> str | None:
     return None
 
 
-def _named(name: str | None) -> str:
-    """The upload URL of twine's ``TWINE_REPOSITORY``; a name from ~/.pypirc is refused, since
-    the sha256 rule must read the same index that twine uploads to."""
-    if not name:
-        return PYPI_UPLOAD
-    if name in _NAMED:
-        return _NAMED[name]
-    raise ConfigError(f"TWINE_REPOSITORY={name!r}: brewblox-release knows only 'pypi' and "
-                      "'testpypi' by name; set TWINE_REPOSITORY_URL to the index's upload URL "
-                      "(and index-url in [tool.brewblox-release] to its simple API)")
-
-
 def host_auth(base: str, username: str, password: Secret) -> requests.auth.AuthBase:
     """Basic auth for requests to ``base``'s origin only.
 
@@ -119,31 +103,13 @@ def host_auth(base: str, username: str, password: Secret) -> requests.auth.AuthB
     class HostAuth(requests.auth.AuthBase):
         def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
             if r.url and same_origin(base, r.url):
-                basic = requests.auth.HTTPBasicAuth(username, password.reveal())
-                return basic(r)
+                return requests.auth.HTTPBasicAuth(username, password.reveal())(r)
             return r
 
         def __repr__(self) -> str:
             return f"HostAuth({display_url(base)!r})"
 
     return HostAuth()
-
-
-def _from_pypirc(path: Path, repository: str) -> dict[str, str]:
-    """``repository``'s section of a ``.pypirc``, as twine reads it (its public
-    ``twine.utils.get_repository_from_config``); empty where the file does not name it. A
-    password learnt here is masked from then on."""
-    from twine.exceptions import TwineException
-    from twine.utils import get_repository_from_config
-
-    try:
-        found = get_repository_from_config(str(path), repository)
-    except (TwineException, OSError, ValueError, KeyError):
-        return {}
-    values = {k: v for k, v in found.items() if isinstance(v, str) and v}
-    if values.get("password"):
-        mask(values["password"])
-    return values
 
 
 @dataclass(frozen=True)
@@ -153,23 +119,19 @@ class Index:
     Attributes:
         upload_url: ``TWINE_REPOSITORY_URL``, else ``TWINE_REPOSITORY`` (``pypi`` or
             ``testpypi``), else PyPI.
-        index_url: its simple API where it is given: ``BREWBLOX_RELEASE_INDEX_URL``, else
-            ``index-url`` of the configuration; None: PyPI's and TestPyPI's own, else found
-            by asking the layouts of `candidates`.
-        index_url_source: the setting ``index_url`` came from, for messages.
-        username, password: ``TWINE_USERNAME`` and ``TWINE_PASSWORD`` (an API token with
-            user ``__token__``).
+        index_url: its simple API where it is given (``BREWBLOX_RELEASE_INDEX_URL``, else
+            ``index-url``), from ``index_url_source``; else found among `candidates`.
+        username, password: ``TWINE_USERNAME`` and ``TWINE_PASSWORD``.
         trusted_publishing: uploading to PyPI or TestPyPI from GitHub Actions with an OIDC
-            token (``ACTIONS_ID_TOKEN_REQUEST_URL``) and no username other than ``__token__``:
-            twine (6.1 and later) exchanges it for an upload token; no password is needed.
-            Other indexes know no trusted publishing and need ``TWINE_PASSWORD``.
+            token (``ACTIONS_ID_TOKEN_REQUEST_URL``) and no username but ``__token__``: twine
+            exchanges it for an upload token. Other indexes know no trusted publishing.
     """
 
     upload_url: str = PYPI_UPLOAD
     index_url: str | None = None
     index_url_source: str = "index-url"
     username: str | None = None
-    password: Secret | None = field(default=None)
+    password: Secret | None = None
     trusted_publishing: bool = False
 
     @classmethod
@@ -177,22 +139,35 @@ class Index:
                  pypirc: Path | None = None) -> Index:
         """The index of twine's variables in ``env``; ``index_url`` is the configuration's
         ``index-url``, which ``BREWBLOX_RELEASE_INDEX_URL`` overrides. With ``pypirc`` (a
-        workstation's ``~/.pypirc``), what the variables leave unsaid is read from it, as
-        twine reads it: the repository ``TWINE_REPOSITORY`` names, else ``pypi``."""
+        workstation's ``~/.pypirc``), what the variables leave unsaid is read from it as twine
+        reads it (its public ``get_repository_from_config``): the repository
+        ``TWINE_REPOSITORY`` names, else ``pypi``. A password learnt there is masked."""
         found: dict[str, str] = {}
         if pypirc is not None and pypirc.is_file() and not env.get("TWINE_REPOSITORY_URL"):
-            found = _from_pypirc(pypirc, env.get("TWINE_REPOSITORY") or "pypi")
+            from twine.exceptions import TwineException
+            from twine.utils import get_repository_from_config
+
+            with contextlib.suppress(TwineException, OSError, ValueError, KeyError):
+                found = {k: v for k, v in get_repository_from_config(
+                    str(pypirc), env.get("TWINE_REPOSITORY") or "pypi").items()
+                    if isinstance(v, str) and v}
+            if found.get("password"):
+                mask(found["password"])
+        named = env.get("TWINE_REPOSITORY")
         upload = env.get("TWINE_REPOSITORY_URL") or found.get("repository") or \
-            _named(env.get("TWINE_REPOSITORY"))
-        source = INDEX_URL_ENV if env.get(INDEX_URL_ENV) else "index-url"
+            _NAMED.get(named or "pypi")
+        if upload is None:  # a name from ~/.pypirc: the sha256 rule must read twine's index
+            raise ConfigError(f"TWINE_REPOSITORY={named!r}: brewblox-release knows only 'pypi' "
+                              "and 'testpypi' by name; set TWINE_REPOSITORY_URL to the index's "
+                              "upload URL (and index-url in [tool.brewblox-release] to its "
+                              "simple API)")
         username = env.get("TWINE_USERNAME") or found.get("username") or None
         password = env.get("TWINE_PASSWORD") or found.get("password")
-        trusted = (bool(env.get("ACTIONS_ID_TOKEN_REQUEST_URL")) and upload in _SIMPLE
-                   and username in (None, "__token__"))
         return cls(upload_url=upload, index_url=env.get(INDEX_URL_ENV) or index_url or None,
-                   index_url_source=source, username=username,
-                   password=Secret(password) if password else None,
-                   trusted_publishing=trusted)
+                   index_url_source=INDEX_URL_ENV if env.get(INDEX_URL_ENV) else "index-url",
+                   username=username, password=Secret(password) if password else None,
+                   trusted_publishing=bool(env.get("ACTIONS_ID_TOKEN_REQUEST_URL"))
+                   and upload in _SIMPLE and username in (None, "__token__"))
 
     def __repr__(self) -> str:
         return (f"Index(upload_url={display_url(self.upload_url)!r}, index_url="
@@ -217,11 +192,7 @@ class Index:
     @property
     def simple_url(self) -> str:
         """The simple API: the one found, else the first candidate (before any read)."""
-        return _FOUND.get(self._key) or self.candidates[0]
-
-    @property
-    def _key(self) -> tuple[str, tuple[str, ...]]:
-        return self.upload_url, self.candidates
+        return _FOUND.get(self.candidates) or self.candidates[0]
 
     @property
     def needs_credentials(self) -> bool:
@@ -233,21 +204,14 @@ class Index:
         takes ``__token__``."""
         if not self.needs_credentials or self.trusted_publishing:
             return ()
-        missing = []
-        if not self.username and self.upload_url not in _SIMPLE:
-            missing.append("TWINE_USERNAME")
-        if not self.password:
-            missing.append("TWINE_PASSWORD")
-        return tuple(missing)
+        return (*(() if self.username or self.upload_url in _SIMPLE else ("TWINE_USERNAME",)),
+                *(() if self.password else ("TWINE_PASSWORD",)))
 
     def problems(self) -> list[str]:
         """What is wrong with the index's settings, found without asking it."""
-        found = []
-        if upload := url_problem("TWINE_REPOSITORY_URL", self.upload_url):
-            found.append(upload)
-        if self.index_url and (simple := url_problem(self.index_url_source, self.index_url)):
-            found.append(simple)
-        return found
+        found = [url_problem("TWINE_REPOSITORY_URL", self.upload_url),
+                 url_problem(self.index_url_source, self.index_url) if self.index_url else None]
+        return [problem for problem in found if problem]
 
     def credentials_for(self, url: str) -> tuple[str, Secret] | None:
         """twine's credentials, for reading ``url`` on a private index: only where it is on
@@ -256,27 +220,20 @@ class Index:
             return self.username, self.password
         return None
 
-    def _auth(self, url: str) -> requests.auth.AuthBase | None:
-        credentials = self.credentials_for(url)
-        return None if credentials is None else host_auth(url, *credentials)
-
     def simple_api(self, name: str) -> str:
         """The simple API's URL, found (asked once per run) as `files` finds it."""
-        if self._key not in _FOUND:
+        if self.candidates not in _FOUND:
             self._listing(name, hashed=False)
-        return _FOUND[self._key]
+        return _FOUND[self.candidates]
 
     def authenticated_simple_url(self, name: str) -> str:
         """The simple API's URL with its credentials in it, for pip (which sends them to that
         host only; never log it unmasked)."""
-        from urllib.parse import quote
-
         url = self.simple_api(name)
-        credentials = self.credentials_for(url)
-        if credentials is None:
+        if (credentials := self.credentials_for(url)) is None:
             return url
-        parts = urlsplit(url)
         user, password = quote(credentials[0], safe=""), quote(credentials[1].reveal(), safe="")
+        parts = urlsplit(url)
         return parts._replace(netloc=f"{user}:{password}@{parts.netloc}").geturl()
 
     def files(self, name: str) -> dict[str, str | None]:
@@ -287,47 +244,29 @@ class Index:
         """
         return {filename: digest for filename, (digest, _) in self._listing(name).items()}
 
-    def _not_found(self, tried: Iterable[str]) -> ConfigError:
-        where = ", ".join(display_url(url) for url in tried)
-        if self.index_url:
-            return ConfigError(
-                f"{self.index_url_source}={display_url(self.index_url)!r} is not a simple API "
-                f"(PEP 503) of a package index: set {self.index_url_source} to the index's "
-                "simple API, e.g. https://pkgs.example.org/org/_packaging/feed/pypi/simple/")
-        return ConfigError(
-            f"the simple API (PEP 503) of the index {display_url(self.upload_url)} is not at "
-            f"{where}: set index-url in [tool.brewblox-release] (or {INDEX_URL_ENV}) to it, "
-            "e.g. index-url = \"https://pkgs.example.org/org/_packaging/feed/pypi/simple/\"")
-
     def _listing(self, name: str, *, hashed: bool = True) -> dict[str, tuple[str | None, bool]]:
         """file name -> (sha256, yanked); {} only where the simple API is known to be there."""
         from pypi_simple import NoSuchProjectError, PyPISimple
 
         if problems := self.problems():  # named by their setting, before any request
             raise ConfigError(problems[0])
-        known = _FOUND.get(self._key)
+        known = _FOUND.get(self.candidates)
         candidates = (known,) if known else self.candidates
         certain = known is not None or (self.upload_url in _SIMPLE and not self.index_url)
         for url in candidates:
+            credentials = self.credentials_for(url)
+            auth = None if credentials is None else host_auth(url, *credentials)
             try:
-                with PyPISimple(url, auth=self._auth(url)) as client:
+                with PyPISimple(url, auth=auth) as client:
                     try:
-                        page = client.get_project_page(name, timeout=30)
+                        packages = client.get_project_page(name, timeout=30).packages
                     except NoSuchProjectError:
                         if not (certain or self._answers(client, url)):
                             continue
-                        _FOUND[self._key] = url
-                        return {}
-                    _FOUND[self._key] = url
-                    found = {p.filename: (p.digests.get("sha256"), p.is_yanked)
-                             for p in page.packages}
-                    for package in page.packages if hashed else ():
-                        if found[package.filename][0] is None:
-                            found[package.filename] = (self._hash(client, package),
-                                                       package.is_yanked)
-                    return found
-            except (ConfigError, CredentialsError):
-                raise
+                        packages = []
+                    _FOUND[self.candidates] = url
+                    return {p.filename: (self._sha256(client, p, hashed), p.is_yanked)
+                            for p in packages}
             except Exception as e:  # requests' and pypi_simple's errors alike
                 status = getattr(getattr(e, "response", None), "status_code", None)
                 if status in {401, 403}:
@@ -339,7 +278,16 @@ class Index:
                     continue  # not this layout
                 raise PublishError(redact(f"cannot read {display_url(url)} for {name}: "
                                           f"{e}")) from e
-        raise self._not_found(candidates)
+        if self.index_url:
+            raise ConfigError(
+                f"{self.index_url_source}={display_url(self.index_url)!r} is not a simple API "
+                f"(PEP 503) of a package index: set {self.index_url_source} to the index's "
+                "simple API, e.g. https://pkgs.example.org/org/_packaging/feed/pypi/simple/")
+        raise ConfigError(
+            f"the simple API (PEP 503) of the index {display_url(self.upload_url)} is not at "
+            f"{', '.join(display_url(url) for url in candidates)}: set index-url in "
+            f"[tool.brewblox-release] (or {INDEX_URL_ENV}) to it, "
+            "e.g. index-url = \"https://pkgs.example.org/org/_packaging/feed/pypi/simple/\"")
 
     @staticmethod
     def _answers(client: PyPISimple, url: str) -> bool:
@@ -355,34 +303,28 @@ class Index:
             return r.status_code == 200 and kind in _SIMPLE_TYPES
 
     @staticmethod
-    def _hash(client: PyPISimple, package: DistributionPackage) -> str:
+    def _sha256(client: PyPISimple, package: DistributionPackage, hashed: bool) -> str | None:
+        """The sha256 the index lists; where it lists none, with ``hashed``, the file's own."""
         import tempfile
 
+        digest = package.digests.get("sha256")
+        if digest is not None or not hashed:
+            return digest
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "file"
-            client.download_package(package, path, verify=False, timeout=60)  # no digest
-            return sha256(path)
+            client.download_package(package, Path(tmp) / "file", verify=False, timeout=60)
+            return sha256(Path(tmp) / "file")
 
     def versions(self, name: str) -> set[str]:
-        from packaging.utils import (
-            InvalidSdistFilename,
-            InvalidWheelFilename,
-            parse_sdist_filename,
-            parse_wheel_filename,
-        )
+        from packaging import utils
 
         found = set()
         # What pip can install: a yanked file is left out, as pip leaves it out (PEP 592).
         for filename, (_, yanked) in self._listing(name, hashed=False).items():
-            if yanked:
-                continue
-            try:
-                if filename.endswith(".whl"):
-                    found.add(str(parse_wheel_filename(filename)[1]))
-                elif filename.endswith(".tar.gz"):
-                    found.add(str(parse_sdist_filename(filename)[1]))
-            except (InvalidWheelFilename, InvalidSdistFilename):
-                continue
+            with contextlib.suppress(utils.InvalidWheelFilename, utils.InvalidSdistFilename):
+                if not yanked and filename.endswith(".whl"):
+                    found.add(str(utils.parse_wheel_filename(filename)[1]))
+                elif not yanked and filename.endswith(".tar.gz"):
+                    found.add(str(utils.parse_sdist_filename(filename)[1]))
         return found
 
     def check(self, name: str, paths: Iterable[Path], *, release: bool) -> None:
@@ -453,7 +395,7 @@ class Index:
                     raise PublishError(redact(
                         f"uploading {path.name} to {self.display_upload_url} failed: {e}; "
                         "re-running the release completes it")) from e
-                reason = f"{status}"
+                reason = str(status)
             except (requests.ConnectionError, requests.Timeout) as e:
                 if attempt == UPLOAD_ATTEMPTS:
                     raise PublishError(redact(
@@ -470,22 +412,17 @@ class Index:
             time.sleep(pause)
 
 
-class _LogHandler(logging.Handler):
-    def __init__(self, prefix: str) -> None:
-        super().__init__()
-        self.prefix = prefix
-
-    def emit(self, record: logging.LogRecord) -> None:
-        detail(self.prefix + record.getMessage())
-
-
 @contextlib.contextmanager
 def _captured(prefix: str) -> Iterator[None]:
     """Route twine's prints and log records through the redactor."""
-    logger = logging.getLogger("twine")
-    handler = _LogHandler(prefix)
-    logger.addHandler(handler)
+
+    class Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            detail(prefix + record.getMessage())
+
+    logger, handler = logging.getLogger("twine"), Handler()
     old_level, old_propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
     logger.setLevel(logging.WARNING)
     logger.propagate = False
     out = io.StringIO()

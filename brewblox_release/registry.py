@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import email.parser
+import io
 import json
 import re
+import tarfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+import zlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from email.message import Message
 from http.client import HTTPMessage
 from pathlib import Path
 from typing import IO, Any
@@ -39,6 +44,9 @@ MANIFEST_TYPES = ", ".join((
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
 ))
+#: A ``*.dist-info`` (or its METADATA) in site-packages or dist-packages; ``.wh.``: a whiteout.
+_DIST_INFO = re.compile(
+    r"(?:^|/)(?:site|dist)-packages/(\.wh\.)?([^/]+?)-([^/-]+)\.dist-info(/METADATA)?$")
 
 
 class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
@@ -65,10 +73,24 @@ def _next_page(link: str) -> str | None:
     'tags/list?last=b&n=2'
     """
     found = re.search(r'<([^>]*)>\s*;\s*rel="?next"?', link)
-    if found is None:
-        return None
-    query = urllib.parse.urlsplit(found.group(1)).query
+    query = urllib.parse.urlsplit(found.group(1)).query if found else None
     return f"tags/list?{query}" if query else None
+
+
+def _dist_infos(blob: bytes) -> Iterator[tuple[str, str, Message | None]]:
+    """The ``*.dist-info`` of a layer, in its order: the installation's path (without a
+    whiteout's ``.wh.``), its project name, and its METADATA's headers, or None for a whiteout
+    (the layer removes it)."""
+    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:*") as tar:
+        for member in tar:
+            if not (match := _DIST_INFO.search(member.name)):
+                continue
+            key = member.name[:match.start(1) if match.group(1) else match.start(2)] + \
+                f"{match.group(2)}-{match.group(3)}.dist-info"
+            if match.group(1):
+                yield key, match.group(2), None
+            elif match.group(4) and (data := tar.extractfile(member)) is not None:
+                yield key, match.group(2), email.parser.BytesHeaderParser().parsebytes(data.read())
 
 
 @dataclass
@@ -101,23 +123,18 @@ class Registry:
     @property
     def base(self) -> str:
         host, path = split_image(self.image)
-        scheme = "http" if is_loopback(host) else "https"
-        return f"{scheme}://{host}/v2/{path}"
-
-    def _credentials(self) -> tuple[str, Secret] | None:
-        """DOCKER_USERNAME and DOCKER_PASSWORD, else what ``docker login`` stored."""
-        if self.username and self.password:
-            return self.username, self.password
-        config = self.docker_config / "config.json" if self.docker_config else None
-        return stored_credentials(self.image, config)
+        return f"{'http' if is_loopback(host) else 'https'}://{host}/v2/{path}"
 
     def _authenticate(self, challenge: str) -> None:
         """Answer a 401's challenge: Basic (ECR, Nexus, an htpasswd registry) with the
-        credentials, or Bearer (Docker Hub, GHCR) with a token from the realm."""
+        credentials (DOCKER_USERNAME and DOCKER_PASSWORD, else what ``docker login`` stored),
+        or Bearer (Docker Hub, GHCR) with a token from the realm."""
         params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
         realm = params.pop("realm", None)
         scheme = challenge.split(maxsplit=1)[0].lower() if challenge else "unknown"
-        credentials = self._credentials()
+        credentials = (self.username, self.password) if self.username and self.password else \
+            stored_credentials(self.image, self.docker_config / "config.json"
+                               if self.docker_config else None)
         basic = None if credentials is None else base64.b64encode(
             f"{credentials[0]}:{credentials[1].reveal()}".encode()).decode()
         if scheme == "basic":
@@ -130,8 +147,7 @@ class Registry:
         if scheme != "bearer" or not realm:
             raise PublishError(f"registry {self.host} wants {scheme} auth, which "
                                "brewblox-release cannot speak")
-        url = realm + "?" + urllib.parse.urlencode(params)
-        request = urllib.request.Request(url)
+        request = urllib.request.Request(realm + "?" + urllib.parse.urlencode(params))
         if basic is not None:
             request.add_header("Authorization", f"Basic {basic}")
         try:
@@ -148,22 +164,20 @@ class Registry:
 
     def _request(self, path: str, accept: str | None = None, method: str = "GET", *,
                  data: bytes | None = None,
-                 content_type: str | None = None) -> tuple[Mapping[str, str], bytes] | None:
-        """GET (or HEAD, or PUT ``data``) a path under the repository; None for 404.
+                 content_type: str | None = None) -> tuple[HTTPMessage, bytes] | None:
+        """GET (or HEAD, or PUT ``data``) a path under the repository; None for 404. The
+        headers are read by any case of their names.
 
         A 401 is answered once per challenge: a token for pulling does not push, so a PUT's
         challenge (a wider scope) is answered again."""
         for _ in range(3):
-            request = urllib.request.Request(f"{self.base}/{path}", method=method, data=data)
-            if accept:
-                request.add_header("Accept", accept)
-            if content_type:
-                request.add_header("Content-Type", content_type)
-            if self._authorization:
-                request.add_header("Authorization", self._authorization.reveal())
+            headers = {"Accept": accept, "Content-Type": content_type, "Authorization":
+                       self._authorization.reveal() if self._authorization else None}
+            request = urllib.request.Request(f"{self.base}/{path}", data, method=method,
+                                             headers={k: v for k, v in headers.items() if v})
             try:
                 with _OPENER.open(request, timeout=self.timeout) as response:
-                    return dict(response.headers.items()), response.read()
+                    return response.headers, response.read()
             except urllib.error.HTTPError as e:
                 if e.code == 404:
                     return None
@@ -188,23 +202,17 @@ class Registry:
         found: set[str] = set()
         path: str | None = f"tags/list?n={page}"
         for _ in range(10_000):
-            if path is None:
-                break
-            answer = self._request(path)
-            if answer is None:
+            if path is None or (answer := self._request(path)) is None:
                 break
             tags = self._json(answer[1], "tags/list").get("tags") or []
             found |= {t for t in tags if isinstance(t, str)} if isinstance(tags, list) else set()
-            path = _next_page({k.lower(): v for k, v in answer[0].items()}.get("link", ""))
+            path = _next_page(answer[0].get("link", ""))
         return sorted(found)
 
     def digest(self, tag: str) -> str | None:
         """The manifest digest a tag points at, or None when the tag does not exist."""
         found = self._request(f"manifests/{tag}", MANIFEST_TYPES, method="HEAD")
-        if found is None:
-            return None
-        headers = {k.lower(): v for k, v in found[0].items()}
-        return headers.get("docker-content-digest")
+        return None if found is None else found[0].get("docker-content-digest")
 
     def tag(self, source: str, tag: str) -> str:
         """Point ``tag`` at the manifest ``source`` points at, in the registry itself (as
@@ -215,10 +223,9 @@ class Registry:
         if found is None:
             raise PublishError(f"{self.image}:{source} is not in the registry, so {tag} cannot "
                                "point at it: re-run the release to complete it")
-        headers = {k.lower(): v for k, v in found[0].items()}
-        kind = headers.get("content-type") or self._json(found[1], source).get("mediaType")
+        kind = found[0].get("content-type") or self._json(found[1], source).get("mediaType")
         self._request(f"manifests/{tag}", method="PUT", data=found[1], content_type=kind)
-        return headers.get("docker-content-digest", "")
+        return found[0].get("docker-content-digest", "")
 
     def manifest(self, reference: str) -> dict[str, Any] | None:
         found = self._request(f"manifests/{reference}", MANIFEST_TYPES)
@@ -226,14 +233,11 @@ class Registry:
 
     def _json(self, body: bytes, what: str) -> dict[str, Any]:
         """A JSON object the registry answered, or a PublishError naming it."""
-        try:
-            data = json.loads(body)
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            raise PublishError(f"registry {self.host}: {what} did not answer with a JSON "
-                               "object: is the image's registry an OCI registry?")
-        return data
+        with contextlib.suppress(ValueError):
+            if isinstance(data := json.loads(body), dict):
+                return data
+        raise PublishError(f"registry {self.host}: {what} did not answer with a JSON "
+                           "object: is the image's registry an OCI registry?")
 
     def config(self, reference: str) -> dict[str, Any]:
         """The image config (platform, labels) of a single-platform manifest."""
@@ -254,17 +258,8 @@ class Registry:
         its ``.dist-info`` in a site-packages or dist-packages directory, in the topmost layer
         that has one. None when the top layers (up to ``budget`` compressed bytes) do not tell,
         or cannot be read: then the image has to be run."""
-        import email.parser
-        import io
-        import tarfile
-        import zlib
+        from packaging.utils import canonicalize_name
 
-        def canonical(text: str) -> str:
-            return re.sub(r"[-_.]+", "_", text).lower()
-
-        want = canonical(name)
-        info = re.compile(r"(?:^|/)(?:site|dist)-packages/(\.wh\.)?([^/]+)-[^/-]+\.dist-info"
-                          r"(/METADATA)?$")
         try:
             manifest = self.manifest(reference)
         except PublishError:
@@ -274,24 +269,14 @@ class Registry:
             spent += int(layer.get("size", 0))
             try:  # blobs may redirect to storage that refuses the registry's token
                 found = self._request(f"blobs/{layer['digest']}") if spent <= budget else None
-            except PublishError:
-                return None
-            if found is None:
-                return None
-            try:
-                with tarfile.open(fileobj=io.BytesIO(found[1]), mode="r:*") as tar:
-                    for member in tar:
-                        match = info.search(member.name)
-                        if not match or canonical(match.group(2)) != want:
-                            continue
-                        if match.group(1):  # a whiteout: this layer removed an installation
-                            return None
-                        data = tar.extractfile(member) if match.group(3) else None
-                        if data is not None:
-                            version = email.parser.BytesHeaderParser().parsebytes(
-                                data.read()).get("Version")
-                            return str(version).strip() if version else None
-            except (tarfile.TarError, OSError, EOFError, zlib.error):
+                if found is None:
+                    return None
+                for _, project, headers in _dist_infos(found[1]):
+                    if canonicalize_name(project) == canonicalize_name(name):
+                        # None: a whiteout, this layer removed the installation
+                        version = None if headers is None else headers.get("Version")
+                        return str(version).strip() if version else None
+            except (PublishError, tarfile.TarError, OSError, EOFError, zlib.error):
                 return None
         return None
 
@@ -309,16 +294,12 @@ class Registry:
             added, removed = self._layer_distributions(str(layer["digest"]), cache)
             for key in removed:
                 installed.pop(key, None)
-            installed |= {key: (name, version) for key, (name, version) in added.items()}
+            installed |= added
         return dict(sorted(installed.values()))
 
     def _layer_distributions(self, digest: str, cache: Path | None
                              ) -> tuple[dict[str, tuple[str, str]], list[str]]:
         """The dist-infos one layer adds (path -> (name, version)) and removes (whiteouts)."""
-        import email.parser
-        import io
-        import tarfile
-
         kept = cache / f"{digest.replace(':', '-')}.json" if cache is not None else None
         if kept is not None:
             try:
@@ -326,29 +307,16 @@ class Registry:
                 return {k: (v[0], v[1]) for k, v in data["added"].items()}, data["removed"]
             except (OSError, ValueError, KeyError, TypeError, IndexError):
                 pass
-        info = re.compile(r"(?:^|/)((?:site|dist)-packages)/(\.wh\.)?([^/]+?)-([^/-]+)"
-                          r"\.dist-info(/METADATA)?$")
         found = self._request(f"blobs/{digest}")
         if found is None:
             raise PublishError(f"{self.image}: layer {digest} is missing")
         added: dict[str, tuple[str, str]] = {}
         removed: list[str] = []
-        with tarfile.open(fileobj=io.BytesIO(found[1]), mode="r:*") as tar:
-            for member in tar:
-                match = info.search(member.name)
-                if not match:
-                    continue
-                key = member.name[:match.start(2) if match.group(2) else match.start(3)] + \
-                    f"{match.group(3)}-{match.group(4)}.dist-info"
-                if match.group(2):
-                    removed.append(key)
-                    continue
-                data_file = tar.extractfile(member) if match.group(5) else None
-                if data_file is not None:
-                    headers = email.parser.BytesHeaderParser().parsebytes(data_file.read())
-                    if headers.get("Name") and headers.get("Version"):
-                        added[key] = (str(headers["Name"]).strip(),
-                                      str(headers["Version"]).strip())
+        for key, _, headers in _dist_infos(found[1]):
+            if headers is None:
+                removed.append(key)
+            elif headers.get("Name") and headers.get("Version"):
+                added[key] = (str(headers["Name"]).strip(), str(headers["Version"]).strip())
         if kept is not None:
             with contextlib.suppress(OSError):  # a cache that cannot be written costs time only
                 kept.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from .registry import split_image
+from .hosts import split_image
 from .run import log
 from .servers import IndexServer, RegistryServer
 
@@ -29,15 +29,8 @@ def rehearsal(image: str, env: Mapping[str, str]) -> Iterator[dict[str, str]]:
     """Start a registry and an index on loopback; yield the environment that points at them."""
     with tempfile.TemporaryDirectory(prefix="brewblox-rehearsal-") as tmp, \
             RegistryServer(Path(tmp)) as registry, IndexServer(Path(tmp)) as index:
-        assert isinstance(registry, RegistryServer)
-        assert isinstance(index, IndexServer)
-        path = split_image(image)[1]
-        rehearsal_env = {k: v for k, v in env.items() if k not in CLEARED}
-        rehearsal_env.update({
-            "BREWBLOX_RELEASE_IMAGE": f"{registry.address}/{path}",
-            "TWINE_REPOSITORY_URL": index.url,
-            "BREWBLOX_RELEASE_INDEX_URL": index.simple_url,
-        })
         log(f"rehearsal: registry at {registry.address}, index at {index.url}")
-        yield rehearsal_env
+        yield {**{k: v for k, v in env.items() if k not in CLEARED},
+               "BREWBLOX_RELEASE_IMAGE": f"{registry.address}/{split_image(image)[1]}",
+               "TWINE_REPOSITORY_URL": index.url, "BREWBLOX_RELEASE_INDEX_URL": index.simple_url}
         log("rehearsal: stopping the registry and the index")

@@ -16,33 +16,19 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from .errors import ReleaseError
 
 __all__ = ["IndexServer", "RegistryServer", "free_port"]
+
+_S = TypeVar("_S", bound="_Server")
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _wait(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise ReleaseError(f"{proc.args!r} exited with {proc.returncode}: "
-                               f"{log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except urllib.error.HTTPError:
-            return  # it answers
-        except OSError:
-            time.sleep(0.1)
-    proc.terminate()
-    raise ReleaseError(f"{url} did not answer within {timeout:.0f} s; see {log}")
 
 
 @dataclass
@@ -56,11 +42,25 @@ class _Server:
         return self.workdir / f"{type(self).__name__.lower()}.log"
 
     def _spawn(self, argv: list[str], probe: str) -> None:
+        """Start ``argv``, and wait until ``probe`` answers (any HTTP status)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
-        _wait(probe, self.proc, self.log)
+            self.proc = proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                                stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise ReleaseError(f"{proc.args!r} exited with {proc.returncode}: "
+                                   f"{self.log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(probe, timeout=2):
+                    return
+            except urllib.error.HTTPError:
+                return  # it answers
+            except OSError:
+                time.sleep(0.1)
+        proc.terminate()
+        raise ReleaseError(f"{probe} did not answer within 30 s; see {self.log}")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -72,7 +72,7 @@ class _Server:
                 self.proc.wait()
         self.proc = None
 
-    def __enter__(self) -> _Server:
+    def __enter__(self: _S) -> _S:
         self.start()
         return self
 
