@@ -23,7 +23,7 @@ from packaging.version import Version
 
 from .errors import ReleaseError
 from .plan import highest_final
-from .run import redact
+from .run import log, pause, redact
 from .tags import LATEST
 
 if TYPE_CHECKING:
@@ -39,9 +39,32 @@ LISTS = ("application/vnd.oci.image.index.v1+json",
          "application/vnd.docker.distribution.manifest.list.v2+json")
 
 
-def verify(run: Run, summary: Summary, pushed: Pushed | None = None) -> None:
+#: A registry or an index slow to show what was published is read again, this many times in
+#: all, `PAUSE` seconds apart, before verification fails.
+ATTEMPTS, PAUSE = 3, 2.0
+
+
+def verify(run: Run, summary: Summary, pushed: Pushed | None = None, *,
+           attempts: int = ATTEMPTS) -> None:
     """Every check of the module's docstring that the plan calls for; without ``pushed`` (a
     verification of a past release) the digests are not compared, everything else is."""
+    from .prepared import Summary
+
+    for attempt in range(1, attempts + 1):
+        rows = Summary()
+        problems = _problems(run, rows, pushed)
+        if not problems or attempt == attempts:
+            break
+        log(f"verification: {len(problems)} check{'s'[:len(problems) - 1]} failed; reading "
+            f"the registry and the index again in {PAUSE:.0f} s")
+        if not pause(PAUSE):  # the run is stopping
+            break
+    summary.rows += rows.rows
+    if problems:
+        raise ReleaseError("verification failed:\n" + "\n".join(problems))
+
+
+def _problems(run: Run, summary: Summary, pushed: Pushed | None) -> list[str]:
     problems = _index(run, summary) if run.config.pypi else []
     pushes = [image for image in run.plan.images if image.push]
     if pushes:
@@ -58,8 +81,7 @@ def verify(run: Run, summary: Summary, pushed: Pushed | None = None) -> None:
         else:
             problems += _versions(run, registry, [(i.refs[0], i.tags[0], i.platform)
                                                   for i in pushes], summary)
-    if problems:
-        raise ReleaseError("verification failed:\n" + "\n".join(problems))
+    return problems
 
 
 def _check(summary: Summary, where: str, what: str, problem: str | None,
