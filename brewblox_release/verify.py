@@ -11,7 +11,6 @@ one error, and a ``WRONG`` row of the summary.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -24,6 +23,7 @@ from packaging.version import Version
 from .errors import ReleaseError
 from .plan import highest_final
 from .run import log, pause, redact
+from .run import run as run_command
 from .tags import LATEST
 
 if TYPE_CHECKING:
@@ -114,14 +114,14 @@ def pip_resolves(index: Index, name: str, *, pre: bool = False) -> str:
                 "--disable-pip-version-check", "--quiet", "--dest", tmp, name]
         if pre:
             argv.append("--pre")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-        env["PIP_INDEX_URL"] = index.authenticated_simple_url(name)  # in no command line
-        env["PIP_CONFIG_FILE"] = os.devnull  # this index only: no pip.conf's extra index
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
-        if proc.returncode != 0:
+        # This index only (in no command line), none of pip's own settings: no pip.conf, no
+        # PIP_* variable adds another index or allows pre-releases.
+        env = {"PIP_INDEX_URL": index.authenticated_simple_url(name), "PIP_CONFIG_FILE": os.devnull}
+        result = run_command(argv, env=env, drop="PIP_", check=False, stream=False)
+        if result.returncode != 0:
             raise ReleaseError(redact(f"pip could not download {name} from "
                                       f"{display_url(index.simple_url)}: "
-                                      f"{proc.stderr.strip()[-500:]}"))
+                                      f"{result.output.strip()[-500:]}"))
         wheels = [p for p in Path(tmp).iterdir() if p.name.endswith(".whl")]
         if wheels:
             return str(parse_wheel_filename(wheels[0].name)[1])
