@@ -1,11 +1,16 @@
 """Reusable nox sessions that release a Python service to a package index and as Docker images.
 
-The library under the sessions is importable on its own::
+The sessions (``from brewblox_release.sessions import *`` in a noxfile), the invoke tasks
+(`brewblox_release.invoke`) and the command line (``brewblox-release``) are the front-ends
+(docs/sessions.md). Under them, this is the library's API::
 
-    from brewblox_release import config, ci, version, make_plan
-    cfg = config.load(".")
-    plan = make_plan(ci.detect(), version.read(cfg.root).version, cfg)
-    print(plan.render())
+    import brewblox_release as br
+
+    run = br.prepare(".", br.Options())   # the context, the version and the plan; nothing done
+    print(run.info.version, run.plan.render(), sep="\n")
+    print(br.release(run).render())       # carried out: what ``nox -s release`` does
+
+Everything else is the implementation, and may change in any release.
 """
 
 from __future__ import annotations
@@ -14,6 +19,12 @@ from .ci import CiContext, Event
 from .config import Config, Target
 from .errors import ReleaseError
 from .plan import ImagePlan, Plan, make_plan
+from .prepared import Options, Run, Summary
+from .release import prepare, release
 
-__all__ = ["CiContext", "Config", "Event", "ImagePlan", "Plan", "ReleaseError", "Target",
-           "make_plan"]
+__all__ = ["CiContext", "Config", "Event", "ImagePlan", "Options", "Plan", "ReleaseError", "Run",
+           "Summary", "Target", "make_plan", "prepare", "release"]
+
+
+def __dir__() -> list[str]:
+    return list(__all__)

@@ -7,6 +7,7 @@ reads `os.environ` and the payload file.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import os
@@ -33,22 +34,15 @@ class Event(enum.Enum):
 class CiContext:
     """Where and why this run happens.
 
-    Attributes:
-        provider: ``github``, ``travis``, ``gitlab``, ``azure`` or ``local``.
-        event: what started the run.
-        branch: the pushed branch (branch events), the source branch of a pull request, or the
-            checked-out branch of a local run.
-        tag: the pushed tag (tag events).
-        repository: ``owner/name`` as the provider spells it, when known.
-        fork: the run builds a fork's code (a fork's pull request, or CI in a fork); it never
-            publishes.
-        manual: started by hand (``workflow_dispatch``, a web or API trigger, ``--publish``).
-        doubt: why the run cannot tell whether it builds a fork's code (a missing or malformed
-            event payload); such a run builds only.
-        commit: the commit the provider says the run builds (``GITHUB_SHA``, ``CI_COMMIT_SHA``,
-            ``TRAVIS_COMMIT``, ``BUILD_SOURCEVERSION``): a checkout of another builds only.
-        refusal: why the event is not one that publishes (not on the provider's allow-list,
-            see docs/how-it-works.md); such a run builds only.
+    ``provider`` is ``github``, ``travis``, ``gitlab``, ``azure`` or ``local``; ``repository``
+    is ``owner/name`` as it spells it; ``branch`` the pushed branch, a pull request's source
+    branch or a local run's checked-out branch; ``manual``: started by hand
+    (``workflow_dispatch``, a web or API trigger, ``--publish``). These runs build only and never
+    publish: a ``fork``'s code (a fork's pull request, or CI in a fork); one with a ``doubt``,
+    why it cannot tell whether it builds a fork (a missing or malformed event payload); one
+    with a ``refusal``, why its event is not on the provider's allow-list (docs/how-it-works.md);
+    and a checkout of another commit than ``commit``, the one the provider names (``GITHUB_SHA``,
+    ``CI_COMMIT_SHA``, ``TRAVIS_COMMIT``, ``BUILD_SOURCEVERSION``).
     """
 
     provider: str
@@ -66,9 +60,7 @@ class CiContext:
     def ref(self) -> str | None:
         if self.tag is not None:
             return f"refs/tags/{self.tag}"
-        if self.branch is not None:
-            return f"refs/heads/{self.branch}"
-        return None
+        return None if self.branch is None else f"refs/heads/{self.branch}"
 
     def with_ref(self, ref: str) -> CiContext:
         """The context of a CI push of ``ref`` (``--ref refs/heads/X`` or ``refs/tags/X``).
@@ -77,9 +69,8 @@ class CiContext:
         <Event.TAG: 'tag push'>
         """
         event, name = parse_ref(ref)
-        if event is Event.TAG:
-            return replace(self, event=event, tag=name, branch=None, manual=True)
-        return replace(self, event=event, branch=name, tag=None, manual=True)
+        tag = name if event is Event.TAG else None
+        return replace(self, event=event, tag=tag, branch=None if tag else name, manual=True)
 
     def checked_out(self, head: str) -> CiContext:
         """This context for a checkout of commit ``head``: where it is not the commit CI
@@ -119,14 +110,16 @@ def _true(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes"}
 
 
-def from_env(env: Mapping[str, str], payload: object = None) -> CiContext:
-    """Read the CI context from an environment mapping.
+def _object(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
-    Args:
-        env: the environment (tests pass a plain dict).
-        payload: GitHub Actions' event payload (the JSON at ``GITHUB_EVENT_PATH``); anything
-            but a JSON object (None when it could not be read) leaves the fork status unknown,
-            and the run builds only.
+
+def from_env(env: Mapping[str, str], payload: object = None) -> CiContext:
+    """Read the CI context from an environment mapping (tests pass a plain dict).
+
+    ``payload`` is GitHub Actions' event payload (the JSON at ``GITHUB_EVENT_PATH``); anything
+    but a JSON object (None when it could not be read) leaves the fork status unknown, and the
+    run builds only.
 
     >>> from_env({"TRAVIS": "true", "TRAVIS_TAG": "1.2.3", "TRAVIS_BRANCH": "1.2.3",
     ...           "TRAVIS_PULL_REQUEST": "false", "TRAVIS_REPO_SLUG": "o/r"}).event
@@ -135,9 +128,9 @@ def from_env(env: Mapping[str, str], payload: object = None) -> CiContext:
     if _true(env.get("GITHUB_ACTIONS")):
         return _github(env, payload)
     if _true(env.get("TRAVIS")):
-        return _travis(env)
+        return _allowed(_travis(env), env.get("TRAVIS_EVENT_TYPE", ""), env.get("TRAVIS_COMMIT"))
     if _true(env.get("GITLAB_CI")):
-        return _gitlab(env)
+        return _allowed(_gitlab(env), env.get("CI_PIPELINE_SOURCE", ""), env.get("CI_COMMIT_SHA"))
     if _true(env.get("TF_BUILD")):
         return _azure(env)
     return CiContext("local", Event.LOCAL)
@@ -149,10 +142,8 @@ def detect(env: Mapping[str, str] | None = None) -> CiContext:
     payload: object = None
     path = env.get("GITHUB_EVENT_PATH")
     if _true(env.get("GITHUB_ACTIONS")) and path:
-        try:
+        with contextlib.suppress(OSError, ValueError):  # fail closed: from_env builds only
             payload = json.loads(Path(path).read_text())
-        except (OSError, ValueError):
-            payload = None  # fail closed: from_env builds only, and says why
     return from_env(env, payload)
 
 
@@ -168,41 +159,32 @@ _NAMES = {"github": "GitHub event", "gitlab": "GitLab pipeline source",
 
 
 def _refusal(provider: str, event: str) -> str:
-    """Why ``event`` publishes nothing: it is not on the provider's allow-list."""
     shown = repr(event) if event else "(empty)"
     return (f"{_NAMES[provider]} {shown} is not one that publishes (only "
             f"{', '.join(ALLOWED[provider])} do)")
 
 
-def _refused(provider: str, ref: str, refusal: str, **kw: Any) -> CiContext:
-    """The context of a run that builds only, whatever its ref says."""
+def _from_ref(provider: str, ref: str, variable: str, refusal: str | None,
+              **kw: Any) -> CiContext:
+    """The context of a push of ``ref``; a run with a ``refusal`` builds only, whatever its ref
+    says, and a publishing one must name a branch or a tag."""
     try:
         event, name = parse_ref(ref)
     except ReleaseError:
-        return CiContext(provider, Event.BRANCH, refusal=refusal, **kw)
-    if event is Event.TAG:
-        return CiContext(provider, event, tag=name, refusal=refusal, **kw)
-    return CiContext(provider, event, branch=name, refusal=refusal, **kw)
-
-
-def _from_ref(provider: str, ref: str, variable: str, **kw: Any) -> CiContext:
-    try:
-        event, name = parse_ref(ref)
-    except ReleaseError:
+        if refusal:
+            return CiContext(provider, Event.BRANCH, refusal=refusal, **kw)
         raise ReleaseError(f"{variable}={ref!r} names neither a branch (refs/heads/...) nor a tag "
                            f"(refs/tags/...), so {provider} gave this run nothing to release: run "
                            "the release on pushes of branches and tags, and on pull requests"
                            ) from None
-    if event is Event.TAG:
-        return CiContext(provider, event, tag=name, **kw)
-    return CiContext(provider, event, branch=name, **kw)
+    kw["tag" if event is Event.TAG else "branch"] = name
+    return CiContext(provider, event, refusal=refusal, **kw)
 
 
 def _github(env: Mapping[str, str], payload: object) -> CiContext:
     repo = env.get("GITHUB_REPOSITORY")
     name = env.get("GITHUB_EVENT_NAME", "")
     ref = env.get("GITHUB_REF", "")
-    commit = env.get("GITHUB_SHA") or None
     doubt = None
     if not isinstance(payload, Mapping):
         where = env.get("GITHUB_EVENT_PATH") or "GITHUB_EVENT_PATH is not set"
@@ -219,11 +201,8 @@ def _github(env: Mapping[str, str], payload: object) -> CiContext:
     # never published.
     if name.startswith("pull_request") or "pull_request" in payload or ref.startswith(
             "refs/pull/"):
-        pull = payload.get("pull_request")
-        found = pull.get("head") if isinstance(pull, Mapping) else None
-        head: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
-        found = head.get("repo")
-        head_repo: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+        head = _object(_object(payload.get("pull_request")).get("head"))
+        head_repo = _object(head.get("repo"))
         fork = in_fork or bool(head_repo.get("fork")) or (
             head_repo.get("full_name") not in (None, repo))
         if not head_repo and doubt is None:
@@ -236,12 +215,10 @@ def _github(env: Mapping[str, str], payload: object) -> CiContext:
                          or None, repository=repo, fork=in_fork, doubt=doubt)
     if name == "workflow_run":
         return replace(_workflow_run(payload, repo, in_fork), doubt=doubt)
-    if name not in {"push", "workflow_dispatch"}:
-        return _refused("github", ref, _refusal("github", name), repository=repo,
-                        fork=in_fork, doubt=doubt, commit=commit)
-    context = _from_ref("github", ref, "GITHUB_REF", repository=repo, fork=in_fork,
-                        manual=name == "workflow_dispatch", commit=commit)
-    return replace(context, doubt=doubt)
+    return _from_ref("github", ref, "GITHUB_REF",
+                     None if name in {"push", "workflow_dispatch"} else _refusal("github", name),
+                     repository=repo, fork=in_fork, manual=name == "workflow_dispatch",
+                     doubt=doubt, commit=env.get("GITHUB_SHA") or None)
 
 
 def _workflow_run(payload: Mapping[str, Any], repo: str | None, in_fork: bool) -> CiContext:
@@ -249,11 +226,8 @@ def _workflow_run(payload: Mapping[str, Any], repo: str | None, in_fork: bool) -
     the triggering run's event, head repository, branch and commit (GITHUB_REF and GITHUB_SHA
     name the default branch, not what was pushed). Anything else, a fork's pull request first
     of all, builds only."""
-    found = payload.get("workflow_run")
-    run: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
-    found = run.get("head_repository")
-    head: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
-    event, head_repo = run.get("event"), head.get("full_name")
+    run = _object(payload.get("workflow_run"))
+    event, head_repo = run.get("event"), _object(run.get("head_repository")).get("full_name")
     branch = run.get("head_branch") if isinstance(run.get("head_branch"), str) else None
     commit = run.get("head_sha") if isinstance(run.get("head_sha"), str) else None
     if event == "push" and head_repo == repo and repo and not in_fork and branch:
@@ -274,11 +248,6 @@ def _allowed(context: CiContext, event: str, commit: str | None) -> CiContext:
 
 
 def _travis(env: Mapping[str, str]) -> CiContext:
-    return _allowed(_travis_event(env), env.get("TRAVIS_EVENT_TYPE", ""),
-                    env.get("TRAVIS_COMMIT"))
-
-
-def _travis_event(env: Mapping[str, str]) -> CiContext:
     repo = env.get("TRAVIS_REPO_SLUG")
     if env.get("TRAVIS_PULL_REQUEST", "false") != "false":
         source = env.get("TRAVIS_PULL_REQUEST_SLUG")
@@ -294,11 +263,6 @@ def _travis_event(env: Mapping[str, str]) -> CiContext:
 
 
 def _gitlab(env: Mapping[str, str]) -> CiContext:
-    return _allowed(_gitlab_event(env), env.get("CI_PIPELINE_SOURCE", ""),
-                    env.get("CI_COMMIT_SHA"))
-
-
-def _gitlab_event(env: Mapping[str, str]) -> CiContext:
     repo = env.get("CI_PROJECT_PATH")
     if env.get("CI_EXTERNAL_PULL_REQUEST_IID") or (
             env.get("CI_PIPELINE_SOURCE") == "external_pull_request_event"):
@@ -323,20 +287,13 @@ def _gitlab_event(env: Mapping[str, str]) -> CiContext:
 
 def _azure(env: Mapping[str, str]) -> CiContext:
     reason = env.get("BUILD_REASON", "")
-    commit = env.get("BUILD_SOURCEVERSION") or None
-    if reason != "PullRequest" and reason not in ALLOWED["azure"]:
-        return _refused("azure", env.get("BUILD_SOURCEBRANCH", ""), _refusal("azure", reason),
-                        repository=env.get("BUILD_REPOSITORY_NAME"), commit=commit)
-    return replace(_azure_event(env), commit=commit)
-
-
-def _azure_event(env: Mapping[str, str]) -> CiContext:
     repo = env.get("BUILD_REPOSITORY_NAME")
-    if env.get("BUILD_REASON") == "PullRequest":
+    commit = env.get("BUILD_SOURCEVERSION") or None
+    if reason == "PullRequest":
         source = env.get("SYSTEM_PULLREQUEST_SOURCEBRANCH", "")
         return CiContext("azure", Event.PULL_REQUEST,
                          branch=source.removeprefix("refs/heads/") or None, repository=repo,
-                         fork=_true(env.get("SYSTEM_PULLREQUEST_ISFORK")))
-    manual = env.get("BUILD_REASON") == "Manual"
+                         fork=_true(env.get("SYSTEM_PULLREQUEST_ISFORK")), commit=commit)
     return _from_ref("azure", env.get("BUILD_SOURCEBRANCH", ""), "BUILD_SOURCEBRANCH",
-                     repository=repo, manual=manual)
+                     None if reason in ALLOWED["azure"] else _refusal("azure", reason),
+                     repository=repo, manual=reason == "Manual", commit=commit)

@@ -35,7 +35,6 @@ from .run import log, out, redacted_streams, step, stop_starting
 if TYPE_CHECKING:
     from .config import Config
     from .environment import Environment
-    from .plan import ImagePlan
     from .release import Run
 
 __all__ = ["COMMANDS", "Command", "execute", "message", "parser", "quiet_library_logs"]
@@ -43,8 +42,6 @@ __all__ = ["COMMANDS", "Command", "execute", "message", "parser", "quiet_library
 
 @dataclass(frozen=True)
 class Option:
-    """One option after ``--``: its flag, whether it takes a value, and its help line."""
-
     flag: str
     help: str
     metavar: str | None = None  # None: a switch
@@ -82,8 +79,6 @@ _DOCKER = (*_PLANNING, "--stage")
 
 @dataclass(frozen=True)
 class Command:
-    """A command: its name, its one-line help, its options and what it does."""
-
     name: str
     help: str
     options: tuple[str, ...]
@@ -92,40 +87,36 @@ class Command:
 
 def _version(options: Options) -> None:
     with _prepared(replace(options, dry_run=True)) as run:
-        if options.json:
-            out(json.dumps(run.plan.to_dict(), indent=2))
-            return
-        out(run.info.version)
-        out(run.plan.render())
+        if not options.json:
+            out(run.info.version)
+        _show_plan(run)
 
 
 def _dist(options: Options) -> None:
-    from . import ci, project
-    from . import dist as dist_mod
-    from . import version as version_mod
+    from . import ci, dist, project, version
 
     cfg, env = _load()
     source = project.version_source(cfg.root, stamp=cfg.stamp_version)
-    info = version_mod.read(cfg.root, cfg.name, source=source, branch=ci.detect(env).branch)
+    info = version.read(cfg.root, cfg.name, source=source, branch=ci.detect(env).branch)
     if options.dry_run:
-        out(dist_mod.describe_build(cfg, info.version))
+        out(dist.describe_build(cfg, info.version))
         return
     if info.shallow:
         log("warning: shallow clone: the version may be wrong (a publishing run fetches the "
             "full history)")
     with step(f"dist: {cfg.name} {info.version}"):
-        files = dist_mod.build(cfg, info.version, source_date_epoch=info.git.commit_time)
+        files = dist.build(cfg, info.version, source_date_epoch=info.git.commit_time)
     log(f"built {', '.join(p.name for p in files)}")
 
 
 def _distcopy(options: Options) -> None:
-    from . import dist as dist_mod
+    from . import dist
 
     cfg, _ = _load()
     if options.dry_run:
-        out(dist_mod.describe_copy(cfg))
+        out(dist.describe_copy(cfg))
         return
-    dist_mod.copy(cfg)
+    dist.copy(cfg)
 
 
 def _docker(target: str | None) -> Callable[[Options], None]:
@@ -155,30 +146,27 @@ def _docker(target: str | None) -> Callable[[Options], None]:
                     "session alone publishes nothing: run `nox -s release`, or stage each "
                     "target with --stage DIR and merge with `nox -s release -- --merge DIR`")
             engine = Engine(run, package=False)
-            if options.stage:  # built here, published by the merge
-                engine.preflight()
-                engine.build()
-                engine.confirm()
-                _stage(run, image, Path(options.stage))
+            if not options.stage:
+                carry_out(run, engine)
+                if image.push:
+                    out(engine.summary.render())
                 return
-            carry_out(run, engine)
-            if image.push:
-                out(engine.summary.render())
+            # Built here, pushed under a staging reference with its record, published by the
+            # merge (docs/multi-platform.md).
+            from . import dockerconfig
+            from .multiarch import stage
+
+            engine.preflight()
+            engine.build()
+            engine.confirm()
+            if not image.push:
+                log(f"{image.target}: this run publishes nothing, so nothing is staged")
+                return
+            with step(f"stage {image.target}"), \
+                    dockerconfig.login(image.repository, run.env) as login:
+                stage(run, image, Path(options.stage), login)
 
     return action
-
-
-def _stage(run: Run, image: ImagePlan, directory: Path) -> None:
-    """Push the built image under its staging reference and write its record
-    (docs/multi-platform.md)."""
-    from . import dockerconfig
-    from .multiarch import stage
-
-    if not image.push:
-        log(f"{image.target}: this run publishes nothing, so nothing is staged")
-        return
-    with step(f"stage {image.target}"), dockerconfig.login(image.repository, run.env) as login:
-        stage(run, image, directory, login)
 
 
 def _release(options: Options) -> None:
@@ -190,14 +178,17 @@ def _release(options: Options) -> None:
     with _prepared(options) as prepared:
         run = prepared
         if options.merge and options.dry_run and run.plan.publishes:
-            run = _with_record_notes(run, Path(options.merge))
+            # The plan of a dry merge, with what the real one would refuse of the records.
+            from .multiarch import read_records
+
+            try:
+                read_records(run, Path(options.merge))
+            except ReleaseError as e:
+                note = f"the real run would stop: {e}"
+                run = replace(run, plan=replace(run.plan, reasons=(*run.plan.reasons, note)))
         _show_plan(run)
-        if options.dry_run:
-            return
-        if options.merge:
-            out(merge(run, Path(options.merge)).render())
-        else:
-            out(release(run).render())
+        if not options.dry_run:
+            out((merge(run, Path(options.merge)) if options.merge else release(run)).render())
 
 
 def _init(options: Options) -> None:
@@ -437,18 +428,6 @@ def _prepared(options: Options) -> Iterator[Run]:
             yield prepare(Path.cwd(), options, rehearsal_env)
     else:
         yield prepare(Path.cwd(), options, env, config=cfg)
-
-
-def _with_record_notes(run: Run, directory: Path) -> Run:
-    """The plan of a dry merge, with what the real one would refuse of the records."""
-    from .multiarch import read_records
-
-    try:
-        read_records(run, directory)
-    except ReleaseError as e:
-        note = f"the real run would stop: {e}"
-        return replace(run, plan=replace(run.plan, reasons=(*run.plan.reasons, note)))
-    return run
 
 
 def _show_plan(run: Run) -> None:

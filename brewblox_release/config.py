@@ -5,9 +5,10 @@ Every error names the key and the file, so that a typo is a one-line fix.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,32 +49,10 @@ DEFAULT_TARGETS = (
 
 @dataclass(frozen=True)
 class Config:
-    """The release settings of one service.
+    """The release settings of one service: the keys of docs/configuration.md, snake-cased.
 
-    Attributes:
-        root: the directory holding pyproject.toml.
-        name: the distribution name from ``[project] name``.
-        image: the image repository, e.g. ``brewblox/brewblox-devcon-spark``; None when unset
-            (only the docker steps need it).
-        dist_dir: where ``dist`` writes the sdist and wheel, relative to root.
-        targets: one image per target.
-        quiet_branches: a push to one of these publishes nothing.
-        build_args: build args for every target (a target's own add to them).
-        pypi: whether the package is published to the index at all.
-        secret_vars: names of extra environment variables whose values are masked in all output.
-        network: the network mode of ``RUN`` steps (``host`` reaches an index on loopback).
-        index_url: the index's simple API (for the sha256 rule, ``latest`` and verification);
-            None: derived from the upload URL where that is certain.
-        check: ``twine check``: ``"errors"`` fails on what an index refuses, ``"strict"`` on
-            warnings too.
-        multi_arch: every tag is one manifest list over all targets' platforms
-        (docs/multi-platform.md).
-        builder: the buildx builder of every buildx call; None: ``BUILDX_BUILDER``, else the
-            current builder.
-        stamp_version: a static version gets the version from git, stamped into a copy of
-            the project the package is built from (docs/versions.md).
-        sign: every published image is signed with cosign, with its SBOM and provenance
-            (docs/signing.md).
+    ``root`` holds pyproject.toml, ``name`` is the distribution's; an unset ``image`` is None
+    (only the docker steps need it).
     """
 
     root: Path
@@ -131,35 +110,36 @@ class Config:
         'org/svc'
         """
         where = root / "pyproject.toml"
+        env = env or {}
         tool = data.get("tool", {})
         section = tool.get("brewblox-release", {}) if isinstance(tool, Mapping) else {}
         if not isinstance(section, Mapping):
             raise ConfigError(f"{where}: [{SECTION}] must be a table")
         reader = _Reader(where, SECTION, section)
-        multi_arch = reader.bool("multi-arch", default=False)
-        image = reader.opt_str("image")
-        if image is not None or "image" in section:
+        multi_arch = reader.get("multi-arch", _BOOL, False)
+        image = reader.get("image", _STR) or None
+        if "image" in section:
             _check_image(image or "", f"{where}: [{SECTION}] image")
-        if env is not None and env.get(IMAGE_ENV):
-            image = env[IMAGE_ENV]
-            _check_image(image, f"{IMAGE_ENV}")
+        if forced := env.get(IMAGE_ENV):
+            _check_image(forced, IMAGE_ENV)
+            image = forced
         config = cls(
             root=root,
             name=name,
             image=image,
-            dist_dir=reader.path("dist-dir", "dist"),
-            targets=_targets(where, section.get("targets"), multi_arch=multi_arch),
-            quiet_branches=tuple(reader.str_list("quiet-branches", ["master", "main"])),
+            dist_dir=reader.get("dist-dir", _STR, "dist"),  # "" is kept, and refused as a path
+            targets=_targets(where, reader.get("targets"), multi_arch=multi_arch),
+            quiet_branches=tuple(reader.get("quiet-branches", _STRS, ["master", "main"])),
             build_args=reader.build_args(),
-            pypi=reader.bool("pypi", default=True),
-            secret_vars=tuple(reader.str_list("secret-vars", [])),
-            network=reader.opt_str("network"),
-            index_url=reader.opt_str("index-url"),
-            check=reader.choice("check", ("errors", "strict"), "errors"),
+            pypi=reader.get("pypi", _BOOL, True),
+            secret_vars=tuple(reader.get("secret-vars", _STRS, [])),
+            network=reader.get("network", _STR) or None,
+            index_url=reader.get("index-url", _STR) or None,
+            check=reader.choice("check", ("errors", "strict")),
             multi_arch=multi_arch,
-            builder=reader.opt_str("builder") or (env or {}).get("BUILDX_BUILDER") or None,
-            stamp_version=reader.bool("stamp-version", default=False),
-            sign=reader.bool("sign", default=False),
+            builder=reader.get("builder", _STR) or env.get("BUILDX_BUILDER") or None,
+            stamp_version=reader.get("stamp-version", _BOOL, False),
+            sign=reader.get("sign", _BOOL, False),
         )
         reader.finish()
         return config
@@ -170,7 +150,8 @@ class Config:
 _HOST = r"(?:localhost|\[[0-9a-fA-F:]+\]|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?" \
         r"(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*)(?::[0-9]{1,5})?"
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_IMAGE = re.compile(rf"(?:{_HOST}/)?{_COMPONENT}(?:/{_COMPONENT})*")
+_PATH = rf"{_COMPONENT}(?:/{_COMPONENT})*"
+_IMAGE = re.compile(rf"(?:{_HOST}/)?{_PATH}")
 
 
 def _check_image(image: str, where: str) -> None:
@@ -186,25 +167,21 @@ def _check_image(image: str, where: str) -> None:
         raise ConfigError(f"{where} = {shown!r} has a scheme: write {fix}")
     if "@" in image:
         raise ConfigError(f"{where} = {shown!r} has a digest: write {fix}")
-    last = image.rsplit("/", 1)[-1]
-    if (":" in last and "/" in image) or (":" in image and "/" not in image):
+    if ":" in image.rsplit("/", 1)[-1]:
         raise ConfigError(f"{where} = {image!r} has a tag: tags come from the plan; write {fix}")
     first, _, rest = image.partition("/")
-    host_like = rest and ("." in first or ":" in first or first == "localhost")
-    path = rest if host_like else image
-    if not _IMAGE.fullmatch(image) or (path and not re.fullmatch(
-            rf"{_COMPONENT}(?:/{_COMPONENT})*", path)) or len(image) > 255:
+    path = rest if rest and ("." in first or ":" in first or first == "localhost") else image
+    if not _IMAGE.fullmatch(image) or not re.fullmatch(_PATH, path) or len(image) > 255:
         raise ConfigError(f"{where} = {image!r} is not a valid image repository: write {fix}")
 
 
 def _confined(root: Path, value: str, where: str) -> Path:
     """``value`` resolved inside ``root`` (symlinks followed), or a ConfigError."""
-    raw = Path(value)
-    if not value or raw.is_absolute():
+    if not value or Path(value).is_absolute():
         raise ConfigError(f"{where} = {value!r}: give a directory inside the service, relative "
                           f"to {root}")
-    path = (root / raw).resolve()
-    if ".git" in path.relative_to(root).parts if root in path.parents else False:
+    path = (root / value).resolve()
+    if root in path.parents and ".git" in path.relative_to(root).parts:
         raise ConfigError(f"{where} = {value!r} is inside .git: give a directory of the "
                           "service's own, such as \"dist\"")
     if path == root or root not in path.parents:
@@ -217,25 +194,19 @@ def _confined(root: Path, value: str, where: str) -> Path:
     return path
 
 
-def _tracked(root: Path, path: Path) -> list[str]:
-    """The files git tracks under ``path`` (none when ``root`` is not a git checkout)."""
-    from .run import CommandError, run
-
-    try:
-        found = run(["git", "ls-files", "-z", "--", str(path)], cwd=root, check=False,
-                    echo=False, stream=False, timeout=30)
-    except CommandError:  # no git
-        return []
-    return [f for f in found.output.split("\0") if f] if found.returncode == 0 else []
-
-
 def check_paths(config: Config, *, contexts: bool) -> None:
     """``dist-dir`` and every target's ``context`` resolve inside the service, are not the
     service itself (but a context ``"."``) and hold none of its sources; with ``contexts``, a
     context must exist and hold a Dockerfile (docs/configuration.md)."""
+    from .run import CommandError, run
+
     where = config.pyproject
     dist = _confined(config.root, config.dist_dir, f"{where}: [{SECTION}] dist-dir")
-    tracked = _tracked(config.root, dist)
+    tracked: list[str] = []
+    with contextlib.suppress(CommandError):  # no git: nothing is tracked
+        found = run(["git", "ls-files", "-z", "--", str(dist)], cwd=config.root, check=False,
+                    echo=False, stream=False, timeout=30)
+        tracked = [f for f in found.output.split("\0") if f] if found.returncode == 0 else []
     if tracked:
         raise ConfigError(f"{where}: [{SECTION}] dist-dir = {config.dist_dir!r} holds files "
                           f"that git tracks ({tracked[0]}, ...): dist writes there, so give a "
@@ -257,15 +228,22 @@ def check_paths(config: Config, *, contexts: bool) -> None:
                 f"or set [{SECTION}] targets to the contexts the service has")
 
 
+def _table(data: Mapping[str, Any], *keys: str) -> Mapping[str, Any] | None:
+    """The table at ``keys`` (``"tool", "poetry"``), or None where there is no such table."""
+    value: object = data
+    for key in keys:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value if isinstance(value, Mapping) else None
+
+
 def declared_secret_vars(root: Path | str = ".") -> tuple[str, ...]:
     """``secret-vars`` as the service declares it, read before anything else (and leniently:
     `load` validates it): they are set apart before any code of the service's runs."""
     try:
         with (Path(root) / "pyproject.toml").open("rb") as f:
-            found = tomllib.load(f).get("tool", {}).get("brewblox-release", {})
-    except (OSError, tomllib.TOMLDecodeError, AttributeError):
+            names = (_table(tomllib.load(f), "tool", "brewblox-release") or {}).get("secret-vars")
+    except (OSError, tomllib.TOMLDecodeError):
         return ()
-    names = found.get("secret-vars", []) if isinstance(found, Mapping) else []
     return tuple(n for n in names if isinstance(n, str)) if isinstance(names, list) else ()
 
 
@@ -290,10 +268,7 @@ def static_name(data: Mapping[str, Any]) -> str | None:
     """The distribution's name where the file says it: ``[project] name``, poetry's
     ``[tool.poetry] name``."""
     for keys in (("project",), ("tool", "poetry")):
-        table: object = data
-        for key in keys:
-            table = table.get(key) if isinstance(table, Mapping) else None
-        name = table.get("name") if isinstance(table, Mapping) else None
+        name = (_table(data, *keys) or {}).get("name")
         if isinstance(name, str) and name:
             return name
     return None
@@ -304,9 +279,6 @@ def load(root: Path | str = ".", env: Mapping[str, str] | None = None, *,
     """Read the configuration of the service whose pyproject.toml is in ``root``, and check
     its paths (docs/configuration.md). ``name``: the distribution's name, where the file does
     not say it statically (`project.distribution_name` asks the build backend).
-
-    Raises:
-        ConfigError: the file or a key is wrong, or the name is not given and not static.
     """
     root = Path(root).resolve()
     data = read(root)
@@ -319,7 +291,6 @@ def load(root: Path | str = ".", env: Mapping[str, str] | None = None, *,
     return config
 
 
-_TARGET_KEYS = {"name", "context", "platform", "prefix", "build-args"}
 #: A prefix starts every tag of its target (see tags.py), so it must be a valid tag start.
 _PREFIX = re.compile(r"([a-z0-9_][a-z0-9_.-]{0,63})?")
 
@@ -336,18 +307,15 @@ def _targets(where: Path, value: object, *, multi_arch: bool) -> tuple[Target, .
         if not isinstance(item, Mapping):
             raise ConfigError(f"{where}: [{key}] must be a table")
         reader = _Reader(where, key, item)
-        targets.append(Target(
-            name=reader.required_str("name"),
-            context=reader.required_str("context"),
-            platform=reader.required_str("platform"),
-            prefix=reader.string("prefix", ""),
-            build_args=reader.build_args(),
-        ))
+        target = Target(name=reader.required("name"), context=reader.required("context"),
+                        platform=reader.required("platform"),
+                        prefix=reader.get("prefix", _STR) or "", build_args=reader.build_args())
         reader.finish()
-        if not _PREFIX.fullmatch(targets[-1].prefix):
-            raise ConfigError(f"{where}: [{key}] prefix {targets[-1].prefix!r} would make "
+        if not _PREFIX.fullmatch(target.prefix):
+            raise ConfigError(f"{where}: [{key}] prefix {target.prefix!r} would make "
                               "invalid image tags: use up to 64 lower-case letters, digits, '_', "
                               "'.' and '-', not starting with '.' or '-' (e.g. \"rpi-\")")
+        targets.append(target)
     names = [t.name for t in targets]
     if len(set(names)) != len(names):
         raise ConfigError(f"{where}: [{SECTION}] targets: names must be unique, got {names}")
@@ -366,80 +334,52 @@ def _targets(where: Path, value: object, *, multi_arch: bool) -> tuple[Target, .
     return tuple(targets)
 
 
+#: The types a key may have, by the words its error uses.
+_STR, _BOOL = "a string", "true or false"
+_STRS, _STR_MAP = "a list of strings", "a table of strings"
+_TYPES: dict[str, Callable[[Any], bool]] = {
+    _STR: lambda v: isinstance(v, str),
+    _BOOL: lambda v: isinstance(v, bool),
+    _STRS: lambda v: isinstance(v, list) and all(isinstance(s, str) for s in v),
+    _STR_MAP: lambda v: isinstance(v, Mapping) and all(isinstance(s, str) for s in v.values()),
+}
+
+
 class _Reader:
     """Typed access to one TOML table that remembers which keys were read."""
 
     def __init__(self, where: Path, table: str, data: Mapping[str, Any]) -> None:
-        self.where = where
-        self.table = table
-        self.data = data
+        self.where, self.table, self.data = where, table, data
         self.seen: set[str] = set()
 
-    def _error(self, key: str, expected: str) -> ConfigError:
-        got = type(self.data[key]).__name__
-        return ConfigError(f"{self.where}: [{self.table}] {key} must be {expected}, got {got}")
-
-    def _get(self, key: str) -> object:
+    def get(self, key: str, expected: str | None = None, default: Any = None) -> Any:
+        """``key``'s value (``default`` when unset), of the type ``expected`` names."""
         self.seen.add(key)
-        return self.data.get(key)
-
-    def opt_str(self, key: str) -> str | None:
-        value = self._get(key)
-        if value is not None and not isinstance(value, str):
-            raise self._error(key, "a string")
-        return value or None
-
-    def string(self, key: str, default: str) -> str:
-        value = self.opt_str(key)
-        return default if value is None else value
-
-    def path(self, key: str, default: str) -> str:
-        """A path: unlike other strings, an empty one is kept (and refused as a path)."""
-        value = self._get(key)
-        if value is not None and not isinstance(value, str):
-            raise self._error(key, "a string")
-        return default if value is None else value
-
-    def required_str(self, key: str) -> str:
-        value = self.opt_str(key)
+        value = self.data.get(key)
         if value is None:
-            raise ConfigError(f"{self.where}: [{self.table}] {key} is required")
+            return default
+        if expected is not None and not _TYPES[expected](value):
+            raise ConfigError(f"{self.where}: [{self.table}] {key} must be {expected}, "
+                              f"got {type(value).__name__}")
         return value
 
-    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
-        value = self.string(key, default)
+    def required(self, key: str) -> str:
+        value = self.get(key, _STR)
+        if not value:
+            raise ConfigError(f"{self.where}: [{self.table}] {key} is required")
+        return str(value)
+
+    def choice(self, key: str, choices: tuple[str, ...]) -> str:
+        """One of ``choices``, the first by default."""
+        value = str(self.get(key, _STR) or choices[0])
         if value not in choices:
             raise ConfigError(f"{self.where}: [{self.table}] {key} must be one of "
                               f"{', '.join(repr(c) for c in choices)}, got {value!r}")
         return value
 
-    def bool(self, key: str, *, default: bool) -> bool:
-        value = self._get(key)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise self._error(key, "true or false")
-        return value
-
-    def str_list(self, key: str, default: list[str]) -> list[str]:
-        value = self._get(key)
-        if value is None:
-            return default
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self._error(key, "a list of strings")
-        return value
-
-    def str_map(self, key: str) -> dict[str, str]:
-        value = self._get(key)
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
-            raise self._error(key, "a table of strings")
-        return dict(value)
-
     def build_args(self) -> dict[str, str]:
         """``build-args``, which may not set the two that the release itself sets."""
-        args = self.str_map("build-args")
+        args = dict(self.get("build-args", _STR_MAP, {}))
         for name in sorted(set(args) & {"PACKAGE", "VERSION"}):
             raise ConfigError(f"{self.where}: [{self.table}] build-args sets {name}, which "
                               "brewblox-release sets to the distribution and the version it "
@@ -448,12 +388,6 @@ class _Reader:
 
     def finish(self) -> None:
         unknown = sorted(set(self.data) - self.seen)
-        if self.table == SECTION:
-            unknown = [k for k in unknown if k != "targets"]
         if unknown:
             raise ConfigError(f"{self.where}: [{self.table}] unknown key {unknown[0]!r}; "
-                              f"known keys: {', '.join(sorted(self.seen | _extra(self.table)))}")
-
-
-def _extra(table: str) -> set[str]:
-    return {"targets"} if table == SECTION else set()
+                              f"known keys: {', '.join(sorted(self.seen))}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import re
@@ -42,16 +43,14 @@ def dist_files(directory: Path) -> list[Path]:
 def own_files(directory: Path, name: str) -> list[Path]:
     """The sdists and wheels of distribution ``name`` in ``directory``: the only files that
     `build` and `copy` ever remove (a directory a user named is never removed)."""
-    own = canonicalize_name(name)
     found = []
     for path in dist_files(directory):
-        try:
-            # A link under one of its names is removed too (the link, never what it points
-            # at): the next write there would go through it.
-            if file_version(path)[0] == own and (path.is_symlink() or path.is_file()):
+        # A link under one of its names is removed too (the link, never what it points at):
+        # the next write there would go through it.
+        with contextlib.suppress(BuildError):
+            if file_version(path)[0] == canonicalize_name(name) and (
+                    path.is_symlink() or path.is_file()):
                 found.append(path)
-        except BuildError:
-            continue
     return found
 
 
@@ -62,8 +61,7 @@ def _remove(paths: Sequence[Path]) -> None:
 
 def describe_build(config: Config, version: str) -> str:
     """What `build` would do, for ``nox -s dist -- --dry-run``."""
-    out = config.root / config.dist_dir
-    stale = [p.name for p in own_files(out, config.name)]
+    stale = [p.name for p in own_files(config.root / config.dist_dir, config.name)]
     lines = [f"dist: would build the sdist and wheel of {config.name} {version} into "
              f"{config.dist_dir}/ and run twine check ({config.check})"]
     if stale:
@@ -79,11 +77,10 @@ def describe_copy(config: Config) -> str:
                "`nox -s dist` first"
     lines = []
     for target in config.targets:
-        pkg = config.root / target.context / "pkg"
-        stale = [p.name for p in own_files(pkg, config.name)]
+        stale = ", ".join(p.name for p in own_files(config.root / target.context / "pkg",
+                                                     config.name))
         lines.append(f"distcopy: would copy {', '.join(p.name for p in files)} to "
-                     f"{target.context}/pkg/" + (f", removing {', '.join(stale)}" if stale
-                                                 else ""))
+                     f"{target.context}/pkg/" + (f", removing {stale}" if stale else ""))
     return "\n".join(lines)
 
 
@@ -91,12 +88,10 @@ def file_version(path: Path) -> tuple[str, Version]:
     """(canonical name, version) of a wheel or sdist, from its file name."""
     try:
         if path.name.endswith(".whl"):
-            name, version, _, _ = parse_wheel_filename(path.name)
-        else:
-            name, version = parse_sdist_filename(path.name)
+            return parse_wheel_filename(path.name)[:2]
+        return parse_sdist_filename(path.name)
     except (InvalidWheelFilename, InvalidSdistFilename) as e:
         raise BuildError(f"{path}: not a wheel or sdist name ({e})") from e
-    return name, version
 
 
 def build(config: Config, version: str, *, source_date_epoch: int | None = None,
@@ -121,20 +116,19 @@ def build(config: Config, version: str, *, source_date_epoch: int | None = None,
         if source.stamps:
             root = stamped_copy(config.root, source, version, Path(tmp) / "stamped")
         _build(root, out, env, requirements_of=config.root)
-    files = [p for p in own_files(out, config.name) if file_version(p)[1] == Version(version)]
+    built = {path: file_version(path)[1] for path in own_files(out, config.name)}
+    files = [path for path, got in built.items() if got == Version(version)]
     if not files:
         raise BuildError(f"the build wrote no sdist or wheel of {config.name} {version} to {out}")
-    for path in own_files(out, config.name):
-        _, got = file_version(path)
+    for path, got in built.items():
         if got != Version(version):
-            _remove(own_files(out, config.name))
+            _remove(list(built))
             raise BuildError(f"{path.name} has version {got}, not {version}: the build did not "
                              f"take the version from {source.declared_in} (see "
                              "docs/versions.md); nothing was published")
-    if source_date_epoch is not None:
-        for path in files:
-            if path.name.endswith(".tar.gz"):
-                normalize_sdist(path, source_date_epoch)
+    for path in files:
+        if source_date_epoch is not None and path.name.endswith(".tar.gz"):
+            normalize_sdist(path, source_date_epoch)
     if twine:
         check(config, files)
     return files

@@ -10,6 +10,7 @@ the pushes and image runs here take the `DockerConfig` that `dockerconfig.login`
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from .config import Config, Target
-from .dockerconfig import DockerConfig, has_login, stored_credentials
+from .dockerconfig import DockerConfig
 from .errors import BuildError, CredentialsError, EmulationError, PublishError
 from .hosts import registry_host
 from .plan import ImagePlan
@@ -31,18 +32,15 @@ from .run import detail, log, pause, redact
 if TYPE_CHECKING:
     from python_on_whales import DockerException
 
-__all__ = ["BuiltImage", "build", "check_emulation", "has_login", "package_version", "push",
-           "registry_host", "stored_credentials"]
+__all__ = ["BuiltImage", "build", "check_emulation", "package_version", "push", "registry_host"]
 
 T = TypeVar("T")
-
-#: Attempts and first pause of the retries of a push (transient faults: 5xx, resets, refused).
-PUSH_ATTEMPTS = 4
-PUSH_BACKOFF = 1.0
 _REFUSED = ("unauthorized", "denied", "authentication required", "forbidden",
             "no basic auth credentials")
 #: Answers that no retry changes, and that are not about credentials.
 _PERMANENT = ("manifest invalid", "name unknown", "name invalid")
+#: The line ``docker push`` ends with: ``TAG: digest: sha256:... size: N``.
+_PUSHED = re.compile(r"\bdigest: (sha256:[0-9a-f]{64})\b")
 
 
 @dataclass(frozen=True)
@@ -56,16 +54,14 @@ class BuiltImage:
 def labels(config: Config, version: str, revision: str, source: str | None,
            created: int) -> dict[str, str]:
     """The OCI labels of docs/image.md."""
-    result = {
+    return {
         "org.opencontainers.image.version": version,
         "org.opencontainers.image.revision": revision,
         "org.opencontainers.image.created":
             datetime.fromtimestamp(created, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "org.opencontainers.image.title": config.name,
+        **({"org.opencontainers.image.source": source} if source else {}),
     }
-    if source:
-        result["org.opencontainers.image.source"] = source
-    return result
 
 
 def build_args(config: Config, target: Target, version: str) -> dict[str, str]:
@@ -104,17 +100,16 @@ def _local_handler_off(platform: str) -> str | None:
     if arch is None or (host and not host.startswith("unix://")) or \
             not (binfmt / "status").exists():
         return None
-    try:
-        enabled = (binfmt / f"qemu-{arch}").read_text().splitlines()[0].strip() == "enabled"
-    except (OSError, IndexError):
-        enabled = False
-    return None if enabled else f"qemu-{arch}"
+    with contextlib.suppress(OSError, IndexError):
+        if (binfmt / f"qemu-{arch}").read_text().splitlines()[0].strip() == "enabled":
+            return None
+    return f"qemu-{arch}"
 
 
 def check_emulation(platform: str, builder: str | None = None) -> None:
     """Raise `EmulationError` when the builder says it cannot build ``platform``
-    (docs/multi-platform.md:
-    asked of the builder, which may be remote or native, not of the machine the tool runs on).
+    (docs/multi-platform.md: asked of the builder, which may be remote or native, not of the
+    machine the tool runs on).
 
     Asked after a build failed (`build`), not before every build: the template runs nothing in
     a target's own stages while every dependency has a wheel for it, so its images build on a
@@ -145,19 +140,14 @@ def check_emulation(platform: str, builder: str | None = None) -> None:
 
 def build(config: Config, image: ImagePlan, *, version: str, revision: str, created: int,
           source: str | None = None, prefix: str = "") -> BuiltImage:
-    """Build one target with buildx and load it into the engine under the plan's refs.
+    """Build one target with buildx and load it into the engine under the plan's refs;
+    ``prefix`` marks the lines of one target when several build at once.
 
-    Output streams to the user as it comes, each line masked; ``prefix`` marks the lines of
-    one target when several build at once. The template's build-stage code is refreshed in
-    ``pkg/`` first (`imagebuild.ship`). When the template says that something has no wheel for
-    the target (`needs_image_pip`), the image is built again with ``IMAGE_PIP=yes``, where pip
-    installs just that in the image; the stages done so far come from the cache.
-
-    The builder is asked whether it can run the target's programs (`check_emulation`) before
-    a build that runs steps in the target's image: a Dockerfile not made from the template,
-    and the ``IMAGE_PIP=yes`` build. The template's own build runs none there, so it is not
-    held up by the question (two buildx calls), and it builds without emulation; when it
-    fails, the builder's answer is added to the error.
+    When the template says that something has no wheel for the target (`needs_image_pip`),
+    the image is built again with ``IMAGE_PIP=yes``, where pip installs just that in the image;
+    the stages done so far come from the cache. The template's own build runs no step in the
+    target's image, so it is not held up by `check_emulation` (two buildx calls) and builds
+    without emulation; when it fails, the builder's answer is added to the error.
     """
     from python_on_whales import DockerException, docker
 
@@ -173,7 +163,7 @@ def build(config: Config, image: ImagePlan, *, version: str, revision: str, crea
         metadata = Path(tmp) / "metadata.json"
         while True:
             # Steps in the target's image (emulated for a foreign platform): a Dockerfile of
-            # another kind (the seed's runs pip there), or the template's IMAGE_PIP=yes build.
+            # another kind (the seed's runs pip there), or the IMAGE_PIP=yes build.
             if not template or args.get("IMAGE_PIP", "no") != "no":
                 check_emulation(target.platform, config.builder)
             said: list[str] = []
@@ -222,8 +212,9 @@ def needs_image_pip(text: str) -> bool:
     return any(NOTHING_FOR_PIP in line and "not found" in line for line in text.splitlines())
 
 
-def retrying(what: str, action: Callable[[], T], *, attempts: int = PUSH_ATTEMPTS,
-              backoff: float = PUSH_BACKOFF) -> T:
+def retrying(what: str, action: Callable[[], T], *, attempts: int = 4,
+              backoff: float = 1.0) -> T:
+    """``action``, retried on transient faults (5xx, resets, refused connections)."""
     from python_on_whales import DockerException
 
     for attempt in range(1, attempts + 1):
@@ -277,9 +268,6 @@ def push(refs: Iterable[str], config: DockerConfig | None = None) -> dict[str, s
         log(f"pushed {ref} ({digest})")
     return digests
 
-
-#: The line ``docker push`` ends with: ``TAG: digest: sha256:... size: N``.
-_PUSHED = re.compile(r"\bdigest: (sha256:[0-9a-f]{64})\b")
 
 
 def package_version(ref: str, platform: str, name: str, *, pull: bool = True,

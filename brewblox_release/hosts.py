@@ -12,9 +12,6 @@ from urllib.parse import urlsplit
 
 __all__ = ["is_loopback", "origin", "registry_host", "same_origin", "split_image"]
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
 def split_image(image: str) -> tuple[str, str]:
     """(registry host, repository path) of an image name, with Docker Hub's defaults.
 
@@ -66,7 +63,7 @@ def origin(url: str) -> tuple[str, str, int | None]:
         port = parts.port
     except ValueError:
         port = None
-    return scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme)
+    return scheme, (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(scheme)
 
 
 def same_origin(url: str, other: str) -> bool:

@@ -1,13 +1,8 @@
 """Adopting brewblox-release in a service (docs/adopting.md): what ``init`` adds, and nothing more.
 
-`init` adds the ``[tool.brewblox-release]`` table to the service's pyproject.toml (edited with
-tomlkit, so its comments, order and formatting stay), the noxfile line, the Dockerfiles of both
-default targets (copies of the shipped template), the ``.gitignore`` entries and the CI
-definition of one provider. It never overwrites what is there and differs, unless ``force``;
-a second run changes nothing. It returns one `Change` per file, which `render` turns into the
-lines a user reads.
-
-Library only: the nox session, the command line and the invoke task are glue over `init`.
+It never overwrites what is there and differs, unless ``force``; a second run changes nothing.
+pyproject.toml is edited with tomlkit, so its comments, order and formatting stay. The nox
+session, the command line and the invoke task are glue over `init`.
 """
 
 from __future__ import annotations
@@ -57,14 +52,8 @@ GITIGNORE_ENTRIES = ("dist/", *(f"{t.context}/pkg/" for t in DEFAULT_TARGETS), "
 
 @dataclass(frozen=True)
 class Change:
-    """What `init` did (or, in a dry run, would do) to one file.
-
-    Attributes:
-        path: relative to the service's root, with ``/`` separators.
-        action: ``created``, ``updated``, ``unchanged``, or
-            ``skipped (exists; --force to overwrite)`` when the file holds something else.
-        detail: what was added, for ``updated`` (``[tool.brewblox-release] image``).
-    """
+    """What `init` did (or, in a dry run, would do) to one file: ``path`` relative to the
+    service's root, with ``/`` separators; ``detail``, what was added."""
 
     path: str
     action: Action
@@ -103,19 +92,14 @@ def render(changes: Sequence[Change], *, dry_run: bool = False) -> str:
 
 # --- the remote: which CI, which image ---------------------------------------------------------
 
-@dataclass(frozen=True)
-class _Remote:
-    host: str
-    path: str  # owner/name, without .git
-
-
-def _parse_remote(url: str) -> _Remote | None:
-    """Host and path of a git remote URL, scp-like (``git@host:owner/name``) or a URL.
+def _parse_remote(url: str) -> tuple[str, str] | None:
+    """Host and path (``owner/name``, without .git) of a git remote URL, scp-like
+    (``git@host:owner/name``) or a URL; None for a local path.
 
     >>> _parse_remote("git@github.com:BrewBlox/brewblox-devcon-spark.git")
-    _Remote(host='github.com', path='BrewBlox/brewblox-devcon-spark')
-    >>> _parse_remote("https://org@dev.azure.com/org/proj/_git/svc").path
-    'org/proj/_git/svc'
+    ('github.com', 'BrewBlox/brewblox-devcon-spark')
+    >>> _parse_remote("https://org@dev.azure.com/org/proj/_git/svc")
+    ('dev.azure.com', 'org/proj/_git/svc')
     """
     url = url.strip()
     scp = re.fullmatch(r"(?:[^@/]+@)?([^:/]+):(?!//)(.+)", url)
@@ -125,41 +109,20 @@ def _parse_remote(url: str) -> _Remote | None:
     elif scp:
         host, path = scp.group(1), scp.group(2)
     else:
-        return None  # a local path: no provider
-    path = path.strip("/").removesuffix(".git")
-    if not host or not path:
         return None
-    return _Remote(host.lower(), path)
+    path = path.strip("/").removesuffix(".git")
+    return (host.lower(), path) if host and path else None
 
 
-def _provider_of(remote: _Remote) -> str | None:
-    labels = remote.host.split(".")
-    if remote.host.endswith(("dev.azure.com", "visualstudio.com")):
-        return "azure"
-    if "github" in labels:
-        return "github"
-    if any("gitlab" in label for label in labels):
-        return "gitlab"
-    return None
-
-
-def _owner_name(remote: _Remote) -> str:
+def _owner_name(host: str, path: str) -> str:
     """``owner/name`` of the repository (Azure: organisation and repository)."""
-    parts = [p for p in remote.path.split("/") if p]
+    parts = [p for p in path.split("/") if p]
     if "_git" in parts:  # dev.azure.com/ORG/PROJECT/_git/REPO, ORG.visualstudio.com/...
-        org = parts[0] if remote.host.endswith("dev.azure.com") else remote.host.split(".")[0]
+        org = parts[0] if host.endswith("dev.azure.com") else host.partition(".")[0]
         return f"{org}/{parts[-1]}"
-    if remote.host.endswith("dev.azure.com") and parts[:1] == ["v3"]:  # ssh: v3/ORG/PROJECT/REPO
+    if host.endswith("dev.azure.com") and parts[:1] == ["v3"]:  # ssh: v3/ORG/PROJECT/REPO
         return f"{parts[1]}/{parts[-1]}"
     return "/".join(parts)
-
-
-def _origin(root: Path) -> str | None:
-    from .run import run
-
-    result = run(["git", "remote", "get-url", "origin"], cwd=root, check=False, echo=False,
-                 stream=False)
-    return result.output.strip() if result.returncode == 0 else None
 
 
 def detect_provider(url: str) -> str | None:
@@ -169,8 +132,15 @@ def detect_provider(url: str) -> str | None:
     >>> detect_provider("https://gitlab.com/group/svc.git")
     'gitlab'
     """
-    remote = _parse_remote(url)
-    return _provider_of(remote) if remote else None
+    host = (_parse_remote(url) or ("", ""))[0]
+    labels = host.split(".")
+    if host.endswith(("dev.azure.com", "visualstudio.com")):
+        return "azure"
+    if "github" in labels:
+        return "github"
+    if any("gitlab" in label for label in labels):
+        return "gitlab"
+    return None
 
 
 def _image_name(text: str) -> str:
@@ -183,38 +153,36 @@ def _image_name(text: str) -> str:
 
 # --- the files -------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class _Write:
-    path: Path
-    text: str
+#: A file's `Change`, and what to write into it (none when nothing is written).
+_Plan = tuple[Change, tuple[Path, str] | None]
 
 
 def _template(name: str) -> str:
     return resources.files("brewblox_release").joinpath("templates", name).read_text()
 
 
-def _whole_file(root: Path, rel: str, text: str, *, force: bool) -> tuple[Change, _Write | None]:
+def _whole_file(root: Path, rel: str, text: str, *, force: bool) -> _Plan:
     """A file init owns whole (a Dockerfile, a CI definition): created, or left alone."""
     path = root / rel
     if not path.exists():
-        return Change(rel, CREATED), _Write(path, text)
+        return Change(rel, CREATED), (path, text)
     if path.read_text() == text:
         return Change(rel, UNCHANGED), None
     if force:
-        return Change(rel, UPDATED, "overwritten (--force)"), _Write(path, text)
+        return Change(rel, UPDATED, "overwritten (--force)"), (path, text)
     return Change(rel, SKIPPED), None
 
 
-def _noxfile(root: Path) -> tuple[Change, _Write | None]:
+def _noxfile(root: Path) -> _Plan:
     path = root / "noxfile.py"
     if not path.exists():
-        return Change("noxfile.py", CREATED), _Write(path, NOXFILE_LINE + "\n")
+        return Change("noxfile.py", CREATED), (path, NOXFILE_LINE + "\n")
     text = path.read_text()
     if _NOXFILE_IMPORT.search(text):
         return Change("noxfile.py", UNCHANGED), None
     sep = "" if not text or text.endswith("\n") else "\n"
     return (Change("noxfile.py", UPDATED, "imports the sessions"),
-            _Write(path, f"{text}{sep}\n{NOXFILE_LINE}\n"))
+            (path, f"{text}{sep}\n{NOXFILE_LINE}\n"))
 
 
 def ignored_entries(lines: Sequence[str], entry: str) -> bool:
@@ -236,7 +204,7 @@ def ignored_entries(lines: Sequence[str], entry: str) -> bool:
     return False
 
 
-def _gitignore(root: Path) -> tuple[Change, _Write | None]:
+def _gitignore(root: Path) -> _Plan:
     path = root / ".gitignore"
     text = path.read_text() if path.exists() else ""
     missing = [e for e in GITIGNORE_ENTRIES if not ignored_entries(text.splitlines(), e)]
@@ -244,10 +212,10 @@ def _gitignore(root: Path) -> tuple[Change, _Write | None]:
         return Change(".gitignore", UNCHANGED), None
     block = "# brewblox-release: built files\n" + "".join(f"{e}\n" for e in missing)
     if not text:
-        return Change(".gitignore", CREATED), _Write(path, block)
+        return Change(".gitignore", CREATED), (path, block)
     sep = "" if text.endswith("\n") else "\n"
     return (Change(".gitignore", UPDATED, ", ".join(missing)),
-            _Write(path, f"{text}{sep}\n{block}"))
+            (path, f"{text}{sep}\n{block}"))
 
 
 # --- pyproject.toml --------------------------------------------------------------------------
@@ -270,20 +238,11 @@ def _wanted_table(image: str, base_images: Mapping[str, str] | None) -> dict[str
     # each target names its own, and the build host (amd64) installs with the amd64 one.
     if "amd64" in base_images:
         wanted["build-args"] = {"BUILD_BASE_IMAGE": base_images["amd64"]}
-    targets = []
-    for target in DEFAULT_TARGETS:
-        entry: dict[str, object] = {"name": target.name, "context": target.context,
-                                    "platform": target.platform, "prefix": target.prefix}
-        if target.name in base_images:
-            entry["build-args"] = {"BASE_IMAGE": base_images[target.name]}
-        targets.append(entry)
-    wanted["targets"] = targets
+    wanted["targets"] = [
+        {"name": t.name, "context": t.context, "platform": t.platform, "prefix": t.prefix,
+         **({"build-args": {"BASE_IMAGE": base_images[t.name]}} if t.name in base_images else {})}
+        for t in DEFAULT_TARGETS]
     return wanted
-
-
-def _plain(value: object) -> object:
-    unwrap = getattr(value, "unwrap", None)
-    return unwrap() if callable(unwrap) else value
 
 
 def _toml_value(value: object) -> object:
@@ -296,8 +255,7 @@ def _toml_value(value: object) -> object:
         array = tomlkit.aot()
         for item in value:
             table = tomlkit.table()
-            for key, sub in item.items():
-                table.add(key, _toml_value(sub))
+            table.update({key: _toml_value(sub) for key, sub in item.items()})
             array.append(table)
         return array
     return value
@@ -336,13 +294,12 @@ def _section(doc: tomlkit.TOMLDocument, path: Path) -> Table:
 
 def _pyproject(root: Path, *, image: str | None, image_from: str | None,
                base_images: Mapping[str, str] | None,
-               force: bool) -> tuple[Change, _Write | None]:
+               force: bool) -> _Plan:
     path = root / "pyproject.toml"
     doc = _document(root)
-    name = static_name(doc)  # [project] name, or poetry's [tool.poetry] name
     derived = image is None  # a default only: never a reason to replace the service's own
     if image is None:
-        image = _image_name(image_from or (name if isinstance(name, str) else "") or root.name)
+        image = _image_name(image_from or static_name(doc) or root.name)
     _check_image(image, "image")  # what config would refuse on the next run
     wanted = _wanted_table(image, base_images)
     table = _section(doc, path)
@@ -355,20 +312,20 @@ def _pyproject(root: Path, *, image: str | None, image_from: str | None,
                 item.comment("the image repository (BREWBLOX_RELEASE_IMAGE overrides it)")
                 item.trivia.comment_ws = "  "
             added.append(key)
-        elif _plain(table[key]) != value and not (derived and key == "image"):
+        elif table[key].unwrap() != value and not (derived and key == "image"):
             conflicts.append(key)
             if force:
                 table[key] = _toml_value(value)
     text = tomlkit.dumps(doc)
     if not path.exists():
-        return Change("pyproject.toml", CREATED), _Write(path, text)
+        return Change("pyproject.toml", CREATED), (path, text)
     if conflicts and not force:
         detail = f"[{SECTION}] {', '.join(conflicts)} set otherwise"
         return Change("pyproject.toml", SKIPPED, detail), None
     if not added and not conflicts:
         return Change("pyproject.toml", UNCHANGED), None
     keys = ", ".join(added + conflicts)
-    return Change("pyproject.toml", UPDATED, f"[{SECTION}] {keys}"), _Write(path, text)
+    return Change("pyproject.toml", UPDATED, f"[{SECTION}] {keys}"), (path, text)
 
 
 # --- the whole -------------------------------------------------------------------------------
@@ -409,27 +366,30 @@ def init(root: Path, *, ci: str | None = None, force: bool = False, dry_run: boo
     if ci is not None and ci not in CI_PATHS:
         raise ConfigError(f"--ci {ci!r}: unknown CI provider; choose one of "
                           f"{', '.join(PROVIDERS)}")
-    url = _origin(root) if ci is None or image is None else None
+    url = None
+    if ci is None or image is None:
+        from .run import run
+
+        origin = run(["git", "remote", "get-url", "origin"], cwd=root, check=False, echo=False,
+                     stream=False)
+        url = origin.output.strip() if origin.returncode == 0 else None
     remote = _parse_remote(url) if url else None
     if ci is None:
-        ci = _provider_of(remote) if remote else None
+        ci = detect_provider(url) if url else None
         if ci is None:
             seen = f"the origin remote {display_url(url)!r}" if url else "no origin remote"
             raise ConfigError(f"cannot tell the CI provider from {seen}: give --ci "
                               f"{'|'.join(PROVIDERS)}")
 
-    planned = [_pyproject(root, image=image, image_from=_owner_name(remote) if remote else None,
+    planned = [_pyproject(root, image=image, image_from=_owner_name(*remote) if remote else None,
                           base_images=base_images, force=force),
-               _noxfile(root)]
-    dockerfile = _template("Dockerfile")
-    planned += [_whole_file(root, f"{t.context}/Dockerfile", dockerfile, force=force)
-                for t in DEFAULT_TARGETS]
-    planned.append(_gitignore(root))
-    planned.append(_whole_file(root, CI_PATHS[ci], _template(f"ci/{CI_TEMPLATES[ci]}"),
-                               force=force))
+               _noxfile(root),
+               *(_whole_file(root, f"{t.context}/Dockerfile", _template("Dockerfile"), force=force)
+                 for t in DEFAULT_TARGETS),
+               _gitignore(root),
+               _whole_file(root, CI_PATHS[ci], _template(f"ci/{CI_TEMPLATES[ci]}"), force=force)]
     if not dry_run:
-        for _, write in planned:
-            if write is not None:
-                write.path.parent.mkdir(parents=True, exist_ok=True)
-                write.path.write_text(write.text)
+        for path, text in (write for _, write in planned if write is not None):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
     return [change for change, _ in planned]

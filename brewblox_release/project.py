@@ -1,37 +1,23 @@
 """The project as it is declared: its distribution name, where its version comes from, its tags.
 
-Services are taken as they are (docs/versions.md): a PEP 621 ``[project]``; a ``setup.py`` of
-the 2018 kind (``use_scm_version={...}``, no ``[project]``); a ``setup.cfg``; hatchling with
-hatch-vcs or uv-dynamic-versioning; poetry with poetry-dynamic-versioning; pdm-backend's scm
-source; a static version (poetry-core, flit, ...) with ``stamp-version = true``; a service in a
-subdirectory of a monorepo whose tags carry its name (``[tool.setuptools_scm] root = "../.."``,
-``tag.prefix = "svc-"``).
-
-- The **name** is read from a static ``[project] name`` or ``[tool.poetry] name``; otherwise
-  the build backend is asked (PEP 517 ``prepare_metadata_for_build_wheel``, in the kept build
-  environment), and the answer is cached under the hash of the files that decide it, so
-  ``version`` and ``--dry-run`` pay for it once.
-- The **version source** is where the build takes its version from and how it is handed the
-  one the tool computes (`VersionSource.build_env`); its settings are the setuptools_scm keys
-  that compute that version: the service's own for setuptools_scm and hatch-vcs, the tag
-  pattern of the plugin's settings for the others.
-- The **tags** of the service are the ones its tag regex matches (setuptools_scm's default one
-  takes ``1.2.3``, ``v1.2.3`` and ``name-1.2.3``); a tag with a local part or an epoch is refused.
+Services are taken as they are (docs/versions.md): PEP 621, a setup.py of the 2018 kind, a
+setup.cfg, the version plugins of hatchling, poetry and pdm-backend, a static version with
+``stamp-version = true``, a service in a monorepo whose tags carry its name.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import re
-import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.parser import HeaderParser
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -39,16 +25,9 @@ from packaging.version import InvalidVersion, Version
 
 from . import buildenv, config
 from .buildenv import cache_dir, files_key
+from .config import _table
 from .errors import ConfigError, VersionError
 from .run import log
-
-if TYPE_CHECKING:
-    from .config import Config
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 __all__ = ["DEFAULT_TAG_REGEX", "LEGACY_BACKEND", "TagRule", "VersionSource", "build_backend",
            "configuration", "distribution_name", "dunamai_tag_regex", "normalise", "read_pyproject",
@@ -103,10 +82,11 @@ class TagRule:
         rest = tag[len(self.prefix):]
         match = re.match(self.regex, rest)
         delete = "Delete it (git push --delete origin TAG; git tag -d TAG) and tag again"
+        local = VersionError(f"tag {tag!r} has a local part (+...), which package indexes "
+                             f"refuse: release tags look like 1.2.3. {delete}")
         # A tag of the service but for its local part (which its regex may leave out) too.
         if "+" in rest and (match or re.match(self.regex, rest.partition("+")[0])):
-            raise VersionError(f"tag {tag!r} has a local part (+...), which package indexes "
-                               f"refuse: release tags look like 1.2.3. {delete}")
+            raise local
         if match is None:
             return None
         text = match.group(1 if len(match.groups()) == 1 else "version")  # as setuptools_scm
@@ -117,8 +97,7 @@ class TagRule:
                 f"tag {tag!r} is not a version: release tags look like 1.2.3 or v1.2.3 "
                 f"(PEP 440). {delete}") from None
         if version.local is not None:
-            raise VersionError(f"tag {tag!r} has a local part (+...), which package indexes "
-                               f"refuse: release tags look like 1.2.3. {delete}")
+            raise local
         if version.epoch:
             raise VersionError(f"tag {tag!r} has an epoch ({version.epoch}!), which "
                                f"brewblox-release does not publish: release tags look like "
@@ -128,40 +107,22 @@ class TagRule:
 
 def read_pyproject(root: Path) -> dict[str, Any]:
     """The parsed pyproject.toml of the project at ``root`` (empty when there is none)."""
-    path = root / "pyproject.toml"
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        return {}
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from e
+    return config.read(root) if (root / "pyproject.toml").exists() else {}
 
 
 def build_backend(data: Mapping[str, Any]) -> str:
     """The build backend of a parsed pyproject.toml (setuptools' legacy one by default)."""
-    system = data.get("build-system")
-    backend = system.get("build-backend") if isinstance(system, Mapping) else None
+    backend = (_table(data, "build-system") or {}).get("build-backend")
     return backend if isinstance(backend, str) and backend else LEGACY_BACKEND
 
 
 def _requires(data: Mapping[str, Any]) -> set[str]:
-    system = data.get("build-system")
-    requires = system.get("requires") if isinstance(system, Mapping) else None
+    requires = (_table(data, "build-system") or {}).get("requires")
     names: set[str] = set()
     for text in requires if isinstance(requires, list) else ["setuptools"]:
-        try:
+        with contextlib.suppress(InvalidRequirement):
             names.add(canonicalize_name(Requirement(str(text)).name))
-        except InvalidRequirement:
-            continue
     return names
-
-
-def _table(data: Mapping[str, Any], *keys: str) -> Mapping[str, Any] | None:
-    value: object = data
-    for key in keys:
-        value = value.get(key) if isinstance(value, Mapping) else None
-    return value if isinstance(value, Mapping) else None
 
 
 # --- the version source ------------------------------------------------------------------------
@@ -184,6 +145,9 @@ OVERRIDES = {
     "pdm-backend": "PDM_BUILD_SCM_VERSION",
     "uv-dynamic-versioning": "UV_DYNAMIC_VERSIONING_BYPASS",
 }
+
+#: setuptools_scm's ``git describe``, to which ``--match`` limits the tags it looks at.
+_DESCRIBE = ["git", "describe", "--dirty", "--tags", "--long"]
 
 
 def dunamai_tag_regex(pattern: object, prefix: object, where: str) -> str:
@@ -235,9 +199,8 @@ class VersionSource:
             stamped into a copy of the project: `stamps`).
         declared_in: where the settings were read, for messages.
         settings: setuptools_scm's configuration keys (``root``, ``tag``, ``scm``,
-            ``version_scheme``, ...) that compute the version: the service's own for
-            setuptools_scm and hatch-vcs, the tag pattern of the plugin's settings for the
-            others; deprecated spellings moved to their new places, file writing left out.
+            ``version_scheme``, ...) that compute the version; deprecated spellings moved to
+            their new places, file writing left out.
         static: for ``static``, the table that holds the version (``project`` or
             ``tool.poetry``).
     """
@@ -254,9 +217,9 @@ class VersionSource:
 
     @property
     def tags(self) -> TagRule:
-        tag = self.settings.get("tag") or {}
-        regex = tag.get("regex") if isinstance(tag, Mapping) else None
-        prefix = tag.get("prefix") if isinstance(tag, Mapping) else None
+        tag = self.settings.get("tag")
+        tag = tag if isinstance(tag, Mapping) else {}
+        regex, prefix = tag.get("regex"), tag.get("prefix")
         return TagRule(regex if isinstance(regex, str) else DEFAULT_TAG_REGEX,
                        prefix if isinstance(prefix, str) else "")
 
@@ -294,16 +257,15 @@ def normalise(settings: Mapping[str, Any]) -> dict[str, Any]:
     describe = data.pop("git_describe_command", None)
     if describe is not None:
         scm = dict(data.pop("scm", None) or {})
-        git = dict(scm.get("git") or {})
-        git.setdefault("describe_command", describe)
-        scm["git"] = git
+        git = scm.get("git") or {}
+        scm["git"] = {**git, "describe_command": git.get("describe_command", describe)}
         data["scm"] = scm
     return data
 
 
-def _setup_py_scm(root: Path) -> tuple[bool, dict[str, Any]] | None:
-    """``use_scm_version`` in setup.py: (whether git decides, its literal settings), or None
-    when setup.py does not pass it. Keys whose values are code (a ``local_scheme`` lambda, a
+def _setup_py_scm(root: Path) -> dict[str, Any] | None:
+    """The literal settings of ``use_scm_version`` in setup.py, or None when setup.py does not
+    have git decide. Keys whose values are code (a ``local_scheme`` lambda, a
     ``relative_to=__file__``) cannot be read; setuptools_scm's defaults stand for them."""
     path = root / "setup.py"
     try:
@@ -312,25 +274,19 @@ def _setup_py_scm(root: Path) -> tuple[bool, dict[str, Any]] | None:
         return None
     except (SyntaxError, ValueError) as e:
         raise ConfigError(f"{path}: not valid Python: {e}") from e
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        for keyword in node.keywords:
-            if keyword.arg != "use_scm_version":
-                continue
-            value = keyword.value
-            if isinstance(value, ast.Constant):
-                return bool(value.value), {}
-            settings: dict[str, Any] = {}
-            if isinstance(value, ast.Dict):
-                for key, item in zip(value.keys, value.values, strict=True):
-                    try:
-                        name = ast.literal_eval(key) if key is not None else None
-                        settings[str(name)] = ast.literal_eval(item)
-                    except (ValueError, TypeError, SyntaxError, RecursionError):
-                        continue  # code, not a literal: setuptools_scm's default stands
-            return True, settings
-    return None
+    value = next((keyword.value for node in ast.walk(tree) if isinstance(node, ast.Call)
+                  for keyword in node.keywords if keyword.arg == "use_scm_version"), None)
+    if value is None or (isinstance(value, ast.Constant) and not value.value):
+        return None
+    settings: dict[str, Any] = {}
+    pairs = zip(value.keys, value.values, strict=True) if isinstance(value, ast.Dict) else ()
+    for key, item in pairs:
+        try:
+            name = ast.literal_eval(key) if key is not None else None
+            settings[str(name)] = ast.literal_eval(item)
+        except (ValueError, TypeError, SyntaxError, RecursionError):
+            continue  # code, not a literal: setuptools_scm's default stands
+    return settings
 
 
 STAMP_HINT = ("set stamp-version = true in [tool.brewblox-release] (the version from git is "
@@ -339,15 +295,10 @@ STAMP_HINT = ("set stamp-version = true in [tool.brewblox-release] (the version 
 
 def version_source(root: Path, data: Mapping[str, Any] | None = None, *,
                    stamp: bool = False) -> VersionSource:
-    """Where the build of the project at ``root`` takes its version from (docs/versions.md).
-
-    Args:
-        data: its parsed pyproject.toml (read when not given).
-        stamp: ``stamp-version``: a static version is accepted, and stamped.
-
-    Raises:
-        VersionError: the build would not take its version from git, and no static version
-            can be stamped; the message says what to add.
+    """Where the build of the project at ``root`` (``data``: its parsed pyproject.toml, read
+    when not given) takes its version from (docs/versions.md). With ``stamp``
+    (``stamp-version``), a static version is accepted, and stamped; else a VersionError says
+    what to add.
     """
     data = read_pyproject(root) if data is None else data
     where = root / "pyproject.toml"
@@ -368,24 +319,21 @@ def version_source(root: Path, data: Mapping[str, Any] | None = None, *,
         starts = {None: ["v"], "default": ["v"], "default-unprefixed": ["v", ""]}.get(pattern)
         if starts is not None:
             match = [arg for start in starts for arg in ("--match", f"{prefix or ''}{start}[0-9]*")]
-            found["scm"] = {"git": {"describe_command": [
-                "git", "describe", "--dirty", "--tags", "--long", *match]}}
+            found["scm"] = {"git": {"describe_command": [*_DESCRIBE, *match]}}
         return VersionSource(tool, f"[{table}]", found)
 
-    poetry_dv = _table(data, "tool", "poetry-dynamic-versioning")
-    if poetry_dv is not None and poetry_dv.get("enable") is True:
+    if (_table(data, "tool", "poetry-dynamic-versioning") or {}).get("enable") is True:
         return plugin("poetry-dynamic-versioning", "tool.poetry-dynamic-versioning",
                       " and build-backend = \"poetry_dynamic_versioning.backend\"")
-    pdm = _table(data, "tool", "pdm", "version")
-    if backend.startswith("pdm.") and pdm is not None and pdm.get("source") == "scm":
+    pdm = _table(data, "tool", "pdm", "version") or {}
+    if backend.startswith("pdm.") and pdm.get("source") == "scm":
         return _pdm_scm(pdm)
     if backend.startswith("hatchling"):
-        hatch = _table(data, "tool", "hatch", "version")
-        source = hatch.get("source") if hatch is not None else None
-        if source == "uv-dynamic-versioning":
+        hatch = _table(data, "tool", "hatch", "version") or {}
+        if hatch.get("source") == "uv-dynamic-versioning":
             return plugin("uv-dynamic-versioning", "tool.uv-dynamic-versioning", "")
-        if source == "vcs":
-            return _hatch_vcs(where, hatch or {}, requires)
+        if hatch.get("source") == "vcs":
+            return _hatch_vcs(where, hatch, requires)
     elif backend.startswith("setuptools"):
         found = _setuptools_scm(root, data, requires)
         if found is not None:
@@ -418,8 +366,7 @@ def _pdm_scm(pdm: Mapping[str, Any]) -> VersionSource:
     """pdm-backend's scm source: its ``tag_regex``, ``tag_filter`` and ``fallback_version``."""
     settings: dict[str, Any] = {"tag": {"regex": pdm.get("tag_regex") or PDM_DEFAULT_TAG_REGEX}}
     if isinstance(pdm.get("tag_filter"), str):
-        settings["scm"] = {"git": {"describe_command": [
-            "git", "describe", "--dirty", "--tags", "--long", "--match", pdm["tag_filter"]]}}
+        settings["scm"] = {"git": {"describe_command": [*_DESCRIBE, "--match", pdm["tag_filter"]]}}
     if isinstance(pdm.get("fallback_version"), str):
         settings["fallback_version"] = pdm["fallback_version"]
     return VersionSource("pdm-backend", "[tool.pdm.version]", settings)
@@ -430,9 +377,9 @@ def _static_version(data: Mapping[str, Any], backend: str) -> str | None:
     project = _table(data, "project")
     if project is not None and "version" in project:
         return "project"
-    poetry = _table(data, "tool", "poetry")
+    poetry = _table(data, "tool", "poetry") or {}
     if (project is None or "version" in (project.get("dynamic") or ())) and \
-            backend.startswith("poetry") and poetry is not None and "version" in poetry:
+            backend.startswith("poetry") and "version" in poetry:
         return "tool.poetry"
     return None
 
@@ -445,49 +392,41 @@ def _hatch_vcs(where: Path, hatch: Mapping[str, Any], requires: set[str]) -> Ver
     if not isinstance(raw, Mapping):
         raise VersionError(f"{where}: [tool.hatch.version] raw-options must be a table")
     settings = dict(raw)
-    if isinstance(hatch.get("tag-pattern"), str) and hatch["tag-pattern"]:
-        settings["tag_regex"] = hatch["tag-pattern"]
-    if isinstance(hatch.get("fallback-version"), str) and hatch["fallback-version"]:
-        settings["fallback_version"] = hatch["fallback-version"]
+    for key, setting in (("tag-pattern", "tag_regex"), ("fallback-version", "fallback_version")):
+        if isinstance(hatch.get(key), str) and hatch[key]:
+            settings[setting] = hatch[key]
     return VersionSource("hatch-vcs", "[tool.hatch.version]", normalise(settings))
 
 
 def _setuptools_scm(root: Path, data: Mapping[str, Any],
                     requires: set[str]) -> VersionSource | None:
     """setuptools_scm's settings, or None where setuptools would not use it."""
-    where = root / "pyproject.toml"
-    project = _table(data, "project")
-    if project is not None and "version" in project:
+    if "version" in (_table(data, "project") or {}):
         return None  # static: setuptools_scm does not override it
     section = _table(data, "tool", "setuptools_scm")
-    if section is None:
-        section = _table(data, "tool", "vcs-versioning")
+    section = _table(data, "tool", "vcs-versioning") if section is None else section
     from_setup_py = _setup_py_scm(root)
-    if from_setup_py is not None and not from_setup_py[0]:
-        from_setup_py = None
     if section is None and from_setup_py is None:
         return None
-    mentioned = "setuptools-scm" in requires or any(
-        "setuptools_scm" in text or "setuptools-scm" in text
-        for text in (_read(root / "setup.py"), _read(root / "setup.cfg")))
-    if not mentioned:
+
+    def mentions(path: Path) -> bool:
+        try:
+            return bool(re.search("setuptools[_-]scm", path.read_text(errors="replace")))
+        except OSError:
+            return False
+
+    if not ("setuptools-scm" in requires or mentions(root / "setup.py")
+            or mentions(root / "setup.cfg")):
         raise VersionError(
-            f"{where}: setuptools_scm is configured but the build does not install it, so the "
-            "version would not come from git: add \"setuptools-scm\" to [build-system] requires")
-    settings = dict(section or {})
+            f"{root / 'pyproject.toml'}: setuptools_scm is configured but the build does not "
+            "install it, so the version would not come from git: add \"setuptools-scm\" to "
+            "[build-system] requires")
+    settings = {**(section or {}), **(from_setup_py or {})}
     declared = "[tool.setuptools_scm]" if section is not None else "setup.py"
     if from_setup_py is not None:
-        settings.update(from_setup_py[1])
         declared = "setup.py use_scm_version" + (
             " and [tool.setuptools_scm]" if section is not None else "")
     return VersionSource("setuptools_scm", declared, normalise(settings))
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace")
-    except OSError:
-        return ""
 
 
 # --- the distribution name ---------------------------------------------------------------------
@@ -496,12 +435,9 @@ def distribution_name(root: Path, data: Mapping[str, Any]) -> str:
     """The distribution name of the project at ``root`` (``data``: its parsed pyproject.toml).
 
     A static ``[project] name`` (or poetry's ``[tool.poetry] name``) is read as it is; else the
-    build backend says it (a setup.py, a setup.cfg, another backend's own table), once per
-    state of the deciding files (`buildenv.files_key`).
-
-    Raises:
-        ConfigError: nothing declares the name, or the backend cannot say it; the message says
-            to add ``[project] name``.
+    build backend says it (PEP 517 ``prepare_metadata_for_build_wheel``, in the kept build
+    environment), cached per state of the deciding files (`buildenv.files_key`), so ``version``
+    and ``--dry-run`` pay for it once. A ConfigError says to add ``[project] name``.
     """
     where = root / "pyproject.toml"
     add = f"add [project] name = \"...\" to {where}"
@@ -514,31 +450,16 @@ def distribution_name(root: Path, data: Mapping[str, Any]) -> str:
             raise ConfigError(f"{where}: [project] name is required: PEP 621 names the "
                               "distribution statically; set it to a non-empty string")
         return name
-    poetry = _table(data, "tool", "poetry")
-    if poetry is not None and isinstance(poetry.get("name"), str) and poetry["name"]:
-        return str(poetry["name"])
-    declared = _table(data, "build-system") is not None and "build-backend" in data["build-system"]
+    static = config.static_name(data)  # poetry's [tool.poetry] name
+    if static is not None:
+        return static
+    declared = "build-backend" in (_table(data, "build-system") or {})
     if not (declared or (root / "setup.py").is_file() or (root / "setup.cfg").is_file()):
         raise ConfigError(f"{where}: [project] name is required: no [project] table, setup.py "
                           f"or setup.cfg declares the distribution's name; {add}")
     cached = cache_dir() / "names" / f"{files_key(root)}.json"
-    try:
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         return str(json.loads(cached.read_text())["name"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    name = _ask_backend(root, data, add)
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"name": name, "root": str(root)}))
-        tmp.replace(cached)
-    except OSError:
-        pass  # a read-only cache costs time, not correctness
-    return name
-
-
-def _ask_backend(root: Path, data: Mapping[str, Any], add: str) -> str:
-    """PEP 517 ``prepare_metadata_for_build_wheel`` in the kept build environment."""
     from build import BuildBackendException, BuildException
 
     backend = build_backend(data)
@@ -554,13 +475,17 @@ def _ask_backend(root: Path, data: Mapping[str, Any], add: str) -> str:
     if not name or canonicalize_name(name) == "unknown":
         raise ConfigError(f"the build backend ({backend}) does not say the distribution's name: "
                           f"{add}")
+    with contextlib.suppress(OSError):  # a read-only cache costs time, not correctness
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        part = cached.with_suffix(f".{os.getpid()}.tmp")
+        part.write_text(json.dumps({"name": name, "root": str(root)}))
+        part.replace(cached)
     return str(name)
 
 
-def configuration(root: Path | str = ".", env: Mapping[str, str] | None = None) -> Config:
+def configuration(root: Path | str = ".", env: Mapping[str, str] | None = None) -> config.Config:
     """The service's configuration (`config.load`), its distribution's name asked where the
     file does not say it (`distribution_name`)."""
     root = Path(root).resolve()
     data = config.read(root)
-    name = config.static_name(data) or distribution_name(root, data)
-    return config.load(root, env, name=name)
+    return config.load(root, env, name=config.static_name(data) or distribution_name(root, data))

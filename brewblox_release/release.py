@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -25,7 +24,7 @@ from .config import Config
 from .errors import CredentialsError, ReleaseError, VersionError
 from .plan import DEFAULT_TAGS, ImagePlan, highest_final, make_plan
 from .project import TagRule
-from .run import background, log, step
+from .run import background, environ, log, step
 
 if TYPE_CHECKING:  # dist and index load on use: --dry-run needs neither
     from .dockerconfig import DockerConfig
@@ -91,7 +90,7 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
             config: Config | None = None) -> Run:
     """Read the configuration (unless given, as loaded from ``env``), the context and the
     version, and make the plan."""
-    env = dict(os.environ if env is None else env)
+    env = dict(environ() if env is None else env)
     config = config or project.configuration(root, env)
     ctx = ci.detect(env)
     if options.ref:

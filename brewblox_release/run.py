@@ -33,6 +33,7 @@ __all__ = [
     "configure",
     "console",
     "detail",
+    "environ",
     "log",
     "log_file",
     "mask",
@@ -355,10 +356,18 @@ def background(function: Callable[[], T], name: str) -> Callable[[], T]:
     return wait
 
 
-def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+def environ() -> Mapping[str, str]:
+    """The command's environment snapshot (`capture`), or the process's own where the library
+    is used on its own: the one place that reads ``os.environ``."""
+    return _captured if _captured is not None else os.environ
+
+
+def child_env(env: Mapping[str, str] | None = None, *, drop: str | None = None) -> dict[str, str]:
     """The environment of a subprocess: this process's (without the credentials, which
-    `capture` removed) and ``env`` on top, never a library's debug switch."""
-    full = {**os.environ, **(env or {})}
+    `capture` removed, and without the variables that start with ``drop``) and ``env`` on
+    top, never a library's debug switch."""
+    full = {k: v for k, v in os.environ.items() if not (drop and k.startswith(drop))}
+    full.update(env or {})
     full.pop("PYTHON_ON_WHALES_DEBUG", None)  # it prints the whole environment
     return full
 
@@ -377,16 +386,18 @@ GIT_TIMEOUT = 300.0
 
 def run(argv: Sequence[str | Path], *, cwd: Path | str | None = None,
         env: Mapping[str, str] | None = None, check: bool = True, echo: bool = True,
-        stream: bool = True, input: str | None = None, timeout: float | None = None) -> Result:
+        stream: bool = True, input: str | None = None, timeout: float | None = None,
+        drop: str | None = None) -> Result:
     """Run a command: log it, stream its merged output line by line, masked, and return it.
 
     Args:
         echo: log the command line first.
         stream: log each line of output as it comes (off for quiet queries such as git).
         env: extra variables on top of ``os.environ``.
+        drop: leave out the variables of ``os.environ`` that start with it.
         check: raise `CommandError` on a non-zero exit.
     """
-    started = start(argv, cwd=cwd, env=env, echo=echo, stdin=input is not None)
+    started = start(argv, cwd=cwd, env=env, echo=echo, stdin=input is not None, drop=drop)
     if timeout is None and started.argv[0] == "git":
         timeout = GIT_TIMEOUT
     return started.finish(input, check=check, stream=stream, timeout=timeout)
@@ -394,7 +405,7 @@ def run(argv: Sequence[str | Path], *, cwd: Path | str | None = None,
 
 def start(argv: Sequence[str | Path], *, cwd: Path | str | None = None,
           env: Mapping[str, str] | None = None, echo: bool = True,
-          stdin: bool = True) -> Started:
+          stdin: bool = True, drop: str | None = None) -> Started:
     """Start a command whose input comes later (`Started.finish`): a process that prepares
     itself meanwhile, such as a build hook's interpreter importing its backend. Its output
     waits in the pipe and passes the redactor when it is read, like `run`'s."""
@@ -403,7 +414,7 @@ def start(argv: Sequence[str | Path], *, cwd: Path | str | None = None,
         raise CommandError(Result(args, 130, "not started: the run is stopping"))
     if echo:
         detail(f"$ {shlex.join(args)}")
-    full_env = child_env(env)
+    full_env = child_env(env, drop=drop)
     if args[0] == "git":
         for name in GIT_REPOSITORY_VARS:
             full_env.pop(name, None)

@@ -24,14 +24,6 @@ _HASH = 10
 _INVALID = re.compile(r"[^a-z0-9_.-]+")
 
 
-def _parses_as_version(name: str) -> bool:
-    try:
-        Version(name)
-    except InvalidVersion:
-        return False
-    return True
-
-
 def is_reserved(name: str, prefixes: Iterable[str] = ("",)) -> bool:
     """Whether ``name`` is, or with one of the targets' prefixes removed is, a tag of a release.
 
@@ -42,12 +34,14 @@ def is_reserved(name: str, prefixes: Iterable[str] = ("",)) -> bool:
     >>> is_reserved("1.2.3"), is_reserved("v2"), is_reserved("feature-x")
     (True, True, False)
     """
-    for prefix in prefixes:
-        if not name.startswith(prefix):
-            continue
-        rest = name[len(prefix):]
-        if rest in {LATEST, LOCAL} or _parses_as_version(rest):
+    for rest in (name[len(prefix):] for prefix in prefixes if name.startswith(prefix)):
+        if rest in {LATEST, LOCAL}:
             return True
+        try:
+            Version(rest)
+        except InvalidVersion:
+            continue
+        return True
     return False
 
 
@@ -103,7 +97,4 @@ def version_tags(version: str, prefix: str = "", *, latest: bool = False) -> tup
     >>> version_tags("1.2.3", "rpi-", latest=True)
     ('rpi-1.2.3', 'rpi-latest')
     """
-    tags = [prefix + version.lower()]
-    if latest:
-        tags.append(prefix + LATEST)
-    return tuple(tags)
+    return (prefix + version.lower(), prefix + LATEST) if latest else (prefix + version.lower(),)

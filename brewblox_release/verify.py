@@ -11,7 +11,6 @@ one error, and a ``WRONG`` row of the summary.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -23,7 +22,8 @@ from packaging.version import Version
 
 from .errors import ReleaseError
 from .plan import highest_final
-from .run import redact
+from .run import log, pause, redact
+from .run import run as run_command
 from .tags import LATEST
 
 if TYPE_CHECKING:
@@ -39,9 +39,32 @@ LISTS = ("application/vnd.oci.image.index.v1+json",
          "application/vnd.docker.distribution.manifest.list.v2+json")
 
 
-def verify(run: Run, summary: Summary, pushed: Pushed | None = None) -> None:
+#: A registry or an index slow to show what was published is read again, this many times in
+#: all, `PAUSE` seconds apart, before verification fails.
+ATTEMPTS, PAUSE = 3, 2.0
+
+
+def verify(run: Run, summary: Summary, pushed: Pushed | None = None, *,
+           attempts: int = ATTEMPTS) -> None:
     """Every check of the module's docstring that the plan calls for; without ``pushed`` (a
     verification of a past release) the digests are not compared, everything else is."""
+    from .prepared import Summary
+
+    for attempt in range(1, attempts + 1):
+        rows = Summary()
+        problems = _problems(run, rows, pushed)
+        if not problems or attempt == attempts:
+            break
+        log(f"verification: {len(problems)} check{'s'[:len(problems) - 1]} failed; reading "
+            f"the registry and the index again in {PAUSE:.0f} s")
+        if not pause(PAUSE):  # the run is stopping
+            break
+    summary.rows += rows.rows
+    if problems:
+        raise ReleaseError("verification failed:\n" + "\n".join(problems))
+
+
+def _problems(run: Run, summary: Summary, pushed: Pushed | None) -> list[str]:
     problems = _index(run, summary) if run.config.pypi else []
     pushes = [image for image in run.plan.images if image.push]
     if pushes:
@@ -58,8 +81,7 @@ def verify(run: Run, summary: Summary, pushed: Pushed | None = None) -> None:
         else:
             problems += _versions(run, registry, [(i.refs[0], i.tags[0], i.platform)
                                                   for i in pushes], summary)
-    if problems:
-        raise ReleaseError("verification failed:\n" + "\n".join(problems))
+    return problems
 
 
 def _check(summary: Summary, where: str, what: str, problem: str | None,
@@ -92,14 +114,14 @@ def pip_resolves(index: Index, name: str, *, pre: bool = False) -> str:
                 "--disable-pip-version-check", "--quiet", "--dest", tmp, name]
         if pre:
             argv.append("--pre")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-        env["PIP_INDEX_URL"] = index.authenticated_simple_url(name)  # in no command line
-        env["PIP_CONFIG_FILE"] = os.devnull  # this index only: no pip.conf's extra index
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
-        if proc.returncode != 0:
+        # This index only (in no command line), none of pip's own settings: no pip.conf, no
+        # PIP_* variable adds another index or allows pre-releases.
+        env = {"PIP_INDEX_URL": index.authenticated_simple_url(name), "PIP_CONFIG_FILE": os.devnull}
+        result = run_command(argv, env=env, drop="PIP_", check=False, stream=False)
+        if result.returncode != 0:
             raise ReleaseError(redact(f"pip could not download {name} from "
                                       f"{display_url(index.simple_url)}: "
-                                      f"{proc.stderr.strip()[-500:]}"))
+                                      f"{result.output.strip()[-500:]}"))
         wheels = [p for p in Path(tmp).iterdir() if p.name.endswith(".whl")]
         if wheels:
             return str(parse_wheel_filename(wheels[0].name)[1])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -77,7 +78,7 @@ def released(tmp_path_factory: pytest.TempPathFactory, engine: None) -> Iterator
 def _fails(released: Released, line: str) -> None:
     summary = Summary()
     with pytest.raises(ReleaseError, match="verification failed") as failed:
-        verify(released.run(), summary, released.pushed)
+        verify(released.run(), summary, released.pushed, attempts=1)
     assert line in str(failed.value), str(failed.value)
     assert any("WRONG" in row[2] for row in summary.rows)
 
@@ -90,6 +91,24 @@ def test_an_untouched_release_verifies(released: Released) -> None:
     for tag in ("1.1.0", "rpi-1.1.0"):
         assert f"{released.registry.address}/{REPO}:{tag} is {released.pushed.images[tag][:19]}" \
             in checked, checked
+
+
+def test_a_registry_slow_to_show_the_release_is_read_again(
+        released: Released, capsys: pytest.CaptureFixture[str]) -> None:
+    # For a second the tag still shows the older release, as a registry behind a cache might.
+    client = released.client
+    pushed = released.pushed.images["1.1.0"]
+    client.tag("1.0.0", "1.1.0")
+    shown = threading.Timer(1.0, client.tag, (pushed, "1.1.0"))
+    shown.start()
+    summary = Summary()
+    try:
+        verify(released.run(), summary, released.pushed)
+    finally:
+        shown.join()
+        client.tag(pushed, "1.1.0")
+    assert all("WRONG" not in row[2] for row in summary.rows)
+    assert "failed; reading the registry and the index again in 2 s" in capsys.readouterr().err
 
 
 def test_a_tag_naming_another_image_of_the_same_version(released: Released) -> None:
@@ -225,7 +244,7 @@ def test_a_list_missing_a_platform(list_released: ListReleased) -> None:
     summary = Summary()
     try:
         with pytest.raises(ReleaseError, match="verification failed") as failed:
-            verify(list_released.run, summary, list_released.pushed)
+            verify(list_released.run, summary, list_released.pushed, attempts=1)
         assert (f"{REPO}:2.0.0 is not the list this run made: no linux/arm/v7 image"
                 in str(failed.value)), str(failed.value)
     finally:
