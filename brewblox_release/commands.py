@@ -26,7 +26,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import Interrupted, ReleaseError
 from .release import Options
@@ -265,28 +265,33 @@ def execute(name: str, args: Sequence[str], prog: str) -> None:
     quiet_library_logs()
     _quick_exit()
     command = COMMANDS[name]
-    with redacted_streams(), _stopped_by_signals():
+    with redacted_streams(), _stopped_by_signals() as received:
         try:
             options = parse(command, args, prog)
             with _console(name, options):
                 command.action(options)
-        except CommandError as e:
-            raise ReleaseError(redact(str(e))) from None
         except (KeyboardInterrupt, _Stop) as e:
-            stop_starting()
-            _end_children()
-            signum = e.signum if isinstance(e, _Stop) else signal.SIGINT
-            raise Interrupted(f"stopped by {signal.Signals(signum).name}: every process "
-                              "brewblox-release started has ended, nothing more is published; "
-                              "run the command again to complete it", 128 + signum) from None
-        except ReleaseError:
-            raise
-        except OSError as e:
-            raise ReleaseError(redact(os_error(e))) from None
-        except Exception as e:  # a bug: its traceback, masked, then one line
-            log(traceback.format_exc())
+            raise _interrupted(e.signum if isinstance(e, _Stop) else signal.SIGINT) from None
+        except Exception as e:
+            if received:  # the stop was raised where it was lost (a finalizer): what failed next
+                raise _interrupted(received[0]) from None
+            if isinstance(e, CommandError):
+                raise ReleaseError(redact(str(e))) from None
+            if isinstance(e, ReleaseError):
+                raise
+            if isinstance(e, OSError):
+                raise ReleaseError(redact(os_error(e))) from None
+            log(traceback.format_exc())  # a bug: its traceback, masked, then one line
             raise ReleaseError(redact(f"unexpected {type(e).__name__}: {e} (a bug in "
                                       "brewblox-release: the traceback is above)")) from None
+
+
+def _interrupted(signum: int) -> Interrupted:
+    stop_starting()
+    _end_children()
+    return Interrupted(f"stopped by {signal.Signals(signum).name}: every process "
+                       "brewblox-release started has ended, nothing more is published; run the "
+                       "command again to complete it", 128 + signum)
 
 
 @contextlib.contextmanager
@@ -348,22 +353,35 @@ class _Stop(BaseException):
 
 
 @contextlib.contextmanager
-def _stopped_by_signals() -> Iterator[None]:
-    """SIGTERM and SIGHUP (a CI cancel, a closed terminal) stop the run as Ctrl-C does."""
+def _stopped_by_signals() -> Iterator[list[int]]:
+    """SIGTERM and SIGHUP (a CI cancel, a closed terminal) stop the run as Ctrl-C does; yields
+    the signals received. Raised in the main thread, the stop can land in a finalizer, where
+    Python drops it: it is left out of the output then, and the signal received decides how
+    the run ends."""
+    received: list[int] = []
+
     def stop(signum: int, _frame: object) -> None:
+        received.append(signum)
         stop_starting()  # no new process, no retry
         _end_children()  # a thread that waits for a build or a push is freed
         raise _Stop(signum)
 
-    saved = {}
+    def unraisable(info: Any) -> None:
+        if not isinstance(info.exc_value, _Stop):
+            hook(info)
+
+    saved, hook = {}, sys.unraisablehook
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGHUP):
             saved[signum] = signal.signal(signum, stop)
+        sys.unraisablehook = unraisable
     try:
-        yield
+        yield received
     finally:
         for signum, handler in saved.items():
             signal.signal(signum, handler)
+        if saved:
+            sys.unraisablehook = hook
         # The stop stays in force: a worker thread still finishing a push must not retry while
         # the interpreter waits for it at exit. The next command starts afresh (`execute`).
 

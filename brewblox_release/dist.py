@@ -193,17 +193,19 @@ def check(config: Config, files: Sequence[Path]) -> None:
     content type), which PyPI accepts; ``check = "strict"`` fails on the warnings too.
     """
     strict = ["--strict"] if config.check == "strict" else []
-    try:
-        run([sys.executable, "-m", "twine", "--no-color", "check", *strict, *files],
-            cwd=config.root, env={"NO_COLOR": "1"})
-    except CommandError as e:
+    # Its few lines are the check's result, shown whatever --verbose says: a warning matters.
+    result = run([sys.executable, "-m", "twine", "--no-color", "check", *strict, *files],
+                 cwd=config.root, env={"NO_COLOR": "1"}, check=False, stream=False)
+    for line in result.lines:
+        log(f"  {line}")
+    if result.returncode != 0:
         _remove([path for path in files if path.is_file()])  # nothing may copy or upload them
         fix = ("" if strict else
                ": an index would refuse these files; fix what twine names (a README that does "
                "not render in its content type, metadata)")
         raise BuildError(f"building the package failed: twine check{' --strict' if strict else ''}"
-                         f" exited with {e.result.returncode} (its output is above){fix}; "
-                         "nothing was published") from e
+                         f" exited with {result.returncode} (its output is above){fix}; "
+                         "nothing was published")
 
 
 def normalize_sdist(path: Path, mtime: int) -> None:

@@ -138,11 +138,16 @@ def _write_log(line: str) -> None:
         return
     if _output.file is None:
         directory = _output.log_path.parent
-        directory.mkdir(parents=True, exist_ok=True)
-        for old in sorted(directory.glob("*.log"))[:-KEPT_LOGS + 1 or None]:
-            with suppress(OSError):
-                old.unlink()
-        _output.file = _output.log_path.open("a", encoding="utf-8", errors="backslashreplace")
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            for old in sorted(directory.glob("*.log"))[:-KEPT_LOGS + 1 or None]:
+                old.unlink(missing_ok=True)
+            _output.file = _output.log_path.open("a", encoding="utf-8",
+                                                 errors="backslashreplace")
+        except OSError as e:  # no log (a cache that is a file): everything is shown instead
+            _output.log_path = None
+            _show(f"no log file ({e.strerror or e}: {directory}): all output is shown")
+            return
     _output.file.write(line + "\n")
     _output.file.flush()
 
@@ -252,7 +257,7 @@ def _tick() -> None:
 
 def _width(terminal: TextIO) -> int:
     try:
-        return os.get_terminal_size(terminal.fileno()).columns
+        return os.get_terminal_size(terminal.fileno()).columns or 80  # 0: a pty of no size
     except (OSError, ValueError):
         return 80
 

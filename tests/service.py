@@ -11,7 +11,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -239,14 +239,26 @@ def nox(repo: GitRepo | Path, *args: str, env: dict[str, str] | None = None,
         docker_config.mkdir(exist_ok=True)
         full_env.update({**SENTINELS, "DOCKER_CONFIG": str(docker_config)})
     full_env.update(env or {})
+    started = time.time()
     result = subprocess.run(["python", "-m", "nox", *args], cwd=cwd, env=full_env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             timeout=timeout, check=False)
-    CAPTURED.append((f"nox {' '.join(args)} in {cwd}", result.stdout))
+    # What it printed and the log files it wrote (the programs' output, docs/sessions.md).
+    logs = "".join(path.read_text(errors="replace") for path in run_logs(full_env, started))
+    CAPTURED.append((f"nox {' '.join(args)} in {cwd}", result.stdout + logs))
     if secrets:
-        leaks = leaked_secrets(result.stdout)
-        assert not leaks, f"secret values in the output of nox {' '.join(args)}: {leaks}"
+        leaks = leaked_secrets(result.stdout + logs)
+        assert not leaks, f"secret values in the output or log of nox {' '.join(args)}: {leaks}"
     return result
+
+
+def run_logs(env: Mapping[str, str], since: float) -> list[Path]:
+    """The log files of the commands run since ``since`` with this environment's cache."""
+    from brewblox_release.buildenv import cache_dir
+
+    logs = cache_dir(env) / "logs"
+    return sorted(p for p in logs.glob("*.log") if p.stat().st_mtime >= since - 1) \
+        if logs.is_dir() else []
 
 
 def htpasswd(path: Path, user: str, password: str) -> Path:

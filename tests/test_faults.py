@@ -129,7 +129,7 @@ def test_index_503_twice_then_upload_succeeds(service: GitRepo, registry: Regist
     with FaultProxy(index.url, fail_posts=[503, 503]) as proxy:
         env = {**github_env(tmp_path, "refs/heads/feature/flaky"),
                **destinations(registry.address, proxy.url)}
-        result = nox(service, "-s", "release", env=env)
+        result = nox(service, "-s", "release", "--", "--verbose", env=env)  # twine's retries
     assert result.returncode == 0, result.stdout
     assert proxy.posts == [503, 503, 200, 200]
     # twine retries a 5xx answer itself (up to 5 times) and says so; each retry is logged.

@@ -69,8 +69,8 @@ def built(tmp_path_factory: pytest.TempPathFactory, engine: None) -> Iterator[Bu
         service.tag("1.0.0")
         refs = {"amd64": f"{image}:local", "arm": f"{image}:rpi-local"}
         try:
-            result = nox(service, "-s", "dist", "distcopy", "docker-amd64", "docker-arm",
-                         timeout=900)
+            result = nox(service, "-s", "dist", "distcopy", "docker-amd64", "docker-arm", "--",
+                         "--verbose", timeout=900)  # the stages' output is what is checked
             assert result.returncode == 0, result.stdout[-5000:]
             yield Built(result.stdout, "1.0.0", refs, index.fetched(),
                         sorted(p.name for p in index.packages.iterdir()), nowheel)

@@ -44,7 +44,8 @@ def test_a_backend_that_prints_its_environment_sees_no_credential(
     repo.checkout("-b", "feature/x")
     env = {**github_env(tmp_path, "refs/heads/feature/x"),
            **destinations(registry.address, index.url), "PYTHON_ON_WHALES_DEBUG": "1"}
-    result = nox(repo, "-s", "release", env=env)  # nox() fails on any sentinel in the output
+    # --verbose: the backend's output is shown. nox() fails on any sentinel in the output.
+    result = nox(repo, "-s", "release", "--", "--verbose", env=env)
     assert result.returncode == 0, result.stdout
     dumps = [line for line in result.stdout.splitlines() if "ENV-DUMP" in line]
     assert dumps, "the backend ran and printed its environment"
@@ -75,6 +76,7 @@ def test_a_setup_py_asked_for_its_name_sees_no_secret_var(tmp_path: Path) -> Non
         '[tool.brewblox-release]\nsecret-vars = ["SERVICE_SIGNING_KEY"]\n'))
     repo.commit("a setup.py that shows a secret")
     cache = tmp_path / "cache"
-    result = nox(repo, "-s", "version", env={"BREWBLOX_RELEASE_CACHE": str(cache)})
+    result = nox(repo, "-s", "version", "--", "--verbose",
+                 env={"BREWBLOX_RELEASE_CACHE": str(cache)})
     assert result.returncode == 0, result.stdout
     assert "SETUP-SEES <none>" in result.stdout, result.stdout
