@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 import time
 import venv
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BuildError
-from .run import CommandError, log, run
+from .run import CommandError, environ, log, run
 
 __all__ = ["DECIDING_FILES", "KeptEnv", "builder", "cache_dir", "files_key"]
 
@@ -41,7 +40,7 @@ def cache_dir(env: Mapping[str, str] | None = None) -> Path:
     """brewblox-release's cache: ``BREWBLOX_RELEASE_CACHE``, else ~/.cache/brewblox-release.
 
     A relative ``BREWBLOX_RELEASE_CACHE`` is taken from the directory the tool runs in."""
-    env = os.environ if env is None else env
+    env = environ() if env is None else env
     cache = env.get("BREWBLOX_RELEASE_CACHE") or str(
         Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "brewblox-release")
     return Path(cache).absolute()

@@ -2,7 +2,7 @@
 
 `from_env` is pure: it takes the environment as a mapping and, for GitHub Actions, the event
 payload, so every provider's rules are rows in a table test. `detect` is the one place that
-reads `os.environ` and the payload file.
+reads the environment (`run.environ`) and the payload file.
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from __future__ import annotations
 import contextlib
 import enum
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .errors import ReleaseError
+from .run import environ
 
 __all__ = ["ALLOWED", "CiContext", "Event", "detect", "from_env"]
 
@@ -138,7 +138,7 @@ def from_env(env: Mapping[str, str], payload: object = None) -> CiContext:
 
 def detect(env: Mapping[str, str] | None = None) -> CiContext:
     """`from_env` on the real environment, reading GitHub's event payload where there is one."""
-    env = os.environ if env is None else env
+    env = environ() if env is None else env
     payload: object = None
     path = env.get("GITHUB_EVENT_PATH")
     if _true(env.get("GITHUB_ACTIONS")) and path:

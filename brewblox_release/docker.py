@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import os
 import re
 import tempfile
 from collections.abc import Callable, Iterable
@@ -27,7 +26,7 @@ from .dockerconfig import DockerConfig
 from .errors import BuildError, CredentialsError, EmulationError, PublishError
 from .hosts import registry_host
 from .plan import ImagePlan
-from .run import detail, log, pause, redact
+from .run import detail, environ, log, pause, redact
 
 if TYPE_CHECKING:
     from python_on_whales import DockerException
@@ -95,7 +94,7 @@ def _local_handler_off(platform: str) -> str | None:
     the ``docker`` driver reports the platforms its engine found when it started, so for an
     engine on this machine its answer is checked against the handler it depends on."""
     arch = {"linux/arm/v7": "arm", "linux/arm/v6": "arm", "linux/arm64": "aarch64"}.get(platform)
-    host = os.environ.get("DOCKER_HOST", "")
+    host = environ().get("DOCKER_HOST", "")
     binfmt = Path("/proc/sys/fs/binfmt_misc")
     if arch is None or (host and not host.startswith("unix://")) or \
             not (binfmt / "status").exists():

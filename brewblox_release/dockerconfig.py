@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from .errors import CredentialsError
 from .hosts import registry_host
-from .run import CommandError, log, mask, run
+from .run import CommandError, environ, log, mask, run
 from .secret import Secret
 
 if TYPE_CHECKING:  # python-on-whales loads on use (half a second)
@@ -42,7 +42,7 @@ _HUB = "https://index.docker.io/v1/"
 
 def config_dir(env: Mapping[str, str] | None = None) -> Path:
     """docker's config directory: ``$DOCKER_CONFIG``, else ``~/.docker``."""
-    return Path((os.environ if env is None else env).get("DOCKER_CONFIG")
+    return Path((environ() if env is None else env).get("DOCKER_CONFIG")
                 or Path.home() / ".docker")
 
 
