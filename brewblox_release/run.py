@@ -66,6 +66,9 @@ class _Output:
     #: The latest detail lines, numbered: a failing step shows its own.
     recent: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=400))
     count: int = 0
+    #: The tool's own lines until the first detail line makes the log (a command that runs
+    #: nothing, ``version``, leaves none).
+    pending: list[str] = field(default_factory=list)
     steps: dict[int, tuple[str, float]] = field(default_factory=dict)
     ticking: bool = False
     shown: bool = False  #: the terminal shows the running steps' line
@@ -112,6 +115,7 @@ def console(log_path: Path | None, *, verbose: bool = False,
     _output.log_path, _output.verbose, _output.terminal = log_path, verbose, terminal
     _output.count = 0
     _output.recent.clear()
+    _output.pending.clear()
     try:
         yield
     finally:
@@ -133,8 +137,11 @@ def redact(text: str) -> str:
     return _output.redactor(text)
 
 
-def _write_log(line: str) -> None:
+def _write_log(line: str, *, opens: bool = True) -> None:
     if _output.log_path is None:
+        return
+    if _output.file is None and not opens:
+        _output.pending.append(line)
         return
     if _output.file is None:
         directory = _output.log_path.parent
@@ -144,6 +151,7 @@ def _write_log(line: str) -> None:
                 old.unlink(missing_ok=True)
             _output.file = _output.log_path.open("a", encoding="utf-8",
                                                  errors="backslashreplace")
+            _output.file.writelines(f"{pending}\n" for pending in _output.pending)
         except OSError as e:  # no log (a cache that is a file): everything is shown instead
             _output.log_path = None
             _show(f"no log file ({e.strerror or e}: {directory}): all output is shown")
@@ -161,7 +169,7 @@ def log(message: str) -> None:
     """Print one message of the tool's own (each of its lines masked); the log keeps it too."""
     with _lock:
         for line in redact(message).splitlines() or [""]:
-            _write_log(line)
+            _write_log(line, opens=False)
             _show(line)
 
 
