@@ -520,8 +520,21 @@ def build_images(run: Run, images: Sequence[ImagePlan]) -> None:
                                 prefix=f"[{image.target}] " if len(images) > 1 else "")
 
     with ThreadPoolExecutor(max_workers=max(1, len(images))) as pool:
-        for built in pool.map(one, images):
+        futures = [pool.submit(one, image) for image in images]
+    failed: list[ReleaseError] = []
+    for future in futures:  # every image that failed is named, not the first alone
+        error = future.exception()
+        if error is None:
+            built = future.result()
             log(f"built {built.plan.target} image: {', '.join(built.plan.refs)}")
+        elif isinstance(error, ReleaseError):
+            failed.append(error)
+        else:
+            raise error
+    if failed:
+        kinds = {type(error) for error in failed}
+        raise (kinds.pop() if len(kinds) == 1 else ReleaseError)(
+            "\n".join(str(error) for error in failed))
 
 
 def _source_url(run: Run) -> str | None:

@@ -91,3 +91,36 @@ def test_logs_are_kept_to_the_latest(tmp_path: Path) -> None:
     kept = sorted(p.name for p in logs.iterdir())
     assert len(kept) == run.KEPT_LOGS
     assert kept[-1] == f"{run.KEPT_LOGS + 4:04d}.log"
+
+
+@pytest.mark.engine
+def test_when_both_images_fail_the_last_line_names_both(tmp_path: Path, engine: None) -> None:
+    from tests.service import BASE_REPO
+
+    repo = make_service(tmp_path / "demo-svc", extra=RIG)
+    for context, arch in (("docker", "amd64"), ("rpi-docker", "armv7")):
+        repo.write(f"{context}/Dockerfile", f"FROM {BASE_REPO}:bookworm-{arch}\n"
+                   f"RUN echo failing in {context} && exit 3\n")
+    repo.commit("two Dockerfiles that fail")
+    result = nox(repo, "-s", "dist", "distcopy", "release", env={
+        "BREWBLOX_RELEASE_CACHE": str(tmp_path / "cache")})
+    assert result.returncode != 0
+    last = result.stdout.rstrip().splitlines()
+    tail = "\n".join(last[-3:])
+    assert "building the amd64 image (linux/amd64)" in tail, result.stdout[-3000:]
+    assert "building the arm image (linux/arm/v7)" in tail, result.stdout[-3000:]
+    assert "Traceback" not in result.stdout
+
+
+RIG = """
+[[tool.brewblox-release.targets]]
+name = "amd64"
+context = "docker"
+platform = "linux/amd64"
+
+[[tool.brewblox-release.targets]]
+name = "arm"
+context = "rpi-docker"
+platform = "linux/arm/v7"
+prefix = "rpi-"
+"""
