@@ -95,9 +95,9 @@ def test_logs_are_kept_to_the_latest(tmp_path: Path) -> None:
 
 @pytest.mark.engine
 def test_when_both_images_fail_the_last_line_names_both(tmp_path: Path, engine: None) -> None:
-    from tests.service import BASE_REPO
+    from tests.service import BASE_REPO, RIG_TARGETS
 
-    repo = make_service(tmp_path / "demo-svc", extra=RIG)
+    repo = make_service(tmp_path / "demo-svc", extra=RIG_TARGETS)
     for context, arch in (("docker", "amd64"), ("rpi-docker", "armv7")):
         repo.write(f"{context}/Dockerfile", f"FROM {BASE_REPO}:bookworm-{arch}\n"
                    f"RUN echo failing in {context} && exit 3\n")
@@ -109,16 +109,3 @@ def test_when_both_images_fail_the_last_line_names_both(tmp_path: Path, engine: 
     assert "building the arm image (linux/arm/v7)" in error, result.stdout[-3000:]
     assert "Traceback" not in result.stdout
 
-
-RIG = """
-[[tool.brewblox-release.targets]]
-name = "amd64"
-context = "docker"
-platform = "linux/amd64"
-
-[[tool.brewblox-release.targets]]
-name = "arm"
-context = "rpi-docker"
-platform = "linux/arm/v7"
-prefix = "rpi-"
-"""
