@@ -4,6 +4,8 @@ service it leaves releases (rehearsed on loopback) with no further edit."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -320,3 +322,26 @@ def test_tool_tables_split_by_another_table(tmp_path: Path) -> None:
     assert config.load(tmp_path).image == "brewblox-svc"  # the name from [tool.poetry]
     assert init(tmp_path, ci="github")[0].path == "pyproject.toml"
     assert (tmp_path / "pyproject.toml").read_text() == written, "a second init changes nothing"
+
+
+# --- before the service has a noxfile: the front-ends the README shows first ----------------------
+
+@pytest.mark.process
+@pytest.mark.parametrize("front", [["brewblox-release"],
+                                   [sys.executable, "-m", "brewblox_release"]],
+                         ids=["brewblox-release", "python -m brewblox_release"])
+def test_init_through_the_command_line_before_there_is_a_noxfile(tmp_path: Path,
+                                                                  front: list[str]) -> None:
+    repo = fresh_service(tmp_path / "svc")
+    assert not (repo.path / "noxfile.py").exists()
+    done = subprocess.run([*front, "init", "--ci", "github"], cwd=repo.path, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "noxfile.py" in done.stdout
+    assert ".github/workflows/release.yml" in done.stdout
+    assert (repo.path / "noxfile.py").read_text() == NOXFILE_LINE + "\n"
+    # and the sessions are there for the next command the README shows
+    listed = nox(repo, "-l", secrets=False)
+    assert listed.returncode == 0, listed.stdout
+    assert all(f"* {name}" in listed.stdout or f"- {name}" in listed.stdout
+               for name in ("version", "release", "init")), listed.stdout
