@@ -63,8 +63,9 @@ class _Output:
     #: A terminal to show the running steps on (`step`), or None.
     terminal: TextIO | None = None
     file: TextIO | None = None
-    #: The latest detail lines, numbered: a failing step shows its own.
-    recent: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=400))
+    #: The latest detail lines, numbered, with the thread that wrote each: a failing step shows
+    #: its own (those of its thread, where images build at once).
+    recent: deque[tuple[int, int, str]] = field(default_factory=lambda: deque(maxlen=400))
     count: int = 0
     #: The tool's own lines until the first detail line makes the log (a command that runs
     #: nothing, ``version``, leaves none).
@@ -180,7 +181,7 @@ def detail(message: str) -> None:
     with _lock:
         for line in redact(message).splitlines() or [""]:
             _output.count += 1
-            _output.recent.append((_output.count, line))
+            _output.recent.append((_output.count, threading.get_ident(), line))
             _write_log(line)
             if _output.verbose or _output.log_path is None:
                 _show(line)
@@ -223,7 +224,10 @@ def step(what: str) -> Iterator[None]:
         log(f"<== {what}: failed after {time.monotonic() - start:.1f} s")
         if _output.log_path is not None and not _output.verbose:
             with _lock:
-                tail = [line for number, line in _output.recent if number > mark][-TAIL:]
+                since = [(thread, line) for number, thread, line in _output.recent
+                         if number > mark]
+            own = [line for thread, line in since if thread == threading.get_ident()]
+            tail = (own or [line for _, line in since])[-TAIL:]
             if tail:
                 log("    its last lines:\n" + "\n".join(f"    | {line}" for line in tail))
             if (path := log_file()) is not None:

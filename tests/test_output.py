@@ -109,3 +109,32 @@ def test_when_both_images_fail_the_last_line_names_both(tmp_path: Path, engine: 
     assert "building the arm image (linux/arm/v7)" in error, result.stdout[-3000:]
     assert "Traceback" not in result.stdout
 
+
+
+def test_a_failing_step_shows_its_own_lines_when_steps_run_at_once(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import threading
+
+    from brewblox_release import run
+
+    def arm() -> None:  # the other image, building at the same time: its lines come last
+        for n in range(30):
+            run.detail(f"[arm] line {n}")
+
+    def amd64() -> None:
+        with run.step("image amd64"):
+            for n in range(30):
+                run.detail(f"[amd64] line {n}")
+            other = threading.Thread(target=arm)
+            other.start()
+            other.join()
+            raise run.CommandError(run.Result(("docker",), 1, ""))
+
+    with run.console(tmp_path / "logs" / "one.log"), pytest.raises(run.CommandError):
+        amd64()
+    err = capsys.readouterr().err
+    shown = err.partition("its last lines:")[2]
+    assert "[amd64] line 29" in shown, err
+    assert "[arm]" not in shown, err
+    assert f"the whole log: {tmp_path / 'logs' / 'one.log'}" in err
+    assert "[arm] line 29" in (tmp_path / "logs" / "one.log").read_text()
