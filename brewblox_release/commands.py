@@ -303,7 +303,10 @@ def _console(name: str, options: Options) -> Iterator[None]:
     from .run import capture, console
 
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    path = cache_dir(capture()) / "logs" / f"{stamp}-{name}-{os.getpid()}.log"
+    try:
+        path: Path | None = cache_dir(capture()) / "logs" / f"{stamp}-{name}-{os.getpid()}.log"
+    except RuntimeError:  # no home directory to put a cache in: everything is shown instead
+        path = None
     terminal = sys.__stderr__
     shown = terminal if terminal is not None and terminal.isatty() else None
     with console(path, verbose=options.verbose, terminal=shown):

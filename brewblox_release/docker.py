@@ -26,7 +26,7 @@ from .dockerconfig import DockerConfig
 from .errors import BuildError, CredentialsError, EmulationError, PublishError
 from .hosts import registry_host
 from .plan import ImagePlan
-from .run import detail, environ, log, pause, redact
+from .run import check_stopping, detail, environ, log, pause, redact
 
 if TYPE_CHECKING:
     from python_on_whales import DockerException
@@ -246,10 +246,13 @@ def retrying(what: str, action: Callable[[], T], *, attempts: int = 4,
 def push(refs: Iterable[str], config: DockerConfig | None = None) -> dict[str, str]:
     """Push tags that the engine holds, each with retries on transient faults, with the
     credentials of ``config`` (the user's own docker config when None); returns the digest
-    docker reports for each, which verification finds under the tag afterwards."""
+    docker reports for each (none where it reports none: the caller asks the registry), which
+    verification finds under the tag afterwards."""
     client = (config or DockerConfig()).client()
     digests = {}
     for ref in refs:
+        check_stopping()
+
         def one(ref: str = ref) -> str | None:
             found = None
             stream = client.image.push(ref, stream_logs=True)
@@ -260,11 +263,9 @@ def push(refs: Iterable[str], config: DockerConfig | None = None) -> dict[str, s
                     found = match.group(1)
             return found
         digest = retrying(f"pushing {ref}", one)
-        if digest is None:
-            raise PublishError(f"docker pushed {ref} but did not report its digest: re-run "
-                               "the release to complete it")
-        digests[ref] = digest
-        log(f"pushed {ref} ({digest})")
+        if digest is not None:
+            digests[ref] = digest
+        log(f"pushed {ref}" + (f" ({digest})" if digest else ""))
     return digests
 
 

@@ -107,7 +107,14 @@ def stage(run: Run, image: ImagePlan, directory: Path | None, config: DockerConf
         if not shares_tags(run, image):  # else it was built under that tag
             config.client().image.tag(image.refs[0], f"{image.repository}:{tag}")
     ref = f"{image.repository}:{tag}"
-    digest = docker.push([ref], config=config)[ref]
+    digest = docker.push([ref], config=config).get(ref)
+    if digest is None:  # docker did not say: the registry does
+        from .registry import Registry
+
+        digest = Registry.from_env(image.repository, run.env).digest(tag)
+    if not digest:
+        raise PublishError(f"{ref} was pushed but the registry does not show it: re-run the "
+                           "stage")
     record = Record(image.target, image.platform, digest, run.plan.version,
                     run.info.git.commit, image.repository)
     written = f"; record {record.write(directory)}" if directory is not None else ""

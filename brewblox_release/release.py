@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from . import ci, project
 from . import version as version_mod
@@ -24,7 +24,7 @@ from .config import Config
 from .errors import CredentialsError, ReleaseError, VersionError
 from .plan import DEFAULT_TAGS, ImagePlan, highest_final, make_plan
 from .project import TagRule
-from .run import background, environ, log, step
+from .run import background, check_stopping, environ, log, step
 
 if TYPE_CHECKING:  # dist and index load on use: --dry-run needs neither
     from .dockerconfig import DockerConfig
@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # dist and index load on use: --dry-run needs neither
     from .registry import Registry
 
 from .prepared import Options, Pushed, Run, Summary
-from .verify import verify
+from .verify import published_versions, verify
 
 __all__ = ["Effects", "Engine", "Options", "Run", "Summary", "carry_out", "merge", "prepare",
            "release", "verify"]
@@ -54,36 +54,6 @@ def _local_ref(ctx: CiContext, state: version_mod.GitState,
         return ctx.with_ref(f"refs/heads/{state.branch}")
     raise ReleaseError("HEAD is detached and carries no release tag: check out a branch or a "
                        "tag, or say which ref to release with --ref refs/heads/NAME")
-
-
-def published_versions(config: Config, env: Mapping[str, str]) -> set[str]:
-    """The versions of this project's releases, which decide where ``latest`` goes: the
-    index's where the package is published (``pypi = true``; a tag in the registry that is
-    not also on the index, ``20240101``, is no release of it); else the registry's version
-    tags whose image carries this project's ``org.opencontainers.image.title``, read from the
-    highest down to the first that does (only the highest release counts)."""
-    if config.pypi:
-        from .index import Index
-
-        return Index.from_env(env, config.index_url).versions(config.name)
-    if not config.image:
-        return set()
-    from .registry import Registry
-
-    registry = Registry.from_env(config.image, env)
-    prefix = config.targets[0].prefix
-    candidates = []
-    for tag in registry.tags():
-        if tag.startswith(prefix):
-            with contextlib.suppress(InvalidVersion):
-                candidates.append((Version(tag[len(prefix):]), tag))
-    for version, tag in sorted(candidates, reverse=True):
-        if version.is_prerelease:
-            continue
-        labels = (registry.config(tag).get("config") or {}).get("Labels") or {}
-        if labels.get("org.opencontainers.image.title") == config.name:
-            return {str(version)}
-    return set()
 
 
 def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = None, *,
@@ -305,14 +275,18 @@ def carry_out(run: Run, effects: Effects) -> None:
     effects.confirm()
     pushes = any(image.push for image in run.plan.images)
     with step("publish"), effects.publishing(files):
+        check_stopping()  # a stop that was swallowed somewhere (a finalizer) still stops here
         pushed = effects.push() if pushes else Pushed()
         if run.plan.upload:
+            check_stopping()
             effects.upload(files)
         if pushes and run.config.sign:
+            check_stopping()
             effects.sign(files)
         moves = any(t in run.config.latest_tags for i in run.plan.images if i.push
                     for t in i.tags)
         if moves and effects.overtaken() is None:
+            check_stopping()
             effects.move_latest()
     with step("verify"):
         effects.verify(pushed)
@@ -417,7 +391,8 @@ class Engine:
         pushed = Pushed()
         for (image, refs), found in zip(batches, digests, strict=True):
             for ref in refs:
-                pushed.images[ref.rsplit(":", 1)[1]] = found[ref]
+                tag = ref.rsplit(":", 1)[1]
+                pushed.images[tag] = found.get(ref) or self._registry.digest(tag) or ""
                 self.summary.add(f"registry {image.platform}", ref, "pushed")
         return pushed
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TextIO, TypeVar
 
 from .environment import DROPPED, Environment
+from .errors import Interrupted
 from .secret import Redactor
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "Result",
     "Started",
     "capture",
+    "check_stopping",
     "child_env",
     "configure",
     "console",
@@ -81,8 +83,10 @@ _output = _Output(Environment(os.environ).redactor(), _stderr)
 _lock = threading.RLock()
 #: Set when the run is told to stop (a signal): no new process starts, no retry waits.
 _stopping = threading.Event()
-#: Kept per directory: a command's log is one of the latest.
+#: Kept per directory: a command's log is one of the latest (and any younger than
+#: `_PRUNED_AFTER` seconds: another job's, in a cache that jobs share).
 KEPT_LOGS = 20
+_PRUNED_AFTER = 600
 
 
 def stop_starting(stop: bool = True) -> None:
@@ -93,6 +97,14 @@ def stop_starting(stop: bool = True) -> None:
         _stopping.clear()
 
 
+def check_stopping() -> None:
+    """Raise `Interrupted` when the run is told to stop: before each step that publishes, so
+    that a stop that was raised where Python drops it (a finalizer) still stops publishing."""
+    if _stopping.is_set():
+        raise Interrupted("stopped: nothing more is published; run the command again to "
+                          "complete it")
+
+
 def pause(seconds: float) -> bool:
     """Wait ``seconds`` (a retry's pause); False at once when the run is stopping."""
     return not _stopping.wait(seconds)
@@ -101,10 +113,11 @@ def pause(seconds: float) -> bool:
 def configure(*, redactor: Redactor | None = None,
               sink: Callable[[str], None] | None = None) -> None:
     """Set the secrets to mask and where lines go (nox's logger, in a session)."""
-    if redactor is not None:
-        _output.redactor = redactor
-    if sink is not None:
-        _output.sink = sink
+    with _lock:
+        if redactor is not None:
+            _output.redactor = redactor
+        if sink is not None:
+            _output.sink = sink
 
 
 @contextmanager
@@ -131,7 +144,8 @@ def console(log_path: Path | None, *, verbose: bool = False,
 def mask(*values: str) -> None:
     """Mask these values too from now on (a secret learnt while running, such as a password
     read from docker's credential store)."""
-    _output.redactor = _output.redactor.adding(values)
+    with _lock:  # two threads learning a secret each keep both
+        _output.redactor = _output.redactor.adding(values)
 
 
 def redact(text: str) -> str:
@@ -147,11 +161,13 @@ def _write_log(line: str, *, opens: bool = True) -> None:
     if _output.file is None:
         directory = _output.log_path.parent
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # the runner's user's
             for old in sorted(directory.glob("*.log"))[:-KEPT_LOGS + 1 or None]:
-                old.unlink(missing_ok=True)
-            _output.file = _output.log_path.open("a", encoding="utf-8",
-                                                 errors="backslashreplace")
+                if time.time() - old.stat().st_mtime > _PRUNED_AFTER:  # not a running job's
+                    old.unlink(missing_ok=True)
+            descriptor = os.open(_output.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            _output.file = open(descriptor, "a", encoding="utf-8",  # noqa: PTH123, SIM115
+                                errors="backslashreplace")
             _output.file.writelines(f"{pending}\n" for pending in _output.pending)
         except OSError as e:  # no log (a cache that is a file): everything is shown instead
             _output.log_path = None
@@ -220,7 +236,7 @@ def step(what: str) -> Iterator[None]:
     try:
         yield
     except Exception:
-        _output.steps.pop(key, None)
+        _end_step(key)
         log(f"<== {what}: failed after {time.monotonic() - start:.1f} s")
         if _output.log_path is not None and not _output.verbose:
             with _lock:
@@ -234,11 +250,16 @@ def step(what: str) -> Iterator[None]:
                 log(f"    the whole log: {path}")
         raise
     except BaseException:
-        _output.steps.pop(key, None)
+        _end_step(key)
         log(f"<== {what}: stopped after {time.monotonic() - start:.1f} s")
         raise
-    _output.steps.pop(key, None)
+    _end_step(key)
     log(f"<== {what} ({time.monotonic() - start:.1f} s)")
+
+
+def _end_step(key: int) -> None:
+    with _lock:
+        _output.steps.pop(key, None)
 
 
 _SPINNER = "|/-\\"
@@ -248,23 +269,26 @@ def _tick() -> None:
     """Show the running steps and their time on the terminal, once a second, on a line of
     its own that the next line of output replaces."""
     turn = 0
-    while True:
+    try:
+        while True:
+            with _lock:
+                terminal = _output.terminal
+                if terminal is None or not _output.steps:
+                    _clear_ticker()
+                    return
+                now = time.monotonic()
+                running = ", ".join(f"{what} {now - since:.0f} s"
+                                    for what, since in list(_output.steps.values())[-2:])
+                line = f"{_SPINNER[turn % 4]} {running}"[:max(20, _width(terminal) - 1)]
+                with suppress(OSError, ValueError):
+                    terminal.write(f"\r\033[K{line}")
+                    terminal.flush()
+                _output.shown = True
+            turn += 1
+            time.sleep(1)
+    finally:
         with _lock:
-            terminal = _output.terminal
-            if terminal is None or not _output.steps:
-                _clear_ticker()
-                _output.ticking = False
-                return
-            now = time.monotonic()
-            running = ", ".join(f"{what} {now - since:.0f} s"
-                                for what, since in list(_output.steps.values())[-2:])
-            line = f"{_SPINNER[turn % 4]} {running}"[:max(20, _width(terminal) - 1)]
-            with suppress(OSError, ValueError):
-                terminal.write(f"\r\033[K{line}")
-                terminal.flush()
-            _output.shown = True
-        turn += 1
-        time.sleep(1)
+            _output.ticking = False
 
 
 def _width(terminal: TextIO) -> int:

@@ -10,6 +10,7 @@ one error, and a ``WRONG`` row of the summary.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -18,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from .errors import ReleaseError
 from .plan import highest_final
@@ -27,6 +28,7 @@ from .run import run as run_command
 from .tags import LATEST
 
 if TYPE_CHECKING:
+    from .config import Config
     from .index import Index
     from .plan import ImagePlan
     from .prepared import Pushed, Run, Summary
@@ -42,6 +44,37 @@ LISTS = ("application/vnd.oci.image.index.v1+json",
 #: A registry or an index slow to show what was published is read again, this many times in
 #: all, `PAUSE` seconds apart, before verification fails.
 ATTEMPTS, PAUSE = 3, 2.0
+
+
+def published_versions(config: Config, env: Mapping[str, str]) -> set[str]:
+    """The versions of this project's releases, which decide where ``latest`` goes: the
+    index's where the package is published (``pypi = true``; a tag in the registry that is
+    not also on the index, ``20240101``, is no release of it); else the registry's version
+    tags whose image carries this project's ``org.opencontainers.image.title``, read from the
+    highest down to the first that does (only the highest release counts)."""
+    if config.pypi:
+        from .index import Index
+
+        return Index.from_env(env, config.index_url).versions(config.name)
+    if not config.image:
+        return set()
+    from .registry import Registry
+
+    registry = Registry.from_env(config.image, env)
+    prefix = config.targets[0].prefix
+    candidates = []
+    for tag in registry.tags():
+        if tag.startswith(prefix):
+            with contextlib.suppress(InvalidVersion):
+                candidates.append((Version(tag[len(prefix):]), tag))
+    for version, tag in sorted(candidates, reverse=True):
+        if version.is_prerelease:
+            continue
+        labels = (registry.config(tag).get("config") or {}).get("Labels") or {}
+        if labels.get("org.opencontainers.image.title") == config.name:
+            return {str(version)}
+    return set()
+
 
 
 def verify(run: Run, summary: Summary, pushed: Pushed | None = None, *,
@@ -98,7 +131,7 @@ def _index(run: Run, summary: Summary) -> list[str]:
     if top is not None:
         got = pip_resolves(run.index, name)
         _check(summary, "verify index", f"pip install {name} -> {got}",
-               None if Version(got) == top else f"pip install {name} resolves to {got}, not {top}",
+               None if _same(got, top) else f"pip install {name} resolves to {got}, not {top}",
                problems)
     return problems
 
@@ -129,6 +162,14 @@ def pip_resolves(index: Index, name: str, *, pre: bool = False) -> str:
         return sdist.name.removesuffix(".tar.gz").rsplit("-", 1)[1]
 
 
+def _same(text: str, version: Version) -> bool:
+    """Whether ``text`` is ``version`` (a string that is no version at all is not)."""
+    try:
+        return Version(text) == version
+    except InvalidVersion:
+        return False
+
+
 def _signatures(run: Run, registry: Registry, pushes: Sequence[ImagePlan],
                 summary: Summary) -> list[str]:
     """``cosign verify`` and ``verify-attestation`` of every image this run signed."""
@@ -142,20 +183,24 @@ def _signatures(run: Run, registry: Registry, pushes: Sequence[ImagePlan],
 
 def _latest(run: Run, registry: Registry, pushes: Sequence[ImagePlan],
             summary: Summary) -> list[str]:
-    """Each published target's ``latest`` names the image of its highest final release (a
-    one-target session checks its own: another job may be moving the others' right now)."""
+    """Each published target's ``latest`` names the image of the project's highest final
+    release (`published_versions`, this run's included; a tag that is no release of it,
+    ``20240101``, does not count), where the registry holds that release. A one-target session
+    checks its own: another job may be moving the others' right now."""
     problems: list[str] = []
+    top = highest_final(published_versions(run.config, run.env) | {run.plan.version})
+    if top is None:
+        return problems
     tags = set(registry.tags())
     published = {image.target for image in pushes}
     for target in (t for t in run.config.targets if t.name in published):
-        top = highest_final(t[len(target.prefix):] for t in tags if t.startswith(target.prefix))
-        latest = f"{target.prefix}{LATEST}"
-        if top is None or latest not in tags:
+        latest, release = f"{target.prefix}{LATEST}", f"{target.prefix}{top}"
+        if latest not in tags or release not in tags:
             continue
-        want = registry.digest(f"{target.prefix}{top}")
-        _check(summary, "verify registry", f"{latest} -> {target.prefix}{top}",
+        want = registry.digest(release)
+        _check(summary, "verify registry", f"{latest} -> {release}",
                None if want is not None and registry.digest(latest) == want
-               else f"{latest} does not point at {target.prefix}{top}", problems)
+               else f"{latest} does not point at {release}", problems)
     return problems
 
 
@@ -177,7 +222,8 @@ def _digests(registry: Registry, pushed: Pushed, repository: str,
         missing = sorted(set(platforms) - set(listed))
         extra = sorted(set(listed) - set(platforms))
         twice = sorted(p for p, digests in listed.items() if len(digests) > 1)
-        other = sorted(p for p in platforms if p in made and made[p] != platforms[p])
+        other = sorted(p for p in platforms if p in made and made[p] != platforms[p]
+                       and made[p] not in _images_of(registry, platforms[p]))
         reasons = ([f"no {', '.join(missing)} image"] if missing else []) + \
             ([f"a {', '.join(extra)} image this run did not push"] if extra else []) + \
             ([f"{', '.join(twice)} more than once"] if twice else []) + \
@@ -187,6 +233,12 @@ def _digests(registry: Registry, pushed: Pushed, repository: str,
                f"{repository}:{tag} is not the list this run made: {'; '.join(reasons)}"
                if reasons else None, problems)
     return problems
+
+
+def _images_of(registry: Registry, digest: str) -> set[str]:
+    """The images an index this run pushed for one platform holds (an engine that stores
+    images as indexes pushes one; the list made from it names its image)."""
+    return {entry for _, entry in _entries(registry.manifest(digest) or {})}
 
 
 def _entries(manifest: Mapping[str, object]) -> list[tuple[str, str]]:
@@ -251,6 +303,6 @@ def _versions(run: Run, registry: Registry, images: Sequence[tuple[str, str, str
     for (ref, _, platform), got in zip(images, read, strict=True):
         what = f"{shown}{platform} holds" if shown else f"{ref} holds"
         _check(summary, "verify image", f"{what} {name} {got}",
-               None if Version(str(got)) == Version(version)
+               None if _same(str(got), Version(version))
                else f"{what} {name} {got}, not {version}", problems)
     return problems

@@ -81,16 +81,24 @@ def test_verbose_shows_everything_as_it_comes(failing: GitRepo, tmp_path: Path) 
 
 
 def test_logs_are_kept_to_the_latest(tmp_path: Path) -> None:
+    import os
+
     from brewblox_release import run
 
     logs = tmp_path / "logs"
-    for n in range(run.KEPT_LOGS + 5):
-        with run.console(logs / f"{n:04d}.log"):
-            run.detail(f"line {n}")
-        time.sleep(0.001)
+    logs.mkdir()
+    hour_ago = time.time() - 3600
+    for n in range(run.KEPT_LOGS + 4):
+        (logs / f"{n:04d}.log").write_text("an old run\n")
+        os.utime(logs / f"{n:04d}.log", (hour_ago, hour_ago))
+    (logs / "0000-running.log").write_text("another job's, still running\n")
+    with run.console(logs / "0100.log"):
+        run.detail("this run")
     kept = sorted(p.name for p in logs.iterdir())
-    assert len(kept) == run.KEPT_LOGS
-    assert kept[-1] == f"{run.KEPT_LOGS + 4:04d}.log"
+    assert "0000-running.log" in kept  # young: another job's, in a shared cache
+    assert [name for name in kept if name != "0000-running.log"] == \
+        [f"{n:04d}.log" for n in range(5, run.KEPT_LOGS + 4)] + ["0100.log"]
+    assert (logs / "0100.log").stat().st_mode & 0o077 == 0  # the runner's user's alone
 
 
 @pytest.mark.engine

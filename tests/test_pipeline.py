@@ -186,3 +186,19 @@ def test_a_plan_that_publishes_nothing_has_no_row_that_publishes() -> None:
     assert not _run("pull request").plan.publishes
     assert not _run("main", version="1.2.4.dev1").plan.publishes
     assert _run("tag").plan.publishes
+
+
+def test_a_stop_that_was_swallowed_stops_before_anything_is_published() -> None:
+    # A signal's exception can land in a finalizer, where Python drops it; the run is still
+    # marked as stopping, and publishing checks the mark before each of its steps.
+    from brewblox_release import run as output
+    from brewblox_release.errors import Interrupted
+
+    effects = Recorder()
+    output.stop_starting()
+    try:
+        with pytest.raises(Interrupted, match="nothing more is published"):
+            carry_out(_run("tag"), effects)
+    finally:
+        output.stop_starting(False)
+    assert effects.calls == ["preflight", "build", "confirm", "login", "logout"]

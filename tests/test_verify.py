@@ -93,6 +93,16 @@ def test_an_untouched_release_verifies(released: Released) -> None:
             in checked, checked
 
 
+def test_a_stray_version_like_tag_is_no_release(released: Released) -> None:
+    # 20240101 parses as a version higher than any release, but the index never had it: latest
+    # stays right on 1.1.0, and verification says so instead of failing.
+    push_image(released.registry.address, REPO, "20240101",
+               {"org.opencontainers.image.title": "a nightly of something else"})
+    summary = Summary()
+    verify(released.run(), summary, released.pushed, attempts=1)
+    assert ("verify registry", "latest -> 1.1.0", "ok") in summary.rows, summary.rows
+
+
 def test_a_registry_slow_to_show_the_release_is_read_again(
         released: Released, capsys: pytest.CaptureFixture[str]) -> None:
     # For a second the tag still shows the older release, as a registry behind a cache might.
