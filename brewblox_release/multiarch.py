@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from .plan import ImagePlan
     from .registry import Registry
 
-__all__ = ["Record", "built_as", "make_tags", "own_tag", "read_records", "shares_tags", "stage",
-           "staging_tag"]
+__all__ = ["Record", "built_as", "make_tags", "own_tag", "own_tags", "read_records", "shares_tags",
+           "stage", "staging_tag"]
 
 @dataclass(frozen=True)
 class Record:
@@ -66,6 +66,11 @@ class Record:
 def own_tag(run: Run, image: ImagePlan) -> str:
     """The target's version or branch tag (not ``latest``)."""
     return next(t for t in image.tags if t not in run.config.latest_tags)
+
+
+def own_tags(run: Run, images: Sequence[ImagePlan]) -> list[str]:
+    """`own_tag` of each image, once each (targets that share a list share their tags)."""
+    return list(dict.fromkeys(own_tag(run, image) for image in images))
 
 
 def shares_tags(run: Run, image: ImagePlan) -> bool:

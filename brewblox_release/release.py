@@ -418,11 +418,12 @@ class Engine:
 
     def sign(self, files: Sequence[Path]) -> None:
         from . import sign
+        from .multiarch import own_tags
 
         assert self._registry is not None
         assert self._login is not None
         with step("sign"):
-            sign.sign(self.run, self._registry, self._own_tags(), files=files,
+            sign.sign(self.run, self._registry, own_tags(self.run, self._pushes), files=files,
                       base_images=self._base_images(), docker_config=self._login,
                       summary=self.summary)
 
@@ -455,12 +456,6 @@ class Engine:
         from .verify import verify
 
         verify(self.run, self.summary, pushed)
-
-    def _own_tags(self) -> list[str]:
-        """Each pushed image's version or branch tag (a list's, under multi-arch)."""
-        return list(dict.fromkeys(next(t for t in image.tags
-                                       if t not in self.run.config.latest_tags)
-                                  for image in self._pushes))
 
     def _base_images(self) -> dict[str, str]:
         """The base image of each pushed target (its ``BASE_IMAGE`` build arg) and the image

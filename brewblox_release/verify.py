@@ -174,11 +174,11 @@ def _signatures(run: Run, registry: Registry, pushes: Sequence[ImagePlan],
                 summary: Summary) -> list[str]:
     """``cosign verify`` and ``verify-attestation`` of every image this run signed."""
     from . import dockerconfig, sign
+    from .multiarch import own_tags
 
-    own = list(dict.fromkeys(next(t for t in image.tags if t not in run.config.latest_tags)
-                             for image in pushes))
     with dockerconfig.login(run.config.require_image(), run.env) as login:
-        return sign.verify(run, sign.references(registry, own), login, summary)
+        return sign.verify(run, sign.references(registry, own_tags(run, pushes)), login,
+                           summary)
 
 
 def _latest(run: Run, registry: Registry, pushes: Sequence[ImagePlan],
@@ -270,7 +270,9 @@ def _lists(run: Run, registry: Registry, pushes: Sequence[ImagePlan],
     want = sorted(image.platform for image in pushes)
     lists = {registry.digest(t) for image in pushes for t in image.tags
              if t not in run.config.latest_tags}
-    first = next(t for t in pushes[0].tags if t not in run.config.latest_tags)
+    from .multiarch import own_tag
+
+    first = own_tag(run, pushes[0])
     entries = _entries(registry.manifest(first) or {})
     got = sorted(platform for platform, _ in entries)
     _check(summary, "verify registry", f"{pushes[0].repository}:{first} lists {', '.join(got)}",
