@@ -23,7 +23,7 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
-from . import buildenv, imagebuild
+from . import buildenv, stages
 from .config import Config, Target
 from .errors import BuildError
 from .project import VersionSource, version_source
@@ -256,8 +256,8 @@ def copy(config: Config, targets: tuple[Target, ...] | None = None) -> list[Path
         for path in copied:
             shutil.copy2(path, pkg / path.name)
             written.append(pkg / path.name)
-        if imagebuild.uses_template(config.root / target.context):
-            imagebuild.ship(pkg)  # the template's build-stage code, pkg/requirements.txt
+        if stages.uses_template(config.root / target.context):
+            stages.ship(pkg)  # the template's build-stage code, pkg/requirements.txt
         log(f"copied {', '.join(p.name for p in copied)} to {pkg.relative_to(config.root)}/")
     return written
 

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from . import stages
 from .config import Config, Target
 from .dockerconfig import DockerConfig
 from .errors import BuildError, CredentialsError, EmulationError, PublishError
@@ -150,13 +151,11 @@ def build(config: Config, image: ImagePlan, *, version: str, revision: str, crea
     """
     from python_on_whales import DockerException, docker
 
-    from . import imagebuild
-
     target = config.target(image.target)
     context = config.root / target.context
-    template = imagebuild.uses_template(context)
+    template = stages.uses_template(context)
     if template and (context / "pkg").is_dir():
-        imagebuild.ship(context / "pkg", config.name, version)
+        stages.ship(context / "pkg", config.name, version)
     args = build_args(config, target, version)
     with tempfile.TemporaryDirectory() as tmp:
         metadata = Path(tmp) / "metadata.json"
@@ -206,9 +205,8 @@ def build(config: Config, image: ImagePlan, *, version: str, revision: str, crea
 def needs_image_pip(text: str) -> bool:
     """Whether buildx's output says the template's ``image-pip-no`` stage failed: a copy of
     the ``nothing-for-pip`` marker not found, so something must be installed in the image."""
-    from .imagebuild import NOTHING_FOR_PIP
-
-    return any(NOTHING_FOR_PIP in line and "not found" in line for line in text.splitlines())
+    marker = stages.nothing_for_pip()
+    return any(marker in line and "not found" in line for line in text.splitlines())
 
 
 def retrying(what: str, action: Callable[[], T], *, attempts: int = 4,

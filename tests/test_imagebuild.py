@@ -1,6 +1,7 @@
-"""The template's build stages (brewblox_release/imagebuild.py), on the host: tags, markers,
-the target's Python read from its files, installing, shipping into pkg/, and one resolution
-for arm/v7 against a real pypiserver with a compiled dependency and one that has only an sdist.
+"""The template's build stages (brewblox_release/templates/stages/imagebuild.py), on the
+host: tags, markers, the target's Python read from its files, installing, shipping into pkg/,
+and one resolution for arm/v7 against a real pypiserver with a compiled dependency and one that
+has only an sdist.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import imagebuild
 import pytest
+from imagebuild import ImageBuildError, TargetPython
 from packaging.markers import default_environment
 
-from brewblox_release import imagebuild
+from brewblox_release import stages
 from brewblox_release.docker import needs_image_pip
-from brewblox_release.imagebuild import ImageBuildError, TargetPython
 from tests import wheels
 from tests.service import TEMPLATE
 
@@ -319,7 +321,7 @@ def _wheel(directory: Path, name: str = "demo_svc", version: str = "1.2.3", *,
 def _pkg(tmp_path: Path, **kwargs: object) -> Path:
     pkg = tmp_path / "pkg"
     _wheel(pkg, **kwargs)  # type: ignore[arg-type]
-    imagebuild.ship(pkg)
+    stages.ship(pkg)
     return pkg
 
 
@@ -363,7 +365,7 @@ def test_package_refuses_requirements_that_are_not_the_wheels(tmp_path: Path) ->
 def test_without_a_wheel_the_package_comes_by_name(tmp_path: Path) -> None:
     pkg = tmp_path / "pkg"
     pkg.mkdir()
-    imagebuild.ship(pkg, "demo-svc", "1.2.3")
+    stages.ship(pkg, "demo-svc", "1.2.3")
     assert (pkg / "requirements.txt").read_text() == "demo-svc==1.2.3\n"
     imagebuild.package(pkg, tmp_path / "out", "demo-svc", "1.2.3")
     assert not list((tmp_path / "out" / "root").iterdir())
@@ -418,7 +420,7 @@ def test_ship_again_rewrites_nothing_and_drops_what_is_stale(tmp_path: Path) -> 
     pyc = next((tools / "__pycache__").glob("imagebuild.*.pyc"))
     pyc_stamp = pyc.stat().st_mtime_ns
     (tools / "stale.py").write_text("old\n")
-    imagebuild.ship(pkg)
+    stages.ship(pkg)
     assert (tools / "imagebuild.py").stat().st_mtime_ns == stamp
     assert pyc.stat().st_mtime_ns == pyc_stamp
     assert not (tools / "stale.py").exists()
@@ -426,11 +428,11 @@ def test_ship_again_rewrites_nothing_and_drops_what_is_stale(tmp_path: Path) -> 
 
 def test_only_a_dockerfile_made_from_the_template_gets_the_tools(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text(TEMPLATE.read_text())
-    assert imagebuild.uses_template(tmp_path)
+    assert stages.uses_template(tmp_path)
     (tmp_path / "Dockerfile").write_text("FROM python:3.11\nCOPY pkg /pkg\n"
                                          "RUN pip3 install /pkg/*\n")
-    assert not imagebuild.uses_template(tmp_path)
-    assert not imagebuild.uses_template(tmp_path / "missing")
+    assert not stages.uses_template(tmp_path)
+    assert not stages.uses_template(tmp_path / "missing")
 
 
 def test_the_template_is_short_and_runs_no_script_inline() -> None:
@@ -516,7 +518,7 @@ def test_two_targets_sharing_a_context_ship_at_once(tmp_path: Path) -> None:
     def one() -> None:
         try:
             for _ in range(3):
-                imagebuild.ship(pkg)
+                stages.ship(pkg)
         except BaseException as e:  # reported by the assertion below
             errors.append(e)
 
@@ -540,7 +542,7 @@ def test_ship_replaces_a_linked_tools_directory_and_leaves_its_target(tmp_path: 
     pkg = tmp_path / "docker" / "pkg"
     pkg.mkdir(parents=True)
     (pkg / imagebuild.TOOLS_DIR).symlink_to(outside)
-    dest = imagebuild.ship(pkg)
+    dest = stages.ship(pkg)
     assert dest.is_dir()
     assert not dest.is_symlink()
     assert (dest / "imagebuild.py").is_file()

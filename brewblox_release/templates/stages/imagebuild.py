@@ -29,13 +29,13 @@ and call this module as a script:
     the fallback, in the target image itself (emulated for a foreign platform): pip installs
     what ``deps`` and ``package`` could not.
 
-The module is shipped into the build context by ``distcopy`` and the docker sessions (`ship`,
-into ``pkg/brewblox-release/``, with the pure-Python packages it imports: installer and
-packaging; with ``pkg/requirements.txt``), because the build stages see nothing but the context
-and images (buildx's named contexts need a newer Dockerfile frontend than Docker 20.10's). So
-it is self-contained: the standard library, ``installer`` and ``packaging``, no other module of
-brewblox-release. Its output is the build's log, which the docker sessions stream and mask like
-all output.
+The module is shipped into the build context by ``distcopy`` and the docker sessions
+(``brewblox_release/stages.py``, into ``pkg/brewblox-release/``, with the pure-Python packages
+it imports: installer and packaging; with ``pkg/requirements.txt``), because the build stages
+see nothing but the context and images (buildx's named contexts need a newer Dockerfile
+frontend than Docker 20.10's). So it is self-contained: the standard library, ``installer`` and
+``packaging``, no other module of brewblox-release. Its output is the build's log, which the
+docker sessions stream and mask like all output.
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import threading
 import time
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -63,7 +62,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-__all__ = ["ImageBuildError", "TargetPython", "main", "ship", "uses_template"]
+__all__ = ["ImageBuildError", "TargetPython", "main"]
 
 #: Where `ship` puts the module and its packages, inside ``<context>/pkg/``, and where the
 #: template copies them in its build stages.
@@ -681,85 +680,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"error: {e}")
         return 1
     return 0
-
-
-# --- on the host: the module into the build context ----------------------------------------------
-
-def uses_template(context: Path) -> bool:
-    """Whether the context's Dockerfile runs this module (the template, or one made from it);
-    a Dockerfile of another kind gets nothing in its ``pkg/`` but the distribution's files."""
-    try:
-        return f"{TOOLS_DIR}/imagebuild.py" in (context / "Dockerfile").read_text(errors="replace")
-    except OSError:
-        return False
-
-
-def ship(pkg: Path, name: str = "", version: str = "") -> Path:
-    """Put into ``pkg`` what the template's stages need besides the wheel: this module and
-    the packages it imports (in ``pkg/brewblox-release/``), and ``pkg/requirements.txt``
-    (`requirements_of`). Files are written only where they differ, each whole (a temporary
-    file renamed), so that the build's cache keys, a build reading them and a second target
-    sharing the context are left alone.
-
-    The modules go with their bytecode, compiled here (`_compile`): each RUN of a stage starts
-    from the copied files, and would otherwise compile ``packaging`` and ``installer`` again,
-    a tenth of a second each time.
-    """
-    import importlib
-
-    dest = pkg / TOOLS_DIR
-    if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
-        dest.unlink()  # the link (or file) in pkg/, never what it points at: this directory's
-        # files are written and removed below, and must be the ones in the context
-    files = {dest / "imagebuild.py": Path(__file__).read_bytes()}
-    for package_name in SHIPPED_PACKAGES:
-        source = Path(importlib.import_module(package_name).__file__ or "").parent
-        for path in source.rglob("*"):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".exe":
-                files[dest / package_name / path.relative_to(source)] = path.read_bytes()
-    requirements = requirements_of(pkg, name, version)
-    files[pkg / "requirements.txt"] = "".join(f"{r}\n" for r in requirements).encode()
-    keep = set(files)
-    for target, data in files.items():
-        changed = not (target.is_file() and target.read_bytes() == data)
-        if changed:
-            _write(target, data)
-        if target.suffix == ".py" and target.is_relative_to(dest):
-            keep.add(_compile(target, f"{IMAGE_TOOLS}/{target.relative_to(dest)}",
-                              again=changed))
-    for path in sorted(dest.rglob("*"), reverse=True):
-        if path.is_file() and path not in keep and not path.name.startswith("."):
-            path.unlink(missing_ok=True)  # a file of a release before this one
-    return dest
-
-
-def _write(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
-    partial.write_bytes(data)
-    partial.replace(target)
-
-
-def _compile(source: Path, path_in_image: str, *, again: bool) -> Path:
-    """The bytecode of ``source`` beside it, for this Python's version (the image's Python
-    uses it when it is the same version, and compiles the source itself otherwise). It is
-    never checked against the source's time (PEP 552's unchecked hash): the copies in the
-    image have other times, and `ship` rewrites it with the source."""
-    import importlib.util
-    import py_compile
-
-    pyc = Path(importlib.util.cache_from_source(str(source)))
-    if again or not pyc.is_file():
-        partial = pyc.with_name(f".{pyc.name}.{os.getpid()}.{threading.get_ident()}")
-        pyc.parent.mkdir(exist_ok=True)
-        try:
-            py_compile.compile(str(source), cfile=str(partial), dfile=path_in_image, doraise=True,
-                               invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
-        except (py_compile.PyCompileError, OSError):
-            partial.unlink(missing_ok=True)
-            return pyc  # the image's Python compiles it then
-        partial.replace(pyc)
-    return pyc
 
 
 if __name__ == "__main__":

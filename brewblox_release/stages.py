@@ -1,0 +1,113 @@
+"""The image template's build stages, from the host's side: their program
+(``templates/stages/imagebuild.py``, which runs inside the build) shipped into the build context
+(docs/image.md)."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import os
+import py_compile
+import sys
+import threading
+from pathlib import Path
+from types import ModuleType
+
+PROGRAM = Path(__file__).parent / "templates" / "stages" / "imagebuild.py"
+
+
+@functools.cache
+def program() -> ModuleType:
+    """The stages' program as a module: its names (where it lives in the image, what it marks,
+    what the image installs) are the ones the host uses."""
+    spec = importlib.util.spec_from_file_location("brewblox_release_imagebuild", PROGRAM)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # as importlib's recipe: its dataclasses look it up
+    spec.loader.exec_module(module)
+    return module
+
+
+def nothing_for_pip() -> str:
+    """The marker the template's fallback stage looks for (see `docker.needs_image_pip`)."""
+    return str(program().NOTHING_FOR_PIP)
+
+
+def uses_template(context: Path) -> bool:
+    """Whether the context's Dockerfile runs the stages' program (the template, or one made from
+    it); a Dockerfile of another kind gets nothing in its ``pkg/`` but the distribution's files."""
+    try:
+        dockerfile = (context / "Dockerfile").read_text(errors="replace")
+    except OSError:
+        return False
+    return f"{program().TOOLS_DIR}/imagebuild.py" in dockerfile
+
+
+def ship(pkg: Path, name: str = "", version: str = "") -> Path:
+    """Put into ``pkg`` what the template's stages need besides the wheel: their program and
+    the packages it imports (in ``pkg/brewblox-release/``), and ``pkg/requirements.txt``.
+    Files are written only where they differ, each whole (a temporary file renamed), so that the
+    build's cache keys, a build reading them and a second target sharing the context are left
+    alone.
+
+    The modules go with their bytecode (`_compile`): each RUN of a stage starts from the copied
+    files, and would otherwise compile ``packaging`` and ``installer`` again, a tenth of a second
+    each time.
+    """
+    stages = program()
+    dest = pkg / str(stages.TOOLS_DIR)
+    if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+        dest.unlink()  # the link (or file) in pkg/, never what it points at: this directory's
+        # files are written and removed below, and must be the ones in the context
+    files = {dest / "imagebuild.py": PROGRAM.read_bytes()}
+    for package_name in stages.SHIPPED_PACKAGES:
+        source = Path(importlib.import_module(package_name).__file__ or "").parent
+        for path in source.rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".exe":
+                files[dest / package_name / path.relative_to(source)] = path.read_bytes()
+    requirements = stages.requirements_of(pkg, name, version)
+    files[pkg / "requirements.txt"] = "".join(f"{r}\n" for r in requirements).encode()
+    keep = set(files)
+    for target, data in files.items():
+        changed = not (target.is_file() and target.read_bytes() == data)
+        if changed:
+            _write(target, data)
+        if target.suffix == ".py" and target.is_relative_to(dest):
+            keep.add(_compile(target, f"{stages.IMAGE_TOOLS}/{target.relative_to(dest)}",
+                              again=changed))
+    for path in sorted(dest.rglob("*"), reverse=True):
+        if path.is_file() and path not in keep and not path.name.startswith("."):
+            path.unlink(missing_ok=True)  # a file of a release before this one
+    return dest
+
+
+def _partial(target: Path) -> Path:
+    return target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
+
+
+def _write(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = _partial(target)
+    partial.write_bytes(data)
+    partial.replace(target)
+
+
+def _compile(source: Path, path_in_image: str, *, again: bool) -> Path:
+    """The bytecode of ``source`` beside it, for this Python's version (the image's Python
+    uses it when it is the same version, and compiles the source itself otherwise). It is
+    never checked against the source's time (PEP 552's unchecked hash): the copies in the
+    image have other times, and `ship` rewrites it with the source."""
+    pyc = Path(importlib.util.cache_from_source(str(source)))
+    if again or not pyc.is_file():
+        partial = _partial(pyc)
+        pyc.parent.mkdir(exist_ok=True)
+        try:
+            py_compile.compile(str(source), cfile=str(partial), dfile=path_in_image, doraise=True,
+                               invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+        except (py_compile.PyCompileError, OSError):
+            partial.unlink(missing_ok=True)
+            return pyc  # the image's Python compiles it then
+        partial.replace(pyc)
+    return pyc
