@@ -45,7 +45,7 @@ def _read_variables() -> dict[str, set[str]]:
     compares with, or lists in a ``*_VARS`` tuple, and the modules that do."""
     name = re.compile(r"^[A-Z][A-Z0-9_]{2,}$")
     found: dict[str, set[str]] = {}
-    for path in sorted((ROOT / "brewblox_release").glob("*.py")):
+    for path in sorted((ROOT / "brewblox_release").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             candidates: list[ast.AST] = []
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
@@ -89,3 +89,23 @@ def test_nothing_cites_a_document_outside_the_repository() -> None:
              for number, line in enumerate((ROOT / path).read_text(errors="replace")
                                            .splitlines(), 1) if cites.search(line)]
     assert not found, found
+
+
+def test_no_other_package_s_private_name() -> None:
+    """What ruff's PLC2701 checks in the library, for the tests and the benchmark, which import
+    the library's own private modules: never another package's private name (they change in any
+    release of that package)."""
+    found = []
+    for path in sorted([*(ROOT / "tests").glob("*.py"), *(ROOT / "bench").glob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            found += [f"{path.relative_to(ROOT)}:{node.lineno}: {name}" for name in names
+                      if name.split(".")[0] not in {"brewblox_release", "tests"}
+                      and any(part.startswith("_") and not part.startswith("__")
+                              for part in name.split("."))]
+    assert not found, f"another package's private names: {found}"
