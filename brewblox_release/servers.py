@@ -38,8 +38,7 @@ class _Server:
         return self.workdir / f"{type(self).__name__.lower()}.log"
 
     def _spawn(self, argv: list[str], probe: str) -> None:
-        """Start ``argv``, and wait until ``probe`` answers (any HTTP status)."""
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        """Start ``argv`` (``start`` made ``workdir``), and wait until ``probe`` answers."""
         with self.log.open("ab") as out:
             self.proc = proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
                                                 stdin=subprocess.DEVNULL, start_new_session=True)
