@@ -1,15 +1,7 @@
 """docker's own configuration: the logins it stores, and a login of this run's own.
 
-Two ways to the registry's credentials (docs/how-it-works.md), read where docker keeps them:
-
-- ``DOCKER_USERNAME`` and ``DOCKER_PASSWORD``: `login` runs ``docker login`` (password on
-  standard input) into a temporary docker config, used as ``--config`` by the pushes and image
-  runs of this run, and removed afterwards, also on failure. The user's own config.json is
-  never written.
-- otherwise an existing ``docker login``: ``auths``, ``credHelpers`` or ``credsStore`` of
-  docker's config.json (``$DOCKER_CONFIG``, else ``~/.docker``), used as it is.
-
-Passwords read here are `Secret` values, and are added to the redactor as soon as they are read.
+The two ways to the registry's credentials: see docs/sessions.md. Passwords read here are
+masked as soon as they are read.
 """
 
 from __future__ import annotations
@@ -36,7 +28,6 @@ if TYPE_CHECKING:  # python-on-whales loads on use (half a second)
 
 __all__ = ["DockerConfig", "config_dir", "has_login", "login", "stored_credentials"]
 
-#: What docker calls Docker Hub in its config.
 _HUB = "https://index.docker.io/v1/"
 
 
@@ -56,8 +47,8 @@ def _read(path: Path) -> dict[str, Any]:
 
 def _config(image: str, path: Path | None,
             env: Mapping[str, str] | None) -> tuple[dict[str, Any], list[str]]:
-    """docker's config.json (``path``, else the one in `config_dir`), and the keys under which
-    it may name the image's registry."""
+    """docker's config.json (``path``, else `config_dir`'s), and the keys that may name the
+    image's registry in it."""
     host = registry_host(image)
     keys = [_HUB, "index.docker.io", "docker.io"] if host == "docker.io" else \
         [host, f"https://{host}", f"http://{host}"]
@@ -71,12 +62,9 @@ def _server(key: str) -> str:
 
 def has_login(image: str, docker_config: Path | None = None, *,
               env: Mapping[str, str] | None = None) -> bool:
-    """Whether ``docker login`` already stored credentials for the image's registry, read
-    from docker's config.json as docker reads it: ``auths``, a credential helper for the
-    registry (``credHelpers``), or the credential store (``credsStore``), asked for the
-    registries it holds (``docker-credential-<store> list``: names, no secrets). A store that
-    cannot be asked is taken at its word.
-    """
+    """Whether ``docker login`` stored credentials for the image's registry: in ``auths``,
+    ``credHelpers``, or the ``credsStore`` (asked for the registries it holds; one that cannot
+    be asked is taken at its word: Docker Desktop sets one with no login at all)."""
     data, keys = _config(image, docker_config, env)
     if any(k in data.get("auths", {}) or k in data.get("credHelpers", {}) for k in keys):
         return True
@@ -94,8 +82,7 @@ def has_login(image: str, docker_config: Path | None = None, *,
 def stored_credentials(image: str, docker_config: Path | None = None, *,
                        env: Mapping[str, str] | None = None) -> tuple[str, Secret] | None:
     """The user and password ``docker login`` stored for the image's registry, as docker
-    finds them: in ``auths``, or from the registry's credential helper or the credential store
-    (``docker-credential-<name> get``). The password is masked in all output from then on."""
+    finds them: in ``auths``, else from the credential helper or store."""
     data, keys = _config(image, docker_config, env)
     helpers = data.get("credHelpers", {})
     helper = next((helpers[k] for k in keys if k in helpers), None) or data.get("credsStore")
@@ -131,9 +118,8 @@ class DockerConfig:
     def client(self) -> DockerClient:
         """A python-on-whales client that passes ``--config`` to every docker call.
 
-        python-on-whales prints the whole environment of each call while
-        ``PYTHON_ON_WHALES_DEBUG=1`` is in ``os.environ`` (it looks on every call): the
-        sessions drop it at start, and so does this, for the library used on its own.
+        ``PYTHON_ON_WHALES_DEBUG=1`` would print the environment of each call: dropped here too,
+        for the library used on its own.
         """
         from python_on_whales import DockerClient
 
@@ -142,23 +128,18 @@ class DockerConfig:
 
     @property
     def argv(self) -> list[str]:
-        """``docker`` with its ``--config``, for the calls made through `run.run`."""
         return ["docker", *(["--config", str(self.path)] if self.path else [])]
 
 
 @contextlib.contextmanager
 def login(image: str, env: Mapping[str, str]) -> Iterator[DockerConfig]:
     """The docker config of this run's registry calls: with ``DOCKER_USERNAME`` and
-    ``DOCKER_PASSWORD``, a temporary one logged in to the image's registry, removed when the
-    block ends, however it ends; without them, the user's own and its existing login.
+    ``DOCKER_PASSWORD``, a temporary one logged in to the image's registry, removed however the
+    block ends; without them, the user's own.
 
-    The temporary config is the user's without its credentials, so that the pushes reach the
-    same engine the images were built on: everything in the user's config directory but
-    config.json is linked (contexts, CLI plugins, buildx's state, TLS certificates), and
-    config.json is copied without ``auths``, ``credsStore`` and ``credHelpers``. The copy names
-    the registry in ``auths``: docker picks a default credential store (pass, secretservice)
-    for a config that holds no login at all, and ``docker login`` would then write into the
-    user's keyring instead of this file.
+    The temporary config is the user's without its credentials (the rest linked, so that the
+    pushes reach the same engine). It names the registry in ``auths``: for a config with no
+    login at all, docker would write the login into a default credential store instead.
     """
     user, password = env.get("DOCKER_USERNAME"), Secret(env.get("DOCKER_PASSWORD") or "")
     if not (user and password):

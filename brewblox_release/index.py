@@ -1,17 +1,7 @@
 """The package index: what it already holds (its simple API), and uploads through twine.
 
-The sha256 rule (docs/how-it-works.md) is the library's own, as twine's ``--skip-existing`` works
-for PyPI and TestPyPI only: a file already there with the same sha256 is skipped; with another
-sha256 it is an error for a release and a "version collision" for a dev build.
-
-The simple API is found, never guessed: ``index-url`` (or ``BREWBLOX_RELEASE_INDEX_URL``), PyPI's
-and TestPyPI's own, else a layout recognised by asking (``<upload URL>/simple/`` of pypiserver,
-Artifactory, Nexus, GitLab and CodeArtifact; ``<upload URL>/+simple/`` of devpi). Read as "no
-files yet", an index whose simple API is not found would silently turn off the sha256 rule, the
-``latest`` decision and verification: it is an error naming ``index-url``.
-
-twine's credentials read a private index too, sent only to the upload URL's origin: a file
-hosted elsewhere, or a redirect to another host, gets none.
+The sha256 rule is the library's own, as twine's ``--skip-existing`` works for PyPI and TestPyPI
+only; how the simple API is found and where credentials go: see docs/sessions.md.
 """
 
 from __future__ import annotations
@@ -21,7 +11,7 @@ import hashlib
 import io
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,14 +32,11 @@ PYPI_UPLOAD = "https://upload.pypi.org/legacy/"
 TESTPYPI_UPLOAD = "https://test.pypi.org/legacy/"
 _SIMPLE = {PYPI_UPLOAD: "https://pypi.org/simple/",
            TESTPYPI_UPLOAD: "https://test.pypi.org/simple/"}
-#: twine's own names for the indexes it knows without a ~/.pypirc (``TWINE_REPOSITORY``).
 _NAMED = {"pypi": PYPI_UPLOAD, "testpypi": TESTPYPI_UPLOAD}
-#: The environment's override of ``index-url`` (a rehearsal points it at its own index).
 INDEX_URL_ENV = "BREWBLOX_RELEASE_INDEX_URL"
 #: What a simple API answers with (PEP 503 HTML, PEP 691 HTML and JSON).
 _SIMPLE_TYPES = {"text/html", "application/vnd.pypi.simple.v1+html",
                  "application/vnd.pypi.simple.v1+json"}
-#: Attempts and first pause of the retries of an upload (5xx, connection errors).
 UPLOAD_ATTEMPTS = 4
 UPLOAD_BACKOFF = 1.0
 #: Simple APIs found so far: candidates -> the one that answered.
@@ -69,9 +56,8 @@ def sha256(path: Path) -> str:
 
 
 def url_problem(name: str, value: str) -> str | None:
-    """What is wrong with the URL ``value`` of the setting ``name``, or None; the URL is shown
-    with its password masked, and nothing of what urllib said about it (which can quote a
-    piece of the password).
+    """What is wrong with the URL ``value`` of the setting ``name``, or None; nothing of what
+    urllib said is shown (it can quote a piece of the password).
 
     >>> url_problem("TWINE_REPOSITORY_URL", "https://user:pw@example.org:99999/").split(" (")[0]
     "TWINE_REPOSITORY_URL='https://****@example.org:99999/' is not a valid URL"
@@ -91,41 +77,24 @@ def url_problem(name: str, value: str) -> str | None:
     return None
 
 
-def host_auth(base: str, username: str, password: Secret) -> requests.auth.AuthBase:
-    """Basic auth for requests to ``base``'s origin only.
-
-    A requests session applies its ``auth`` to every request it makes, a file hosted on
-    another host included; this one adds the header only where it belongs. (On a redirect,
-    requests itself drops the header when the host changes, and does not call this again.)
-    """
+def host_auth(base: str, username: str, password: Secret
+              ) -> Callable[[requests.PreparedRequest], requests.PreparedRequest]:
+    """Basic auth for requests to ``base``'s origin only: a session's ``auth`` goes to every
+    request it makes, a file hosted on another host included."""
     import requests
 
-    class HostAuth(requests.auth.AuthBase):
-        def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-            if r.url and same_origin(base, r.url):
-                return requests.auth.HTTPBasicAuth(username, password.reveal())(r)
-            return r
+    def auth(r: requests.PreparedRequest) -> requests.PreparedRequest:
+        if r.url and same_origin(base, r.url):
+            return requests.auth.HTTPBasicAuth(username, password.reveal())(r)
+        return r
 
-        def __repr__(self) -> str:
-            return f"HostAuth({display_url(base)!r})"
-
-    return HostAuth()
+    return auth
 
 
 @dataclass(frozen=True)
 class Index:
-    """A package index, as twine and pip know it.
-
-    Attributes:
-        upload_url: ``TWINE_REPOSITORY_URL``, else ``TWINE_REPOSITORY`` (``pypi`` or
-            ``testpypi``), else PyPI.
-        index_url: its simple API where it is given (``BREWBLOX_RELEASE_INDEX_URL``, else
-            ``index-url``), from ``index_url_source``; else found among `candidates`.
-        username, password: ``TWINE_USERNAME`` and ``TWINE_PASSWORD``.
-        trusted_publishing: uploading to PyPI or TestPyPI from GitHub Actions with an OIDC
-            token (``ACTIONS_ID_TOKEN_REQUEST_URL``) and no username but ``__token__``: twine
-            exchanges it for an upload token. Other indexes know no trusted publishing.
-    """
+    """A package index, as twine and pip know it; ``trusted_publishing``: twine exchanges
+    GitHub's OIDC token for an upload token (PyPI and TestPyPI only)."""
 
     upload_url: str = PYPI_UPLOAD
     index_url: str | None = None
@@ -137,11 +106,8 @@ class Index:
     @classmethod
     def from_env(cls, env: Mapping[str, str], index_url: str | None = None, *,
                  pypirc: Path | None = None) -> Index:
-        """The index of twine's variables in ``env``; ``index_url`` is the configuration's
-        ``index-url``, which ``BREWBLOX_RELEASE_INDEX_URL`` overrides. With ``pypirc`` (a
-        workstation's ``~/.pypirc``), what the variables leave unsaid is read from it as twine
-        reads it (its public ``get_repository_from_config``): the repository
-        ``TWINE_REPOSITORY`` names, else ``pypi``. A password learnt there is masked."""
+        """The index of twine's variables in ``env`` and the configuration's ``index_url``;
+        what they leave unsaid is read from ``pypirc`` (a workstation's) as twine reads it."""
         found: dict[str, str] = {}
         if pypirc is not None and pypirc.is_file() and not env.get("TWINE_REPOSITORY_URL"):
             from twine.exceptions import TwineException
@@ -199,9 +165,8 @@ class Index:
         return not is_loopback(urlsplit(self.upload_url).netloc.rpartition("@")[2])
 
     def missing_credentials(self) -> tuple[str, ...]:
-        """The variables to set before uploading (none when the index can be reached):
-        ``TWINE_PASSWORD``, and ``TWINE_USERNAME`` but on PyPI and TestPyPI, where twine
-        takes ``__token__``."""
+        """The variables to set before uploading (PyPI and TestPyPI take ``__token__`` as
+        the username)."""
         if not self.needs_credentials or self.trusted_publishing:
             return ()
         return (*(() if self.username or self.upload_url in _SIMPLE else ("TWINE_USERNAME",)),
@@ -214,8 +179,7 @@ class Index:
         return [problem for problem in found if problem]
 
     def credentials_for(self, url: str) -> tuple[str, Secret] | None:
-        """twine's credentials, for reading ``url`` on a private index: only where it is on
-        the upload URL's origin, so they never go anywhere twine would not send them."""
+        """twine's credentials, for reading ``url`` on the upload URL's origin only."""
         if self.username and self.password and same_origin(url, self.upload_url):
             return self.username, self.password
         return None
@@ -227,8 +191,7 @@ class Index:
         return _FOUND[self.candidates]
 
     def authenticated_simple_url(self, name: str) -> str:
-        """The simple API's URL with its credentials in it, for pip (which sends them to that
-        host only; never log it unmasked)."""
+        """The simple API's URL with its credentials in it, for pip (never log it unmasked)."""
         url = self.simple_api(name)
         if (credentials := self.credentials_for(url)) is None:
             return url
@@ -237,11 +200,8 @@ class Index:
         return parts._replace(netloc=f"{user}:{password}@{parts.netloc}").geturl()
 
     def files(self, name: str) -> dict[str, str | None]:
-        """The project's files on the index, yanked ones included: file name -> sha256.
-
-        A file the index lists without a sha256 is downloaded and hashed, so that the sha256
-        rule never takes a file for the same one unseen.
-        """
+        """The project's files on the index, yanked ones included: file name -> sha256 (of
+        the download where the index lists none)."""
         return {filename: digest for filename, (digest, _) in self._listing(name).items()}
 
     def _listing(self, name: str, *, hashed: bool = True) -> dict[str, tuple[str | None, bool]]:
@@ -291,9 +251,8 @@ class Index:
 
     @staticmethod
     def _answers(client: PyPISimple, url: str) -> bool:
-        """Whether ``url`` is the root of a simple API: asked when a project page is missing,
-        which a wrong URL and a new project look alike in. Only the status and the content
-        type are read, not the (on a large index, long) list of projects."""
+        """Whether ``url`` is the root of a simple API (a wrong URL and a new project both
+        lack the page); the long list of projects is not read."""
         from pypi_simple import ACCEPT_ANY
 
         with client.s.get(url, stream=True, timeout=30, headers={"Accept": ACCEPT_ANY}) as r:
@@ -315,10 +274,10 @@ class Index:
             return sha256(Path(tmp) / "file")
 
     def versions(self, name: str) -> set[str]:
+        """The versions pip can install: yanked files are left out (PEP 592)."""
         from packaging import utils
 
         found = set()
-        # What pip can install: a yanked file is left out, as pip leaves it out (PEP 592).
         for filename, (_, yanked) in self._listing(name, hashed=False).items():
             with contextlib.suppress(utils.InvalidWheelFilename, utils.InvalidSdistFilename):
                 if not yanked and filename.endswith(".whl"):
@@ -329,8 +288,7 @@ class Index:
 
     def check(self, name: str, paths: Iterable[Path], *, release: bool) -> None:
         """Before anything is published: the index answers and, for a release, holds no
-        different file under the name of one of ``paths`` (the upload would fail after the
-        images were pushed)."""
+        different file under the name of one of ``paths``."""
         present = self.files(name)
         for path in paths:
             there = present.get(path.name)
@@ -344,9 +302,8 @@ class Index:
 
     def upload(self, name: str, paths: Iterable[Path], *, release: bool,
                attestations: bool = False) -> list[Outcome]:
-        """Upload the files that are not there yet; skip those that are, byte for byte. With
-        ``attestations``, each file's PEP 740 attestation (``FILE.publish.attestation``) goes
-        with it (twine's ``--attestations``)."""
+        """Upload the files that are not there yet; skip those that are, byte for byte; with
+        ``attestations``, each with its ``FILE.publish.attestation``."""
         present = self.files(name)
         outcomes = []
         for path in paths:

@@ -1,14 +1,7 @@
-"""Read an OCI registry through its HTTP API: tags, manifest digests, image configs.
+"""Read an OCI registry through its HTTP API: tags, manifests, image configs, layers.
 
-Used to feed the forward-only ``latest`` rule and to verify a release. Registries on loopback
-speak plain HTTP (as the engine allows for 127.0.0.0/8); others HTTPS, with the bearer-token
-flow of Docker Hub and GHCR (anonymous, or with credentials) or Basic auth (ECR, Nexus, an
-htpasswd registry). Credentials: DOCKER_USERNAME/DOCKER_PASSWORD, else ``docker login``'s.
-
-Credentials go only to the registry's own origin and to the token service it names: a
-redirect elsewhere (Docker Hub, ECR and GHCR send blob reads to their storage hosts) carries
-no ``Authorization`` header. urllib copies every header onto a redirect, wherever it points,
-so this module's opener strips it (as requests does).
+Plain HTTP on loopback (as the engine allows), else HTTPS; credentials as docs/sessions.md says,
+sent to the registry's origin and its token service only.
 """
 
 from __future__ import annotations
@@ -36,7 +29,7 @@ from .errors import CredentialsError, PublishError
 from .hosts import is_loopback, same_origin, split_image
 from .secret import Secret
 
-__all__ = ["MANIFEST_TYPES", "Registry", "is_loopback", "split_image"]
+__all__ = ["MANIFEST_TYPES", "Registry"]
 
 MANIFEST_TYPES = ", ".join((
     "application/vnd.oci.image.index.v1+json",
@@ -50,8 +43,8 @@ _DIST_INFO = re.compile(
 
 
 class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow redirects as urllib does, but drop ``Authorization`` when one leaves the origin
-    (scheme, host, port) of the request it answers."""
+    """Follow redirects as urllib does, but drop ``Authorization`` when one leaves the origin:
+    urllib copies it wherever a redirect points (blob reads go to storage hosts)."""
 
     def redirect_request(  # noqa: PLR0917 (urllib's own signature)
             self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
@@ -66,8 +59,7 @@ _OPENER = urllib.request.build_opener(_SameOriginRedirects)
 
 
 def _next_page(link: str) -> str | None:
-    """The path of the next page of a tag list, from its ``Link`` header, relative to the
-    repository (``tags/list?n=100&last=x``); None on the last page.
+    """The path of the next page of a tag list, from its ``Link`` header; None on the last.
 
     >>> _next_page('</v2/o/r/tags/list?last=b&n=2>; rel="next"')
     'tags/list?last=b&n=2'
@@ -78,9 +70,8 @@ def _next_page(link: str) -> str | None:
 
 
 def _dist_infos(blob: bytes) -> Iterator[tuple[str, str, Message | None]]:
-    """The ``*.dist-info`` of a layer, in its order: the installation's path (without a
-    whiteout's ``.wh.``), its project name, and its METADATA's headers, or None for a whiteout
-    (the layer removes it)."""
+    """The ``*.dist-info`` of a layer, in its order: its path, its project name, and its
+    METADATA's headers, or None for a whiteout (the layer removes it)."""
     with tarfile.open(fileobj=io.BytesIO(blob), mode="r:*") as tar:
         for member in tar:
             if not (match := _DIST_INFO.search(member.name)):
@@ -105,8 +96,7 @@ class Registry:
     username: str | None = None
     password: Secret | None = None
     timeout: float = 15.0
-    #: docker's config directory, where ``docker login``'s credentials are looked up.
-    docker_config: Path | None = None
+    docker_config: Path | None = None  # its config.json, else `dockerconfig.config_dir`'s
     _authorization: Secret | None = field(default=None, repr=False)
     _challenge: str | None = field(default=None, repr=False)
 
@@ -114,7 +104,8 @@ class Registry:
     def from_env(cls, image: str, env: Mapping[str, str]) -> Registry:
         password = env.get("DOCKER_PASSWORD")
         return cls(image, env.get("DOCKER_USERNAME") or None,
-                   Secret(password) if password else None, docker_config=config_dir(env))
+                   Secret(password) if password else None,
+                   docker_config=config_dir(env) / "config.json")
 
     @property
     def host(self) -> str:
@@ -126,15 +117,13 @@ class Registry:
         return f"{'http' if is_loopback(host) else 'https'}://{host}/v2/{path}"
 
     def _authenticate(self, challenge: str) -> None:
-        """Answer a 401's challenge: Basic (ECR, Nexus, an htpasswd registry) with the
-        credentials (DOCKER_USERNAME and DOCKER_PASSWORD, else what ``docker login`` stored),
-        or Bearer (Docker Hub, GHCR) with a token from the realm."""
+        """Answer a 401's challenge: Basic with the credentials, or Bearer with a token from
+        the realm."""
         params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
         realm = params.pop("realm", None)
         scheme = challenge.split(maxsplit=1)[0].lower() if challenge else "unknown"
         credentials = (self.username, self.password) if self.username and self.password else \
-            stored_credentials(self.image, self.docker_config / "config.json"
-                               if self.docker_config else None)
+            stored_credentials(self.image, self.docker_config)
         basic = None if credentials is None else base64.b64encode(
             f"{credentials[0]}:{credentials[1].reveal()}".encode()).decode()
         if scheme == "basic":
@@ -165,11 +154,9 @@ class Registry:
     def _request(self, path: str, accept: str | None = None, method: str = "GET", *,
                  data: bytes | None = None,
                  content_type: str | None = None) -> tuple[HTTPMessage, bytes] | None:
-        """GET (or HEAD, or PUT ``data``) a path under the repository; None for 404. The
-        headers are read by any case of their names.
+        """GET (or HEAD, or PUT ``data``) a path under the repository; None for 404.
 
-        A 401 is answered once per challenge: a token for pulling does not push, so a PUT's
-        challenge (a wider scope) is answered again."""
+        A 401 is answered once per challenge: a PUT's wider scope is answered again."""
         for _ in range(3):
             headers = {"Accept": accept, "Content-Type": content_type, "Authorization":
                        self._authorization.reveal() if self._authorization else None}
@@ -197,8 +184,7 @@ class Registry:
                                "check DOCKER_USERNAME and DOCKER_PASSWORD (or `docker login`)")
 
     def tags(self, page: int = 1000) -> list[str]:
-        """The repository's tags (empty when the repository does not exist yet), every page of
-        them: the registry answers ``page`` at a time and names the next in its ``Link``."""
+        """The repository's tags (none for a new repository), read ``page`` at a time."""
         found: set[str] = set()
         path: str | None = f"tags/list?n={page}"
         for _ in range(10_000):
@@ -216,9 +202,7 @@ class Registry:
 
     def tag(self, source: str, tag: str) -> str:
         """Point ``tag`` at the manifest ``source`` points at, in the registry itself (as
-        ``crane tag`` does: the manifest's own bytes put under the new tag), so that ``tag``
-        is exactly what this run pushed, whatever an engine's local tags say meanwhile.
-        Returns the digest."""
+        ``crane tag`` does), whatever an engine's local tags say meanwhile; its digest."""
         found = self._request(f"manifests/{source}", MANIFEST_TYPES)
         if found is None:
             raise PublishError(f"{self.image}:{source} is not in the registry, so {tag} cannot "
@@ -253,11 +237,9 @@ class Registry:
 
     def package_version(self, reference: str, name: str, *,
                         budget: int = 16 << 20) -> str | None:
-        """The version of the distribution ``name`` installed in the image, read from the
-        registry without pulling or running the image (no emulation for arm): the METADATA of
-        its ``.dist-info`` in a site-packages or dist-packages directory, in the topmost layer
-        that has one. None when the top layers (up to ``budget`` compressed bytes) do not tell,
-        or cannot be read: then the image has to be run."""
+        """The version of the distribution ``name`` installed in the image, from the topmost
+        layer that has its ``.dist-info``, without running the image (no emulation for arm).
+        None when the top ``budget`` bytes of layers do not tell: then the image has to run."""
         from packaging.utils import canonicalize_name
 
         try:
@@ -282,10 +264,7 @@ class Registry:
 
     def distributions(self, reference: str, cache: Path | None = None) -> dict[str, str]:
         """Every Python distribution installed in a single-platform image, name to version,
-        read from its layers' ``*.dist-info/METADATA`` (site-packages and dist-packages), the
-        layers applied in order (a whiteout removes an installation): what the image holds, not
-        what was meant to go in. For the SBOM of a signed image. What a layer holds is kept in
-        ``cache`` by the layer's digest (the base image's layers are read once)."""
+        from its layers applied in order, for the SBOM; each layer's kept in ``cache``."""
         manifest = self.manifest(reference) or {}
         if "manifests" in manifest:
             raise PublishError(f"{self.image}@{reference} is a list: ask each of its images")
@@ -302,11 +281,9 @@ class Registry:
         """The dist-infos one layer adds (path -> (name, version)) and removes (whiteouts)."""
         kept = cache / f"{digest.replace(':', '-')}.json" if cache is not None else None
         if kept is not None:
-            try:
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError, IndexError):
                 data = json.loads(kept.read_text())
                 return {k: (v[0], v[1]) for k, v in data["added"].items()}, data["removed"]
-            except (OSError, ValueError, KeyError, TypeError, IndexError):
-                pass
         found = self._request(f"blobs/{digest}")
         if found is None:
             raise PublishError(f"{self.image}: layer {digest} is missing")

@@ -1,9 +1,5 @@
-"""Throwaway servers on loopback: an OCI registry and a package index (docs/how-it-works.md).
-
-The registry is the ``docker-registry`` program (Debian's package; upstream calls it
-``registry``) with filesystem storage; the index is pypiserver, which accepts uploads without
-authentication unless a password file is given. Both bind 127.0.0.1 on a free port.
-"""
+"""Throwaway servers on 127.0.0.1, a free port each: an OCI registry (``docker-registry``) and a
+package index (pypiserver), see docs/how-it-works.md."""
 
 from __future__ import annotations
 
@@ -42,8 +38,7 @@ class _Server:
         return self.workdir / f"{type(self).__name__.lower()}.log"
 
     def _spawn(self, argv: list[str], probe: str) -> None:
-        """Start ``argv``, and wait until ``probe`` answers (any HTTP status)."""
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        """Start ``argv`` (``start`` made ``workdir``), and wait until ``probe`` answers."""
         with self.log.open("ab") as out:
             self.proc = proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
                                                 stdin=subprocess.DEVNULL, start_new_session=True)
@@ -85,8 +80,8 @@ class _Server:
 
 @dataclass
 class RegistryServer(_Server):
-    """``docker-registry serve`` with its data in ``workdir/registry``; with ``htpasswd`` (a
-    file of bcrypt hashes) every request needs those credentials, by Basic auth."""
+    """``docker-registry serve`` with its data in ``workdir/registry``; with ``htpasswd``,
+    every request needs its credentials."""
 
     htpasswd: Path | None = None
 
@@ -115,12 +110,8 @@ class RegistryServer(_Server):
 
 @dataclass
 class IndexServer(_Server):
-    """pypiserver serving (and accepting uploads into) ``workdir/packages``.
-
-    With ``password_file`` (an htpasswd file) the actions in ``authenticate`` need those
-    credentials (pypiserver's ``-a``: ``update``, or ``update,list,download`` for a private
-    index). ``hash_algo="off"`` lists files without a digest, as some indexes do.
-    """
+    """pypiserver serving (and accepting uploads into) ``workdir/packages``; with
+    ``password_file``, the actions in ``authenticate`` (its ``-a``) need its credentials."""
 
     password_file: Path | None = None
     authenticate: str = "update"
