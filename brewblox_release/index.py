@@ -10,7 +10,6 @@ import contextlib
 import hashlib
 import io
 import logging
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from urllib.parse import quote, urlsplit
 
 from .errors import ConfigError, CredentialsError, PublishError
 from .hosts import is_loopback, same_origin
-from .run import detail, log, mask, redact
+from .run import check_stopping, detail, log, mask, pause, redact
 from .secret import Secret, display_url
 
 if TYPE_CHECKING:  # pypi-simple, requests and twine load on use
@@ -363,10 +362,11 @@ class Index:
             else:
                 log(f"uploaded {path.name} to {self.display_upload_url}")
                 return
-            pause = UPLOAD_BACKOFF * 2 ** (attempt - 1)
+            wait = UPLOAD_BACKOFF * 2 ** (attempt - 1)
             log(f"uploading {path.name}: attempt {attempt} of {UPLOAD_ATTEMPTS} failed ({reason});"
-                f" retrying in {pause:.0f} s")
-            time.sleep(pause)
+                f" retrying in {wait:.0f} s")
+            if not pause(wait):  # the run is stopping: no more attempts
+                check_stopping()
 
 
 @contextlib.contextmanager

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import http.server
 import shutil
+import threading
 import warnings
 from pathlib import Path
 
 import pytest
 
 from brewblox_release import config, dist, version
-from brewblox_release.errors import ConfigError, CredentialsError, PublishError, ReleaseError
+from brewblox_release.errors import (
+    ConfigError,
+    CredentialsError,
+    Interrupted,
+    PublishError,
+    ReleaseError,
+)
 from brewblox_release.index import PYPI_UPLOAD, Index
 from brewblox_release.index import sha256 as index_sha256
-from brewblox_release.run import redact
+from brewblox_release.run import redact, stop_starting
 from brewblox_release.secret import Secret
 from brewblox_release.servers import IndexServer
 from brewblox_release.verify import pip_resolves
@@ -368,3 +376,41 @@ def test_a_workstation_reads_its_pypirc_as_twine_does(tmp_path: Path) -> None:
         Secret("from-env")
     assert Index.from_env({}).password is None
     assert "private-SENTINEL-pw" not in redact("the password private-SENTINEL-pw")
+
+
+class _Unavailable(http.server.BaseHTTPRequestHandler):
+    """An index that lists nothing and answers every upload with 503."""
+
+    def do_GET(self) -> None:
+        body = b"<!DOCTYPE html><html><body></body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(503)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.mark.process
+def test_a_stop_ends_the_upload_retries(built: list[Path]) -> None:
+    """An upload that failed with a 5xx is retried after a pause, unless the run is stopping:
+    then it ends at once as stopped, not after its retries."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Unavailable)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    index = Index.from_env({"TWINE_REPOSITORY_URL": f"http://127.0.0.1:{server.server_port}/"})
+    stop_starting()
+    try:
+        with pytest.raises(Interrupted, match="stopped"):
+            index.upload("demo-svc", built[:1], release=True)
+    finally:
+        stop_starting(False)
+        server.shutdown()
+        server.server_close()
