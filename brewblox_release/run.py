@@ -13,6 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from .secret import Redactor
 __all__ = ["CommandError", "Redactor", "Result", "capture", "check_stopping", "configure",
            "console", "detail", "environ", "log", "mask", "out", "pause", "redact",
            "redacted_streams", "run", "step", "stop_starting"]
+
 
 @dataclass
 class _Output:
@@ -176,8 +178,7 @@ def out(text: str) -> None:
         sys.stdout.flush()
 
 
-#: The lines of its output a failing step shows.
-TAIL = 15
+TAIL = 15  #: the lines of its output a failing step shows
 
 
 @contextmanager
@@ -194,10 +195,11 @@ def step(what: str) -> Iterator[None]:
             threading.Thread(target=_tick, name="progress", daemon=True).start()
     try:
         yield
-    except Exception:
+    except BaseException as e:
         _end_step(key)
-        log(f"<== {what}: failed after {time.monotonic() - start:.1f} s")
-        if _output.log_path is not None and not _output.verbose:
+        ended = "failed" if isinstance(e, Exception) else "stopped"
+        log(f"<== {what}: {ended} after {time.monotonic() - start:.1f} s")
+        if isinstance(e, Exception) and _output.log_path is not None and not _output.verbose:
             with _lock:
                 since = [(thread, line) for number, thread, line in _output.recent
                          if number > mark]
@@ -207,10 +209,6 @@ def step(what: str) -> Iterator[None]:
                 log("    its last lines:\n" + "\n".join(f"    | {line}" for line in tail))
             if _output.file is not None:
                 log(f"    the whole log: {_output.log_path}")
-        raise
-    except BaseException:
-        _end_step(key)
-        log(f"<== {what}: stopped after {time.monotonic() - start:.1f} s")
         raise
     _end_step(key)
     log(f"<== {what} ({time.monotonic() - start:.1f} s)")
@@ -332,25 +330,16 @@ T = TypeVar("T")
 def background(function: Callable[[], T], name: str) -> Callable[[], T]:
     """Run ``function`` in a daemon thread (a run that ends does not wait for it); returns the
     function that waits for its result, or raises what it raised."""
-    outcome: list[tuple[bool, object]] = []
+    future: Future[T] = Future()
 
     def target() -> None:
         try:
-            outcome.append((True, function()))
-        except BaseException as e:  # raised again by wait(), in the caller
-            outcome.append((False, e))
+            future.set_result(function())
+        except BaseException as e:  # raised again by future.result(), in the caller
+            future.set_exception(e)
 
-    thread = threading.Thread(target=target, name=name, daemon=True)
-    thread.start()
-
-    def wait() -> T:
-        thread.join()
-        done, value = outcome[0]
-        if not done:
-            raise value  # type: ignore[misc]
-        return value  # type: ignore[return-value]
-
-    return wait
+    threading.Thread(target=target, name=name, daemon=True).start()
+    return future.result
 
 
 def environ() -> Mapping[str, str]:
