@@ -53,8 +53,7 @@ class Environment(Mapping[str, str]):
 
     def __repr__(self) -> str:
         present = [name for name in self.secret_vars if self._values.get(name)]
-        return (f"Environment({len(self)} variables; secret: "
-                f"{', '.join(present) or 'none'})")
+        return f"Environment({len(self)} variables; secret: {', '.join(present) or 'none'})"
 
     def with_secret_vars(self, names: Iterable[str]) -> Environment:
         """The same values, with a service's own ``secret-vars`` secret too."""
@@ -63,15 +62,11 @@ class Environment(Mapping[str, str]):
     def masked_values(self) -> list[str]:
         """The values to mask in output: every secret variable's whole value (a URL variable's
         password only, unless a service names it in ``secret-vars``)."""
-        values = []
-        for name in dict.fromkeys((*_MASKED_WHOLE, *self.service_vars)):
-            value = self._values.get(name, "")
-            if not (name == "TWINE_USERNAME" and value == "__token__"):
-                values.append(value)
+        values = [self._values.get(name, "") for name in (*_MASKED_WHOLE, *self.service_vars)
+                  if not (name == "TWINE_USERNAME" and self._values.get(name) == "__token__")]
         for name in _URL_VARS:
             for url in self._values.get(name, "").split():  # PIP_EXTRA_INDEX_URL: several
-                password = url_password(url)
-                if password:
+                if password := url_password(url):
                     values += [password, unquote(password)]
         return values
 

@@ -82,7 +82,7 @@ def pause(seconds: float) -> bool:
 
 def configure(*, redactor: Redactor | None = None,
               sink: Callable[[str], None] | None = None) -> None:
-    """Set the secrets to mask and where lines go (nox's logger, in a session)."""
+    """Set the secrets to mask and where lines go."""
     with _lock:
         if redactor is not None:
             _output.redactor = redactor
@@ -361,8 +361,7 @@ def _child_env(args: tuple[str, ...], env: Mapping[str, str] | None,
                drop: str | None) -> dict[str, str]:
     full = {k: v for k, v in os.environ.items() if not (drop and k.startswith(drop))}
     full.update(env or {})
-    full.pop("PYTHON_ON_WHALES_DEBUG", None)  # it prints the whole environment
-    for name in GIT_REPOSITORY_VARS if args[0] == "git" else ():
+    for name in (*DROPPED, *(GIT_REPOSITORY_VARS if args[0] == "git" else ())):
         full.pop(name, None)
     return full
 
@@ -371,15 +370,10 @@ def run(argv: Sequence[str | Path], *, cwd: Path | str | None = None,
         env: Mapping[str, str] | None = None, check: bool = True, echo: bool = True,
         stream: bool = True, input: str | None = None, timeout: float | None = None,
         drop: str | None = None) -> Result:
-    """Run a command: log it, stream its merged output line by line, masked, and return it.
-
-    Args:
-        echo: log the command line first.
-        stream: log each line of output as it comes (off for quiet queries such as git).
-        env: extra variables on top of ``os.environ`` (which `capture` rid of the credentials).
-        drop: leave out the variables of ``os.environ`` that start with it.
-        check: raise `CommandError` on a non-zero exit.
-    """
+    """Run a command: log it (``echo``), `detail` its merged output line by line (``stream``),
+    and return it; a non-zero exit raises `CommandError` (``check``). Its environment is
+    ``os.environ`` (`capture` took the credentials out) less the variables that start with
+    ``drop``, and ``env`` on top."""
     args = tuple(str(a) for a in argv)
     if _stopping.is_set():
         raise CommandError(Result(args, 130, "not started: the run is stopping"))

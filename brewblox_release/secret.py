@@ -131,8 +131,7 @@ class Redactor:
 
     def __call__(self, text: str) -> str:
         for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, MASK)
+            text = text.replace(secret, MASK)
         if "@" in text:
             text = _URL_USERINFO.sub(rf"\g<head>{MASK}@", text)
             text = _REF_USERINFO.sub(f"{MASK}@", text)
