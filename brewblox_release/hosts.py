@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-__all__ = ["is_loopback", "origin", "registry_host", "same_origin", "split_image"]
+__all__ = ["is_loopback", "registry_host", "same_origin", "split_image"]
 
 
 def split_image(image: str) -> tuple[str, str]:
@@ -48,12 +48,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def origin(url: str) -> tuple[str, str, int | None]:
-    """(scheme, host, port) of a URL, the default port made explicit; userinfo dropped.
-
-    >>> origin("https://user:pw@Files.Example.org/x"), origin("http://127.0.0.1:8080/")
-    (('https', 'files.example.org', 443), ('http', '127.0.0.1', 8080))
-    """
+def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     try:
@@ -64,11 +59,11 @@ def origin(url: str) -> tuple[str, str, int | None]:
 
 
 def same_origin(url: str, other: str) -> bool:
-    """Whether a credential for ``url`` may be sent to ``other``.
+    """Whether a credential for ``url`` may be sent to ``other``: the same scheme, host and port.
 
-    >>> same_origin("https://ghcr.io/v2/x", "https://ghcr.io:443/v2/y")
+    >>> same_origin("https://ghcr.io/v2/x", "https://user:pw@GHCR.io:443/v2/y")
     True
     >>> same_origin("http://127.0.0.1:5000/v2/", "http://127.0.0.2:5000/blob")
     False
     """
-    return origin(url) == origin(other)
+    return _origin(url) == _origin(other)
