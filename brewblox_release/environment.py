@@ -1,12 +1,5 @@
-"""The process environment, read once into a frozen snapshot with its credentials set apart.
-
-`run.capture` is the one place that reads ``os.environ`` for a command. It takes the snapshot, then
-removes the credential variables (and ``PYTHON_ON_WHALES_DEBUG``, which makes python-on-whales
-print the whole environment) from the process environment itself, so every subprocess (build
-backends, pip, git, docker through python-on-whales, credential helpers) inherits none of them by
-default: a consumer that needs a credential gets it from the snapshot, explicitly (twine's
-settings, ``docker login``'s standard input, pip's ``PIP_INDEX_URL``). The snapshot's values are
-masked in every line of output from then on (`run.configure`).
+"""The process environment, read once (`run.capture`) into a frozen snapshot with its credentials
+set apart: no subprocess inherits them, a consumer gets one explicitly (docs/sessions.md, secrets).
 """
 
 from __future__ import annotations
@@ -17,7 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 from urllib.parse import unquote
 
-from .secret import Redactor, Secret, url_password
+from .secret import Redactor, url_password
 
 __all__ = ["CREDENTIAL_VARS", "Environment", "exposed"]
 
@@ -25,13 +18,12 @@ __all__ = ["CREDENTIAL_VARS", "Environment", "exposed"]
 CREDENTIAL_VARS = ("TWINE_USERNAME", "TWINE_PASSWORD", "TWINE_REPOSITORY_URL",
                    "DOCKER_USERNAME", "DOCKER_PASSWORD", "ACTIONS_ID_TOKEN_REQUEST_URL",
                    "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "COSIGN_PRIVATE_KEY", "COSIGN_PASSWORD")
-#: Variables whose whole value is masked in output (``TWINE_USERNAME`` unless ``__token__``).
-_MASKED_WHOLE = ("TWINE_USERNAME", "TWINE_PASSWORD", "DOCKER_USERNAME", "DOCKER_PASSWORD",
-                 "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "COSIGN_PRIVATE_KEY", "COSIGN_PASSWORD")
 #: URLs whose password is masked in output (pip's own variables stay pip's: a build may need
 #: its private index).
 _URL_VARS = ("TWINE_REPOSITORY_URL", "BREWBLOX_RELEASE_INDEX_URL", "PIP_INDEX_URL",
              "PIP_EXTRA_INDEX_URL", "ACTIONS_ID_TOKEN_REQUEST_URL")
+#: Variables whose whole value is masked in output (``TWINE_USERNAME`` unless ``__token__``).
+_MASKED_WHOLE = tuple(name for name in CREDENTIAL_VARS if name not in _URL_VARS)
 #: Never passed on, never kept: a debug switch that prints the environment.
 DROPPED = ("PYTHON_ON_WHALES_DEBUG",)
 
@@ -40,8 +32,8 @@ class Environment(Mapping[str, str]):
     """A frozen copy of an environment; its ``repr`` names variables, never values.
 
     >>> env = Environment({"HOME": "/root", "TWINE_PASSWORD": "pypi-xyz"})
-    >>> env["HOME"], env.secret("TWINE_PASSWORD"), env
-    ('/root', Secret('****'), Environment(2 variables; secret: TWINE_PASSWORD))
+    >>> env["HOME"], env
+    ('/root', Environment(2 variables; secret: TWINE_PASSWORD))
     """
 
     def __init__(self, values: Mapping[str, str], secret_vars: Iterable[str] = ()) -> None:
@@ -61,12 +53,7 @@ class Environment(Mapping[str, str]):
 
     def __repr__(self) -> str:
         present = [name for name in self.secret_vars if self._values.get(name)]
-        return (f"Environment({len(self)} variables; secret: "
-                f"{', '.join(present) or 'none'})")
-
-    def secret(self, name: str) -> Secret | None:
-        value = self._values.get(name)
-        return Secret(value) if value else None
+        return f"Environment({len(self)} variables; secret: {', '.join(present) or 'none'})"
 
     def with_secret_vars(self, names: Iterable[str]) -> Environment:
         """The same values, with a service's own ``secret-vars`` secret too."""
@@ -74,17 +61,12 @@ class Environment(Mapping[str, str]):
 
     def masked_values(self) -> list[str]:
         """The values to mask in output: every secret variable's whole value (a URL variable's
-        password only, unless a service names it in ``secret-vars``; ``TWINE_USERNAME`` unless
-        it is ``__token__``), and the password of every URL variable."""
-        values = []
-        for name in dict.fromkeys((*_MASKED_WHOLE, *self.service_vars)):
-            value = self._values.get(name, "")
-            if not (name == "TWINE_USERNAME" and value == "__token__"):
-                values.append(value)
+        password only, unless a service names it in ``secret-vars``)."""
+        values = [self._values.get(name, "") for name in (*_MASKED_WHOLE, *self.service_vars)
+                  if not (name == "TWINE_USERNAME" and self._values.get(name) == "__token__")]
         for name in _URL_VARS:
             for url in self._values.get(name, "").split():  # PIP_EXTRA_INDEX_URL: several
-                password = url_password(url)
-                if password:
+                if password := url_password(url):
                     values += [password, unquote(password)]
         return values
 
@@ -93,12 +75,10 @@ class Environment(Mapping[str, str]):
         return Redactor(self.masked_values())
 
 
-
 @contextlib.contextmanager
 def exposed(env: Mapping[str, str], names: Iterable[str]) -> Iterator[None]:
     """Put ``names`` back into ``os.environ`` for a library that reads them there itself
-    (twine's trusted publishing reads GitHub's OIDC request variables), and take them out again.
-    """
+    (twine's trusted publishing reads GitHub's OIDC request variables), and take them out again."""
     added = {name: env[name] for name in names if name in env and name not in os.environ}
     os.environ.update(added)
     try:

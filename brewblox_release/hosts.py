@@ -1,16 +1,15 @@
-"""Where things live: an image's registry host, loopback, and whether two URLs share an origin.
-
-Pure helpers shared by the registry client, docker's config and the index client, so that
-those modules need not import each other. The origin rule is what decides where a credential
-may go: an HTTP client sends one only to the origin (scheme, host, port) it belongs to, and a
-redirect to another origin carries none (what requests does, and urllib does not).
+"""Where things live: an image's registry host, loopback, and whether two URLs share an origin
+(a credential goes only to its own origin, and a redirect elsewhere carries none, as requests
+does and urllib does not).
 """
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit
 
-__all__ = ["is_loopback", "origin", "registry_host", "same_origin", "split_image"]
+__all__ = ["is_loopback", "registry_host", "same_origin", "split_image"]
+
 
 def split_image(image: str) -> tuple[str, str]:
     """(registry host, repository path) of an image name, with Docker Hub's defaults.
@@ -37,8 +36,6 @@ def registry_host(image: str) -> str:
 def is_loopback(host: str) -> bool:
     """Whether a host (``name``, ``name:port``, ``[v6]:port``) is this machine: plain HTTP, and
     no credentials needed, as the engine allows for 127.0.0.0/8."""
-    import ipaddress
-
     if host.startswith("["):
         host = host[1:].split("]", maxsplit=1)[0]
     elif host.count(":") == 1:
@@ -51,12 +48,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def origin(url: str) -> tuple[str, str, int | None]:
-    """(scheme, host, port) of a URL, the default port made explicit; userinfo dropped.
-
-    >>> origin("https://user:pw@Files.Example.org/x"), origin("http://127.0.0.1:8080/")
-    (('https', 'files.example.org', 443), ('http', '127.0.0.1', 8080))
-    """
+def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     try:
@@ -67,11 +59,11 @@ def origin(url: str) -> tuple[str, str, int | None]:
 
 
 def same_origin(url: str, other: str) -> bool:
-    """Whether a credential for ``url`` may be sent to ``other``.
+    """Whether a credential for ``url`` may be sent to ``other``: the same scheme, host and port.
 
-    >>> same_origin("https://ghcr.io/v2/x", "https://ghcr.io:443/v2/y")
+    >>> same_origin("https://ghcr.io/v2/x", "https://user:pw@GHCR.io:443/v2/y")
     True
     >>> same_origin("http://127.0.0.1:5000/v2/", "http://127.0.0.2:5000/blob")
     False
     """
-    return origin(url) == origin(other)
+    return _origin(url) == _origin(other)

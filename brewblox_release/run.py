@@ -1,8 +1,6 @@
-"""The one way to run a subprocess and to print: logs the quoted command, masks secrets.
-
-Every command line, every line of subprocess output and every error message that reaches the
-user passes `redact`, which masks the values of the credential variables. python-on-whales runs
-its own subprocesses; `docker.py` feeds their streamed output and their errors through here too.
+"""The one way to run a subprocess and to print: every line that reaches the user passes `redact`
+(docs/how-it-works.md, secrets; docs/sessions.md, output). `docker.py` feeds python-on-whales'
+output and errors through here too.
 """
 
 from __future__ import annotations
@@ -15,6 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,33 +23,9 @@ from .environment import DROPPED, Environment
 from .errors import Interrupted
 from .secret import Redactor
 
-__all__ = [
-    "CommandError",
-    "Redactor",
-    "Result",
-    "Started",
-    "capture",
-    "check_stopping",
-    "child_env",
-    "configure",
-    "console",
-    "detail",
-    "environ",
-    "log",
-    "log_file",
-    "mask",
-    "out",
-    "pause",
-    "redact",
-    "redacted_streams",
-    "run",
-    "start",
-    "step",
-    "stop_starting",
-]
-
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+__all__ = ["CommandError", "Redactor", "Result", "capture", "check_stopping", "configure",
+           "console", "detail", "environ", "log", "mask", "out", "pause", "redact",
+           "redacted_streams", "run", "step", "stop_starting"]
 
 
 @dataclass
@@ -59,32 +34,27 @@ class _Output:
 
     redactor: Redactor
     sink: Callable[[str], None]
-    #: Where the output of the programs the tool runs goes (`detail`); None: it is shown.
-    log_path: Path | None = None
+    log_path: Path | None = None  #: None: the programs' output (`detail`) is shown
     verbose: bool = False
-    #: A terminal to show the running steps on (`step`), or None.
-    terminal: TextIO | None = None
+    terminal: TextIO | None = None  #: where `step` shows the running steps
     file: TextIO | None = None
-    #: The latest detail lines, numbered, with the thread that wrote each: a failing step shows
-    #: its own (those of its thread, where images build at once).
+    #: The latest detail lines: (number, thread, line); a failing step shows its own thread's.
     recent: deque[tuple[int, int, str]] = field(default_factory=lambda: deque(maxlen=400))
     count: int = 0
-    #: The tool's own lines until the first detail line makes the log (a command that runs
-    #: nothing, ``version``, leaves none).
+    #: The tool's own lines until the first detail line makes the log (``version`` makes none).
     pending: list[str] = field(default_factory=list)
     steps: dict[int, tuple[str, float]] = field(default_factory=dict)
     ticking: bool = False
     shown: bool = False  #: the terminal shows the running steps' line
 
 
-# Until `capture` says what to mask (every command does, first), the process
-# environment's credentials: the library used on its own masks them too.
-_output = _Output(Environment(os.environ).redactor(), _stderr)
+# Until `capture` says what to mask, the process environment's credentials (the library alone).
+_output = _Output(Environment(os.environ).redactor(),
+                  lambda line: print(line, file=sys.stderr, flush=True))
 _lock = threading.RLock()
 #: Set when the run is told to stop (a signal): no new process starts, no retry waits.
 _stopping = threading.Event()
-#: Kept per directory: a command's log is one of the latest (and any younger than
-#: `_PRUNED_AFTER` seconds: another job's, in a cache that jobs share).
+#: Logs kept per directory: the latest, and any younger than `_PRUNED_AFTER` s (another job's).
 KEPT_LOGS = 20
 _PRUNED_AFTER = 600
 
@@ -112,7 +82,7 @@ def pause(seconds: float) -> bool:
 
 def configure(*, redactor: Redactor | None = None,
               sink: Callable[[str], None] | None = None) -> None:
-    """Set the secrets to mask and where lines go (nox's logger, in a session)."""
+    """Set the secrets to mask and where lines go."""
     with _lock:
         if redactor is not None:
             _output.redactor = redactor
@@ -123,9 +93,8 @@ def configure(*, redactor: Redactor | None = None,
 @contextmanager
 def console(log_path: Path | None, *, verbose: bool = False,
             terminal: TextIO | None = None) -> Iterator[None]:
-    """A command's output: the programs' output into ``log_path`` (made on its first line,
-    among the `KEPT_LOGS` latest of its directory), shown as well with ``verbose``; the running
-    steps on ``terminal``, where there is one."""
+    """A command's output: the programs' output into ``log_path`` (made on its first line),
+    shown as well with ``verbose``; the running steps on ``terminal``, where there is one."""
     _output.log_path, _output.verbose, _output.terminal = log_path, verbose, terminal
     _output.count = 0
     _output.recent.clear()
@@ -142,8 +111,7 @@ def console(log_path: Path | None, *, verbose: bool = False,
 
 
 def mask(*values: str) -> None:
-    """Mask these values too from now on (a secret learnt while running, such as a password
-    read from docker's credential store)."""
+    """Mask these values too from now on (a password read from docker's credential store)."""
     with _lock:  # two threads learning a secret each keep both
         _output.redactor = _output.redactor.adding(values)
 
@@ -191,9 +159,8 @@ def log(message: str) -> None:
 
 
 def detail(message: str) -> None:
-    """A line of a program the tool runs (buildx, pip, twine, a command line it starts): into
-    the command's log, shown with ``--verbose`` (and where no log is kept: the library used on
-    its own); a step that fails shows its latest ones."""
+    """A line of a program the tool runs (or its command line): into the command's log, shown
+    with ``--verbose`` or where no log is kept; a step that fails shows its latest ones."""
     with _lock:
         for line in redact(message).splitlines() or [""]:
             _output.count += 1
@@ -201,11 +168,6 @@ def detail(message: str) -> None:
             _write_log(line)
             if _output.verbose or _output.log_path is None:
                 _show(line)
-
-
-def log_file() -> Path | None:
-    """The current command's log file, once it holds a line."""
-    return _output.log_path if _output.file is not None else None
 
 
 def out(text: str) -> None:
@@ -216,15 +178,13 @@ def out(text: str) -> None:
         sys.stdout.flush()
 
 
-#: The lines of its output a failing step shows.
-TAIL = 15
+TAIL = 15  #: the lines of its output a failing step shows
 
 
 @contextmanager
 def step(what: str) -> Iterator[None]:
-    """Announce a long step and end it with its elapsed time; while it runs, a terminal shows
-    it with the time so far. A step that fails shows the latest lines of the programs it ran
-    (masked) and where the whole log is."""
+    """Announce a long step and end it with its elapsed time (shown on a terminal meanwhile);
+    one that fails shows the latest lines of the programs it ran and where the whole log is."""
     log(f"==> {what}")
     start, mark = time.monotonic(), _output.count
     key = id(object())
@@ -235,10 +195,11 @@ def step(what: str) -> Iterator[None]:
             threading.Thread(target=_tick, name="progress", daemon=True).start()
     try:
         yield
-    except Exception:
+    except BaseException as e:
         _end_step(key)
-        log(f"<== {what}: failed after {time.monotonic() - start:.1f} s")
-        if _output.log_path is not None and not _output.verbose:
+        ended = "failed" if isinstance(e, Exception) else "stopped"
+        log(f"<== {what}: {ended} after {time.monotonic() - start:.1f} s")
+        if isinstance(e, Exception) and _output.log_path is not None and not _output.verbose:
             with _lock:
                 since = [(thread, line) for number, thread, line in _output.recent
                          if number > mark]
@@ -246,12 +207,8 @@ def step(what: str) -> Iterator[None]:
             tail = (own or [line for _, line in since])[-TAIL:]
             if tail:
                 log("    its last lines:\n" + "\n".join(f"    | {line}" for line in tail))
-            if (path := log_file()) is not None:
-                log(f"    the whole log: {path}")
-        raise
-    except BaseException:
-        _end_step(key)
-        log(f"<== {what}: stopped after {time.monotonic() - start:.1f} s")
+            if _output.file is not None:
+                log(f"    the whole log: {_output.log_path}")
         raise
     _end_step(key)
     log(f"<== {what} ({time.monotonic() - start:.1f} s)")
@@ -266,8 +223,7 @@ _SPINNER = "|/-\\"
 
 
 def _tick() -> None:
-    """Show the running steps and their time on the terminal, once a second, on a line of
-    its own that the next line of output replaces."""
+    """Show the running steps on the terminal once a second, on a line the next one replaces."""
     turn = 0
     try:
         while True:
@@ -307,8 +263,7 @@ def _clear_ticker() -> None:
 
 
 class _RedactingStream:
-    """A text stream that masks each whole line before passing it on: what libraries print
-    themselves (twine's console, a debug switch) goes through the redactor too."""
+    """A text stream that masks each whole line before passing it on (what libraries print)."""
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
@@ -373,171 +328,108 @@ T = TypeVar("T")
 
 
 def background(function: Callable[[], T], name: str) -> Callable[[], T]:
-    """Run ``function`` in a daemon thread (a run that ends meanwhile does not wait for it, an
-    index that does not answer for instance); returns the function that waits for its result,
-    or raises what it raised."""
-    outcome: list[tuple[bool, object]] = []
+    """Run ``function`` in a daemon thread (a run that ends does not wait for it); returns the
+    function that waits for its result, or raises what it raised."""
+    future: Future[T] = Future()
 
     def target() -> None:
         try:
-            outcome.append((True, function()))
-        except BaseException as e:  # raised again by wait(), in the caller
-            outcome.append((False, e))
+            future.set_result(function())
+        except BaseException as e:  # raised again by future.result(), in the caller
+            future.set_exception(e)
 
-    thread = threading.Thread(target=target, name=name, daemon=True)
-    thread.start()
-
-    def wait() -> T:
-        thread.join()
-        done, value = outcome[0]
-        if not done:
-            raise value  # type: ignore[misc]
-        return value  # type: ignore[return-value]
-
-    return wait
+    threading.Thread(target=target, name=name, daemon=True).start()
+    return future.result
 
 
 def environ() -> Mapping[str, str]:
-    """The command's environment snapshot (`capture`), or the process's own where the library
-    is used on its own: the one place that reads ``os.environ``."""
+    """The command's environment snapshot (`capture`), or the process's own (the library alone)."""
     return _captured if _captured is not None else os.environ
 
 
-def child_env(env: Mapping[str, str] | None = None, *, drop: str | None = None) -> dict[str, str]:
-    """The environment of a subprocess: this process's (without the credentials, which
-    `capture` removed, and without the variables that start with ``drop``) and ``env`` on
-    top, never a library's debug switch."""
-    full = {k: v for k, v in os.environ.items() if not (drop and k.startswith(drop))}
-    full.update(env or {})
-    full.pop("PYTHON_ON_WHALES_DEBUG", None)  # it prints the whole environment
-    return full
-
-
-#: git's variables that point it at another repository, index or work tree than the one it
-#: runs in: an inherited one (a hook, a wrapper script) would make it read another checkout.
-#: Removed for every git command, as setuptools_scm does (its configuration variables stay:
-#: CI sets safe.directory through GIT_CONFIG_COUNT).
+#: git's variables that point it at another repository than the one it runs in (a hook's, a
+#: wrapper's): removed for every git command, as setuptools_scm does (docs/configuration.md);
+#: its configuration variables stay (CI sets safe.directory through GIT_CONFIG_COUNT).
 GIT_REPOSITORY_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
                        "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_COMMON_DIR", "GIT_NAMESPACE",
                        "GIT_PREFIX", "GIT_IMPLICIT_WORK_TREE", "GIT_GRAFT_FILE",
                        "GIT_SHALLOW_FILE", "GIT_REPLACE_REF_BASE", "GIT_NO_REPLACE_OBJECTS")
-#: How long a git command may take (a fetch of a whole history included).
-GIT_TIMEOUT = 300.0
+GIT_TIMEOUT = 300.0  #: how long a git command may take (a fetch of a whole history included)
+
+
+def _child_env(args: tuple[str, ...], env: Mapping[str, str] | None,
+               drop: str | None) -> dict[str, str]:
+    full = {k: v for k, v in os.environ.items() if not (drop and k.startswith(drop))}
+    full.update(env or {})
+    for name in (*DROPPED, *(GIT_REPOSITORY_VARS if args[0] == "git" else ())):
+        full.pop(name, None)
+    return full
 
 
 def run(argv: Sequence[str | Path], *, cwd: Path | str | None = None,
         env: Mapping[str, str] | None = None, check: bool = True, echo: bool = True,
         stream: bool = True, input: str | None = None, timeout: float | None = None,
         drop: str | None = None) -> Result:
-    """Run a command: log it, stream its merged output line by line, masked, and return it.
-
-    Args:
-        echo: log the command line first.
-        stream: log each line of output as it comes (off for quiet queries such as git).
-        env: extra variables on top of ``os.environ``.
-        drop: leave out the variables of ``os.environ`` that start with it.
-        check: raise `CommandError` on a non-zero exit.
-    """
-    started = start(argv, cwd=cwd, env=env, echo=echo, stdin=input is not None, drop=drop)
-    if timeout is None and started.argv[0] == "git":
-        timeout = GIT_TIMEOUT
-    return started.finish(input, check=check, stream=stream, timeout=timeout)
-
-
-def start(argv: Sequence[str | Path], *, cwd: Path | str | None = None,
-          env: Mapping[str, str] | None = None, echo: bool = True,
-          stdin: bool = True, drop: str | None = None) -> Started:
-    """Start a command whose input comes later (`Started.finish`): a process that prepares
-    itself meanwhile, such as a build hook's interpreter importing its backend. Its output
-    waits in the pipe and passes the redactor when it is read, like `run`'s."""
+    """Run a command: log it (``echo``), `detail` its merged output line by line (``stream``),
+    and return it; a non-zero exit raises `CommandError` (``check``). Its environment is
+    ``os.environ`` (`capture` took the credentials out) less the variables that start with
+    ``drop``, and ``env`` on top."""
     args = tuple(str(a) for a in argv)
     if _stopping.is_set():
         raise CommandError(Result(args, 130, "not started: the run is stopping"))
     if echo:
         detail(f"$ {shlex.join(args)}")
-    full_env = child_env(env, drop=drop)
-    if args[0] == "git":
-        for name in GIT_REPOSITORY_VARS:
-            full_env.pop(name, None)
     try:
-        proc = subprocess.Popen(args, cwd=cwd, env=full_env, text=True, bufsize=1,
-                                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(args, cwd=cwd, env=_child_env(args, env, drop), text=True,
+                                stdin=subprocess.DEVNULL if input is None else subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1,
                                 errors="replace")
     except FileNotFoundError as e:
         raise CommandError(Result(args, 127, f"{args[0]}: not found ({e.strerror})")) from None
-    return Started(args, proc)
+    if timeout is None and args[0] == "git":
+        timeout = GIT_TIMEOUT
+    lines: list[str] = []
+    with proc:
+        if proc.stdin is not None:  # one that ended early says why in its output
+            with suppress(BrokenPipeError):
+                proc.stdin.write(input or "")
+            with suppress(BrokenPipeError):
+                proc.stdin.close()
+        assert proc.stdout is not None
+        expired = threading.Event()
 
+        def expire() -> None:
+            expired.set()
+            proc.kill()
 
-@dataclass(frozen=True)
-class Started:
-    """A command started by `start`: given its input, it runs to its end."""
-
-    argv: tuple[str, ...]
-    proc: subprocess.Popen[str] = field(repr=False)
-
-    def finish(self, input: str | None = None, *, check: bool = True, stream: bool = True,
-               timeout: float | None = None) -> Result:
-        """Write ``input`` (then end the input), stream the output, wait for the exit."""
-        proc = self.proc
-        if input is not None and proc.stdin is None:
-            raise ValueError(f"{shlex.join(self.argv)} was started without an input")
-        lines: list[str] = []
-        with proc:
-            if proc.stdin is not None:  # one that ended early says why in its output
-                if input is not None:
-                    with suppress(BrokenPipeError):
-                        proc.stdin.write(input)
-                with suppress(BrokenPipeError):
-                    proc.stdin.close()
-            assert proc.stdout is not None
-            expired = threading.Event()
-
-            def expire() -> None:
-                expired.set()
-                proc.kill()
-
-            timer = threading.Timer(timeout, expire) if timeout else None
+        timer = threading.Timer(timeout, expire) if timeout else None
+        if timer:
+            timer.daemon = True  # never what keeps the interpreter from exiting
+            timer.start()
+        try:
+            for raw in proc.stdout:
+                line = raw.rstrip("\n")
+                lines.append(line)
+                if stream:
+                    detail(f"  {line}")
+            code = proc.wait()
+        finally:  # an interrupt included
             if timer:
-                timer.daemon = True  # never what keeps the interpreter from exiting
-                timer.start()
-            try:
-                for raw in proc.stdout:
-                    line = raw.rstrip("\n")
-                    lines.append(line)
-                    if stream:
-                        detail(f"  {line}")
-                code = proc.wait()
-            finally:  # an interrupt included
-                if timer:
-                    timer.cancel()
-            if expired.is_set():
-                lines.append(f"(stopped after {timeout:.0f} s)")
-        result = Result(self.argv, code, "\n".join(lines))
-        if check and code != 0:
-            raise CommandError(result)
-        return result
-
-    def running(self) -> bool:
-        """Whether it still runs (waits for its input, or works)."""
-        return self.proc.poll() is None
-
-    def abandon(self) -> None:
-        """End it without its input (it has done nothing yet that needs it), and collect it."""
-        self.proc.kill()
-        self.finish(check=False, stream=False)
+                timer.cancel()
+        if expired.is_set():
+            lines.append(f"(stopped after {timeout:.0f} s)")
+    result = Result(args, code, "\n".join(lines))
+    if check and code != 0:
+        raise CommandError(result)
+    return result
 
 
 _captured: Environment | None = None
 
 
 def capture(secret_vars: Iterable[str] = ()) -> Environment:
-    """The process environment, read on the first call and kept; the credentials (and a
-    service's ``secret-vars``) are removed from ``os.environ`` and masked in all output.
-
-    Later calls (several sessions in one nox run) return the same snapshot, with more
-    ``secret-vars`` if given.
-    """
+    """The process environment, read on the first call and kept (later calls: more
+    ``secret-vars``); the credentials are removed from ``os.environ`` and masked in all output."""
     global _captured  # noqa: PLW0603 (one snapshot per process is the point)
     if _captured is None:
         _captured = Environment(os.environ)

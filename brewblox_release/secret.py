@@ -1,8 +1,5 @@
-"""Credentials as values that never show themselves (STYLE: secrets as types).
+"""Credentials as values that never show themselves, and the redactor that masks them in text.
 
-A `Secret` prints as ``****`` through ``str``, ``repr``, f-strings and logging alike: showing
-the value takes a call to `Secret.reveal`, made only where the value is handed to the one
-consumer that needs it (twine's settings, ``docker login``'s standard input, an HTTP header).
 `display_url` is uv's ``DisplaySafeUrl`` idea for the URLs that carry credentials.
 """
 
@@ -18,7 +15,7 @@ MASK = "****"
 
 
 class Secret:
-    """A credential value.
+    """A credential value: ``****`` however it is printed; `reveal` hands it to its consumer.
 
     >>> token = Secret("pypi-AgEIcHlwaS5vcmc")
     >>> f"{token} {token!r}", token.reveal()[:4], bool(Secret(""))
@@ -31,7 +28,6 @@ class Secret:
         self._value = value
 
     def reveal(self) -> str:
-        """The value itself: for the one place that hands it to its consumer."""
         return self._value
 
     def __str__(self) -> str:
@@ -98,8 +94,6 @@ def display_url(url: str) -> str:
 
 
 _MIN_SECRET = 3  # shorter values would mask ordinary text without protecting anything
-
-
 #: The whole userinfo of a URL, whatever the URL: ``scheme://USER:PASSWORD@host``, and the
 #: token written as a user name alone (``https://TOKEN@host/``).
 _URL_USERINFO = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")
@@ -132,14 +126,12 @@ class Redactor:
     def adding(self, secrets: Iterable[str]) -> Redactor:
         """This redactor and ``secrets`` (with their variants) together."""
         merged = Redactor()
-        merged.secrets = sorted({*self.secrets, *Redactor(secrets).secrets}, key=len,
-                                reverse=True)
+        merged.secrets = sorted({*self.secrets, *Redactor(secrets).secrets}, key=len, reverse=True)
         return merged
 
     def __call__(self, text: str) -> str:
         for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, MASK)
+            text = text.replace(secret, MASK)
         if "@" in text:
             text = _URL_USERINFO.sub(rf"\g<head>{MASK}@", text)
             text = _REF_USERINFO.sub(f"{MASK}@", text)

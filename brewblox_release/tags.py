@@ -1,8 +1,5 @@
-"""Docker tags from branch names and versions (pure).
-
-A Docker tag matches ``[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}``; this module produces lower-case tags
-only, so every tag it returns, prefix included, matches ``^[a-z0-9_][a-z0-9_.-]{0,127}$``.
-"""
+"""Docker tags from branch names and versions (pure): every tag, prefix included, matches
+``^[a-z0-9_][a-z0-9_.-]{0,127}$`` (Docker allows upper case too; these are lower case)."""
 
 from __future__ import annotations
 
@@ -25,11 +22,8 @@ _INVALID = re.compile(r"[^a-z0-9_.-]+")
 
 
 def is_reserved(name: str, prefixes: Iterable[str] = ("",)) -> bool:
-    """Whether ``name`` is, or with one of the targets' prefixes removed is, a tag of a release.
-
-    Reserved: ``latest``, ``local`` and anything that parses as a version, since those tags
-    belong to releases and local builds. With ``prefixes=("", "rpi-")``, ``rpi-latest`` is
-    reserved too: the amd64 tag of branch ``rpi-latest`` would overwrite the arm ``latest``.
+    """Whether ``name`` is, or with one of the targets' prefixes removed is, a tag of a release
+    or a local build: ``latest``, ``local``, a version (``rpi-latest`` is the arm ``latest``).
 
     >>> is_reserved("1.2.3"), is_reserved("v2"), is_reserved("feature-x")
     (True, True, False)
@@ -46,11 +40,8 @@ def is_reserved(name: str, prefixes: Iterable[str] = ("",)) -> bool:
 
 
 def escaped_starts(prefixes: Iterable[str]) -> frozenset[str]:
-    """The starts of a branch name that could make one target's tag another target's.
-
-    Every non-empty prefix, and for nested prefixes the rest of the longer one: with targets
-    ``""``, ``"rpi-"`` and ``"rpi-arm64-"``, the arm tag of branch ``arm64-latest`` would be
-    ``rpi-arm64-latest``, the arm64 target's ``latest``; so ``arm64-`` is escaped too.
+    """The starts of a branch name that could make one target's tag another target's: every
+    non-empty prefix, and for nested prefixes the rest of the longer one (docs/sessions.md).
 
     >>> sorted(escaped_starts(["", "rpi-", "rpi-arm64-"]))
     ['arm64-', 'rpi-', 'rpi-arm64-']
@@ -63,12 +54,8 @@ def escaped_starts(prefixes: Iterable[str]) -> frozenset[str]:
 def branch_tag(branch: str, prefix: str = "", prefixes: Iterable[str] = ("",)) -> str:
     """The image tag of a dev release of ``branch`` for a target whose tags start with ``prefix``.
 
-    Lower-case; each run of characters outside ``[a-z0-9_.-]`` becomes ``-``; leading ``.``
-    and ``-`` are stripped; a name that would be reserved gets ``branch-``, and so does a name
-    that starts with a target's prefix (with ``prefixes=("", "rpi-")`` the amd64 image of branch
-    ``rpi-x`` would otherwise overwrite the arm image of branch ``x``) or with the rest of one
-    nested prefix in another (`escaped_starts`); a tag longer than 128
-    characters (prefix included) is cut and ends in a hash of the full branch name.
+    A name that is reserved or starts with `escaped_starts` gets ``branch-`` (docs/sessions.md);
+    a tag too long is cut and ends in a hash of the full branch name.
 
     >>> branch_tag("feature/Add_Doodad"), branch_tag("feature/Add_Doodad", "rpi-")
     ('feature-add_doodad', 'rpi-feature-add_doodad')
