@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from .ci import CiContext, Event
 from .config import Config
@@ -135,7 +135,7 @@ def highest_final(versions: Iterable[str]) -> Version | None:
     for text in versions:
         try:
             version = Version(text)
-        except InvalidVersion:
+        except ValueError:  # InvalidVersion, or digits past int()'s limit
             continue
         if not version.is_prerelease:  # dev releases count as pre-releases too
             finals.append(version)

@@ -7,7 +7,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 __all__ = ["ESCAPE", "LATEST", "LOCAL", "MAX_TAG", "branch_tag", "escaped_starts",
            "is_reserved", "version_tags"]
@@ -33,7 +33,7 @@ def is_reserved(name: str, prefixes: Iterable[str] = ("",)) -> bool:
             return True
         try:
             Version(rest)
-        except InvalidVersion:
+        except ValueError:  # InvalidVersion, or digits past int()'s limit
             continue
         return True
     return False

@@ -6,7 +6,9 @@ import itertools
 import re
 
 import pytest
+from packaging.version import Version
 
+from brewblox_release.plan import highest_final
 from brewblox_release.tags import LATEST, LOCAL, MAX_TAG, branch_tag, is_reserved, version_tags
 
 #: The prefixes of the default targets (amd64 and arm).
@@ -243,3 +245,10 @@ def test_version_tags(version: str, prefix: str, latest: bool, tags: tuple[str, 
     result = version_tags(version, prefix, latest=latest)
     assert result == tags
     assert all(TAG.match(tag) for tag in result)
+
+
+def test_a_number_too_long_for_int_is_no_version() -> None:
+    """packaging raises ValueError, not InvalidVersion, for a number past int()'s digit limit:
+    such a name (a branch, a registry's tag) is no version, and no traceback."""
+    assert not is_reserved("1" * 5000)
+    assert highest_final(["1" * 5000, "1.0"]) == Version("1.0")
