@@ -72,14 +72,14 @@ class TagRule:
         """
         if not tag.startswith(self.prefix):
             return None
-        rest = tag[len(self.prefix):]
+        rest = tag.removeprefix(self.prefix)
         match = re.match(self.regex, rest)
         delete = "Delete it (git push --delete origin TAG; git tag -d TAG) and tag again"
-        local = VersionError(f"tag {tag!r} has a local part (+...), which package indexes "
-                             f"refuse: release tags look like 1.2.3. {delete}")
-        # A tag of the service but for its local part (which its regex may leave out) too.
+        # A tag of the service but for its local part (which its regex may leave out) too; a
+        # version without a "+" has no local part.
         if "+" in rest and (match or re.match(self.regex, rest.partition("+")[0])):
-            raise local
+            raise VersionError(f"tag {tag!r} has a local part (+...), which package indexes "
+                               f"refuse: release tags look like 1.2.3. {delete}")
         if match is None:
             return None
         text = match.group(1 if len(match.groups()) == 1 else "version")  # as setuptools_scm
@@ -89,8 +89,6 @@ class TagRule:
             raise VersionError(
                 f"tag {tag!r} is not a version: release tags look like 1.2.3 or v1.2.3 "
                 f"(PEP 440). {delete}") from None
-        if version.local is not None:
-            raise local
         if version.epoch:
             raise VersionError(f"tag {tag!r} has an epoch ({version.epoch}!), which "
                                f"brewblox-release does not publish: release tags look like "
@@ -233,8 +231,6 @@ def normalise(settings: Mapping[str, Any]) -> dict[str, Any]:
     regex = data.pop("tag_regex", None)
     if regex is not None and "regex" not in tag:
         tag["regex"] = regex
-    if isinstance(tag.get("regex"), re.Pattern):
-        tag["regex"] = tag["regex"].pattern
     if tag:
         data["tag"] = tag
     describe = data.pop("git_describe_command", None)

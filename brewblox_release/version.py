@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.version import InvalidVersion, Version
 
+from .config import _table
 from .errors import VersionError
 from .project import VersionSource, read_pyproject, version_source
 from .run import CommandError, run
@@ -140,11 +141,10 @@ def compute(root: Path, name: str | None = None, *, source: VersionSource | None
 
     for logger in ("vcs_versioning", "setuptools_scm"):  # their debug lines would flood nox's log
         logging.getLogger(logger).setLevel(logging.WARNING)
-    data = read_pyproject(root)
+    data = read_pyproject(root) if source is None or name is None else {}
     source = source or version_source(root, data)
     if name is None:
-        project = data.get("project")
-        name = project.get("name") if isinstance(project, dict) else None
+        name = (_table(data, "project") or {}).get("name")
     settings: dict[str, Any] = {**copy.deepcopy(dict(source.settings)),
                                 "local_scheme": "no-local-version",
                                 "relative_to": str(root / "pyproject.toml")}
