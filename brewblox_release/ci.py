@@ -78,11 +78,8 @@ class CiContext:
     def describe(self) -> str:
         where = {"github": "GitHub Actions", "travis": "Travis CI", "gitlab": "GitLab CI",
                  "azure": "Azure Pipelines", "local": "local"}[self.provider]
-        what = self.event.value
-        if self.event is Event.TAG:
-            what += f" {self.tag}"
-        elif self.branch:
-            what += f" {self.branch}"
+        what = self.event.value + (f" {self.tag}" if self.event is Event.TAG
+                                   else f" {self.branch}" if self.branch else "")
         extras = [x for x, on in (("fork", self.fork), ("manual", self.manual),
                                   ("not a publishing event", self.refusal)) if on]
         return f"{where}: {what}" + (f" ({', '.join(extras)})" if extras else "")

@@ -267,10 +267,6 @@ def _setup_py_scm(root: Path) -> dict[str, Any] | None:
     return settings
 
 
-STAMP_HINT = ("set stamp-version = true in [tool.brewblox-release] (the version from git is "
-              "written into a copy the package is built from; the checkout is never written)")
-
-
 def version_source(root: Path, data: Mapping[str, Any] | None = None, *,
                    stamp: bool = False) -> VersionSource:
     """Where the build of the project at ``root`` (``data``: its parsed pyproject.toml) takes
@@ -315,11 +311,13 @@ def version_source(root: Path, data: Mapping[str, Any] | None = None, *,
             return found
     static = _static_version(data, backend)
     if static is not None:
-        version = _table(data, *static.split("."))["version"]  # type: ignore[index]
         if stamp:
             return VersionSource("static", f"[{static}] version", static=static)
+        version = _table(data, *static.split("."))["version"]  # type: ignore[index]
         raise VersionError(f"{where}: [{static}] version = {version!r} is static, so the "
-                           f"build would not take its version from git: {STAMP_HINT}")
+                           "build would not take its version from git: set stamp-version = true "
+                           "in [tool.brewblox-release] (the version from git is written into a "
+                           "copy the package is built from; the checkout is never written)")
     if backend.startswith("hatchling"):
         raise VersionError(
             f"{where}: hatchling would not take the version from git: add "
