@@ -174,7 +174,7 @@ def dunamai_tag_regex(pattern: object, prefix: object, where: str) -> str:
         compiled = re.compile(regex)
     except re.error as e:
         raise ConfigError(f"{fix} ({e})") from None
-    if "version" not in compiled.groupindex:  # pragma: no cover (the group was just added)
+    if "version" not in compiled.groupindex:  # pragma: no cover (a "(?P<base>" in brackets)
         raise ConfigError(fix)
     return regex
 

@@ -116,17 +116,12 @@ def _with_branch(scheme: object, branch: str) -> Callable[[ScmVersion], str | No
     a checkout CI made of a commit (GitLab, Travis) is on no branch for ``semver-pep440``."""
     names = [scheme] if isinstance(scheme, str) else scheme if isinstance(scheme, list) \
         else ["guess-next-dev"]
-    schemes = [scheme] if callable(scheme) else [
-        entry.load() for name in names
-        for entry in entry_points(group="setuptools_scm.version_scheme", name=str(name))]
+    schemes = [entry.load() for name in names
+               for entry in entry_points(group="setuptools_scm.version_scheme", name=str(name))]
 
     def scheme_with_branch(version: ScmVersion) -> str | None:
         version = dataclasses.replace(version, branch=branch)
-        for each in schemes:
-            found: str | None = each(version)
-            if found:
-                return found
-        return None
+        return next(filter(None, (each(version) for each in schemes)), None)
 
     return scheme_with_branch
 
