@@ -1,33 +1,26 @@
 """The kept build environment: pypa/build's isolation, made once a day instead of every build.
 
-``python -m build`` makes a fresh virtualenv for the sdist and another for the wheel and
-pip-installs the build requirements into each, seconds on every run. The same isolation from
-the nox environment comes from one virtualenv per Python and ``[build-system] requires``, kept in
-``~/.cache/brewblox-release/build-env`` (``BREWBLOX_RELEASE_CACHE`` moves it) and made afresh
-after a day, like build isolation would pick up new releases of the build requirements. The
-backend's hooks still run each in a process of their own, through pypa/build's
-``ProjectBuilder`` (see docs/how-it-works.md).
-
-This module knows nothing of the configuration or the version: `project` asks it for the
-backend's metadata, `dist` for the builds.
+One virtualenv per Python and ``[build-system] requires`` in the cache, made afresh after a day
+as build isolation would pick up new releases of the requirements, instead of ``python -m
+build``'s two fresh ones with seconds of pip each (docs/how-it-works.md, docs/image.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sys
 import time
 import venv
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import BuildError
 from .run import CommandError, environ, log, run
 
-__all__ = ["DECIDING_FILES", "KeptEnv", "builder", "cache_dir", "files_key"]
+__all__ = ["DECIDING_FILES", "builder", "cache_dir", "files_key"]
 
 #: The files whose contents decide the name, the version source and the build requirements.
 DECIDING_FILES = ("pyproject.toml", "setup.py", "setup.cfg")
@@ -37,9 +30,8 @@ MAX_AGE = 24 * 3600
 
 
 def cache_dir(env: Mapping[str, str] | None = None) -> Path:
-    """brewblox-release's cache: ``BREWBLOX_RELEASE_CACHE``, else ~/.cache/brewblox-release.
-
-    A relative ``BREWBLOX_RELEASE_CACHE`` is taken from the directory the tool runs in."""
+    """brewblox-release's cache: ``BREWBLOX_RELEASE_CACHE`` (relative to the working directory),
+    else ~/.cache/brewblox-release."""
     env = environ() if env is None else env
     cache = env.get("BREWBLOX_RELEASE_CACHE") or str(
         Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "brewblox-release")
@@ -47,8 +39,7 @@ def cache_dir(env: Mapping[str, str] | None = None) -> Path:
 
 
 def files_key(root: Path) -> str:
-    """A hash of the files that decide the name, the version source and the build
-    requirements: the same key means the same answers."""
+    """A hash of the `DECIDING_FILES`: the same key means the same answers."""
     digest = hashlib.sha256()
     for name in DECIDING_FILES:
         path = root / name
@@ -60,79 +51,12 @@ def files_key(root: Path) -> str:
     return digest.hexdigest()[:32]
 
 
-@dataclass(frozen=True)
-class KeptEnv:
-    """Where the kept build environment of a Python and a ``[build-system] requires`` lives."""
-
-    path: Path
-    requires: tuple[str, ...] = ()  #: ``[build-system] requires``, sorted
-
-    @classmethod
-    def of(cls, root: Path) -> KeptEnv:
-        """The environment of the project at ``root`` (made or not)."""
-        from build import ProjectBuilder
-
-        requires = sorted(ProjectBuilder(root).build_system_requires)
-        key = hashlib.sha256(json.dumps([sys.version, sys.executable, requires]).encode())
-        return cls(cache_dir() / "build-env" / key.hexdigest()[:16], tuple(requires))
-
-    @property
-    def python(self) -> Path:
-        return self.path / "bin" / "python"
-
-    @property
-    def _ready(self) -> Path:
-        return self.path / "brewblox-release-ready"
-
-    @property
-    def _projects(self) -> Path:
-        return self.path / "brewblox-release-projects"
-
-    def is_fresh(self) -> bool:
-        """Made, and younger than `MAX_AGE`."""
-        try:
-            made = self._ready.stat().st_mtime
-        except FileNotFoundError:
-            return False
-        return self.python.exists() and time.time() - made < MAX_AGE
-
-    def make(self, pip: Sequence[str]) -> None:
-        """Make it afresh with its requirements (pip's command line ``pip`` installs them)."""
-        log(f"making the build environment {self.path} ({', '.join(self.requires)})")
-        self._ready.unlink(missing_ok=True)
-        venv.EnvBuilder(clear=True, symlinks=True, with_pip=False).create(self.path)
-        run([*pip, *self.requires], echo=False)
-        self._ready.touch()
-
-    def satisfies(self, key: str) -> bool:
-        """Whether the dynamic build requirements of a project whose `files_key` is ``key``
-        were installed."""
-        try:
-            return key in self._projects.read_text().split()
-        except FileNotFoundError:
-            return False
-
-    def mark_satisfied(self, key: str) -> None:
-        with self._projects.open("a") as f:
-            f.write(key + "\n")
-
-
-def _runner(extra: Mapping[str, str]) -> Any:
-    """pypa/build's runner: each hook in its own process, through the one subprocess path."""
-    def runner(cmd: Sequence[str], cwd: str | None = None,
-               extra_environ: Mapping[str, str] | None = None) -> None:
-        run(list(cmd), cwd=cwd, env={**(extra_environ or {}), **extra}, echo=False)
-
-    return runner
-
-
 def builder(source: Path, *, env: Mapping[str, str] | None = None,
             requirements_of: Path | None = None) -> Any:
     """A ``build.ProjectBuilder`` for the project at ``source`` in its kept build environment,
-    made when missing or older than a day, with the project's dynamic build requirements
-    installed (once for each state of the deciding files of ``requirements_of``, default
-    ``source``: a stamped copy asks for the requirements of the checkout it was made from).
-    ``env`` is added to every hook's environment (the version override).
+    with the dynamic build requirements of ``requirements_of`` (default ``source``: a stamped
+    copy asks for those of its checkout) installed once per `files_key`; ``env`` is added to
+    every hook's environment (the version override).
 
     Raises:
         BuildError: the environment cannot be made (pip's output is above).
@@ -142,34 +66,53 @@ def builder(source: Path, *, env: Mapping[str, str] | None = None,
 
     from build import BuildException, ProjectBuilder
 
+    def runner(cmd: Sequence[str], cwd: str | None = None,
+               extra_environ: Mapping[str, str] | None = None) -> None:
+        run(list(cmd), cwd=cwd, env={**(extra_environ or {}), **(env or {})}, echo=False)
+
     key_root = requirements_of or source
     try:
-        kept = KeptEnv.of(key_root)
+        requires = sorted(ProjectBuilder(key_root).build_system_requires)
     except BuildException as e:
         raise BuildError(f"{source}: {e}") from e
+    digest = hashlib.sha256(json.dumps([sys.version, sys.executable, requires]).encode())
+    path = cache_dir() / "build-env" / digest.hexdigest()[:16]
+    lock_file = path.parent / f"{path.name}.lock"
     try:
-        kept.path.parent.mkdir(parents=True, exist_ok=True)
-        (kept.path.parent / f"{kept.path.name}.lock").touch()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock_file.touch()
     except OSError as e:
-        raise BuildError(f"{kept.path.parent} cannot hold the build environment "
+        raise BuildError(f"{path.parent} cannot hold the build environment "
                          f"({e.strerror}): set BREWBLOX_RELEASE_CACHE to a directory you can "
                          "write") from None
+    python, ready = path / "bin" / "python", path / "brewblox-release-ready"
+    projects = path / "brewblox-release-projects"  # the files_keys whose requirements it has
     try:
-        pip = [sys.executable, "-m", "pip", "--python", str(kept.python), "install",
+        pip = [sys.executable, "-m", "pip", "--python", str(python), "install",
                "--quiet", "--disable-pip-version-check"]
-        made = ProjectBuilder(source, python_executable=str(kept.python),
-                              runner=_runner(env or {}))
-        with (kept.path.parent / f"{kept.path.name}.lock").open("w") as lock:
+        made = ProjectBuilder(source, python_executable=str(python), runner=runner)
+        with lock_file.open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if not kept.is_fresh():
-                kept.make(pip)
+            fresh = False
+            with contextlib.suppress(FileNotFoundError):
+                fresh = time.time() - ready.stat().st_mtime < MAX_AGE and python.exists()
+            if not fresh:
+                log(f"making the build environment {path} ({', '.join(requires)})")
+                ready.unlink(missing_ok=True)
+                venv.EnvBuilder(clear=True, symlinks=True, with_pip=False).create(path)
+                run([*pip, *requires], echo=False)
+                ready.touch()
             key = files_key(key_root)
-            if not kept.satisfies(key):
+            satisfied = False
+            with contextlib.suppress(FileNotFoundError):
+                satisfied = key in projects.read_text().split()
+            if not satisfied:
                 dynamic = (made.get_requires_for_build("sdist")
                            | made.get_requires_for_build("wheel"))
                 if dynamic:
                     run([*pip, *sorted(dynamic)], echo=False)
-                kept.mark_satisfied(key)
+                with projects.open("a") as f:
+                    f.write(key + "\n")
     except CommandError as e:
         raise BuildError(f"making the build environment failed: pip exited with "
                          f"{e.result.returncode} (its output is above)") from e

@@ -1,9 +1,5 @@
-"""The run's context, read once from the CI environment (or git, for a local run).
-
-`from_env` is pure: it takes the environment as a mapping and, for GitHub Actions, the event
-payload, so every provider's rules are rows in a table test. `detect` is the one place that
-reads the environment (`run.environ`) and the payload file.
-"""
+"""The run's context, read once from the CI environment: `from_env` is pure (every provider's
+rules are rows in a table test), `detect` reads the environment and GitHub's payload file."""
 
 from __future__ import annotations
 
@@ -34,15 +30,10 @@ class Event(enum.Enum):
 class CiContext:
     """Where and why this run happens.
 
-    ``provider`` is ``github``, ``travis``, ``gitlab``, ``azure`` or ``local``; ``repository``
-    is ``owner/name`` as it spells it; ``branch`` the pushed branch, a pull request's source
-    branch or a local run's checked-out branch; ``manual``: started by hand
-    (``workflow_dispatch``, a web or API trigger, ``--publish``). These runs build only and never
-    publish: a ``fork``'s code (a fork's pull request, or CI in a fork); one with a ``doubt``,
-    why it cannot tell whether it builds a fork (a missing or malformed event payload); one
-    with a ``refusal``, why its event is not on the provider's allow-list (docs/how-it-works.md);
-    and a checkout of another commit than ``commit``, the one the provider names (``GITHUB_SHA``,
-    ``CI_COMMIT_SHA``, ``TRAVIS_COMMIT``, ``BUILD_SOURCEVERSION``).
+    ``branch`` is the pushed branch or a pull request's source branch; ``manual``: started by
+    hand. A ``fork``'s code, a run with a ``doubt`` (whether it builds a fork) or a ``refusal``
+    (its event is off the allow-list), and a checkout of another ``commit`` than the provider
+    names build only (docs/how-it-works.md).
     """
 
     provider: str
@@ -73,9 +64,7 @@ class CiContext:
         return replace(self, event=event, tag=tag, branch=None if tag else name, manual=True)
 
     def checked_out(self, head: str) -> CiContext:
-        """This context for a checkout of commit ``head``: where it is not the commit CI
-        names, the run builds only (a step that checked out something else must not publish
-        under this event's name).
+        """This context for a checkout of commit ``head``, refused where CI names another.
 
         >>> ctx = CiContext("gitlab", Event.BRANCH, branch="x", commit="a" * 40)
         >>> ctx.checked_out("a" * 40) == ctx, ctx.checked_out("b" * 40).refusal is not None
@@ -89,11 +78,8 @@ class CiContext:
     def describe(self) -> str:
         where = {"github": "GitHub Actions", "travis": "Travis CI", "gitlab": "GitLab CI",
                  "azure": "Azure Pipelines", "local": "local"}[self.provider]
-        what = self.event.value
-        if self.event is Event.TAG:
-            what += f" {self.tag}"
-        elif self.branch:
-            what += f" {self.branch}"
+        what = self.event.value + (f" {self.tag}" if self.event is Event.TAG
+                                   else f" {self.branch}" if self.branch else "")
         extras = [x for x, on in (("fork", self.fork), ("manual", self.manual),
                                   ("not a publishing event", self.refusal)) if on]
         return f"{where}: {what}" + (f" ({', '.join(extras)})" if extras else "")
@@ -115,11 +101,8 @@ def _object(value: object) -> Mapping[str, Any]:
 
 
 def from_env(env: Mapping[str, str], payload: object = None) -> CiContext:
-    """Read the CI context from an environment mapping (tests pass a plain dict).
-
-    ``payload`` is GitHub Actions' event payload (the JSON at ``GITHUB_EVENT_PATH``); anything
-    but a JSON object (None when it could not be read) leaves the fork status unknown, and the
-    run builds only.
+    """Read the CI context from an environment mapping and GitHub Actions' event ``payload``
+    (anything but a JSON object leaves the fork status in doubt: the run builds only).
 
     >>> from_env({"TRAVIS": "true", "TRAVIS_TAG": "1.2.3", "TRAVIS_BRANCH": "1.2.3",
     ...           "TRAVIS_PULL_REQUEST": "false", "TRAVIS_REPO_SLUG": "o/r"}).event
@@ -166,8 +149,7 @@ def _refusal(provider: str, event: str) -> str:
 
 def _from_ref(provider: str, ref: str, variable: str, refusal: str | None,
               **kw: Any) -> CiContext:
-    """The context of a push of ``ref``; a run with a ``refusal`` builds only, whatever its ref
-    says, and a publishing one must name a branch or a tag."""
+    """The context of a push of ``ref``, which a publishing run must name a branch or tag by."""
     try:
         event, name = parse_ref(ref)
     except ReleaseError:
@@ -222,10 +204,8 @@ def _github(env: Mapping[str, str], payload: object) -> CiContext:
 
 
 def _workflow_run(payload: Mapping[str, Any], repo: str | None, in_fork: bool) -> CiContext:
-    """A ``workflow_run`` publishes only where its payload shows a push of this repository:
-    the triggering run's event, head repository, branch and commit (GITHUB_REF and GITHUB_SHA
-    name the default branch, not what was pushed). Anything else, a fork's pull request first
-    of all, builds only."""
+    """A ``workflow_run`` publishes only where its payload shows a push of this repository
+    (GITHUB_REF and GITHUB_SHA name the default branch, not what was pushed)."""
     run = _object(payload.get("workflow_run"))
     event, head_repo = run.get("event"), _object(run.get("head_repository")).get("full_name")
     branch = run.get("head_branch") if isinstance(run.get("head_branch"), str) else None
@@ -240,8 +220,7 @@ def _workflow_run(payload: Mapping[str, Any], repo: str | None, in_fork: bool) -
 
 
 def _allowed(context: CiContext, event: str, commit: str | None) -> CiContext:
-    """``context`` with the commit CI names, refused where ``event`` is off its provider's
-    allow-list (a pull request builds only anyway)."""
+    """``context`` with the commit CI names, refused where ``event`` is off the allow-list."""
     refused = context.event is not Event.PULL_REQUEST and event not in ALLOWED[context.provider]
     return replace(context, commit=commit or None,
                    refusal=_refusal(context.provider, event) if refused else None)

@@ -1,7 +1,5 @@
-"""`[tool.brewblox-release]` in pyproject.toml, read into frozen, validated dataclasses.
-
-Every error names the key and the file, so that a typo is a one-line fix.
-"""
+"""`[tool.brewblox-release]` in pyproject.toml, read into frozen, validated dataclasses; every
+error names the key and the file, so that a typo is a one-line fix."""
 
 from __future__ import annotations
 
@@ -49,11 +47,8 @@ DEFAULT_TARGETS = (
 
 @dataclass(frozen=True)
 class Config:
-    """The release settings of one service: the keys of docs/configuration.md, snake-cased.
-
-    ``root`` holds pyproject.toml, ``name`` is the distribution's; an unset ``image`` is None
-    (only the docker steps need it).
-    """
+    """The release settings of one service: the keys of docs/configuration.md, snake-cased, and
+    the distribution's ``name``."""
 
     root: Path
     name: str
@@ -101,9 +96,7 @@ class Config:
     @classmethod
     def from_data(cls, root: Path, data: Mapping[str, Any], name: str,
                   env: Mapping[str, str] | None = None) -> Config:
-        """Validate the parsed pyproject.toml of the service at ``root``, whose distribution
-        is ``name`` (asked by the caller: `project.distribution_name`). Pure: nothing is read
-        or run.
+        """Validate the parsed pyproject.toml of the service at ``root`` (pure: nothing is read).
 
         >>> Config.from_data(Path("."), {"tool": {"brewblox-release": {"image": "org/svc"}}},
         ...                  "svc").image
@@ -195,9 +188,8 @@ def _confined(root: Path, value: str, where: str) -> Path:
 
 
 def check_paths(config: Config, *, contexts: bool) -> None:
-    """``dist-dir`` and every target's ``context`` resolve inside the service, are not the
-    service itself (but a context ``"."``) and hold none of its sources; with ``contexts``, a
-    context must exist and hold a Dockerfile (docs/configuration.md)."""
+    """``dist-dir`` and every target's ``context`` are directories of the service's own, and with
+    ``contexts`` each context holds a Dockerfile (docs/configuration.md)."""
     from .run import CommandError, run
 
     where = config.pyproject
@@ -237,8 +229,8 @@ def _table(data: Mapping[str, Any], *keys: str) -> Mapping[str, Any] | None:
 
 
 def declared_secret_vars(root: Path | str = ".") -> tuple[str, ...]:
-    """``secret-vars`` as the service declares it, read before anything else (and leniently:
-    `load` validates it): they are set apart before any code of the service's runs."""
+    """``secret-vars``, read leniently before anything else (`load` validates it): they are set
+    apart before any code of the service's runs."""
     try:
         with (Path(root) / "pyproject.toml").open("rb") as f:
             names = (_table(tomllib.load(f), "tool", "brewblox-release") or {}).get("secret-vars")
@@ -276,10 +268,8 @@ def static_name(data: Mapping[str, Any]) -> str | None:
 
 def load(root: Path | str = ".", env: Mapping[str, str] | None = None, *,
          name: str | None = None) -> Config:
-    """Read the configuration of the service whose pyproject.toml is in ``root``, and check
-    its paths (docs/configuration.md). ``name``: the distribution's name, where the file does
-    not say it statically (`project.distribution_name` asks the build backend).
-    """
+    """Read the configuration of the service at ``root`` and check its paths; ``name`` is the
+    distribution's where the file does not say it (`project.distribution_name`)."""
     root = Path(root).resolve()
     data = read(root)
     name = name or static_name(data)

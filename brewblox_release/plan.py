@@ -1,19 +1,16 @@
-"""The plan: what one run publishes where, computed before anything is built (pure).
-
-Everything after the plan only carries it out, and ``--dry-run`` prints it and stops. The rows
-of docs/how-it-works.md's table are the branches of `make_plan`.
-"""
+"""The plan: what one run publishes where, computed before anything is built (pure); the rows of
+docs/how-it-works.md's table are the branches of `make_plan`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from packaging.version import Version
 
 from .ci import CiContext, Event
-from .config import Config
+from .config import Config, Target
 from .errors import VersionError
 from .project import TagRule
 from .tags import LOCAL, branch_tag, version_tags
@@ -42,18 +39,9 @@ class ImagePlan:
 
 @dataclass(frozen=True)
 class Plan:
-    """What a run does.
-
-    Attributes:
-        version: the package version (setuptools_scm, no local part).
-        context: the CI context the plan was made for.
-        upload: whether the sdist and wheel go to the package index.
-        images: one entry per target; an image with ``push=False`` is loaded into the engine.
-        latest: whether ``latest`` moves to this version.
-        reasons: plain lines saying why something is not published.
-        multi_arch: every tag is one manifest list over all the images' platforms
-        (docs/multi-platform.md).
-    """
+    """What a run does: ``upload`` the sdist and wheel, push or load (``push=False``) each
+    image, move ``latest``; ``reasons`` say why something is not published; with
+    ``multi_arch``, every tag is one manifest list (docs/multi-platform.md)."""
 
     version: str
     context: CiContext
@@ -98,11 +86,9 @@ class Plan:
 
     def render(self) -> str:
         """The plan as the lines that ``version`` and ``--dry-run`` print."""
-        lines = [f"event:   {self.context.describe()}", f"version: {self.version}"]
-        if self.upload:
-            lines.append(f"index:   upload sdist and wheel of {self.version}")
-        else:
-            lines.append("index:   nothing")
+        lines = [f"event:   {self.context.describe()}", f"version: {self.version}",
+                 f"index:   upload sdist and wheel of {self.version}" if self.upload
+                 else "index:   nothing"]
         for image in self.images:
             action = "push" if image.push else "build and load"
             lines.append(f"{image.target + ':':<8} {action} {', '.join(image.refs)}")
@@ -142,33 +128,13 @@ def highest_final(versions: Iterable[str]) -> Version | None:
     return max(finals, default=None)
 
 
-def _build_only(config: Config, image: str, version: str, ctx: CiContext,
-                reasons: list[str]) -> Plan:
-    images = tuple(ImagePlan(t.name, t.platform, t.context, image, (t.prefix + LOCAL,), False)
-                   for t in config.targets)
-    return Plan(version, ctx, upload=False, images=images, reasons=tuple(reasons))
-
-
 def make_plan(ctx: CiContext, version: str, config: Config,
               published: Iterable[str] = (), tags: TagRule = DEFAULT_TAGS) -> Plan:
-    """Decide what this run publishes (see `_make_plan`), as one manifest list per tag when
-    the service asks for ``multi-arch``."""
-    plan = _make_plan(ctx, version, config, published, tags)
-    return replace(plan, multi_arch=config.multi_arch) if config.multi_arch else plan
+    """Decide what this run publishes, as one manifest list per tag with ``multi-arch``.
 
-
-def _make_plan(ctx: CiContext, version: str, config: Config,
-              published: Iterable[str] = (), tags: TagRule = DEFAULT_TAGS) -> Plan:
-    """Decide what this run publishes.
-
-    Args:
-        ctx: where and why the run happens.
-        version: the version setuptools_scm computed (no local part).
-        config: the service's settings.
-        published: versions the index and the registry already hold; ``latest`` moves only to
-            a final release at least as high as every final release among them.
-        tags: which tags are the service's releases (`project.VersionSource.tags`): a tag push
-            of another service's tag (in a monorepo) builds only.
+    ``published``: the versions the index and the registry hold (``latest`` moves only to a
+    final release at least as high as theirs); ``tags``: the service's release tags (another
+    service's tag builds only).
 
     >>> from pathlib import Path
     >>> cfg = Config(Path("."), "svc", image="org/svc")
@@ -176,14 +142,28 @@ def _make_plan(ctx: CiContext, version: str, config: Config,
     ...           cfg).image("arm").tags
     ('rpi-feature-x',)
     """
+    plan = _make_plan(ctx, version, config, published, tags)
+    return replace(plan, multi_arch=config.multi_arch) if config.multi_arch else plan
+
+
+def _make_plan(ctx: CiContext, version: str, config: Config, published: Iterable[str],
+               tags: TagRule) -> Plan:
     image = config.image or "<image>"
     prefixes = tuple(t.prefix for t in config.targets)
+
+    def images(tags_of: Callable[[Target], tuple[str, ...]],
+               push: bool = True) -> tuple[ImagePlan, ...]:
+        return tuple(ImagePlan(t.name, t.platform, t.context, image, tags_of(t), push)
+                     for t in config.targets)
+
+    def build_only(*reasons: str) -> Plan:
+        return Plan(version, ctx, upload=False, reasons=reasons,
+                    images=images(lambda t: (t.prefix + LOCAL,), push=False))
+
     if ctx.event is Event.LOCAL:
-        return _build_only(config, image, version, ctx,
-                           ["local run: builds only; --publish releases the checked-out ref"])
+        return build_only("local run: builds only; --publish releases the checked-out ref")
     if ctx.event is Event.PULL_REQUEST:
-        return _build_only(config, image, version, ctx,
-                           ["pull request: builds only, publishes nothing"])
+        return build_only("pull request: builds only, publishes nothing")
     # Publishing is allowed, not denied: a fork, a payload in doubt, an event off the
     # provider's allow-list or another commit than the one CI names builds only.
     refused = [f"{why}: builds only, publishes nothing" for why in (ctx.refusal, ctx.doubt)
@@ -191,14 +171,13 @@ def _make_plan(ctx: CiContext, version: str, config: Config,
     if ctx.fork:
         refused.insert(0, "a fork's build: publishes nothing")
     if refused:
-        return _build_only(config, image, version, ctx, refused)
+        return build_only(*refused)
 
     if ctx.event is Event.TAG:
         assert ctx.tag is not None
         if not tags.is_default and tags.version(ctx.tag) is None:
-            return _build_only(config, image, version, ctx, [
-                f"tag {ctx.tag} is not a release tag of {config.name} (its tag regex is "
-                f"{tags.regex}): builds only, publishes nothing"])
+            return build_only(f"tag {ctx.tag} is not a release tag of {config.name} (its tag "
+                              f"regex is {tags.regex}): builds only, publishes nothing")
         wanted = tag_version(ctx.tag, tags)
         if wanted != Version(version):
             raise VersionError(
@@ -214,11 +193,8 @@ def _make_plan(ctx: CiContext, version: str, config: Config,
         elif not latest:
             reasons.append(f"{version} is older than the highest release {top}: "
                            "latest stays there")
-        images = tuple(
-            ImagePlan(t.name, t.platform, t.context, image,
-                      version_tags(version, t.prefix, latest=latest), True)
-            for t in config.targets)
-        return Plan(version, ctx, upload=config.pypi, images=images, latest=latest,
+        return Plan(version, ctx, upload=config.pypi, latest=latest,
+                    images=images(lambda t: version_tags(version, t.prefix, latest=latest)),
                     reasons=tuple(reasons) + _no_pypi(config))
 
     branch = ctx.branch
@@ -226,18 +202,14 @@ def _make_plan(ctx: CiContext, version: str, config: Config,
         raise VersionError("a branch push without a branch name: the CI environment does not say "
                            "which branch was pushed; pass --ref refs/heads/NAME")
     if branch in config.quiet_branches:
-        return _build_only(config, image, version, ctx,
-                           [f"push to {branch}, a quiet branch: builds only, publishes nothing"])
-    images = tuple(
-        ImagePlan(t.name, t.platform, t.context, image, (branch_tag(branch, t.prefix, prefixes),),
-                  True)
-        for t in config.targets)
+        return build_only(f"push to {branch}, a quiet branch: builds only, publishes nothing")
+    pushed = images(lambda t: (branch_tag(branch, t.prefix, prefixes),))
     if not Version(version).is_devrelease:
         # The race guard: a release tag arrived on this commit while the branch built.
-        return Plan(version, ctx, upload=False, images=images, reasons=(
+        return Plan(version, ctx, upload=False, images=pushed, reasons=(
             f"this commit carries release {version}: the tag's own build publishes it; "
             "this build pushes its branch tags only",))
-    return Plan(version, ctx, upload=config.pypi, images=images, reasons=_no_pypi(config))
+    return Plan(version, ctx, upload=config.pypi, images=pushed, reasons=_no_pypi(config))
 
 
 def _no_pypi(config: Config) -> tuple[str, ...]:

@@ -1,9 +1,5 @@
-"""The project as it is declared: its distribution name, where its version comes from, its tags.
-
-Services are taken as they are (docs/versions.md): PEP 621, a setup.py of the 2018 kind, a
-setup.cfg, the version plugins of hatchling, poetry and pdm-backend, a static version with
-``stamp-version = true``, a service in a monorepo whose tags carry its name.
-"""
+"""The project as it is declared: its distribution name, where its version comes from, its tags
+(every kind of service docs/versions.md names is taken as it is)."""
 
 from __future__ import annotations
 
@@ -71,22 +67,19 @@ class TagRule:
         return self.regex == DEFAULT_TAG_REGEX and not self.prefix
 
     def version(self, tag: str) -> Version | None:
-        """The version ``tag`` releases; None when it is not one of the service's tags.
-
-        Raises:
-            VersionError: the tag is the service's but names no version a package index takes
-                (not PEP 440, a local part, an epoch).
+        """The version ``tag`` releases; None when it is not one of the service's tags, a
+        VersionError when it is but names no version an index takes (not PEP 440, local, epoch).
         """
         if not tag.startswith(self.prefix):
             return None
-        rest = tag[len(self.prefix):]
+        rest = tag.removeprefix(self.prefix)
         match = re.match(self.regex, rest)
         delete = "Delete it (git push --delete origin TAG; git tag -d TAG) and tag again"
-        local = VersionError(f"tag {tag!r} has a local part (+...), which package indexes "
-                             f"refuse: release tags look like 1.2.3. {delete}")
-        # A tag of the service but for its local part (which its regex may leave out) too.
+        # A tag of the service but for its local part (which its regex may leave out) too; a
+        # version without a "+" has no local part.
         if "+" in rest and (match or re.match(self.regex, rest.partition("+")[0])):
-            raise local
+            raise VersionError(f"tag {tag!r} has a local part (+...), which package indexes "
+                               f"refuse: release tags look like 1.2.3. {delete}")
         if match is None:
             return None
         text = match.group(1 if len(match.groups()) == 1 else "version")  # as setuptools_scm
@@ -96,8 +89,6 @@ class TagRule:
             raise VersionError(
                 f"tag {tag!r} is not a version: release tags look like 1.2.3 or v1.2.3 "
                 f"(PEP 440). {delete}") from None
-        if version.local is not None:
-            raise local
         if version.epoch:
             raise VersionError(f"tag {tag!r} has an epoch ({version.epoch}!), which "
                                f"brewblox-release does not publish: release tags look like "
@@ -151,9 +142,8 @@ _DESCRIBE = ["git", "describe", "--dirty", "--tags", "--long"]
 
 
 def dunamai_tag_regex(pattern: object, prefix: object, where: str) -> str:
-    """A dunamai tag ``pattern`` (poetry-dynamic-versioning's and uv-dynamic-versioning's
-    ``pattern`` and ``pattern-prefix``) as a setuptools_scm ``tag.regex``: its version is the
-    text from dunamai's ``base`` group to the end of the pattern.
+    """A dunamai tag ``pattern`` and ``pattern-prefix`` as a setuptools_scm ``tag.regex`` whose
+    version is the text from dunamai's ``base`` group on.
 
     >>> r = dunamai_tag_regex(None, None, "x")
     >>> re.match(r, "v1.2.3rc1").group("version"), re.match(r, "1.2.3") is None
@@ -184,7 +174,7 @@ def dunamai_tag_regex(pattern: object, prefix: object, where: str) -> str:
         compiled = re.compile(regex)
     except re.error as e:
         raise ConfigError(f"{fix} ({e})") from None
-    if "version" not in compiled.groupindex:  # pragma: no cover (the group was just added)
+    if "version" not in compiled.groupindex:  # pragma: no cover (a "(?P<base>" in brackets)
         raise ConfigError(fix)
     return regex
 
@@ -193,16 +183,9 @@ def dunamai_tag_regex(pattern: object, prefix: object, where: str) -> str:
 class VersionSource:
     """Where a build takes its version from, and how it is handed the version from git.
 
-    Attributes:
-        tool: ``setuptools_scm``, ``hatch-vcs``, ``poetry-dynamic-versioning``,
-            ``pdm-backend``, ``uv-dynamic-versioning``, or ``static`` (a static version,
-            stamped into a copy of the project: `stamps`).
-        declared_in: where the settings were read, for messages.
-        settings: setuptools_scm's configuration keys (``root``, ``tag``, ``scm``,
-            ``version_scheme``, ...) that compute the version; deprecated spellings moved to
-            their new places, file writing left out.
-        static: for ``static``, the table that holds the version (``project`` or
-            ``tool.poetry``).
+    ``tool`` is a plugin (``setuptools_scm``, ``hatch-vcs``, ...) or ``static``, whose version
+    is stamped into a copy of the project, in the table ``static`` names; ``declared_in`` says
+    where, for messages; ``settings`` are setuptools_scm's (`normalise`).
     """
 
     tool: str
@@ -212,7 +195,6 @@ class VersionSource:
 
     @property
     def stamps(self) -> bool:
-        """The version is written into a copy of the project before it is built."""
         return self.static is not None
 
     @property
@@ -224,8 +206,7 @@ class VersionSource:
                        prefix if isinstance(prefix, str) else "")
 
     def build_env(self, name: str, version: str) -> dict[str, str]:
-        """The variables that make the build use exactly ``version`` (see
-        docs/versions.md): the backend's documented override.
+        """The variables that make the build use exactly ``version`` (docs/versions.md).
 
         >>> VersionSource("pdm-backend", "").build_env("svc", "1.2.4.dev5")
         {'PDM_BUILD_SCM_VERSION': '1.2.4.dev5'}
@@ -250,8 +231,6 @@ def normalise(settings: Mapping[str, Any]) -> dict[str, Any]:
     regex = data.pop("tag_regex", None)
     if regex is not None and "regex" not in tag:
         tag["regex"] = regex
-    if isinstance(tag.get("regex"), re.Pattern):
-        tag["regex"] = tag["regex"].pattern
     if tag:
         data["tag"] = tag
     describe = data.pop("git_describe_command", None)
@@ -264,9 +243,8 @@ def normalise(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _setup_py_scm(root: Path) -> dict[str, Any] | None:
-    """The literal settings of ``use_scm_version`` in setup.py, or None when setup.py does not
-    have git decide. Keys whose values are code (a ``local_scheme`` lambda, a
-    ``relative_to=__file__``) cannot be read; setuptools_scm's defaults stand for them."""
+    """The literal settings of ``use_scm_version`` in setup.py (keys whose values are code are
+    left to setuptools_scm's defaults), or None when setup.py does not have git decide."""
     path = root / "setup.py"
     try:
         tree = ast.parse(path.read_bytes(), filename=str(path))
@@ -289,17 +267,10 @@ def _setup_py_scm(root: Path) -> dict[str, Any] | None:
     return settings
 
 
-STAMP_HINT = ("set stamp-version = true in [tool.brewblox-release] (the version from git is "
-              "written into a copy the package is built from; the checkout is never written)")
-
-
 def version_source(root: Path, data: Mapping[str, Any] | None = None, *,
                    stamp: bool = False) -> VersionSource:
-    """Where the build of the project at ``root`` (``data``: its parsed pyproject.toml, read
-    when not given) takes its version from (docs/versions.md). With ``stamp``
-    (``stamp-version``), a static version is accepted, and stamped; else a VersionError says
-    what to add.
-    """
+    """Where the build of the project at ``root`` (``data``: its parsed pyproject.toml) takes
+    its version from (docs/versions.md); a static version only with ``stamp``."""
     data = read_pyproject(root) if data is None else data
     where = root / "pyproject.toml"
     backend = build_backend(data)
@@ -340,11 +311,13 @@ def version_source(root: Path, data: Mapping[str, Any] | None = None, *,
             return found
     static = _static_version(data, backend)
     if static is not None:
-        version = _table(data, *static.split("."))["version"]  # type: ignore[index]
         if stamp:
             return VersionSource("static", f"[{static}] version", static=static)
+        version = _table(data, *static.split("."))["version"]  # type: ignore[index]
         raise VersionError(f"{where}: [{static}] version = {version!r} is static, so the "
-                           f"build would not take its version from git: {STAMP_HINT}")
+                           "build would not take its version from git: set stamp-version = true "
+                           "in [tool.brewblox-release] (the version from git is written into a "
+                           "copy the package is built from; the checkout is never written)")
     if backend.startswith("hatchling"):
         raise VersionError(
             f"{where}: hatchling would not take the version from git: add "
@@ -422,23 +395,17 @@ def _setuptools_scm(root: Path, data: Mapping[str, Any],
             "install it, so the version would not come from git: add \"setuptools-scm\" to "
             "[build-system] requires")
     settings = {**(section or {}), **(from_setup_py or {})}
-    declared = "[tool.setuptools_scm]" if section is not None else "setup.py"
-    if from_setup_py is not None:
-        declared = "setup.py use_scm_version" + (
-            " and [tool.setuptools_scm]" if section is not None else "")
+    declared = "[tool.setuptools_scm]" if from_setup_py is None else "setup.py use_scm_version" + (
+        " and [tool.setuptools_scm]" if section is not None else "")
     return VersionSource("setuptools_scm", declared, normalise(settings))
 
 
 # --- the distribution name ---------------------------------------------------------------------
 
 def distribution_name(root: Path, data: Mapping[str, Any]) -> str:
-    """The distribution name of the project at ``root`` (``data``: its parsed pyproject.toml).
-
-    A static ``[project] name`` (or poetry's ``[tool.poetry] name``) is read as it is; else the
-    build backend says it (PEP 517 ``prepare_metadata_for_build_wheel``, in the kept build
-    environment), cached per state of the deciding files (`buildenv.files_key`), so ``version``
-    and ``--dry-run`` pay for it once. A ConfigError says to add ``[project] name``.
-    """
+    """The distribution name of the project at ``root`` (``data``: its parsed pyproject.toml):
+    the static one, else the build backend's metadata, cached per `buildenv.files_key` so that
+    ``version`` and ``--dry-run`` pay for it once."""
     where = root / "pyproject.toml"
     add = f"add [project] name = \"...\" to {where}"
     project = data.get("project")
@@ -484,8 +451,7 @@ def distribution_name(root: Path, data: Mapping[str, Any]) -> str:
 
 
 def configuration(root: Path | str = ".", env: Mapping[str, str] | None = None) -> config.Config:
-    """The service's configuration (`config.load`), its distribution's name asked where the
-    file does not say it (`distribution_name`)."""
+    """The service's configuration (`config.load`), with its `distribution_name`."""
     root = Path(root).resolve()
     data = config.read(root)
     return config.load(root, env, name=config.static_name(data) or distribution_name(root, data))

@@ -1,17 +1,8 @@
-"""The version from git, through setuptools_scm's public API, and the checks a publishing run
-needs (see docs/versions.md).
+"""The version from git, once, through setuptools_scm's public API, and the checks a publishing
+run needs (docs/versions.md).
 
-One version is computed here, once, with the settings of the service's version source
-(`project.version_source`: setuptools_scm's own, hatch-vcs's, or the tag pattern of
-poetry-dynamic-versioning, pdm-backend or uv-dynamic-versioning); the local part is always
-dropped (``local_scheme = "no-local-version"``), because package indexes refuse it. `dist` hands
-exactly this version to the build through the backend's documented override
-(`project.VersionSource.build_env`), or stamps it into a copy of a project with a static version,
-so the plan, the files and the images agree.
-
-Branches and tags are read by their full ref names (``refs/heads/...``, ``refs/tags/...``):
-git's short names are ambiguous when a branch is called like a tag (``1.2.3``) or a tag like a
-branch (``main``).
+Branches and tags are read by their full ref names: git's short names are ambiguous when a branch
+is called like a tag (``1.2.3``) or a tag like a branch (``main``).
 """
 
 from __future__ import annotations
@@ -27,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.version import InvalidVersion, Version
 
+from .config import _table
 from .errors import VersionError
 from .project import VersionSource, read_pyproject, version_source
 from .run import CommandError, run
@@ -53,14 +45,8 @@ class GitState:
 
 @dataclass(frozen=True)
 class VersionInfo:
-    """The version of a checkout and the git facts behind it.
-
-    Attributes:
-        version: e.g. ``1.2.3`` on a tag, ``1.2.4.dev5`` five commits later.
-        is_release: the version is not a dev release.
-        distance: commits since the last release tag (the N of ``.devN``; 0 on a tag).
-        git: the checkout's state.
-    """
+    """The version of a checkout (``1.2.3`` on a tag, ``1.2.4.dev5`` five commits later) and the
+    git facts behind it."""
 
     version: str
     git: GitState
@@ -126,23 +112,16 @@ def git_state(root: Path) -> GitState:
 
 
 def _with_branch(scheme: object, branch: str) -> Callable[[ScmVersion], str | None]:
-    """The service's version scheme, given the branch CI names: a checkout CI made of a
-    commit (GitLab, Travis) is on no branch, and a scheme that reads it
-    (``semver-pep440``) would see none. The named schemes are setuptools_scm's
-    documented entry points (``setuptools_scm.version_scheme``)."""
+    """The service's version scheme (setuptools_scm's entry points), given the branch CI names:
+    a checkout CI made of a commit (GitLab, Travis) is on no branch for ``semver-pep440``."""
     names = [scheme] if isinstance(scheme, str) else scheme if isinstance(scheme, list) \
         else ["guess-next-dev"]
-    schemes = [scheme] if callable(scheme) else [
-        entry.load() for name in names
-        for entry in entry_points(group="setuptools_scm.version_scheme", name=str(name))]
+    schemes = [entry.load() for name in names
+               for entry in entry_points(group="setuptools_scm.version_scheme", name=str(name))]
 
     def scheme_with_branch(version: ScmVersion) -> str | None:
         version = dataclasses.replace(version, branch=branch)
-        for each in schemes:
-            found: str | None = each(version)
-            if found:
-                return found
-        return None
+        return next(filter(None, (each(version) for each in schemes)), None)
 
     return scheme_with_branch
 
@@ -150,26 +129,17 @@ def _with_branch(scheme: object, branch: str) -> Callable[[ScmVersion], str | No
 def compute(root: Path, name: str | None = None, *, source: VersionSource | None = None,
             branch: str | None = None) -> str:
     """The version setuptools_scm gives the checkout at ``root``, without a local part, with
-    the settings of its version source (`project.version_source`; see docs/versions.md).
-
-    Args:
-        name: the distribution's name, for setuptools_scm's per-distribution variables
-            (``SETUPTOOLS_SCM_PRETEND_VERSION_FOR_<NAME>``); default: a static ``[project] name``.
-        source: where the build takes its version from (read when not given).
-        branch: the branch CI names, for a version scheme that reads it.
-
-    Raises:
-        VersionError: the build would not take its version from git, or git says no version.
+    the settings of its version ``source``; ``name`` is the distribution's (default: a static
+    ``[project] name``), ``branch`` the one CI names.
     """
     from vcs_versioning import PyProjectData, VcsEnvironment, infer_version_string
 
     for logger in ("vcs_versioning", "setuptools_scm"):  # their debug lines would flood nox's log
         logging.getLogger(logger).setLevel(logging.WARNING)
-    data = read_pyproject(root)
+    data = read_pyproject(root) if source is None or name is None else {}
     source = source or version_source(root, data)
     if name is None:
-        project = data.get("project")
-        name = project.get("name") if isinstance(project, dict) else None
+        name = (_table(data, "project") or {}).get("name")
     settings: dict[str, Any] = {**copy.deepcopy(dict(source.settings)),
                                 "local_scheme": "no-local-version",
                                 "relative_to": str(root / "pyproject.toml")}
