@@ -55,12 +55,17 @@ class TagRule:
     prefix: str = ""
 
     def __post_init__(self) -> None:
+        where = "fix it where the service sets it ([tool.setuptools_scm], or " \
+            "[tool.hatch.version] raw-options)"
         try:
-            re.compile(self.regex)
+            compiled = re.compile(self.regex)
         except re.error as e:
             raise ConfigError(f"tag_regex {self.regex!r} is not a regular expression ({e}): "
-                              "fix it where the service sets it ([tool.setuptools_scm], or "
-                              "[tool.hatch.version] raw-options)") from None
+                              f"{where}") from None
+        if compiled.groups != 1 and "version" not in compiled.groupindex:  # as setuptools_scm
+            raise ConfigError(f"tag_regex {self.regex!r} has neither one group nor a group "
+                              f"named 'version' to say which part of a tag is the version: "
+                              f"{where}")
 
     @property
     def is_default(self) -> bool:

@@ -109,6 +109,13 @@ def _bad_tag_regex(root: Path) -> None:
     GitRepo(root).commit("a broken tag_regex")
 
 
+def _groupless_tag_regex(root: Path) -> None:
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace(
+        "[tool.setuptools_scm]\n", "[tool.setuptools_scm]\ntag_regex = '^svc-(\\d+)-(\\d+)$'\n"))
+    GitRepo(root).commit("a tag_regex that names no version")
+
+
 def _a_file(root: Path) -> None:
     (root / "records").write_text("not a directory\n")
 
@@ -239,6 +246,8 @@ CASES = [
          ("does not agree",)),
     Case("tag_regex not a regex", ("version",), ("tag_regex", "not a regular expression"),
          setup=_bad_tag_regex),
+    Case("tag_regex without its group", ("version",), ("tag_regex", "group named 'version'"),
+         setup=_groupless_tag_regex),
     Case("stage into a file", ("docker", "--target", "amd64", "--stage", "records", *PUBLISH),
          ("--stage records: not a directory",), setup=_a_file),
     # repository state

@@ -324,6 +324,14 @@ def test_tag_rule(regex: str, tag: str, expected: str | None) -> None:
     assert (None if found is None else str(found)) == expected
 
 
+@pytest.mark.parametrize("regex", [r"^svc-(\d+)-(\d+)$", r"^svc-\d+$"])
+def test_a_tag_regex_must_say_which_part_is_the_version(regex: str) -> None:
+    """As setuptools_scm: one group, or a group named ``version``; else a tag would end in a
+    traceback when it is read."""
+    with pytest.raises(ConfigError, match="neither one group nor a group named 'version'"):
+        TagRule(regex)
+
+
 @pytest.mark.parametrize(("tag", "problem"), [
     ("1.2.4+build5", "has a local part"),
     ("v1.2.4+build.5", "has a local part"),
