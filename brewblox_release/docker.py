@@ -1,11 +1,7 @@
 """Images: build each target with ``docker buildx`` through python-on-whales, push, check.
 
-python-on-whales is imported inside the functions that use it (it costs about half a second),
-so that ``--dry-run`` and the other sessions do not pay for it. Its streamed output and its
-errors pass the redactor of `run.py` like everything else.
-
-docker's credentials live in `dockerconfig.py` and the registry's HTTP API in `registry.py`;
-the pushes and image runs here take the `DockerConfig` that `dockerconfig.login` gives them.
+python-on-whales is imported inside the functions that use it: it costs about half a second.
+Its streamed output and its errors pass the redactor of `run.py` like everything else.
 """
 
 from __future__ import annotations
@@ -91,9 +87,8 @@ def _builder(builder: str | None) -> tuple[str, list[str]] | None:
 
 
 def _local_handler_off(platform: str) -> str | None:
-    """The binfmt handler of ``platform`` when it exists on this machine and is disabled:
-    the ``docker`` driver reports the platforms its engine found when it started, so for an
-    engine on this machine its answer is checked against the handler it depends on."""
+    """The binfmt handler of ``platform`` when it exists on this machine and is disabled (the
+    ``docker`` driver reports the platforms its engine found when it started)."""
     arch = {"linux/arm/v7": "arm", "linux/arm/v6": "arm", "linux/arm64": "aarch64"}.get(platform)
     host = environ().get("DOCKER_HOST", "")
     binfmt = Path("/proc/sys/fs/binfmt_misc")
@@ -108,14 +103,7 @@ def _local_handler_off(platform: str) -> str | None:
 
 def check_emulation(platform: str, builder: str | None = None) -> None:
     """Raise `EmulationError` when the builder says it cannot build ``platform``
-    (docs/multi-platform.md: asked of the builder, which may be remote or native, not of the
-    machine the tool runs on).
-
-    Asked after a build failed (`build`), not before every build: the template runs nothing in
-    a target's own stages while every dependency has a wheel for it, so its images build on a
-    builder without emulation, and asking first would put two buildx calls and half a second
-    on every build.
-    """
+    (docs/multi-platform.md: asked of the builder, not of this machine)."""
     found = _builder(builder)
     name = f"builder {builder}" if builder else "the current builder"
     if found is None:
@@ -143,11 +131,10 @@ def build(config: Config, image: ImagePlan, *, version: str, revision: str, crea
     """Build one target with buildx and load it into the engine under the plan's refs;
     ``prefix`` marks the lines of one target when several build at once.
 
-    When the template says that something has no wheel for the target (`needs_image_pip`),
-    the image is built again with ``IMAGE_PIP=yes``, where pip installs just that in the image;
-    the stages done so far come from the cache. The template's own build runs no step in the
-    target's image, so it is not held up by `check_emulation` (two buildx calls) and builds
-    without emulation; when it fails, the builder's answer is added to the error.
+    When the template says that something has no wheel for the target (`needs_image_pip`), the
+    image is built again with ``IMAGE_PIP=yes`` (docs/image.md). The template's own build runs
+    no step in the target's image, so `check_emulation` is asked only when a build fails
+    (docs/multi-platform.md).
     """
     from python_on_whales import DockerException, docker
 
@@ -167,19 +154,11 @@ def build(config: Config, image: ImagePlan, *, version: str, revision: str, crea
             said: list[str] = []
             try:
                 stream = docker.buildx.build(
-                    context,
-                    platforms=[target.platform],
-                    builder=config.builder,
-                    tags=list(image.refs),
-                    build_args=args,
-                    labels=labels(config, version, revision, source, created),
-                    load=True,
-                    provenance=False,
-                    network=config.network,
-                    metadata_file=metadata,
-                    progress="plain",
-                    stream_logs=True,
-                )
+                    context, platforms=[target.platform], builder=config.builder,
+                    tags=list(image.refs), build_args=args,
+                    labels=labels(config, version, revision, source, created), load=True,
+                    provenance=False, network=config.network, metadata_file=metadata,
+                    progress="plain", stream_logs=True)
                 for line in stream:  # type: ignore[union-attr]
                     said += [line] if needs_image_pip(line) else []
                     detail(f"{prefix}{line.rstrip()}")
@@ -205,7 +184,7 @@ def build(config: Config, image: ImagePlan, *, version: str, revision: str, crea
 def needs_image_pip(text: str) -> bool:
     """Whether buildx's output says the template's ``image-pip-no`` stage failed: a copy of
     the ``nothing-for-pip`` marker not found, so something must be installed in the image."""
-    marker = stages.nothing_for_pip()
+    marker = str(stages.program().NOTHING_FOR_PIP)
     return any(marker in line and "not found" in line for line in text.splitlines())
 
 
@@ -242,10 +221,8 @@ def retrying(what: str, action: Callable[[], T], *, attempts: int = 4,
 
 
 def push(refs: Iterable[str], config: DockerConfig | None = None) -> dict[str, str]:
-    """Push tags that the engine holds, each with retries on transient faults, with the
-    credentials of ``config`` (the user's own docker config when None); returns the digest
-    docker reports for each (none where it reports none: the caller asks the registry), which
-    verification finds under the tag afterwards."""
+    """Push tags that the engine holds, with retries, with the credentials of ``config`` (the
+    user's own when None); returns the digest docker reports for each (where it reports one)."""
     client = (config or DockerConfig()).client()
     digests = {}
     for ref in refs:
@@ -267,14 +244,10 @@ def push(refs: Iterable[str], config: DockerConfig | None = None) -> dict[str, s
     return digests
 
 
-
 def package_version(ref: str, platform: str, name: str, *, pull: bool = True,
                     config: DockerConfig | None = None) -> str:
-    """The version of ``name`` installed in the image ``ref`` (run under qemu for arm).
-
-    With ``pull`` the image is pulled first (with the credentials of ``config``), so that what
-    runs is what the registry holds.
-    """
+    """The version of ``name`` installed in the image ``ref``; with ``pull``, in the image the
+    registry holds (pulled with the credentials of ``config``)."""
     from python_on_whales import DockerException
 
     code = f"import importlib.metadata as m; print(m.version({name!r}))"
