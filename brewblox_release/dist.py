@@ -198,20 +198,17 @@ def check(config: Config, files: Sequence[Path]) -> None:
 def normalize_sdist(path: Path, mtime: int) -> None:
     """Rewrite an sdist so that its bytes depend on its contents only: setuptools stamps members
     with the time of the clone and gzip adds its own, so a re-run would build another file."""
-    with tarfile.open(path, "r:gz") as src:
-        members = sorted(src.getmembers(), key=lambda m: m.name)
-        payload = {m.name: src.extractfile(m).read() if m.isfile() else None  # type: ignore[union-attr]
-                   for m in members}
     buffer = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as gz, \
+    with tarfile.open(path, "r:gz") as src, \
+            gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as gz, \
             tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as dst:
-        for member in members:
+        for member in sorted(src.getmembers(), key=lambda m: m.name):
+            data = src.extractfile(member) if member.isfile() else None
             member.mtime = min(int(member.mtime), mtime)
             member.uid = member.gid = 0
             member.uname = member.gname = ""
             member.pax_headers = {}
-            data = payload[member.name]
-            dst.addfile(member, io.BytesIO(data) if data is not None else None)
+            dst.addfile(member, data)
     path.write_bytes(buffer.getvalue())
 
 

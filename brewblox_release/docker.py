@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import re
-import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -28,7 +25,7 @@ from .run import check_stopping, detail, environ, log, pause, redact
 if TYPE_CHECKING:
     from python_on_whales import DockerException
 
-__all__ = ["BuiltImage", "build", "check_emulation", "package_version", "push", "registry_host"]
+__all__ = ["build", "check_emulation", "package_version", "push", "registry_host"]
 
 T = TypeVar("T")
 _REFUSED = ("unauthorized", "denied", "authentication required", "forbidden",
@@ -37,14 +34,6 @@ _REFUSED = ("unauthorized", "denied", "authentication required", "forbidden",
 _PERMANENT = ("manifest invalid", "name unknown", "name invalid")
 #: The line ``docker push`` ends with: ``TAG: digest: sha256:... size: N``.
 _PUSHED = re.compile(r"\bdigest: (sha256:[0-9a-f]{64})\b")
-
-
-@dataclass(frozen=True)
-class BuiltImage:
-    """A target built into the engine under its refs."""
-
-    plan: ImagePlan
-    image_id: str
 
 
 def labels(config: Config, version: str, revision: str, source: str | None,
@@ -127,7 +116,7 @@ def check_emulation(platform: str, builder: str | None = None) -> None:
 
 
 def build(config: Config, image: ImagePlan, *, version: str, revision: str, created: int,
-          source: str | None = None, prefix: str = "") -> BuiltImage:
+          source: str | None = None, prefix: str = "") -> None:
     """Build one target with buildx and load it into the engine under the plan's refs;
     ``prefix`` marks the lines of one target when several build at once.
 
@@ -144,41 +133,37 @@ def build(config: Config, image: ImagePlan, *, version: str, revision: str, crea
     if template and (context / "pkg").is_dir():
         stages.ship(context / "pkg", config.name, version)
     args = build_args(config, target, version)
-    with tempfile.TemporaryDirectory() as tmp:
-        metadata = Path(tmp) / "metadata.json"
-        while True:
-            # Steps in the target's image (emulated for a foreign platform): a Dockerfile of
-            # another kind (the seed's runs pip there), or the IMAGE_PIP=yes build.
-            if not template or args.get("IMAGE_PIP", "no") != "no":
+    while True:
+        # Steps in the target's image (emulated for a foreign platform): a Dockerfile of
+        # another kind (the seed's runs pip there), or the IMAGE_PIP=yes build.
+        if not template or args.get("IMAGE_PIP", "no") != "no":
+            check_emulation(target.platform, config.builder)
+        said: list[str] = []
+        try:
+            stream = docker.buildx.build(
+                context, platforms=[target.platform], builder=config.builder,
+                tags=list(image.refs), build_args=args,
+                labels=labels(config, version, revision, source, created), load=True,
+                provenance=False, network=config.network, progress="plain",
+                stream_logs=True)
+            for line in stream:  # type: ignore[union-attr]
+                said += [line] if needs_image_pip(line) else []
+                detail(f"{prefix}{line.rstrip()}")
+        except DockerException as e:
+            said += [e.stdout or "", e.stderr or ""]
+            if args.get("IMAGE_PIP", "no") == "no" and any(map(needs_image_pip, said)):
+                log(f"{prefix}building the {target.name} image again with IMAGE_PIP=yes: "
+                    "pip installs in the image what has no wheel for "
+                    f"{target.platform} (named above)")
+                args = {**args, "IMAGE_PIP": "yes"}
+                continue
+            failed = _wrap(e, f"building the {target.name} image ({target.platform})")
+            try:  # a possible cause: the builder cannot run the target's programs
                 check_emulation(target.platform, config.builder)
-            said: list[str] = []
-            try:
-                stream = docker.buildx.build(
-                    context, platforms=[target.platform], builder=config.builder,
-                    tags=list(image.refs), build_args=args,
-                    labels=labels(config, version, revision, source, created), load=True,
-                    provenance=False, network=config.network, metadata_file=metadata,
-                    progress="plain", stream_logs=True)
-                for line in stream:  # type: ignore[union-attr]
-                    said += [line] if needs_image_pip(line) else []
-                    detail(f"{prefix}{line.rstrip()}")
-            except DockerException as e:
-                said += [e.stdout or "", e.stderr or ""]
-                if args.get("IMAGE_PIP", "no") == "no" and any(map(needs_image_pip, said)):
-                    log(f"{prefix}building the {target.name} image again with IMAGE_PIP=yes: "
-                        "pip installs in the image what has no wheel for "
-                        f"{target.platform} (named above)")
-                    args = {**args, "IMAGE_PIP": "yes"}
-                    continue
-                failed = _wrap(e, f"building the {target.name} image ({target.platform})")
-                try:  # a possible cause: the builder cannot run the target's programs
-                    check_emulation(target.platform, config.builder)
-                except EmulationError as why:
-                    raise EmulationError(f"{failed}; {why}; nothing was published") from e
-                raise BuildError(f"{failed}; nothing was published") from e
-            break
-        image_id = json.loads(metadata.read_text()).get("containerimage.config.digest", "")
-    return BuiltImage(image, image_id)
+            except EmulationError as why:
+                raise EmulationError(f"{failed}; {why}; nothing was published") from e
+            raise BuildError(f"{failed}; nothing was published") from e
+        break
 
 
 def needs_image_pip(text: str) -> bool:

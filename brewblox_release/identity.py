@@ -40,10 +40,6 @@ class Identity:
         return None
 
     @property
-    def keyless(self) -> bool:
-        return self.key is None
-
-    @property
     def key_ref(self) -> str:
         """What cosign's ``--key`` is given: the key's text through its variable (never on a
         command line), else the file or KMS reference itself."""

@@ -40,7 +40,7 @@ def problems(release: Run) -> list[ReleaseError]:
             f"sign = true but {KEY_VAR} is not set and this is not GitHub Actions with "
             f"id-token: write: add {KEY_VAR} and {PASSWORD_VAR} to the CI secrets "
             "(docs/signing.md)")]
-    if not identity.keyless:
+    if identity.key is not None:
         try:
             _ = identity.public_key
         except CredentialsError as e:
@@ -70,7 +70,7 @@ def describe(release: Run) -> list[str]:
     if not release.config.sign or not release.plan.publishes:
         return []
     identity = release.signer
-    how = "keyless (GitHub OIDC)" if identity and identity.keyless else f"the key in {KEY_VAR}"
+    how = "keyless (GitHub OIDC)" if identity and identity.key is None else f"the key in {KEY_VAR}"
     return [f"sign: every pushed image digest is signed with cosign ({how}), with its "
             "CycloneDX SBOM and SLSA provenance attached, before latest moves"]
 
@@ -122,14 +122,11 @@ def provenance(release: Run, files: Sequence[Path],
     ci_run = (env.get("GITHUB_RUN_ID") or env.get("CI_JOB_ID") or env.get("TRAVIS_JOB_ID")
               or env.get("BUILD_BUILDID") or "")
     dependencies: list[dict[str, Any]] = [
-        {"uri": f"git+{repository or 'local'}@{ctx.ref or ''}",
-         "digest": {"gitCommit": commit}}]
-    dependencies += [{"uri": base, "digest": {"sha256": image_id.removeprefix("sha256:")}}
-                     for base, image_id in sorted(base_images.items())]
-    dependencies += [{"uri": f"pkg:pypi/{name}@{version}",
-                      "name": path.name,
-                      "digest": {"sha256": hashlib.sha256(path.read_bytes()).hexdigest()}}
-                     for path in files]
+        {"uri": f"git+{repository or 'local'}@{ctx.ref or ''}", "digest": {"gitCommit": commit}},
+        *({"uri": base, "digest": {"sha256": image_id.removeprefix("sha256:")}}
+          for base, image_id in sorted(base_images.items())),
+        *({"uri": f"pkg:pypi/{name}@{version}", "name": path.name,
+           "digest": {"sha256": hashlib.sha256(path.read_bytes()).hexdigest()}} for path in files)]
     return {
         "buildDefinition": {
             "buildType": BUILD_TYPE,
