@@ -151,8 +151,7 @@ def stamped_copy(root: Path, source: VersionSource, version: str, into: Path) ->
 
 
 def _build(source: Path, out: Path, env: Mapping[str, str], *, requirements_of: Path) -> None:
-    """Build the sdist, then the wheel from the unpacked sdist, as ``python -m build`` does, in
-    the kept build environment (`buildenv`)."""
+    """Build the sdist, then the wheel from the unpacked sdist, as ``python -m build`` does."""
     from build import BuildBackendException
 
     log(f"$ build --sdist --wheel --outdir {out} {source}")
@@ -177,8 +176,7 @@ def _build(source: Path, out: Path, env: Mapping[str, str], *, requirements_of: 
 
 
 def check(config: Config, files: Sequence[Path]) -> None:
-    """`twine check` the built files; ``check = "strict"`` fails on its warnings too, which PyPI
-    accepts."""
+    """`twine check` the built files (``check = "strict"``: with ``--strict``)."""
     strict = ["--strict"] if config.check == "strict" else []
     # Shown whatever --verbose says: a warning matters.
     result = run([sys.executable, "-m", "twine", "--no-color", "check", *strict, *files],
@@ -213,8 +211,7 @@ def normalize_sdist(path: Path, mtime: int) -> None:
 
 
 def copy(config: Config, targets: tuple[Target, ...] | None = None) -> list[Path]:
-    """Copy the dist dir's sdist and wheel into each target context's ``pkg/``, removing the
-    distribution's files that were there (and nothing else)."""
+    """Copy the dist dir's sdist and wheel into each target's ``pkg/``, replacing the old ones."""
     files = own_files(config.root / config.dist_dir, config.name)
     if not files:
         raise BuildError(f"{config.root / config.dist_dir} holds no sdist or wheel of "

@@ -1,8 +1,5 @@
 """Images: build each target with ``docker buildx`` through python-on-whales, push, check.
-
-python-on-whales is imported inside the functions that use it: it costs about half a second.
-Its streamed output and its errors pass the redactor of `run.py` like everything else.
-"""
+python-on-whales is imported in the functions that use it: it costs about half a second."""
 
 from __future__ import annotations
 
@@ -18,14 +15,13 @@ from . import stages
 from .config import Config, Target
 from .dockerconfig import DockerConfig
 from .errors import BuildError, CredentialsError, EmulationError, PublishError
-from .hosts import registry_host
 from .plan import ImagePlan
 from .run import check_stopping, detail, environ, log, pause, redact
 
 if TYPE_CHECKING:
     from python_on_whales import DockerException
 
-__all__ = ["build", "check_emulation", "package_version", "push", "registry_host"]
+__all__ = ["build", "check_emulation", "package_version", "push"]
 
 T = TypeVar("T")
 _REFUSED = ("unauthorized", "denied", "authentication required", "forbidden",
@@ -64,8 +60,7 @@ def _wrap(e: DockerException, what: str) -> str:
 
 @functools.cache  # one question per builder and run
 def _builder(builder: str | None) -> tuple[str, list[str]] | None:
-    """The builder's driver and the platforms it says it builds (``docker buildx inspect
-    --bootstrap``), or None when it cannot be asked (no such builder, no engine)."""
+    """The builder's driver and platforms (``buildx inspect --bootstrap``), None if unknown."""
     from python_on_whales import DockerException, docker
 
     try:
@@ -117,14 +112,9 @@ def check_emulation(platform: str, builder: str | None = None) -> None:
 
 def build(config: Config, image: ImagePlan, *, version: str, revision: str, created: int,
           source: str | None = None, prefix: str = "") -> None:
-    """Build one target with buildx and load it into the engine under the plan's refs;
-    ``prefix`` marks the lines of one target when several build at once.
-
-    When the template says that something has no wheel for the target (`needs_image_pip`), the
-    image is built again with ``IMAGE_PIP=yes`` (docs/image.md). The template's own build runs
-    no step in the target's image, so `check_emulation` is asked only when a build fails
-    (docs/multi-platform.md).
-    """
+    """Build one target with buildx and load it into the engine under the plan's refs; ``prefix``
+    marks the lines of one target when several build at once. What the template says needs pip
+    in the image (`needs_image_pip`) builds again with ``IMAGE_PIP=yes`` (docs/image.md)."""
     from python_on_whales import DockerException, docker
 
     target = config.target(image.target)
@@ -134,8 +124,8 @@ def build(config: Config, image: ImagePlan, *, version: str, revision: str, crea
         stages.ship(context / "pkg", config.name, version)
     args = build_args(config, target, version)
     while True:
-        # Steps in the target's image (emulated for a foreign platform): a Dockerfile of
-        # another kind (the seed's runs pip there), or the IMAGE_PIP=yes build.
+        # Steps in the target's image (a Dockerfile of another kind, the IMAGE_PIP=yes build)
+        # need emulation; the template's own build does not (docs/multi-platform.md).
         if not template or args.get("IMAGE_PIP", "no") != "no":
             check_emulation(target.platform, config.builder)
         said: list[str] = []
@@ -215,8 +205,7 @@ def push(refs: Iterable[str], config: DockerConfig | None = None) -> dict[str, s
 
         def one(ref: str = ref) -> str | None:
             found = None
-            stream = client.image.push(ref, stream_logs=True)
-            for _, line in stream or ():
+            for _, line in client.image.push(ref, stream_logs=True) or ():
                 text = line.decode(errors="replace").rstrip()
                 detail(f"  {text}")
                 if match := _PUSHED.search(text):
@@ -231,8 +220,7 @@ def push(refs: Iterable[str], config: DockerConfig | None = None) -> dict[str, s
 
 def package_version(ref: str, platform: str, name: str, *, pull: bool = True,
                     config: DockerConfig | None = None) -> str:
-    """The version of ``name`` installed in the image ``ref``; with ``pull``, in the image the
-    registry holds (pulled with the credentials of ``config``)."""
+    """The version of ``name`` installed in the image ``ref`` (pulled first with ``pull``)."""
     from python_on_whales import DockerException
 
     code = f"import importlib.metadata as m; print(m.version({name!r}))"

@@ -224,8 +224,7 @@ def sign(release: Run, registry: Registry, tags: Sequence[str], *, files: Sequen
 
 def verify(release: Run, refs: Sequence[str], docker_config: DockerConfig,
            summary: Summary) -> list[str]:
-    """``cosign verify`` and ``verify-attestation`` of every signed reference; the problems
-    found, a line each."""
+    """Verify each reference's signature, SBOM and provenance; the problems, a line each."""
     identity = release.signer
     if identity is None:
         return ["sign = true but there is no identity to verify the signatures with"]

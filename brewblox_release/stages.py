@@ -19,8 +19,7 @@ PROGRAM = Path(__file__).parent / "templates" / "stages" / "imagebuild.py"
 
 @functools.cache
 def program() -> ModuleType:
-    """The stages' program as a module: its names (where it lives in the image, what it marks,
-    what the image installs) are the ones the host uses."""
+    """The stages' program as a module, whose names the host uses."""
     spec = importlib.util.spec_from_file_location("brewblox_release_imagebuild", PROGRAM)
     assert spec is not None
     assert spec.loader is not None
@@ -40,12 +39,10 @@ def uses_template(context: Path) -> bool:
 
 
 def ship(pkg: Path, name: str = "", version: str = "") -> Path:
-    """Put into ``pkg`` what the template's stages need besides the wheel: their program and
-    the packages it imports (in ``pkg/brewblox-release/``), and ``pkg/requirements.txt``.
-    Files are written only where they differ, each whole (a temporary file renamed), so that the
-    build's cache keys, a build reading them and a second target sharing the context are left
-    alone. The modules go with their bytecode: each RUN of a stage would compile them again.
-    """
+    """Put into ``pkg`` what the template's stages need besides the wheel (docs/image.md), with
+    the modules' bytecode (each RUN would compile them again). Files are written only where they
+    differ, each whole, so that the build's cache keys, a build reading them and a second target
+    sharing the context are left alone."""
     stages = program()
     dest = pkg / str(stages.TOOLS_DIR)
     if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
