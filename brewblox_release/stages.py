@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib
 import importlib.util
@@ -32,10 +31,11 @@ def program() -> ModuleType:
 def uses_template(context: Path) -> bool:
     """Whether the context's Dockerfile runs the stages' program (the template, or one made from
     it); a Dockerfile of another kind gets nothing in its ``pkg/`` but the distribution's files."""
-    with contextlib.suppress(OSError):
+    try:
         dockerfile = (context / "Dockerfile").read_text(errors="replace")
-        return f"{program().TOOLS_DIR}/imagebuild.py" in dockerfile
-    return False
+    except OSError:
+        return False
+    return f"{program().TOOLS_DIR}/imagebuild.py" in dockerfile
 
 
 def ship(pkg: Path, name: str = "", version: str = "") -> Path:
