@@ -41,12 +41,10 @@ def dist_files(directory: Path) -> list[Path]:
 
 
 def own_files(directory: Path, name: str) -> list[Path]:
-    """The sdists and wheels of distribution ``name`` in ``directory``: the only files that
-    `build` and `copy` ever remove (a directory a user named is never removed)."""
+    """The sdists and wheels of distribution ``name`` in ``directory`` (a link under one of their
+    names too): the only files that `build` and `copy` ever remove."""
     found = []
     for path in dist_files(directory):
-        # A link under one of its names is removed too (the link, never what it points at):
-        # the next write there would go through it.
         with contextlib.suppress(BuildError):
             if file_version(path)[0] == canonicalize_name(name) and (
                     path.is_symlink() or path.is_file()):
@@ -96,14 +94,9 @@ def file_version(path: Path) -> tuple[str, Version]:
 
 def build(config: Config, version: str, *, source_date_epoch: int | None = None,
           twine: bool = True) -> list[Path]:
-    """Empty the dist dir, build the sdist and wheel of ``version``, and `twine check` them
-    (with ``twine=False`` not: the release runs `check` while the images build).
-
-    The build uses exactly ``version``: handed to the backend through its documented override,
-    or stamped into a copy of a project with a static version (see docs/versions.md); and, when
-    given, ``SOURCE_DATE_EPOCH`` (the commit time), so that building the same commit twice gives
-    the same files.
-    """
+    """Empty the dist dir, build the sdist and wheel of exactly ``version`` (docs/versions.md),
+    and `twine check` them (with ``twine=False`` not: the release runs `check` while the images
+    build). ``source_date_epoch`` (the commit time) makes the files reproducible."""
     out = config.root / config.dist_dir
     _remove(own_files(out, config.name))
     out.mkdir(parents=True, exist_ok=True)
@@ -117,8 +110,7 @@ def build(config: Config, version: str, *, source_date_epoch: int | None = None,
             root = stamped_copy(config.root, source, version, Path(tmp) / "stamped")
         _build(root, out, env, requirements_of=config.root)
     built = {path: file_version(path)[1] for path in own_files(out, config.name)}
-    files = [path for path, got in built.items() if got == Version(version)]
-    if not files:
+    if Version(version) not in built.values():
         raise BuildError(f"the build wrote no sdist or wheel of {config.name} {version} to {out}")
     for path, got in built.items():
         if got != Version(version):
@@ -126,6 +118,7 @@ def build(config: Config, version: str, *, source_date_epoch: int | None = None,
             raise BuildError(f"{path.name} has version {got}, not {version}: the build did not "
                              f"take the version from {source.declared_in} (see "
                              "docs/versions.md); nothing was published")
+    files = list(built)
     for path in files:
         if source_date_epoch is not None and path.name.endswith(".tar.gz"):
             normalize_sdist(path, source_date_epoch)
@@ -135,9 +128,8 @@ def build(config: Config, version: str, *, source_date_epoch: int | None = None,
 
 
 def stamped_copy(root: Path, source: VersionSource, version: str, into: Path) -> Path:
-    """A copy of the files git tracks in ``root`` (on a clean checkout, exactly the commit),
-    whose static version (``source.static``) is ``version``: what a project with a static
-    version is built from. Nothing in the checkout is written."""
+    """A copy of the files git tracks in ``root`` whose static version (``source.static``) is
+    ``version`` (docs/versions.md). Nothing in the checkout is written."""
     import tomlkit
 
     listed = run(["git", "ls-files", "-z", "--cached", "--", "."], cwd=root, echo=False,
@@ -159,9 +151,7 @@ def stamped_copy(root: Path, source: VersionSource, version: str, into: Path) ->
 
 
 def _build(source: Path, out: Path, env: Mapping[str, str], *, requirements_of: Path) -> None:
-    """Build the sdist, then the wheel from the unpacked sdist, as ``python -m build`` does
-    (so a file the sdist leaves out is missing from the wheel too, and the build says so), in
-    the kept build environment (`buildenv`)."""
+    """Build the sdist, then the wheel from the unpacked sdist, as ``python -m build`` does."""
     from build import BuildBackendException
 
     log(f"$ build --sdist --wheel --outdir {out} {source}")
@@ -186,14 +176,9 @@ def _build(source: Path, out: Path, env: Mapping[str, str], *, requirements_of: 
 
 
 def check(config: Config, files: Sequence[Path]) -> None:
-    """`twine check` the built files (`build` does it unless told not to).
-
-    ``check = "errors"`` (the default) fails on what an index would refuse (a description that
-    does not render, malformed metadata) and shows the warnings (no ``long_description``, no
-    content type), which PyPI accepts; ``check = "strict"`` fails on the warnings too.
-    """
+    """`twine check` the built files (``check = "strict"``: with ``--strict``)."""
     strict = ["--strict"] if config.check == "strict" else []
-    # Its few lines are the check's result, shown whatever --verbose says: a warning matters.
+    # Shown whatever --verbose says: a warning matters.
     result = run([sys.executable, "-m", "twine", "--no-color", "check", *strict, *files],
                  cwd=config.root, env={"NO_COLOR": "1"}, check=False, stream=False)
     for line in result.lines:
@@ -209,33 +194,24 @@ def check(config: Config, files: Sequence[Path]) -> None:
 
 
 def normalize_sdist(path: Path, mtime: int) -> None:
-    """Rewrite an sdist so that its bytes depend on its contents only.
-
-    setuptools stamps each member with the file's mtime (the time of the clone) and gzip adds
-    the time of writing; a re-run of a failed release then builds a file that differs from the
-    one already on the index. Sorted members, fixed owners and times make the sdist reproducible,
-    like the wheel already is under ``SOURCE_DATE_EPOCH``.
-    """
-    with tarfile.open(path, "r:gz") as src:
-        members = sorted(src.getmembers(), key=lambda m: m.name)
-        payload = {m.name: src.extractfile(m).read() if m.isfile() else None  # type: ignore[union-attr]
-                   for m in members}
+    """Rewrite an sdist so that its bytes depend on its contents only: setuptools stamps members
+    with the time of the clone and gzip adds its own, so a re-run would build another file."""
     buffer = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as gz, \
+    with tarfile.open(path, "r:gz") as src, \
+            gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as gz, \
             tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as dst:
-        for member in members:
+        for member in sorted(src.getmembers(), key=lambda m: m.name):
+            data = src.extractfile(member) if member.isfile() else None
             member.mtime = min(int(member.mtime), mtime)
             member.uid = member.gid = 0
             member.uname = member.gname = ""
             member.pax_headers = {}
-            data = payload[member.name]
-            dst.addfile(member, io.BytesIO(data) if data is not None else None)
+            dst.addfile(member, data)
     path.write_bytes(buffer.getvalue())
 
 
 def copy(config: Config, targets: tuple[Target, ...] | None = None) -> list[Path]:
-    """Copy the dist dir's sdist and wheel into each target context's ``pkg/``, removing the
-    distribution's files that were there (and nothing else)."""
+    """Copy the dist dir's sdist and wheel into each target's ``pkg/``, replacing the old ones."""
     files = own_files(config.root / config.dist_dir, config.name)
     if not files:
         raise BuildError(f"{config.root / config.dist_dir} holds no sdist or wheel of "
@@ -268,22 +244,17 @@ _INSTALLS_ALL_OF_PKG = re.compile(r"pip3?\s+install\b[^\n]*pkg/\*(?![\w.*])")
 
 def for_context(files: Sequence[Path], context: Path) -> list[Path]:
     """The files to copy into ``context``'s ``pkg/``: the sdist and the wheel, but the wheel
-    alone for a Dockerfile of the seed's kind (``pip3 install /pkg/* || true && pip3 install
-    NAME``). Given both, pip builds the sdist inside the image, which needs the build
-    requirements from an index (and fails the seed's ``|| true`` over to the index's copy of
-    the package, or to none); given the wheel, it installs exactly the package just built."""
-    try:
-        dockerfile = (context / "Dockerfile").read_text(errors="replace")
-    except OSError:
-        return list(files)
-    if not _INSTALLS_ALL_OF_PKG.search(dockerfile):
-        return list(files)
-    return [path for path in files if path.name.endswith(".whl")]
+    alone for a Dockerfile of the seed's kind (docs/adopting.md), where pip would build the
+    sdist in the image."""
+    with contextlib.suppress(OSError):
+        if _INSTALLS_ALL_OF_PKG.search((context / "Dockerfile").read_text(errors="replace")):
+            return [path for path in files if path.name.endswith(".whl")]
+    return list(files)
 
 
 def reads_dist_dir(config: Config, target: Target) -> bool:
-    """Whether the target's context holds the dist dir (a root ``Dockerfile`` of BrewBlox's
-    2024 kind, context ``.``, builds from ``dist/``): `copy` has nothing to copy there."""
+    """Whether the target's context holds the dist dir (a root ``Dockerfile`` that builds from
+    ``dist/``): `copy` has nothing to copy there."""
     context = (config.root / target.context).resolve()
     dist = (config.root / config.dist_dir).resolve()
     return context in dist.parents
@@ -291,11 +262,7 @@ def reads_dist_dir(config: Config, target: Target) -> bool:
 
 def check_context(config: Config, target: Target, version: str) -> Path:
     """The wheel in the target's ``pkg/`` (or the dist dir its context holds), after checking
-    that it is this release's.
-
-    An image must never install a stale package: ``pkg/`` must hold exactly one wheel of this
-    distribution, with the version the plan publishes.
-    """
+    that it is the only one and this release's: an image must never install a stale package."""
     pkg = config.root / target.context / "pkg"
     where = f"{target.context}/pkg/"
     if reads_dist_dir(config, target):

@@ -1,22 +1,12 @@
 """Images: build each target with ``docker buildx`` through python-on-whales, push, check.
-
-python-on-whales is imported inside the functions that use it (it costs about half a second),
-so that ``--dry-run`` and the other sessions do not pay for it. Its streamed output and its
-errors pass the redactor of `run.py` like everything else.
-
-docker's credentials live in `dockerconfig.py` and the registry's HTTP API in `registry.py`;
-the pushes and image runs here take the `DockerConfig` that `dockerconfig.login` gives them.
-"""
+python-on-whales is imported in the functions that use it: it costs about half a second."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import re
-import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -25,14 +15,13 @@ from . import stages
 from .config import Config, Target
 from .dockerconfig import DockerConfig
 from .errors import BuildError, CredentialsError, EmulationError, PublishError
-from .hosts import registry_host
 from .plan import ImagePlan
 from .run import check_stopping, detail, environ, log, pause, redact
 
 if TYPE_CHECKING:
     from python_on_whales import DockerException
 
-__all__ = ["BuiltImage", "build", "check_emulation", "package_version", "push", "registry_host"]
+__all__ = ["build", "check_emulation", "package_version", "push"]
 
 T = TypeVar("T")
 _REFUSED = ("unauthorized", "denied", "authentication required", "forbidden",
@@ -41,14 +30,6 @@ _REFUSED = ("unauthorized", "denied", "authentication required", "forbidden",
 _PERMANENT = ("manifest invalid", "name unknown", "name invalid")
 #: The line ``docker push`` ends with: ``TAG: digest: sha256:... size: N``.
 _PUSHED = re.compile(r"\bdigest: (sha256:[0-9a-f]{64})\b")
-
-
-@dataclass(frozen=True)
-class BuiltImage:
-    """A target built into the engine under its refs."""
-
-    plan: ImagePlan
-    image_id: str
 
 
 def labels(config: Config, version: str, revision: str, source: str | None,
@@ -79,8 +60,7 @@ def _wrap(e: DockerException, what: str) -> str:
 
 @functools.cache  # one question per builder and run
 def _builder(builder: str | None) -> tuple[str, list[str]] | None:
-    """The builder's driver and the platforms it says it builds (``docker buildx inspect
-    --bootstrap``), or None when it cannot be asked (no such builder, no engine)."""
+    """The builder's driver and platforms (``buildx inspect --bootstrap``), None if unknown."""
     from python_on_whales import DockerException, docker
 
     try:
@@ -91,9 +71,8 @@ def _builder(builder: str | None) -> tuple[str, list[str]] | None:
 
 
 def _local_handler_off(platform: str) -> str | None:
-    """The binfmt handler of ``platform`` when it exists on this machine and is disabled:
-    the ``docker`` driver reports the platforms its engine found when it started, so for an
-    engine on this machine its answer is checked against the handler it depends on."""
+    """The binfmt handler of ``platform`` when it exists on this machine and is disabled (the
+    ``docker`` driver reports the platforms its engine found when it started)."""
     arch = {"linux/arm/v7": "arm", "linux/arm/v6": "arm", "linux/arm64": "aarch64"}.get(platform)
     host = environ().get("DOCKER_HOST", "")
     binfmt = Path("/proc/sys/fs/binfmt_misc")
@@ -108,14 +87,7 @@ def _local_handler_off(platform: str) -> str | None:
 
 def check_emulation(platform: str, builder: str | None = None) -> None:
     """Raise `EmulationError` when the builder says it cannot build ``platform``
-    (docs/multi-platform.md: asked of the builder, which may be remote or native, not of the
-    machine the tool runs on).
-
-    Asked after a build failed (`build`), not before every build: the template runs nothing in
-    a target's own stages while every dependency has a wheel for it, so its images build on a
-    builder without emulation, and asking first would put two buildx calls and half a second
-    on every build.
-    """
+    (docs/multi-platform.md: asked of the builder, not of this machine)."""
     found = _builder(builder)
     name = f"builder {builder}" if builder else "the current builder"
     if found is None:
@@ -139,16 +111,10 @@ def check_emulation(platform: str, builder: str | None = None) -> None:
 
 
 def build(config: Config, image: ImagePlan, *, version: str, revision: str, created: int,
-          source: str | None = None, prefix: str = "") -> BuiltImage:
-    """Build one target with buildx and load it into the engine under the plan's refs;
-    ``prefix`` marks the lines of one target when several build at once.
-
-    When the template says that something has no wheel for the target (`needs_image_pip`),
-    the image is built again with ``IMAGE_PIP=yes``, where pip installs just that in the image;
-    the stages done so far come from the cache. The template's own build runs no step in the
-    target's image, so it is not held up by `check_emulation` (two buildx calls) and builds
-    without emulation; when it fails, the builder's answer is added to the error.
-    """
+          source: str | None = None, prefix: str = "") -> None:
+    """Build one target with buildx and load it into the engine under the plan's refs; ``prefix``
+    marks the lines of one target when several build at once. What the template says needs pip
+    in the image (`needs_image_pip`) builds again with ``IMAGE_PIP=yes`` (docs/image.md)."""
     from python_on_whales import DockerException, docker
 
     target = config.target(image.target)
@@ -157,55 +123,43 @@ def build(config: Config, image: ImagePlan, *, version: str, revision: str, crea
     if template and (context / "pkg").is_dir():
         stages.ship(context / "pkg", config.name, version)
     args = build_args(config, target, version)
-    with tempfile.TemporaryDirectory() as tmp:
-        metadata = Path(tmp) / "metadata.json"
-        while True:
-            # Steps in the target's image (emulated for a foreign platform): a Dockerfile of
-            # another kind (the seed's runs pip there), or the IMAGE_PIP=yes build.
-            if not template or args.get("IMAGE_PIP", "no") != "no":
+    while True:
+        # Steps in the target's image (a Dockerfile of another kind, the IMAGE_PIP=yes build)
+        # need emulation; the template's own build does not (docs/multi-platform.md).
+        if not template or args.get("IMAGE_PIP", "no") != "no":
+            check_emulation(target.platform, config.builder)
+        said: list[str] = []
+        try:
+            stream = docker.buildx.build(
+                context, platforms=[target.platform], builder=config.builder,
+                tags=list(image.refs), build_args=args,
+                labels=labels(config, version, revision, source, created), load=True,
+                provenance=False, network=config.network, progress="plain",
+                stream_logs=True)
+            for line in stream:  # type: ignore[union-attr]
+                said += [line] if needs_image_pip(line) else []
+                detail(f"{prefix}{line.rstrip()}")
+        except DockerException as e:
+            said += [e.stdout or "", e.stderr or ""]
+            if args.get("IMAGE_PIP", "no") == "no" and any(map(needs_image_pip, said)):
+                log(f"{prefix}building the {target.name} image again with IMAGE_PIP=yes: "
+                    "pip installs in the image what has no wheel for "
+                    f"{target.platform} (named above)")
+                args = {**args, "IMAGE_PIP": "yes"}
+                continue
+            failed = _wrap(e, f"building the {target.name} image ({target.platform})")
+            try:  # a possible cause: the builder cannot run the target's programs
                 check_emulation(target.platform, config.builder)
-            said: list[str] = []
-            try:
-                stream = docker.buildx.build(
-                    context,
-                    platforms=[target.platform],
-                    builder=config.builder,
-                    tags=list(image.refs),
-                    build_args=args,
-                    labels=labels(config, version, revision, source, created),
-                    load=True,
-                    provenance=False,
-                    network=config.network,
-                    metadata_file=metadata,
-                    progress="plain",
-                    stream_logs=True,
-                )
-                for line in stream:  # type: ignore[union-attr]
-                    said += [line] if needs_image_pip(line) else []
-                    detail(f"{prefix}{line.rstrip()}")
-            except DockerException as e:
-                said += [e.stdout or "", e.stderr or ""]
-                if args.get("IMAGE_PIP", "no") == "no" and any(map(needs_image_pip, said)):
-                    log(f"{prefix}building the {target.name} image again with IMAGE_PIP=yes: "
-                        "pip installs in the image what has no wheel for "
-                        f"{target.platform} (named above)")
-                    args = {**args, "IMAGE_PIP": "yes"}
-                    continue
-                failed = _wrap(e, f"building the {target.name} image ({target.platform})")
-                try:  # a possible cause: the builder cannot run the target's programs
-                    check_emulation(target.platform, config.builder)
-                except EmulationError as why:
-                    raise EmulationError(f"{failed}; {why}; nothing was published") from e
-                raise BuildError(f"{failed}; nothing was published") from e
-            break
-        image_id = json.loads(metadata.read_text()).get("containerimage.config.digest", "")
-    return BuiltImage(image, image_id)
+            except EmulationError as why:
+                raise EmulationError(f"{failed}; {why}; nothing was published") from e
+            raise BuildError(f"{failed}; nothing was published") from e
+        break
 
 
 def needs_image_pip(text: str) -> bool:
     """Whether buildx's output says the template's ``image-pip-no`` stage failed: a copy of
     the ``nothing-for-pip`` marker not found, so something must be installed in the image."""
-    marker = stages.nothing_for_pip()
+    marker = str(stages.program().NOTHING_FOR_PIP)
     return any(marker in line and "not found" in line for line in text.splitlines())
 
 
@@ -242,10 +196,8 @@ def retrying(what: str, action: Callable[[], T], *, attempts: int = 4,
 
 
 def push(refs: Iterable[str], config: DockerConfig | None = None) -> dict[str, str]:
-    """Push tags that the engine holds, each with retries on transient faults, with the
-    credentials of ``config`` (the user's own docker config when None); returns the digest
-    docker reports for each (none where it reports none: the caller asks the registry), which
-    verification finds under the tag afterwards."""
+    """Push tags that the engine holds, with retries, with the credentials of ``config`` (the
+    user's own when None); returns the digest docker reports for each (where it reports one)."""
     client = (config or DockerConfig()).client()
     digests = {}
     for ref in refs:
@@ -253,8 +205,7 @@ def push(refs: Iterable[str], config: DockerConfig | None = None) -> dict[str, s
 
         def one(ref: str = ref) -> str | None:
             found = None
-            stream = client.image.push(ref, stream_logs=True)
-            for _, line in stream or ():
+            for _, line in client.image.push(ref, stream_logs=True) or ():
                 text = line.decode(errors="replace").rstrip()
                 detail(f"  {text}")
                 if match := _PUSHED.search(text):
@@ -267,14 +218,9 @@ def push(refs: Iterable[str], config: DockerConfig | None = None) -> dict[str, s
     return digests
 
 
-
 def package_version(ref: str, platform: str, name: str, *, pull: bool = True,
                     config: DockerConfig | None = None) -> str:
-    """The version of ``name`` installed in the image ``ref`` (run under qemu for arm).
-
-    With ``pull`` the image is pulled first (with the credentials of ``config``), so that what
-    runs is what the registry holds.
-    """
+    """The version of ``name`` installed in the image ``ref`` (pulled first with ``pull``)."""
     from python_on_whales import DockerException
 
     code = f"import importlib.metadata as m; print(m.version({name!r}))"

@@ -40,10 +40,6 @@ class Identity:
         return None
 
     @property
-    def keyless(self) -> bool:
-        return self.key is None
-
-    @property
     def key_ref(self) -> str:
         """What cosign's ``--key`` is given: the key's text through its variable (never on a
         command line), else the file or KMS reference itself."""
@@ -52,8 +48,7 @@ class Identity:
         return f"env://{KEY_VAR}" if text.lstrip().startswith("-----BEGIN") else text
 
     def env(self, docker_config: DockerConfig | None = None) -> dict[str, str]:
-        """cosign's environment: the identity's secrets (to cosign alone) and the run's
-        docker config, whose login cosign uses for the registry."""
+        """cosign's environment: the identity's secrets and the run's docker config (its login)."""
         env = dict(self.oidc)
         if self.key is not None:
             env |= {KEY_VAR: self.key.reveal(), PASSWORD_VAR: self.password.reveal()}

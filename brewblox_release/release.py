@@ -482,12 +482,13 @@ def build_images(run: Run, images: Sequence[ImagePlan]) -> None:
         dist.check_context(run.config, run.config.target(image.target), run.info.version)
     source = _source_url(run)
 
-    def one(image: ImagePlan) -> docker.BuiltImage:
+    def one(image: ImagePlan) -> ImagePlan:
+        built = built_as(run, image)
         with step(f"image {image.target} ({image.platform})"):
-            return docker.build(run.config, built_as(run, image), version=run.info.version,
-                                revision=run.info.git.commit, created=run.info.git.commit_time,
-                                source=source,
-                                prefix=f"[{image.target}] " if len(images) > 1 else "")
+            docker.build(run.config, built, version=run.info.version,
+                         revision=run.info.git.commit, created=run.info.git.commit_time,
+                         source=source, prefix=f"[{image.target}] " if len(images) > 1 else "")
+        return built
 
     with ThreadPoolExecutor(max_workers=max(1, len(images))) as pool:
         futures = [pool.submit(one, image) for image in images]
@@ -496,7 +497,7 @@ def build_images(run: Run, images: Sequence[ImagePlan]) -> None:
         error = future.exception()
         if error is None:
             built = future.result()
-            log(f"built {built.plan.target} image: {', '.join(built.plan.refs)}")
+            log(f"built {built.target} image: {', '.join(built.refs)}")
         elif isinstance(error, ReleaseError):
             failed.append(error)
         else:

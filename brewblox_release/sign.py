@@ -1,15 +1,5 @@
-"""Signed, attested releases (see docs/signing.md): with ``sign = true`` every published image
-digest (each platform's, and the list where there is one) is signed with the ``cosign``
-program, and gets two cosign attestations: a CycloneDX SBOM of every Python distribution the
-image holds (read from its own ``*.dist-info``, written with cyclonedx-python-lib) and an in-toto
-SLSA provenance statement (the repository, the commit, the CI run, the base image, the sha256 of
-the sdist and wheel).
-
-The identity is a key (``COSIGN_PRIVATE_KEY``: the key's text, a file or a KMS reference cosign
-accepts; ``COSIGN_PASSWORD``), which is its own trust root, so nothing goes to a transparency
-log and a release works offline; or keyless on GitHub Actions with ``id-token: write`` (Fulcio
-and Rekor, as cosign does it). Both variables are secrets: masked, and handed to cosign alone.
-"""
+"""Signed, attested releases: every published image digest signed with ``cosign``, with a
+CycloneDX SBOM and an SLSA provenance attestation (see docs/signing.md)."""
 
 from __future__ import annotations
 
@@ -32,18 +22,13 @@ if TYPE_CHECKING:
     from .prepared import Run, Summary
     from .registry import Registry
 
-__all__ = ["KEY_VAR", "PASSWORD_VAR", "Identity", "attest_files", "describe", "problems",
-           "references", "sign", "verify"]
+__all__ = ["attest_files", "describe", "problems", "references", "sign", "verify"]
 
-#: What a list's entry for an attestation (buildx's own) looks like: no platform of its own.
-_UNKNOWN = "unknown"
-PROVENANCE_TYPE = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "https://github.com/BrewBlox/brewblox-release/blob/main/docs/signing.md#provenance"
 
 
 def problems(release: Run) -> list[ReleaseError]:
-    """What the real run would refuse before building: no cosign program, no identity, a key
-    its password does not open."""
+    """What the real run would refuse before building (docs/signing.md)."""
     if not release.config.sign or not any(image.push for image in release.plan.images):
         return []
     if shutil.which("cosign") is None:
@@ -55,7 +40,7 @@ def problems(release: Run) -> list[ReleaseError]:
             f"sign = true but {KEY_VAR} is not set and this is not GitHub Actions with "
             f"id-token: write: add {KEY_VAR} and {PASSWORD_VAR} to the CI secrets "
             "(docs/signing.md)")]
-    if not identity.keyless:
+    if identity.key is not None:
         try:
             _ = identity.public_key
         except CredentialsError as e:
@@ -64,8 +49,7 @@ def problems(release: Run) -> list[ReleaseError]:
 
 
 def attest_files(files: Sequence[Path], env: Mapping[str, str]) -> None:
-    """PEP 740 attestations of the sdist and wheel (``FILE.publish.attestation``), made by
-    pypi-attestations with GitHub's OIDC identity, for twine's ``--attestations``."""
+    """PEP 740 attestations of the sdist and wheel, for twine's ``--attestations``."""
     import importlib.util
     import sys
 
@@ -86,7 +70,7 @@ def describe(release: Run) -> list[str]:
     if not release.config.sign or not release.plan.publishes:
         return []
     identity = release.signer
-    how = "keyless (GitHub OIDC)" if identity and identity.keyless else f"the key in {KEY_VAR}"
+    how = "keyless (GitHub OIDC)" if identity and identity.key is None else f"the key in {KEY_VAR}"
     return [f"sign: every pushed image digest is signed with cosign ({how}), with its "
             "CycloneDX SBOM and SLSA provenance attached, before latest moves"]
 
@@ -95,34 +79,24 @@ def _registry_flags(repository: str) -> list[str]:
     return ["--allow-http-registry"] if is_loopback(split_image(repository)[0]) else []
 
 
-def _digests(registry: Registry, reference: str) -> list[str]:
-    """The digest behind ``reference`` and, for a list, its images' (not buildx's
-    attestation entries)."""
-    digest = registry.digest(reference)
-    if digest is None:
-        raise PublishError(f"{registry.image}:{reference} is not in the registry, so it cannot "
-                           "be signed: re-run the release to complete it")
+def _images(registry: Registry, digest: str) -> list[str]:
+    """The images of the list ``digest`` (not buildx's attestation entries); none for an image."""
     manifest = registry.manifest(digest) or {}
-    entries = [m["digest"] for m in manifest.get("manifests") or []
-               if (m.get("platform") or {}).get("os") != _UNKNOWN]
-    return [digest, *entries]
+    return [m["digest"] for m in manifest.get("manifests") or []
+            if (m.get("platform") or {}).get("os") != "unknown"]  # buildx's attestations
 
 
 def sbom(release: Run, registry: Registry, digest: str) -> dict[str, Any]:
-    """The CycloneDX SBOM of the image ``digest`` (of each image of a list): every Python
-    distribution installed, read from the image's own ``*.dist-info``."""
+    """The CycloneDX SBOM of the image ``digest`` (of each image of a list)."""
     from cyclonedx.model.bom import Bom
     from cyclonedx.model.component import Component, ComponentType
     from cyclonedx.output.json import JsonV1Dot5
     from packageurl import PackageURL
 
-    manifest = registry.manifest(digest) or {}
-    images = [m["digest"] for m in manifest.get("manifests") or []
-              if (m.get("platform") or {}).get("os") != _UNKNOWN] or [digest]
     from .buildenv import cache_dir
 
     found: dict[str, str] = {}
-    for image in images:
+    for image in _images(registry, digest) or [digest]:
         found |= registry.distributions(image, cache=cache_dir(release.env) / "layers")
     bom = Bom()
     top = Component(name=registry.image, version=release.plan.version,
@@ -132,16 +106,14 @@ def sbom(release: Run, registry: Registry, digest: str) -> dict[str, Any]:
                             purl=PackageURL("pypi", name=name, version=version),
                             bom_ref=f"pkg:pypi/{name}@{version}")
                   for name, version in sorted(found.items())]
-    for component in components:
-        bom.components.add(component)
+    bom.components.update(components)
     bom.register_dependency(top, components)
     return dict(json.loads(JsonV1Dot5(bom).output_as_string()))
 
 
 def provenance(release: Run, files: Sequence[Path],
                base_images: Mapping[str, str]) -> dict[str, Any]:
-    """The SLSA provenance predicate (v1) of this run: the repository and commit, the CI run,
-    the base images, the sha256 of the sdist and wheel."""
+    """The SLSA provenance predicate (v1) of this run (docs/signing.md#provenance)."""
     import hashlib
 
     ctx, env, commit = release.context, release.env, release.info.git.commit
@@ -150,14 +122,11 @@ def provenance(release: Run, files: Sequence[Path],
     ci_run = (env.get("GITHUB_RUN_ID") or env.get("CI_JOB_ID") or env.get("TRAVIS_JOB_ID")
               or env.get("BUILD_BUILDID") or "")
     dependencies: list[dict[str, Any]] = [
-        {"uri": f"git+{repository or 'local'}@{ctx.ref or ''}",
-         "digest": {"gitCommit": commit}}]
-    dependencies += [{"uri": base, "digest": {"sha256": image_id.removeprefix("sha256:")}}
-                     for base, image_id in sorted(base_images.items())]
-    dependencies += [{"uri": f"pkg:pypi/{name}@{version}",
-                      "name": path.name,
-                      "digest": {"sha256": hashlib.sha256(path.read_bytes()).hexdigest()}}
-                     for path in files]
+        {"uri": f"git+{repository or 'local'}@{ctx.ref or ''}", "digest": {"gitCommit": commit}},
+        *({"uri": base, "digest": {"sha256": image_id.removeprefix("sha256:")}}
+          for base, image_id in sorted(base_images.items())),
+        *({"uri": f"pkg:pypi/{name}@{version}", "name": path.name,
+           "digest": {"sha256": hashlib.sha256(path.read_bytes()).hexdigest()}} for path in files)]
     return {
         "buildDefinition": {
             "buildType": BUILD_TYPE,
@@ -184,6 +153,15 @@ def _cosign(identity: Identity, args: Sequence[str], docker_config: DockerConfig
                            "it") from e
 
 
+def _public_key(identity: Identity, tmp: str) -> Path | None:
+    """The key's public half in a file of ``tmp``; None when keyless."""
+    if identity.key is None:
+        return None
+    public = Path(tmp) / "cosign.pub"
+    public.write_text(identity.public_key)
+    return public
+
+
 def _signed(identity: Identity, ref: str, public: Path | None,
             docker_config: DockerConfig) -> bool:
     """Whether ``ref`` already verifies with this key (a re-run signs nothing again)."""
@@ -197,26 +175,28 @@ def _signed(identity: Identity, ref: str, public: Path | None,
 
 def references(registry: Registry, tags: Sequence[str]) -> list[str]:
     """``repository@digest`` of every image behind ``tags``: each list and its images."""
-    return list(dict.fromkeys(f"{registry.image}@{d}" for tag in tags
-                              for d in _digests(registry, tag)))
+    digests = []
+    for tag in tags:
+        digest = registry.digest(tag)
+        if digest is None:
+            raise PublishError(f"{registry.image}:{tag} is not in the registry, so it cannot "
+                               "be signed: re-run the release to complete it")
+        digests += [digest, *_images(registry, digest)]
+    return list(dict.fromkeys(f"{registry.image}@{d}" for d in digests))
 
 
 def sign(release: Run, registry: Registry, tags: Sequence[str], *, files: Sequence[Path],
          base_images: Mapping[str, str], docker_config: DockerConfig,
          summary: Summary) -> list[str]:
-    """Sign every digest behind ``tags`` (and a list's images), and attach each one's SBOM
-    and the run's provenance; returns the references signed (or found signed)."""
+    """Sign every digest behind ``tags`` and attach its SBOM and the run's provenance; returns
+    the references signed (or found signed)."""
     identity = release.signer
     if identity is None:  # preflight refused this already
         raise CredentialsError(f"sign = true but {KEY_VAR} is not set")
     refs = references(registry, tags)
-    tlog = ["--tlog-upload=false"] if identity.key is not None else []
-    key = ["--key", identity.key_ref] if identity.key is not None else []
+    key = ["--key", identity.key_ref, "--tlog-upload=false"] if identity.key is not None else []
     with tempfile.TemporaryDirectory(prefix="brewblox-release-sign-") as tmp:
-        public = None
-        if identity.key is not None:
-            public = Path(tmp) / "cosign.pub"
-            public.write_text(identity.public_key)
+        public = _public_key(identity, tmp)
         statement = Path(tmp) / "provenance.json"
         statement.write_text(json.dumps(provenance(release, files, base_images)))
 
@@ -225,7 +205,7 @@ def sign(release: Run, registry: Registry, tags: Sequence[str], *, files: Sequen
             if _signed(identity, ref, public, docker_config):
                 summary.add("sign", ref, "already signed")
                 return
-            flags = [*key, *tlog, "--yes", *_registry_flags(ref)]
+            flags = [*key, "--yes", *_registry_flags(ref)]
             bill = Path(tmp) / f"sbom-{number}.json"
             bill.write_text(json.dumps(sbom(release, registry, ref.rpartition("@")[2])))
             _cosign(identity, ["sign", *flags, ref], docker_config, f"signing {ref}")
@@ -244,16 +224,14 @@ def sign(release: Run, registry: Registry, tags: Sequence[str], *, files: Sequen
 
 def verify(release: Run, refs: Sequence[str], docker_config: DockerConfig,
            summary: Summary) -> list[str]:
-    """``cosign verify`` and ``verify-attestation`` (the SBOM, the provenance) for every
-    signed reference; the problems found, a line each."""
+    """Verify each reference's signature, SBOM and provenance; the problems, a line each."""
     identity = release.signer
     if identity is None:
         return ["sign = true but there is no identity to verify the signatures with"]
     problems = []
     with tempfile.TemporaryDirectory(prefix="brewblox-release-verify-") as tmp:
-        if identity.key is not None:
-            public = Path(tmp) / "cosign.pub"
-            public.write_text(identity.public_key)
+        public = _public_key(identity, tmp)
+        if public is not None:
             trust = ["--key", str(public), "--insecure-ignore-tlog"]
         else:
             repository = release.context.repository or "*"

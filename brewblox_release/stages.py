@@ -1,6 +1,5 @@
 """The image template's build stages, from the host's side: their program
-(``templates/stages/imagebuild.py``, which runs inside the build) shipped into the build context
-(docs/image.md)."""
+(``templates/stages/imagebuild.py``) shipped into the build context (docs/image.md)."""
 
 from __future__ import annotations
 
@@ -19,8 +18,7 @@ PROGRAM = Path(__file__).parent / "templates" / "stages" / "imagebuild.py"
 
 @functools.cache
 def program() -> ModuleType:
-    """The stages' program as a module: its names (where it lives in the image, what it marks,
-    what the image installs) are the ones the host uses."""
+    """The stages' program as a module, whose names the host uses."""
     spec = importlib.util.spec_from_file_location("brewblox_release_imagebuild", PROGRAM)
     assert spec is not None
     assert spec.loader is not None
@@ -28,11 +26,6 @@ def program() -> ModuleType:
     sys.modules[spec.name] = module  # as importlib's recipe: its dataclasses look it up
     spec.loader.exec_module(module)
     return module
-
-
-def nothing_for_pip() -> str:
-    """The marker the template's fallback stage looks for (see `docker.needs_image_pip`)."""
-    return str(program().NOTHING_FOR_PIP)
 
 
 def uses_template(context: Path) -> bool:
@@ -46,16 +39,10 @@ def uses_template(context: Path) -> bool:
 
 
 def ship(pkg: Path, name: str = "", version: str = "") -> Path:
-    """Put into ``pkg`` what the template's stages need besides the wheel: their program and
-    the packages it imports (in ``pkg/brewblox-release/``), and ``pkg/requirements.txt``.
-    Files are written only where they differ, each whole (a temporary file renamed), so that the
-    build's cache keys, a build reading them and a second target sharing the context are left
-    alone.
-
-    The modules go with their bytecode (`_compile`): each RUN of a stage starts from the copied
-    files, and would otherwise compile ``packaging`` and ``installer`` again, a tenth of a second
-    each time.
-    """
+    """Put into ``pkg`` what the template's stages need besides the wheel (docs/image.md), with
+    the modules' bytecode (each RUN would compile them again). Files are written only where they
+    differ, each whole, so that the build's cache keys, a build reading them and a second target
+    sharing the context are left alone."""
     stages = program()
     dest = pkg / str(stages.TOOLS_DIR)
     if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
@@ -73,7 +60,10 @@ def ship(pkg: Path, name: str = "", version: str = "") -> Path:
     for target, data in files.items():
         changed = not (target.is_file() and target.read_bytes() == data)
         if changed:
-            _write(target, data)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = _partial(target)
+            partial.write_bytes(data)
+            partial.replace(target)
         if target.suffix == ".py" and target.is_relative_to(dest):
             keep.add(_compile(target, f"{stages.IMAGE_TOOLS}/{target.relative_to(dest)}",
                               again=changed))
@@ -87,18 +77,10 @@ def _partial(target: Path) -> Path:
     return target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
 
 
-def _write(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = _partial(target)
-    partial.write_bytes(data)
-    partial.replace(target)
-
-
 def _compile(source: Path, path_in_image: str, *, again: bool) -> Path:
-    """The bytecode of ``source`` beside it, for this Python's version (the image's Python
-    uses it when it is the same version, and compiles the source itself otherwise). It is
-    never checked against the source's time (PEP 552's unchecked hash): the copies in the
-    image have other times, and `ship` rewrites it with the source."""
+    """The bytecode of ``source`` beside it, for this Python's version. It is never checked
+    against the source's time (PEP 552's unchecked hash): the copies in the image have other
+    times, and `ship` rewrites it with the source."""
     pyc = Path(importlib.util.cache_from_source(str(source)))
     if again or not pyc.is_file():
         partial = _partial(pyc)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from brewblox_release import docker
+from brewblox_release import docker, hosts
 from brewblox_release.errors import EmulationError
 from brewblox_release.servers import IndexServer, RegistryServer
 from tests.conftest import require_or_skip
@@ -27,10 +27,10 @@ REPO = "brewblox/demo-svc"
 
 
 def test_registry_host() -> None:
-    assert docker.registry_host("brewblox/svc") == "docker.io"
-    assert docker.registry_host("ghcr.io/org/svc") == "ghcr.io"
-    assert docker.registry_host("localhost/svc") == "localhost"
-    assert docker.registry_host("127.0.0.1:5000/demo/svc") == "127.0.0.1:5000"
+    assert hosts.registry_host("brewblox/svc") == "docker.io"
+    assert hosts.registry_host("ghcr.io/org/svc") == "ghcr.io"
+    assert hosts.registry_host("localhost/svc") == "localhost"
+    assert hosts.registry_host("127.0.0.1:5000/demo/svc") == "127.0.0.1:5000"
 
 
 def test_branch_push_builds_and_pushes_both_targets(
