@@ -84,6 +84,11 @@ class Command:
     options: tuple[str, ...]
     action: Callable[[Options], None]
 
+    @property
+    def summary(self) -> str:
+        """``help`` as a sentence: what ``nox -l`` shows."""
+        return self.help[:1].upper() + self.help[1:] + "."
+
 
 def _version(options: Options) -> None:
     with _prepared(replace(options, dry_run=True)) as run:

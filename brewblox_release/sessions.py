@@ -25,8 +25,6 @@ __all__ = ["dist", "distcopy", "docker", "docker_amd64", "docker_arm", "init", "
 
 
 def _session(name: str, *, default: bool = False) -> Any:
-    command = COMMANDS[name]
-
     def session(session: nox.Session) -> None:
         from .commands import execute, message
 
@@ -39,7 +37,7 @@ def _session(name: str, *, default: bool = False) -> Any:
             session.error(message(e))
 
     session.__name__ = session.__qualname__ = name.replace("-", "_")
-    session.__doc__ = command.help[:1].upper() + command.help[1:] + "."
+    session.__doc__ = COMMANDS[name].summary
     # No virtualenv, whatever the noxfile's default backend is (uv where uv is not installed).
     return nox.session(name=name, venv_backend="none", default=default)(session)
 
