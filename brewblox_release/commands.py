@@ -1,10 +1,7 @@
-"""The commands of docs/sessions.md, under all three front-ends (docs/how-it-works.md).
+"""The commands of docs/sessions.md: one table, one option parser, one implementation of each.
 
-The nox sessions (`sessions`), the invoke tasks (`invoke`) and the command line (`__main__`)
-are glue over `execute`: one table of commands, one option parser made from it, one
-implementation of each command, one output path (`run.log` for progress, `run.out` for
-results). A front-end only says which command, hands over the words after it, and turns a
-`ReleaseError` into its own way of failing.
+The nox sessions, the invoke tasks and ``__main__`` are glue over `execute`: a front-end names
+the command, hands over the words after it and turns a `ReleaseError` into its way of failing.
 """
 
 from __future__ import annotations
@@ -126,10 +123,8 @@ def _distcopy(options: Options) -> None:
 
 def _docker(target: str | None) -> Callable[[Options], None]:
     def action(options: Options) -> None:
-        from .release import Engine, carry_out, preload
+        from .release import Engine, carry_out
 
-        if not options.dry_run:
-            preload("python_on_whales")  # while the version and the plan are made
         name = options.target or target
         if name is None:
             raise ReleaseError("say which target to build: --target NAME (a name from "
@@ -141,8 +136,7 @@ def _docker(target: str | None) -> Callable[[Options], None]:
             if options.dry_run:
                 _show_plan(run)
                 return
-            if options.stage and Path(options.stage).exists() and \
-                    not Path(options.stage).is_dir():
+            if options.stage and Path(options.stage).exists() and not Path(options.stage).is_dir():
                 raise ReleaseError(f"--stage {options.stage}: not a directory; give the "
                                    "directory the records go to")
             if image.push and run.config.multi_arch and not options.stage:
@@ -156,8 +150,6 @@ def _docker(target: str | None) -> Callable[[Options], None]:
                 if image.push:
                     out(engine.summary.render())
                 return
-            # Built here, pushed under a staging reference with its record, published by the
-            # merge (docs/multi-platform.md).
             from . import dockerconfig
             from .multiarch import stage
 
@@ -175,10 +167,7 @@ def _docker(target: str | None) -> Callable[[Options], None]:
 
 
 def _release(options: Options) -> None:
-    from .release import merge, preload, release
-
-    if not options.dry_run:
-        preload("python_on_whales")  # while the version and the plan are made
+    from .release import merge, release
 
     with _prepared(options) as prepared:
         run = prepared
@@ -257,11 +246,8 @@ def parse(command: Command, args: Sequence[str], prog: str) -> Options:
 
 
 def execute(name: str, args: Sequence[str], prog: str) -> None:
-    """Run command ``name`` with the words ``args``: the one entry of every front-end.
-
-    Everything it and the libraries under it print passes the redactor; a `ReleaseError`
-    (its message masked) is left for the front-end to show.
-    """
+    """Run command ``name`` with the words ``args``, everything it prints masked; a
+    `ReleaseError` (its message masked) is left for the front-end to show."""
     from .run import CommandError, capture, redact
 
     _tolerant_streams()
@@ -301,9 +287,8 @@ def _interrupted(signum: int) -> Interrupted:
 
 @contextlib.contextmanager
 def _console(name: str, options: Options) -> Iterator[None]:
-    """The command's output (docs/sessions.md, output): the output of the programs it runs in
-    a log file of the cache's ``logs/``, shown with ``--verbose``; the running steps on a
-    terminal."""
+    """The command's output: its programs' in a log file, the running steps on a terminal
+    (docs/sessions.md, output)."""
     from .buildenv import cache_dir
     from .run import capture, console
 
@@ -363,9 +348,8 @@ class _Stop(BaseException):
 @contextlib.contextmanager
 def _stopped_by_signals() -> Iterator[list[int]]:
     """SIGTERM and SIGHUP (a CI cancel, a closed terminal) stop the run as Ctrl-C does; yields
-    the signals received. Raised in the main thread, the stop can land in a finalizer, where
-    Python drops it: it is left out of the output then, and the signal received decides how
-    the run ends."""
+    the signals received, which decide how the run ends when the stop lands in a finalizer
+    (where Python drops it)."""
     received: list[int] = []
 
     def stop(signum: int, _frame: object) -> None:
@@ -404,21 +388,18 @@ def _end_children() -> None:
             children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
         except (OSError, ValueError, IndexError):
             continue
-    found, todo = [], list(children.get(os.getpid(), []))
+    todo = children.get(os.getpid(), [])
     while todo:
         pid = todo.pop()
-        found.append(pid)
         todo += children.get(pid, [])
-    for pid in found:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGTERM)
 
 
 @functools.cache  # once per process
 def _quick_exit() -> None:
-    """Freeze what is left for the collector when the process exits (`atexit`), before the
-    interpreter's last collections: with python-on-whales, pydantic and twine loaded they take
-    a tenth of a second or more, for objects that are freed with the process anyway."""
+    """Spare the interpreter's last collections at exit (a tenth of a second or more with
+    python-on-whales, pydantic and twine loaded): the process frees everything anyway."""
     atexit.register(gc.freeze)
 
 
@@ -430,9 +411,8 @@ def message(error: ReleaseError) -> str:
 
 
 def _load() -> tuple[Config, Environment]:
-    """The service's configuration and the environment snapshot, the service's own
-    ``secret-vars`` set apart first: reading the configuration may ask the build backend for
-    the project's name (a setup.py), which must see none of them."""
+    """The configuration and the environment, the service's ``secret-vars`` set apart first:
+    the build backend, asked for a setup.py's name, must see none of them."""
     from . import config, project
     from .run import capture
 
@@ -444,8 +424,10 @@ def _load() -> tuple[Config, Environment]:
 def _prepared(options: Options) -> Iterator[Run]:
     """Prepare the run; with ``--rehearse``, inside a rehearsal (docs/how-it-works.md),
     whichever command asked for it, so that a rehearsal never reaches a real destination."""
-    from .release import prepare
+    from .release import preload, prepare
 
+    if not options.dry_run:
+        preload("python_on_whales")  # while the version and the plan are made
     cfg, env = _load()
     if options.rehearse:
         from .rehearse import rehearsal
@@ -457,16 +439,12 @@ def _prepared(options: Options) -> Iterator[Run]:
 
 
 def _show_plan(run: Run) -> None:
-    if run.options.json:
-        out(json.dumps(run.plan.to_dict(), indent=2))
-    else:
-        out(run.plan.render())
+    out(json.dumps(run.plan.to_dict(), indent=2) if run.options.json else run.plan.render())
 
 
 class _LibraryFilter(logging.Filter):
-    """Keep nox's records and warnings; drop the debug chatter of the libraries underneath
-    (python-on-whales logs every docker command line, urllib3 every request); mask the rest,
-    tracebacks included."""
+    """Keep nox's records and warnings, masked, tracebacks included; drop the libraries'
+    debug chatter (python-on-whales logs every docker command line, urllib3 every request)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         from .run import redact
@@ -485,7 +463,6 @@ class _LibraryFilter(logging.Filter):
 def quiet_library_logs() -> None:
     """Put the filter on every handler of the root logger (nox's among them), for good: nox
     logs a session's unexpected traceback after the session has returned."""
-    handlers = [*logging.getLogger().handlers, logging.lastResort]
-    for handler in handlers:
+    for handler in (*logging.getLogger().handlers, logging.lastResort):
         if handler is not None and not any(isinstance(f, _LibraryFilter) for f in handler.filters):
             handler.addFilter(_LibraryFilter())
