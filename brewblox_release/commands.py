@@ -23,16 +23,15 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from . import ci, config, project, version
+from .buildenv import cache_dir
+from .config import Config
+from .environment import Environment
 from .errors import Interrupted, ReleaseError
-from .release import Options
-from .run import log, out, redacted_streams, step, stop_starting
-
-if TYPE_CHECKING:
-    from .config import Config
-    from .environment import Environment
-    from .release import Run
+from .release import Engine, Options, Run, carry_out, merge, preload, prepare, release
+from .run import CommandError, capture, log, out, redact, redacted_streams, step, stop_starting
 
 __all__ = ["COMMANDS", "Command", "execute", "message", "parser", "quiet_library_logs"]
 
@@ -95,7 +94,7 @@ def _version(options: Options) -> None:
 
 
 def _dist(options: Options) -> None:
-    from . import ci, dist, project, version
+    from . import dist
 
     cfg, env = _load()
     source = project.version_source(cfg.root, stamp=cfg.stamp_version)
@@ -123,8 +122,6 @@ def _distcopy(options: Options) -> None:
 
 def _docker(target: str | None) -> Callable[[Options], None]:
     def action(options: Options) -> None:
-        from .release import Engine, carry_out
-
         name = options.target or target
         if name is None:
             raise ReleaseError("say which target to build: --target NAME (a name from "
@@ -167,8 +164,6 @@ def _docker(target: str | None) -> Callable[[Options], None]:
 
 
 def _release(options: Options) -> None:
-    from .release import merge, release
-
     with _prepared(options) as prepared:
         run = prepared
         if options.merge and options.dry_run and run.plan.publishes:
@@ -248,8 +243,6 @@ def parse(command: Command, args: Sequence[str], prog: str) -> Options:
 def execute(name: str, args: Sequence[str], prog: str) -> None:
     """Run command ``name`` with the words ``args``, everything it prints masked; a
     `ReleaseError` (its message masked) is left for the front-end to show."""
-    from .run import CommandError, capture, redact
-
     _tolerant_streams()
     stop_starting(False)  # a command before this one in the process may have been stopped
     capture()
@@ -285,12 +278,10 @@ def _interrupted(signum: int) -> Interrupted:
                        "command again to complete it", 128 + signum)
 
 
-@contextlib.contextmanager
-def _console(name: str, options: Options) -> Iterator[None]:
+def _console(name: str, options: Options) -> contextlib.AbstractContextManager[None]:
     """The command's output: its programs' in a log file, the running steps on a terminal
     (docs/sessions.md, output)."""
-    from .buildenv import cache_dir
-    from .run import capture, console
+    from .run import console
 
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     try:
@@ -299,8 +290,7 @@ def _console(name: str, options: Options) -> Iterator[None]:
         path = None
     terminal = sys.__stderr__
     shown = terminal if terminal is not None and terminal.isatty() else None
-    with console(path, verbose=options.verbose, terminal=shown):
-        yield
+    return console(path, verbose=options.verbose, terminal=shown)
 
 
 def os_error(error: OSError) -> str:
@@ -405,17 +395,12 @@ def _quick_exit() -> None:
 
 def message(error: ReleaseError) -> str:
     """What a front-end shows of an error: its message, masked."""
-    from .run import redact
-
     return redact(str(error))
 
 
 def _load() -> tuple[Config, Environment]:
     """The configuration and the environment, the service's ``secret-vars`` set apart first:
     the build backend, asked for a setup.py's name, must see none of them."""
-    from . import config, project
-    from .run import capture
-
     env = capture(config.declared_secret_vars(Path.cwd()))
     return project.configuration(Path.cwd(), env), env
 
@@ -424,8 +409,6 @@ def _load() -> tuple[Config, Environment]:
 def _prepared(options: Options) -> Iterator[Run]:
     """Prepare the run; with ``--rehearse``, inside a rehearsal (docs/how-it-works.md),
     whichever command asked for it, so that a rehearsal never reaches a real destination."""
-    from .release import preload, prepare
-
     if not options.dry_run:
         preload("python_on_whales")  # while the version and the plan are made
     cfg, env = _load()
@@ -447,8 +430,6 @@ class _LibraryFilter(logging.Filter):
     debug chatter (python-on-whales logs every docker command line, urllib3 every request)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from .run import redact
-
         if record.levelno < logging.WARNING and not record.name.startswith("nox"):
             return False
         record.msg, record.args = redact(record.getMessage()), None

@@ -17,6 +17,7 @@ from tomlkit.items import Table
 
 from .config import DEFAULT_TARGETS, SECTION, _check_image, static_name
 from .errors import ConfigError
+from .run import run
 from .secret import display_url
 
 __all__ = ["CI_PATHS", "Change", "detect_provider", "init", "render"]
@@ -346,8 +347,6 @@ def init(root: Path, *, ci: str | None = None, force: bool = False, dry_run: boo
                           f"{', '.join(CI_PATHS)}")
     url = None
     if ci is None or image is None:
-        from .run import run
-
         origin = run(["git", "remote", "get-url", "origin"], cwd=root, check=False, echo=False,
                      stream=False)
         url = origin.output.strip() if origin.returncode == 0 else None
