@@ -369,8 +369,8 @@ def _stopped_by_signals() -> Iterator[list[int]]:
 
 
 def _end_children() -> None:
-    """End every process this one started and that is still running (a docker build, a push,
-    a server not yet stopped), and theirs: a stopped run leaves nothing behind."""
+    """End every process this one started that still runs, and theirs (a build, a push, a
+    server): a stopped run leaves nothing behind (docs/how-it-works.md, interrupts)."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:

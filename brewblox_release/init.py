@@ -29,12 +29,8 @@ UNCHANGED: Action = "unchanged"
 SKIPPED: Action = "skipped (exists; --force to overwrite)"
 
 #: Where each provider reads its CI definition, relative to the repository's root.
-CI_PATHS = {
-    "github": ".github/workflows/release.yml",
-    "gitlab": ".gitlab-ci.yml",
-    "travis": ".travis.yml",
-    "azure": "azure-pipelines.yml",
-}
+CI_PATHS = {"github": ".github/workflows/release.yml", "gitlab": ".gitlab-ci.yml",
+            "travis": ".travis.yml", "azure": "azure-pipelines.yml"}
 CI_TEMPLATES = {"github": "github.yml", "gitlab": "gitlab-ci.yml", "travis": "travis.yml",
                  "azure": "azure-pipelines.yml"}
 
