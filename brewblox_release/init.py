@@ -279,8 +279,7 @@ def _section(doc: tomlkit.TOMLDocument, path: Path) -> Table:
 
 
 def _pyproject(root: Path, *, image: str | None, image_from: str | None,
-               base_images: Mapping[str, str] | None,
-               force: bool) -> _Plan:
+               base_images: Mapping[str, str] | None, force: bool) -> _Plan:
     path = root / "pyproject.toml"
     doc = _document(root)
     derived = image is None  # a default only: never a reason to replace the service's own
@@ -315,8 +314,7 @@ def _pyproject(root: Path, *, image: str | None, image_from: str | None,
 
 
 def init(root: Path, *, ci: str | None = None, force: bool = False, dry_run: bool = False,
-         image: str | None = None,
-         base_images: Mapping[str, str] | None = None) -> list[Change]:
+         image: str | None = None, base_images: Mapping[str, str] | None = None) -> list[Change]:
     """Add brewblox-release to the service at ``root``; return what changed, file by file.
 
     ``ci`` and ``image`` default to what the ``origin`` remote says (its host, its
