@@ -1,8 +1,5 @@
-"""The command line: ``brewblox-release COMMAND [options]`` or ``python -m brewblox_release``.
-
-Glue only, like pypa/build's ``__main__``: the commands, their options and their output are
-`commands`' own, the same as the nox sessions' and the invoke tasks'.
-"""
+"""The command line: ``brewblox-release COMMAND [options]`` or ``python -m brewblox_release``;
+glue over `commands.execute`, like the nox sessions and the invoke tasks."""
 
 from __future__ import annotations
 

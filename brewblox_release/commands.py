@@ -1,10 +1,7 @@
-"""The commands of docs/sessions.md, under all three front-ends (docs/how-it-works.md).
+"""The commands of docs/sessions.md: one table, one option parser, one implementation of each.
 
-The nox sessions (`sessions`), the invoke tasks (`invoke`) and the command line (`__main__`)
-are glue over `execute`: one table of commands, one option parser made from it, one
-implementation of each command, one output path (`run.log` for progress, `run.out` for
-results). A front-end only says which command, hands over the words after it, and turns a
-`ReleaseError` into its own way of failing.
+The nox sessions, the invoke tasks and ``__main__`` are glue over `execute`: a front-end names
+the command, hands over the words after it and turns a `ReleaseError` into its way of failing.
 """
 
 from __future__ import annotations
@@ -26,16 +23,15 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from . import ci, config, project, version
+from .buildenv import cache_dir
+from .config import Config
+from .environment import Environment
 from .errors import Interrupted, ReleaseError
-from .release import Options
-from .run import log, out, redacted_streams, step, stop_starting
-
-if TYPE_CHECKING:
-    from .config import Config
-    from .environment import Environment
-    from .release import Run
+from .release import Engine, Options, Run, carry_out, merge, preload, prepare, release
+from .run import CommandError, capture, log, out, redact, redacted_streams, step, stop_starting
 
 __all__ = ["COMMANDS", "Command", "execute", "message", "parser", "quiet_library_logs"]
 
@@ -84,6 +80,11 @@ class Command:
     options: tuple[str, ...]
     action: Callable[[Options], None]
 
+    @property
+    def summary(self) -> str:
+        """``help`` as a sentence: what ``nox -l`` shows."""
+        return self.help[:1].upper() + self.help[1:] + "."
+
 
 def _version(options: Options) -> None:
     with _prepared(replace(options, dry_run=True)) as run:
@@ -93,7 +94,7 @@ def _version(options: Options) -> None:
 
 
 def _dist(options: Options) -> None:
-    from . import ci, dist, project, version
+    from . import dist
 
     cfg, env = _load()
     source = project.version_source(cfg.root, stamp=cfg.stamp_version)
@@ -121,10 +122,6 @@ def _distcopy(options: Options) -> None:
 
 def _docker(target: str | None) -> Callable[[Options], None]:
     def action(options: Options) -> None:
-        from .release import Engine, carry_out, preload
-
-        if not options.dry_run:
-            preload("python_on_whales")  # while the version and the plan are made
         name = options.target or target
         if name is None:
             raise ReleaseError("say which target to build: --target NAME (a name from "
@@ -136,8 +133,7 @@ def _docker(target: str | None) -> Callable[[Options], None]:
             if options.dry_run:
                 _show_plan(run)
                 return
-            if options.stage and Path(options.stage).exists() and \
-                    not Path(options.stage).is_dir():
+            if options.stage and Path(options.stage).exists() and not Path(options.stage).is_dir():
                 raise ReleaseError(f"--stage {options.stage}: not a directory; give the "
                                    "directory the records go to")
             if image.push and run.config.multi_arch and not options.stage:
@@ -151,8 +147,6 @@ def _docker(target: str | None) -> Callable[[Options], None]:
                 if image.push:
                     out(engine.summary.render())
                 return
-            # Built here, pushed under a staging reference with its record, published by the
-            # merge (docs/multi-platform.md).
             from . import dockerconfig
             from .multiarch import stage
 
@@ -170,11 +164,6 @@ def _docker(target: str | None) -> Callable[[Options], None]:
 
 
 def _release(options: Options) -> None:
-    from .release import merge, preload, release
-
-    if not options.dry_run:
-        preload("python_on_whales")  # while the version and the plan are made
-
     with _prepared(options) as prepared:
         run = prepared
         if options.merge and options.dry_run and run.plan.publishes:
@@ -252,13 +241,8 @@ def parse(command: Command, args: Sequence[str], prog: str) -> Options:
 
 
 def execute(name: str, args: Sequence[str], prog: str) -> None:
-    """Run command ``name`` with the words ``args``: the one entry of every front-end.
-
-    Everything it and the libraries under it print passes the redactor; a `ReleaseError`
-    (its message masked) is left for the front-end to show.
-    """
-    from .run import CommandError, capture, redact
-
+    """Run command ``name`` with the words ``args``, everything it prints masked; a
+    `ReleaseError` (its message masked) is left for the front-end to show."""
     _tolerant_streams()
     stop_starting(False)  # a command before this one in the process may have been stopped
     capture()
@@ -294,13 +278,10 @@ def _interrupted(signum: int) -> Interrupted:
                        "command again to complete it", 128 + signum)
 
 
-@contextlib.contextmanager
-def _console(name: str, options: Options) -> Iterator[None]:
-    """The command's output (docs/sessions.md, output): the output of the programs it runs in
-    a log file of the cache's ``logs/``, shown with ``--verbose``; the running steps on a
-    terminal."""
-    from .buildenv import cache_dir
-    from .run import capture, console
+def _console(name: str, options: Options) -> contextlib.AbstractContextManager[None]:
+    """The command's output: its programs' in a log file, the running steps on a terminal
+    (docs/sessions.md, output)."""
+    from .run import console
 
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     try:
@@ -309,8 +290,7 @@ def _console(name: str, options: Options) -> Iterator[None]:
         path = None
     terminal = sys.__stderr__
     shown = terminal if terminal is not None and terminal.isatty() else None
-    with console(path, verbose=options.verbose, terminal=shown):
-        yield
+    return console(path, verbose=options.verbose, terminal=shown)
 
 
 def os_error(error: OSError) -> str:
@@ -358,9 +338,8 @@ class _Stop(BaseException):
 @contextlib.contextmanager
 def _stopped_by_signals() -> Iterator[list[int]]:
     """SIGTERM and SIGHUP (a CI cancel, a closed terminal) stop the run as Ctrl-C does; yields
-    the signals received. Raised in the main thread, the stop can land in a finalizer, where
-    Python drops it: it is left out of the output then, and the signal received decides how
-    the run ends."""
+    the signals received, which decide how the run ends when the stop lands in a finalizer
+    (where Python drops it)."""
     received: list[int] = []
 
     def stop(signum: int, _frame: object) -> None:
@@ -390,8 +369,8 @@ def _stopped_by_signals() -> Iterator[list[int]]:
 
 
 def _end_children() -> None:
-    """End every process this one started and that is still running (a docker build, a push,
-    a server not yet stopped), and theirs: a stopped run leaves nothing behind."""
+    """End every process this one started that still runs, and theirs (a build, a push, a
+    server): a stopped run leaves nothing behind (docs/how-it-works.md, interrupts)."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -399,38 +378,29 @@ def _end_children() -> None:
             children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
         except (OSError, ValueError, IndexError):
             continue
-    found, todo = [], list(children.get(os.getpid(), []))
+    todo = children.get(os.getpid(), [])
     while todo:
         pid = todo.pop()
-        found.append(pid)
         todo += children.get(pid, [])
-    for pid in found:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGTERM)
 
 
 @functools.cache  # once per process
 def _quick_exit() -> None:
-    """Freeze what is left for the collector when the process exits (`atexit`), before the
-    interpreter's last collections: with python-on-whales, pydantic and twine loaded they take
-    a tenth of a second or more, for objects that are freed with the process anyway."""
+    """Spare the interpreter's last collections at exit (a tenth of a second or more with
+    python-on-whales, pydantic and twine loaded): the process frees everything anyway."""
     atexit.register(gc.freeze)
 
 
 def message(error: ReleaseError) -> str:
     """What a front-end shows of an error: its message, masked."""
-    from .run import redact
-
     return redact(str(error))
 
 
 def _load() -> tuple[Config, Environment]:
-    """The service's configuration and the environment snapshot, the service's own
-    ``secret-vars`` set apart first: reading the configuration may ask the build backend for
-    the project's name (a setup.py), which must see none of them."""
-    from . import config, project
-    from .run import capture
-
+    """The configuration and the environment, the service's ``secret-vars`` set apart first:
+    the build backend, asked for a setup.py's name, must see none of them."""
     env = capture(config.declared_secret_vars(Path.cwd()))
     return project.configuration(Path.cwd(), env), env
 
@@ -439,8 +409,8 @@ def _load() -> tuple[Config, Environment]:
 def _prepared(options: Options) -> Iterator[Run]:
     """Prepare the run; with ``--rehearse``, inside a rehearsal (docs/how-it-works.md),
     whichever command asked for it, so that a rehearsal never reaches a real destination."""
-    from .release import prepare
-
+    if not options.dry_run:
+        preload("python_on_whales")  # while the version and the plan are made
     cfg, env = _load()
     if options.rehearse:
         from .rehearse import rehearsal
@@ -452,20 +422,14 @@ def _prepared(options: Options) -> Iterator[Run]:
 
 
 def _show_plan(run: Run) -> None:
-    if run.options.json:
-        out(json.dumps(run.plan.to_dict(), indent=2))
-    else:
-        out(run.plan.render())
+    out(json.dumps(run.plan.to_dict(), indent=2) if run.options.json else run.plan.render())
 
 
 class _LibraryFilter(logging.Filter):
-    """Keep nox's records and warnings; drop the debug chatter of the libraries underneath
-    (python-on-whales logs every docker command line, urllib3 every request); mask the rest,
-    tracebacks included."""
+    """Keep nox's records and warnings, masked, tracebacks included; drop the libraries'
+    debug chatter (python-on-whales logs every docker command line, urllib3 every request)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from .run import redact
-
         if record.levelno < logging.WARNING and not record.name.startswith("nox"):
             return False
         record.msg, record.args = redact(record.getMessage()), None
@@ -480,7 +444,6 @@ class _LibraryFilter(logging.Filter):
 def quiet_library_logs() -> None:
     """Put the filter on every handler of the root logger (nox's among them), for good: nox
     logs a session's unexpected traceback after the session has returned."""
-    handlers = [*logging.getLogger().handlers, logging.lastResort]
-    for handler in handlers:
+    for handler in (*logging.getLogger().handlers, logging.lastResort):
         if handler is not None and not any(isinstance(f, _LibraryFilter) for f in handler.filters):
             handler.addFilter(_LibraryFilter())

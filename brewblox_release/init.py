@@ -1,9 +1,5 @@
 """Adopting brewblox-release in a service (docs/adopting.md): what ``init`` adds, and nothing more.
-
-It never overwrites what is there and differs, unless ``force``; a second run changes nothing.
-pyproject.toml is edited with tomlkit, so its comments, order and formatting stay. The nox
-session, the command line and the invoke task are glue over `init`.
-"""
+It never overwrites what is there and differs, unless ``force``; a second run changes nothing."""
 
 from __future__ import annotations
 
@@ -21,9 +17,10 @@ from tomlkit.items import Table
 
 from .config import DEFAULT_TARGETS, SECTION, _check_image, static_name
 from .errors import ConfigError
+from .run import run
 from .secret import display_url
 
-__all__ = ["CI_PATHS", "PROVIDERS", "Change", "detect_provider", "init", "render"]
+__all__ = ["CI_PATHS", "Change", "detect_provider", "init", "render"]
 
 Action = Literal["created", "updated", "unchanged", "skipped (exists; --force to overwrite)"]
 CREATED: Action = "created"
@@ -32,13 +29,8 @@ UNCHANGED: Action = "unchanged"
 SKIPPED: Action = "skipped (exists; --force to overwrite)"
 
 #: Where each provider reads its CI definition, relative to the repository's root.
-CI_PATHS = {
-    "github": ".github/workflows/release.yml",
-    "gitlab": ".gitlab-ci.yml",
-    "travis": ".travis.yml",
-    "azure": "azure-pipelines.yml",
-}
-PROVIDERS = tuple(CI_PATHS)
+CI_PATHS = {"github": ".github/workflows/release.yml", "gitlab": ".gitlab-ci.yml",
+            "travis": ".travis.yml", "azure": "azure-pipelines.yml"}
 CI_TEMPLATES = {"github": "github.yml", "gitlab": "gitlab-ci.yml", "travis": "travis.yml",
                  "azure": "azure-pipelines.yml"}
 
@@ -89,8 +81,6 @@ def render(changes: Sequence[Change], *, dry_run: bool = False) -> str:
                      "`nox -s release -- --rehearse`")
     return "\n".join(lines)
 
-
-# --- the remote: which CI, which image ---------------------------------------------------------
 
 def _parse_remote(url: str) -> tuple[str, str] | None:
     """Host and path (``owner/name``, without .git) of a git remote URL, scp-like
@@ -150,8 +140,6 @@ def _image_name(text: str) -> str:
     components = (re.sub(r"[._-]*([._-])[._-]*", r"\1", part).strip("._-") for part in dashed)
     return "/".join(c for c in components if c)
 
-
-# --- the files -------------------------------------------------------------------------------
 
 #: A file's `Change`, and what to write into it (none when nothing is written).
 _Plan = tuple[Change, tuple[Path, str] | None]
@@ -217,8 +205,6 @@ def _gitignore(root: Path) -> _Plan:
     return (Change(".gitignore", UPDATED, ", ".join(missing)),
             (path, f"{text}{sep}\n{block}"))
 
-
-# --- pyproject.toml --------------------------------------------------------------------------
 
 def _wanted_table(image: str, base_images: Mapping[str, str] | None) -> dict[str, object]:
     """The keys init writes into ``[tool.brewblox-release]``."""
@@ -293,8 +279,7 @@ def _section(doc: tomlkit.TOMLDocument, path: Path) -> Table:
 
 
 def _pyproject(root: Path, *, image: str | None, image_from: str | None,
-               base_images: Mapping[str, str] | None,
-               force: bool) -> _Plan:
+               base_images: Mapping[str, str] | None, force: bool) -> _Plan:
     path = root / "pyproject.toml"
     doc = _document(root)
     derived = image is None  # a default only: never a reason to replace the service's own
@@ -328,26 +313,14 @@ def _pyproject(root: Path, *, image: str | None, image_from: str | None,
     return Change("pyproject.toml", UPDATED, f"[{SECTION}] {keys}"), (path, text)
 
 
-# --- the whole -------------------------------------------------------------------------------
-
 def init(root: Path, *, ci: str | None = None, force: bool = False, dry_run: bool = False,
-         image: str | None = None,
-         base_images: Mapping[str, str] | None = None) -> list[Change]:
+         image: str | None = None, base_images: Mapping[str, str] | None = None) -> list[Change]:
     """Add brewblox-release to the service at ``root``; return what changed, file by file.
 
-    Args:
-        ci: ``github``, ``gitlab``, ``travis`` or ``azure``; None reads the provider from the
-            ``origin`` remote's host (github.com, a gitlab host, dev.azure.com).
-        force: overwrite files (and table keys) that exist and differ.
-        dry_run: decide everything, write nothing.
-        image: the image repository; None derives it from the remote (``owner/name``,
-            lower-cased), else from the project's name.
-        base_images: the ``BASE_IMAGE`` of each default target by name (``amd64``, ``arm``),
-            for base images that are not multi-platform; None keeps the template's default
-            (``python:3.11-slim-bookworm``).
-
-    Nothing is written unless every file could be decided: an error leaves the service as it
-    was.
+    ``ci`` and ``image`` default to what the ``origin`` remote says (its host, its
+    ``owner/name``; else the project's name). ``base_images``: each default target's
+    ``BASE_IMAGE``, for base images that are not multi-platform. Nothing is written unless
+    every file could be decided: an error leaves the service as it was.
 
     >>> import tempfile; tmp = Path(tempfile.mkdtemp())
     >>> _ = (tmp / "pyproject.toml").write_text('[project]\\nname = "svc"\\n')
@@ -365,11 +338,9 @@ def init(root: Path, *, ci: str | None = None, force: bool = False, dry_run: boo
         raise ConfigError(f"{root}: not a directory; run init in the service's root directory")
     if ci is not None and ci not in CI_PATHS:
         raise ConfigError(f"--ci {ci!r}: unknown CI provider; choose one of "
-                          f"{', '.join(PROVIDERS)}")
+                          f"{', '.join(CI_PATHS)}")
     url = None
     if ci is None or image is None:
-        from .run import run
-
         origin = run(["git", "remote", "get-url", "origin"], cwd=root, check=False, echo=False,
                      stream=False)
         url = origin.output.strip() if origin.returncode == 0 else None
@@ -379,7 +350,7 @@ def init(root: Path, *, ci: str | None = None, force: bool = False, dry_run: boo
         if ci is None:
             seen = f"the origin remote {display_url(url)!r}" if url else "no origin remote"
             raise ConfigError(f"cannot tell the CI provider from {seen}: give --ci "
-                              f"{'|'.join(PROVIDERS)}")
+                              f"{'|'.join(CI_PATHS)}")
 
     planned = [_pyproject(root, image=image, image_from=_owner_name(*remote) if remote else None,
                           base_images=base_images, force=force),

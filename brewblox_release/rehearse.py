@@ -1,9 +1,5 @@
 """Rehearsal (docs/how-it-works.md): the real publishing path against a throwaway registry and
-index.
-
-The servers live in a temporary directory and stop when the rehearsal ends; credentials of
-the real destinations are removed from the environment, so a rehearsal can never publish.
-"""
+index on loopback; the real destinations' credentials are removed, so it can never publish."""
 
 from __future__ import annotations
 

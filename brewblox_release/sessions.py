@@ -1,14 +1,7 @@
-"""The nox sessions. A service's whole noxfile can be::
+"""The nox sessions: a service's whole noxfile can be ``from brewblox_release.sessions import *``.
 
-    from brewblox_release.sessions import *  # noqa: F403
-
-A bare ``nox`` runs only ``version``: releasing is always asked for by name. Every session runs
-in the environment nox runs in (no virtualenv per session), so it starts in a fraction of a
-second; options go after ``--`` (``nox -s release -- --dry-run``), the same for every front-end
-(`commands`).
-
-Nothing here but glue: name the command, hand over ``session.posargs``, turn a `ReleaseError`
-into ``session.error`` with its message (masked).
+A bare ``nox`` runs only ``version``: releasing is always asked for by name. Glue over
+`commands.execute`, with ``session.posargs`` (``nox -s release -- --dry-run``).
 """
 
 from __future__ import annotations
@@ -17,7 +10,7 @@ from typing import Any
 
 import nox
 
-from .commands import COMMANDS
+from .commands import COMMANDS, execute, message
 from .errors import Interrupted, ReleaseError
 
 __all__ = ["dist", "distcopy", "docker", "docker_amd64", "docker_arm", "init", "release",
@@ -25,11 +18,7 @@ __all__ = ["dist", "distcopy", "docker", "docker_amd64", "docker_arm", "init", "
 
 
 def _session(name: str, *, default: bool = False) -> Any:
-    command = COMMANDS[name]
-
     def session(session: nox.Session) -> None:
-        from .commands import execute, message
-
         try:
             execute(name, session.posargs, prog=f"nox -s {name} --")
         except Interrupted as e:
@@ -39,7 +28,7 @@ def _session(name: str, *, default: bool = False) -> Any:
             session.error(message(e))
 
     session.__name__ = session.__qualname__ = name.replace("-", "_")
-    session.__doc__ = command.help[:1].upper() + command.help[1:] + "."
+    session.__doc__ = COMMANDS[name].summary
     # No virtualenv, whatever the noxfile's default backend is (uv where uv is not installed).
     return nox.session(name=name, venv_backend="none", default=default)(session)
 
