@@ -165,7 +165,6 @@ def _asks_index(run: Run) -> bool:
 
 def _index_problems(run: Run) -> list[ReleaseError]:
     """The index's settings and credentials: read, not asked of any server."""
-    plan = run.plan
     if not _asks_index(run):
         return []
     try:
@@ -173,11 +172,11 @@ def _index_problems(run: Run) -> list[ReleaseError]:
     except ReleaseError as e:
         return [e]
     found: list[ReleaseError] = [ConfigError(problem) for problem in index.problems()]
-    missing = index.missing_credentials() if plan.upload else ()
+    missing = index.missing_credentials() if run.plan.upload else ()
     if missing:
         one = len(missing) == 1
         found.append(CredentialsError(
-            f"this run uploads {plan.version} to {index.display_upload_url} but "
+            f"this run uploads {run.plan.version} to {index.display_upload_url} but "
             f"{' and '.join(missing)} {'is' if one else 'are'} not set: add "
             f"{'it' if one else 'them'} to the CI secrets (on PyPI an API token, with "
             "TWINE_USERNAME=__token__), or use trusted publishing on GitHub Actions (PyPI and "
@@ -251,10 +250,9 @@ class Effects(Protocol):
 
 
 def carry_out(run: Run, effects: Effects) -> None:
-    """The order of every release (docs/how-it-works.md): preflight before anything; the
-    package and every image built before anything is published; the images pushed, then the
-    upload (which cannot be undone), the signatures, and ``latest`` last, unless a higher
-    release was published meanwhile; then exactly what was published is verified."""
+    """The order of every release (docs/how-it-works.md, The order): everything built before
+    anything is published, the upload after the pushes, ``latest`` last, then exactly what was
+    published is verified."""
     effects.preflight()
     files = effects.build()
     if not run.plan.publishes:
@@ -270,8 +268,7 @@ def carry_out(run: Run, effects: Effects) -> None:
         if pushes and run.config.sign:
             check_stopping()
             effects.sign(files)
-        moves = any(t in run.config.latest_tags for i in run.plan.images if i.push
-                    for t in i.tags)
+        moves = any(t in run.config.latest_tags for i in run.plan.images if i.push for t in i.tags)
         if moves and effects.overtaken() is None:
             check_stopping()
             effects.move_latest()
