@@ -142,7 +142,7 @@ def read_records(run: Run, directory: Path) -> dict[str, Record]:
         problems.append(f"{extra}.json is the record of no target of this service: remove it")
     if problems:
         raise ReleaseError(f"{where}: " + "; ".join(problems) + "; nothing was published")
-    return {name: found[name] for name in (t.name for t in run.config.targets)}
+    return found  # exactly one record per target
 
 
 def make_tags(run: Run, records: Mapping[str, Record], config: DockerConfig,

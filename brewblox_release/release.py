@@ -122,8 +122,8 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
 
 
 def preflight_problems(run: Run) -> list[str]:
-    """Everything the real run would refuse before building, a line each (docs/how-it-works.md
-    preflight); ``--dry-run`` shows them as notes. Empty when there is nothing to refuse."""
+    """Everything the real run would refuse before building, a line each: ``--dry-run`` shows
+    them as notes."""
     from . import sign
 
     index = _index_problems(run)
