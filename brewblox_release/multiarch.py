@@ -1,21 +1,13 @@
-"""One tag for every platform, and builds spread over machines (docs/multi-platform.md).
-
-Each platform is built on its own (the engine's ``docker`` driver builds one at a time) and pushed
-under a staging reference: the target's own version or branch tag, which the manifest list then
-takes over, so that no staging reference is left beside the tags users pull. The lists are made
-with ``docker buildx imagetools create`` through python-on-whales, every tag but ``latest`` in one
-call; ``latest`` moves last, under the forward-only rule (`release.publish`).
-
-A split build (``--stage DIR`` on one machine per target, ``release -- --merge DIR`` on one more)
-carries each pushed image's digest in a `Record`; the merge checks that the records are one per
-target, of this commit, this version and this repository, before anything is published.
+"""One tag for every platform, and builds spread over machines (docs/multi-platform.md): each
+target's image pushed under a tag of its own, a `Record` of it for a split build's merge, and the
+plan's tags made from the pushed images' digests.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,7 +22,8 @@ if TYPE_CHECKING:
     from .registry import Registry
 
 __all__ = ["Record", "built_as", "make_tags", "own_tag", "own_tags", "read_records", "shares_tags",
-           "stage", "staging_tag"]
+           "stage"]
+
 
 @dataclass(frozen=True)
 class Record:
@@ -85,13 +78,6 @@ def built_as(run: Run, image: ImagePlan) -> ImagePlan:
     return replace(image, tags=(stage_tag(run, image),)) if shares_tags(run, image) else image
 
 
-def staging_tag(run: Run, image: ImagePlan) -> str:
-    """Where a target's image is pushed before this run makes the lists: its own version or
-    branch tag, which the list takes over within the same run; where targets share that tag
-    (a shared prefix), its `stage_tag`, so that no target's push overwrites another's."""
-    return stage_tag(run, image) if shares_tags(run, image) else own_tag(run, image)
-
-
 def stage_tag(run: Run, image: ImagePlan) -> str:
     """Where a split build's stage pushes a target's image: ``STAGE-<commit>-<target>``. The
     plan's tags are lower case, so no branch, version or ``latest`` tag is ever this one, and
@@ -101,17 +87,17 @@ def stage_tag(run: Run, image: ImagePlan) -> str:
 
 
 def stage(run: Run, image: ImagePlan, directory: Path | None, config: DockerConfig) -> Record:
-    """Push one target's built image and return its record: for a split build (records go
-    to ``directory``) under its `stage_tag`, else under its `staging_tag`."""
+    """Push one target's built image and return its record: under its own version or branch
+    tag, which the list takes over within this run; under its `stage_tag` for a split build
+    (the record goes to ``directory``) or where targets share that tag (a shared prefix), so
+    that no target's push overwrites another's."""
     from . import docker
 
-    if directory is None:
-        tag = staging_tag(run, image)  # built under it where the targets share their tags
-    else:
-        tag = stage_tag(run, image)
-        if not shares_tags(run, image):  # else it was built under that tag
-            config.client().image.tag(image.refs[0], f"{image.repository}:{tag}")
+    shared = shares_tags(run, image)  # then it was built under its stage tag
+    tag = stage_tag(run, image) if shared or directory is not None else own_tag(run, image)
     ref = f"{image.repository}:{tag}"
+    if directory is not None and not shared:
+        config.client().image.tag(image.refs[0], ref)
     digest = docker.push([ref], config=config).get(ref)
     if digest is None:  # docker did not say: the registry does
         from .registry import Registry
@@ -156,57 +142,42 @@ def read_records(run: Run, directory: Path) -> dict[str, Record]:
         problems.append(f"{extra}.json is the record of no target of this service: remove it")
     if problems:
         raise ReleaseError(f"{where}: " + "; ".join(problems) + "; nothing was published")
-    return {name: found[name] for name in (t.name for t in run.config.targets)}
+    return found  # exactly one record per target
 
 
 def make_tags(run: Run, records: Mapping[str, Record], config: DockerConfig,
               registry: Registry, summary: Summary) -> Pushed:
-    """Every tag of the plan but ``latest``, from the pushed images' digests: one manifest
-    list over all platforms (``multi-arch``), else each target's tags on its own image (its
-    manifest put under the tag in the registry, as ``crane tag`` does: no list is made).
-    Returns what each tag was made to name."""
-    pushed = Pushed()
-    latest = run.config.latest_tags
-    pushes = [image for image in run.plan.images if image.push]
-    if run.config.multi_arch:
-        tags = list(dict.fromkeys(t for image in pushes for t in image.tags if t not in latest))
-        _create(run, [records[image.target] for image in pushes], tags, config)
-        for tag in tags:
-            summary.add("registry " + ",".join(image.platform for image in pushes),
-                        f"{pushes[0].repository}:{tag}", "manifest list")
-            pushed.lists[tag] = {records[i.target].platform: records[i.target].digest
-                                 for i in pushes}
-        return pushed
-    for image in pushes:
-        for tag in (t for t in image.tags if t not in latest):
-            registry.tag(records[image.target].digest, tag)
-            log(f"made {image.repository}:{tag} from {records[image.target].source}")
-            summary.add(f"registry {image.platform}", f"{image.repository}:{tag}", "pushed")
-            pushed.images[tag] = records[image.target].digest
-    return pushed
-
-
-def _create(run: Run, records: Sequence[Record], tags: Iterable[str],
-            config: DockerConfig) -> None:
-    """``docker buildx imagetools create`` of ``tags`` from the records' images, in one call."""
-    from python_on_whales import DockerException
-
+    """Every tag of the plan but ``latest``, from the pushed images' digests: with
+    ``multi-arch``, one manifest list over all platforms, every tag in one ``docker buildx
+    imagetools create``; else each target's tags on its own image (its manifest put under the
+    tag in the registry, as ``crane tag`` does). Returns what each tag was made to name."""
     from .docker import retrying
 
-    platforms = [r.platform for r in records]
+    pushed, latest = Pushed(), run.config.latest_tags
+    pushes = [image for image in run.plan.images if image.push]
+    if not run.config.multi_arch:
+        for image in pushes:
+            record = records[image.target]
+            for tag in (t for t in image.tags if t not in latest):
+                registry.tag(record.digest, tag)
+                log(f"made {image.repository}:{tag} from {record.source}")
+                summary.add(f"registry {image.platform}", f"{image.repository}:{tag}", "pushed")
+                pushed.images[tag] = record.digest
+        return pushed
+    listed = [records[image.target] for image in pushes]
+    platforms = [record.platform for record in listed]
     if len(set(platforms)) != len(platforms):
         raise ReleaseError(f"two targets build the same platform ({', '.join(platforms)}): a "
                            "manifest list holds each platform once; give each target its own")
-    repository = records[0].repository
-    refs = [f"{repository}:{tag}" for tag in tags]
+    tags = list(dict.fromkeys(t for image in pushes for t in image.tags if t not in latest))
+    refs = [f"{listed[0].repository}:{tag}" for tag in tags]
+    sources = [record.source for record in listed]
     client = config.client()
-
-    def create() -> None:
-        client.buildx.imagetools.create(sources=[r.source for r in records], tags=refs,
-                                        builder=run.config.builder)
-
-    try:
-        retrying(f"making {', '.join(refs)}", create)
-    except DockerException as e:  # pragma: no cover (retrying wraps what it sees)
-        raise PublishError(f"docker buildx imagetools create failed: {e}") from e
-    log(f"made {', '.join(refs)} from {', '.join(r.source for r in records)}")
+    retrying(f"making {', '.join(refs)}", lambda: client.buildx.imagetools.create(
+        sources=sources, tags=refs, builder=run.config.builder))
+    log(f"made {', '.join(refs)} from {', '.join(sources)}")
+    for tag in tags:
+        summary.add(f"registry {','.join(platforms)}", f"{pushes[0].repository}:{tag}",
+                    "manifest list")
+        pushed.lists[tag] = {record.platform: record.digest for record in listed}
+    return pushed

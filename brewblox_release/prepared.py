@@ -23,22 +23,8 @@ __all__ = ["Options", "Pushed", "Run", "Summary"]
 
 @dataclass(frozen=True)
 class Options:
-    """The options of a command (docs/sessions.md); `commands.parse` makes them from the command
-    line.
-
-    Attributes:
-        dry_run: say what would be done, change nothing.
-        json: print the plan as JSON.
-        publish: a manual release from a workstation: the checked-out ref as CI would see it.
-        ref: ``refs/heads/NAME`` or ``refs/tags/NAME``: reproduce a CI run for that ref.
-        allow_dirty: publish even though tracked files differ from the commit.
-        rehearse: the whole release against throwaway servers on loopback (docs/how-it-works.md).
-        target: the target of the ``docker`` command.
-        stage: a docker command's split build: the directory of the target's record.
-        merge: ``release`` from the records of a split build in this directory.
-        ci, image, force: ``init``'s provider, image repository, and whether to overwrite.
-        verbose: show the output of the programs the tool runs as it comes.
-    """
+    """The options of a command, each named by its flag (``--dry-run`` is ``dry_run``):
+    `commands.OPTIONS` says what each does, docs/sessions.md which command takes it."""
 
     dry_run: bool = False
     json: bool = False
@@ -103,6 +89,3 @@ class Pushed:
 
     images: dict[str, str] = field(default_factory=dict)
     lists: dict[str, dict[str, str]] = field(default_factory=dict)
-
-    def __bool__(self) -> bool:
-        return bool(self.images or self.lists)

@@ -21,7 +21,11 @@ from . import ci, project
 from . import version as version_mod
 from .ci import CiContext, Event
 from .config import Config
-from .errors import CredentialsError, ReleaseError, VersionError
+from .environment import exposed
+from .errors import ConfigError, CredentialsError, ReleaseError, VersionError
+from .hosts import is_loopback, registry_host, split_image
+from .identity import OIDC_VARS
+from .multiarch import built_as, own_tag, own_tags, read_records
 from .plan import DEFAULT_TAGS, ImagePlan, highest_final, make_plan
 from .project import TagRule
 from .run import background, check_stopping, environ, log, step
@@ -42,9 +46,8 @@ def _local_ref(ctx: CiContext, state: version_mod.GitState,
                tags: TagRule = DEFAULT_TAGS) -> CiContext:
     tagged = []
     for tag in state.head_tags:
-        # A tag of the service that names no version an index takes (a local part, an epoch)
-        # is refused here, in its own words (TagRule.version raises); a tag that is no
-        # version at all (another service's, "nightly") is not the service's.
+        # A tag of the service no index takes (a local part) raises; one that is no version
+        # at all (another service's, "nightly") is not the service's: None.
         found = tags.version(tag)
         if found is not None:
             tagged.append((found, tag))
@@ -67,7 +70,6 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
         ctx = ctx.with_ref(options.ref)
     # Before anything: does the build take its version from git (or stamp a static one)?
     source = project.version_source(config.root, stamp=config.stamp_version)
-    tags = source.tags
     compute = functools.partial(version_mod.compute, config.root, config.name, source=source,
                                 branch=ctx.branch)
     with ThreadPoolExecutor(max_workers=1) as pool:  # setuptools_scm imports while git runs
@@ -75,7 +77,7 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
         state = version_mod.git_state(config.root)
     version: Callable[[], str] = computed.result
     if not options.ref and ctx.event is Event.LOCAL and (options.publish or options.rehearse):
-        ctx = _local_ref(ctx, state, tags)
+        ctx = _local_ref(ctx, state, source.tags)
     ctx = ctx.checked_out(state.commit)
     quiet = ctx.event is Event.BRANCH and ctx.branch in config.quiet_branches
     publishing = ctx.event in {Event.TAG, Event.BRANCH} and not quiet and not (
@@ -97,7 +99,7 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
                 raise
             notes.append(str(e))
     info = version_mod.VersionInfo(version(), state)
-    plan = make_plan(ctx, info.version, config, tags=tags)
+    plan = make_plan(ctx, info.version, config, tags=source.tags)
     if plan.latest and not options.rehearse:
         try:
             published = published_versions(config, env)
@@ -107,25 +109,21 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
             notes.append(f"what is published could not be read, so whether latest moves is "
                          f"decided by the real run: {e}")
             published = set()
-        plan = make_plan(ctx, info.version, config, published, tags=tags)
+        plan = make_plan(ctx, info.version, config, published, tags=source.tags)
     run = Run(config, ctx, info, plan, options, env)
     if options.dry_run and plan.publishes:  # what the real run would do and refuse, as notes
-        notes += _dry_run_notes(run)
+        from . import sign
+
+        notes += [*sign.describe(run), *(f"the real run would stop: {problem}"
+                                         for problem in preflight_problems(run))]
     if notes:
         run = replace(run, plan=replace(plan, reasons=(*plan.reasons, *notes)))
     return run
 
 
-def _dry_run_notes(run: Run) -> list[str]:
-    from . import sign
-
-    return [*sign.describe(run),
-            *(f"the real run would stop: {problem}" for problem in preflight_problems(run))]
-
-
 def preflight_problems(run: Run) -> list[str]:
-    """Everything the real run would refuse before building, a line each (docs/how-it-works.md
-    preflight); ``--dry-run`` shows them as notes. Empty when there is nothing to refuse."""
+    """Everything the real run would refuse before building, a line each: ``--dry-run`` shows
+    them as notes."""
     from . import sign
 
     index = _index_problems(run)
@@ -135,14 +133,9 @@ def preflight_problems(run: Run) -> list[str]:
 
 def preflight(run: Run) -> Callable[[], None]:
     """Before anything is built: every destination the plan publishes to has complete,
-    well-formed settings and credentials (or needs none); stops with every problem found, a
-    line each. Then the index is asked for its simple API in a thread, while the package and
-    images build (the question imports pypi-simple, a quarter of a second); the returned
-    function waits for the answer and stops on a problem: call it before publishing.
-
-    (Whether the builder can build a target is asked by `docker.build`, where emulation is
-    needed: `docker.check_emulation`.)
-    """
+    well-formed settings and credentials; stops with every problem found, a line each. The
+    index's simple API is asked in a thread while things build (pypi-simple takes a quarter of
+    a second to import): the returned function waits for it; call it before publishing."""
     from . import sign
 
     index = _index_problems(run)
@@ -172,9 +165,6 @@ def _asks_index(run: Run) -> bool:
 
 def _index_problems(run: Run) -> list[ReleaseError]:
     """The index's settings and credentials: read, not asked of any server."""
-    from .errors import ConfigError
-
-    plan = run.plan
     if not _asks_index(run):
         return []
     try:
@@ -182,11 +172,11 @@ def _index_problems(run: Run) -> list[ReleaseError]:
     except ReleaseError as e:
         return [e]
     found: list[ReleaseError] = [ConfigError(problem) for problem in index.problems()]
-    missing = index.missing_credentials() if plan.upload else ()
+    missing = index.missing_credentials() if run.plan.upload else ()
     if missing:
         one = len(missing) == 1
         found.append(CredentialsError(
-            f"this run uploads {plan.version} to {index.display_upload_url} but "
+            f"this run uploads {run.plan.version} to {index.display_upload_url} but "
             f"{' and '.join(missing)} {'is' if one else 'are'} not set: add "
             f"{'it' if one else 'them'} to the CI secrets (on PyPI an API token, with "
             "TWINE_USERNAME=__token__), or use trusted publishing on GitHub Actions (PyPI and "
@@ -197,19 +187,17 @@ def _index_problems(run: Run) -> list[ReleaseError]:
 def _index_api_problems(run: Run) -> list[ReleaseError]:
     """The index's simple API, found: asked of the index, so only once `_index_problems`
     found nothing in its settings."""
-    if not _asks_index(run):
-        return []
-    try:
-        run.index.simple_api(run.config.name)
-    except ReleaseError as e:
-        return [e]
+    if _asks_index(run):
+        try:
+            run.index.simple_api(run.config.name)
+        except ReleaseError as e:
+            return [e]
     return []
 
 
 def _registry_problems(run: Run) -> list[ReleaseError]:
     """The registry's settings and credentials: read, not asked of any server."""
     from . import dockerconfig
-    from .hosts import is_loopback, registry_host, split_image
 
     try:
         image = run.config.require_image()
@@ -234,9 +222,7 @@ def _registry_problems(run: Run) -> list[ReleaseError]:
 
 def preload(*modules: str) -> None:
     """Import ``modules`` in a thread (python-on-whales takes a fifth of a second, twine and
-    pypi-simple a third) while the caller goes on to the work that waits on git, the package
-    build or the engine; the step that uses a module waits for its import then, or reports
-    the error of importing it."""
+    pypi-simple a third) while the caller goes on; an error is the importing step's to report."""
     import importlib
 
     def load() -> None:
@@ -264,10 +250,9 @@ class Effects(Protocol):
 
 
 def carry_out(run: Run, effects: Effects) -> None:
-    """The order of every release (docs/how-it-works.md): preflight before anything; the
-    package and every image built before anything is published; the images pushed, then the
-    upload (which cannot be undone), the signatures, and ``latest`` last, unless a higher
-    release was published meanwhile; then exactly what was published is verified."""
+    """The order of every release (docs/how-it-works.md, The order): everything built before
+    anything is published, the upload after the pushes, ``latest`` last, then exactly what was
+    published is verified."""
     effects.preflight()
     files = effects.build()
     if not run.plan.publishes:
@@ -283,8 +268,7 @@ def carry_out(run: Run, effects: Effects) -> None:
         if pushes and run.config.sign:
             check_stopping()
             effects.sign(files)
-        moves = any(t in run.config.latest_tags for i in run.plan.images if i.push
-                    for t in i.tags)
+        moves = any(t in run.config.latest_tags for i in run.plan.images if i.push for t in i.tags)
         if moves and effects.overtaken() is None:
             check_stopping()
             effects.move_latest()
@@ -293,12 +277,9 @@ def carry_out(run: Run, effects: Effects) -> None:
 
 
 class Engine:
-    """The real `Effects` of a run, and the `Summary` of what they did.
-
-    ``package``: build the package too (a docker session builds its image alone); ``records``:
-    the images were built and pushed elsewhere (a split build's merge, docs/multi-platform.md),
-    so only the package is built and the tags are made from the records.
-    """
+    """The real `Effects` of a run, and the `Summary` of what they did. ``package``: build the
+    package too (a docker session builds its image alone); ``records``: a split build's merge
+    (docs/multi-platform.md): only the package is built, the tags are made from the records."""
 
     def __init__(self, run: Run, *, package: bool = True,
                  records: Mapping[str, Record] | None = None) -> None:
@@ -371,7 +352,7 @@ class Engine:
     def push(self) -> Pushed:
         """Every tag of the pushed images but ``latest``: pushed from the engine, or
         (multi-arch, a merge) made from the images' digests."""
-        from . import docker, multiarch
+        from . import docker, multiarch  # docker loads python-on-whales
 
         run, pushes, login = self.run, self._pushes, self._login
         assert self._registry is not None
@@ -397,8 +378,6 @@ class Engine:
         return pushed
 
     def upload(self, files: Sequence[Path]) -> None:
-        from .environment import exposed
-
         run = self.run
         trusted = run.index.trusted_publishing  # twine reads GitHub's OIDC variables itself
         attest = run.config.sign and trusted
@@ -418,7 +397,6 @@ class Engine:
 
     def sign(self, files: Sequence[Path]) -> None:
         from . import sign
-        from .multiarch import own_tags
 
         assert self._registry is not None
         assert self._login is not None
@@ -428,22 +406,26 @@ class Engine:
                       summary=self.summary)
 
     def overtaken(self) -> str | None:
-        """`latest_overtaken`, logged and in the summary."""
-        reason = latest_overtaken(self.run)
-        if reason is not None:
-            log(reason)
-            moving = [t for i in self._pushes for t in i.tags if t in self.run.config.latest_tags]
-            self.summary.add("registry", ", ".join(moving), f"skipped: {reason}")
+        """Why ``latest`` must not move after all, decided again from what is published now:
+        a higher release finished while this one ran (two tag builds out of order)."""
+        run = self.run
+        top = highest_final(published_versions(run.config, run.env))
+        if top is None or top <= Version(run.plan.version):
+            return None
+        reason = (f"{top} was published while this release ran: latest stays on it, not "
+                  f"{run.plan.version}")
+        log(reason)
+        moving = [t for i in self._pushes for t in i.tags if t in run.config.latest_tags]
+        self.summary.add("registry", ", ".join(moving), f"skipped: {reason}")
         return reason
 
     def move_latest(self) -> None:
-        """Each ``latest`` tag moved in the registry to the manifest this run pushed (not
-        pushed from the engine, whose ``latest`` another build on the engine may have re-tagged
-        meanwhile); targets that share a prefix share one move."""
+        """Each ``latest`` tag moved in the registry to the manifest this run pushed (not pushed
+        from the engine, where another build may have re-tagged it); shared prefixes move once."""
         assert self._registry is not None
         is_latest, moved = self.run.config.latest_tags, set()
         for image in self._pushes:
-            source = next(t for t in image.tags if t not in is_latest)
+            source = own_tag(self.run, image)
             for tag in (t for t in image.tags if t in is_latest):
                 if (source, tag) not in moved:
                     moved.add((source, tag))
@@ -453,8 +435,6 @@ class Engine:
                                      f"moved to {source}")
 
     def verify(self, pushed: Pushed) -> None:
-        from .verify import verify
-
         verify(self.run, self.summary, pushed)
 
     def _base_images(self) -> dict[str, str]:
@@ -476,7 +456,6 @@ class Engine:
 def build_images(run: Run, images: Sequence[ImagePlan]) -> None:
     """Build the images of ``images`` at once, after checking that each ``pkg/`` is current."""
     from . import dist, docker
-    from .multiarch import built_as
 
     for image in images:
         dist.check_context(run.config, run.config.target(image.target), run.info.version)
@@ -517,29 +496,10 @@ def _source_url(run: Run) -> str | None:
     return f"{host}/{repo}" if host else None
 
 
-#: GitHub's OIDC request variables, which twine's trusted publishing reads from os.environ.
-OIDC_VARS = ("ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
-
-
-def latest_overtaken(run: Run) -> str | None:
-    """Why ``latest`` must not move to this release after all, or None: the second decision,
-    right before it moves, from what the index and the registry hold now. A release of a
-    higher version that finished while this one ran (two tag builds out of order) keeps it."""
-    top = highest_final(published_versions(run.config, run.env))
-    if top is not None and top > Version(run.plan.version):
-        return (f"{top} was published while this release ran: latest stays on it, not "
-                f"{run.plan.version}")
-    return None
-
-
 def merge(run: Run, directory: Path) -> Summary:
     """The second half of a split build (docs/multi-platform.md): check the stage records in
-    ``directory``, then release from them: build the package (reproducibly: the same files the
-    stages built), upload it, make every tag from the records, ``latest`` last, verify.
-    Re-running a completed merge changes nothing: the same sources make the same lists, and
-    the index skips files it holds."""
-    from .multiarch import read_records
-
+    ``directory``, then release from them: the package (built again: reproducibly), the tags
+    made from the records, ``latest`` last, verification."""
     if not run.plan.publishes:
         for reason in run.plan.reasons:
             log(reason)

@@ -1,12 +1,6 @@
-"""What every publishing run checks afterwards (docs/how-it-works.md, verification).
-
-Each check reads the registry and the index as a user would and compares them with what this
-run published (`Pushed`): every tag names the digest this run pushed, or the manifest list it
-made from them, holding each platform once; the package in each image is the version the plan
-published; ``latest`` is on the highest final release; plain ``pip install`` resolves to it; with
-``sign = true`` every signature and attestation verifies. Every failing check is a line of the
-one error, and a ``WRONG`` row of the summary.
-"""
+"""What every publishing run checks afterwards, reading the registry and the index as a user would
+(docs/how-it-works.md, The order, step 5): every failing check is a line of the one error, and a
+``WRONG`` row of the summary."""
 
 from __future__ import annotations
 
@@ -22,7 +16,9 @@ from typing import TYPE_CHECKING
 from packaging.version import InvalidVersion, Version
 
 from .errors import ReleaseError
+from .multiarch import own_tag, own_tags
 from .plan import highest_final
+from .prepared import Pushed, Run, Summary
 from .run import log, pause, redact
 from .run import run as run_command
 from .tags import LATEST
@@ -31,15 +27,13 @@ if TYPE_CHECKING:
     from .config import Config
     from .index import Index
     from .plan import ImagePlan
-    from .prepared import Pushed, Run, Summary
     from .registry import Registry
 
-__all__ = ["LISTS", "pip_resolves", "platform_of", "verify"]
+__all__ = ["LISTS", "pip_resolves", "verify"]
 
 #: The media types of a manifest list (an OCI index, or docker's own).
 LISTS = ("application/vnd.oci.image.index.v1+json",
          "application/vnd.docker.distribution.manifest.list.v2+json")
-
 
 #: A registry or an index slow to show what was published is read again, this many times in
 #: all, `PAUSE` seconds apart, before verification fails.
@@ -47,11 +41,9 @@ ATTEMPTS, PAUSE = 3, 2.0
 
 
 def published_versions(config: Config, env: Mapping[str, str]) -> set[str]:
-    """The versions of this project's releases, which decide where ``latest`` goes: the
-    index's where the package is published (``pypi = true``; a tag in the registry that is
-    not also on the index, ``20240101``, is no release of it); else the registry's version
-    tags whose image carries this project's ``org.opencontainers.image.title``, read from the
-    highest down to the first that does (only the highest release counts)."""
+    """The versions of this project's releases, which decide where ``latest`` goes: the index's
+    (``pypi = true``: a registry tag not on the index, ``20240101``, is no release); else the
+    highest final version tag whose image's ``org.opencontainers.image.title`` is the project."""
     if config.pypi:
         from .index import Index
 
@@ -76,13 +68,10 @@ def published_versions(config: Config, env: Mapping[str, str]) -> set[str]:
     return set()
 
 
-
 def verify(run: Run, summary: Summary, pushed: Pushed | None = None, *,
            attempts: int = ATTEMPTS) -> None:
     """Every check of the module's docstring that the plan calls for; without ``pushed`` (a
     verification of a past release) the digests are not compared, everything else is."""
-    from .prepared import Summary
-
     for attempt in range(1, attempts + 1):
         rows = Summary()
         problems = _problems(run, rows, pushed)
@@ -107,7 +96,7 @@ def _problems(run: Run, summary: Summary, pushed: Pushed | None) -> list[str]:
         if run.config.sign:
             problems += _signatures(run, registry, pushes, summary)
         problems += _latest(run, registry, pushes, summary)
-        if pushed:
+        if pushed is not None:
             problems += _digests(registry, pushed, pushes[0].repository, summary)
         if run.config.multi_arch:
             problems += _lists(run, registry, pushes, summary)
@@ -117,27 +106,24 @@ def _problems(run: Run, summary: Summary, pushed: Pushed | None) -> list[str]:
     return problems
 
 
-def _check(summary: Summary, where: str, what: str, problem: str | None,
-           problems: list[str]) -> None:
+def _check(summary: Summary, where: str, what: str, problem: str | None) -> list[str]:
     summary.add(where, what, "ok" if problem is None else "WRONG")
-    if problem is not None:
-        problems.append(problem)
+    return [] if problem is None else [problem]
 
 
 def _index(run: Run, summary: Summary) -> list[str]:
     """Plain ``pip install NAME`` resolves to the highest final release."""
-    name, problems = run.config.name, list[str]()
+    name = run.config.name
     top = highest_final(run.index.versions(name))
-    if top is not None:
-        got = pip_resolves(run.index, name)
-        _check(summary, "verify index", f"pip install {name} -> {got}",
-               None if _same(got, top) else f"pip install {name} resolves to {got}, not {top}",
-               problems)
-    return problems
+    if top is None:
+        return []
+    got = pip_resolves(run.index, name)
+    return _check(summary, "verify index", f"pip install {name} -> {got}",
+                  None if _same(got, top) else f"pip install {name} resolves to {got}, not {top}")
 
 
-def pip_resolves(index: Index, name: str, *, pre: bool = False) -> str:
-    """The version ``pip`` picks for ``name`` from the index (``--pre`` optionally)."""
+def pip_resolves(index: Index, name: str) -> str:
+    """The version ``pip`` picks for ``name`` from the index."""
     from packaging.utils import parse_wheel_filename
 
     from .secret import display_url
@@ -145,8 +131,6 @@ def pip_resolves(index: Index, name: str, *, pre: bool = False) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         argv = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir",
                 "--disable-pip-version-check", "--quiet", "--dest", tmp, name]
-        if pre:
-            argv.append("--pre")
         # This index only (in no command line), none of pip's own settings: no pip.conf, no
         # PIP_* variable adds another index or allows pre-releases.
         env = {"PIP_INDEX_URL": index.authenticated_simple_url(name), "PIP_CONFIG_FILE": os.devnull}
@@ -174,7 +158,6 @@ def _signatures(run: Run, registry: Registry, pushes: Sequence[ImagePlan],
                 summary: Summary) -> list[str]:
     """``cosign verify`` and ``verify-attestation`` of every image this run signed."""
     from . import dockerconfig, sign
-    from .multiarch import own_tags
 
     with dockerconfig.login(run.config.require_image(), run.env) as login:
         return sign.verify(run, sign.references(registry, own_tags(run, pushes)), login,
@@ -190,7 +173,7 @@ def _latest(run: Run, registry: Registry, pushes: Sequence[ImagePlan],
     problems: list[str] = []
     top = highest_final(published_versions(run.config, run.env) | {run.plan.version})
     if top is None:
-        return problems
+        return []
     tags = set(registry.tags())
     published = {image.target for image in pushes}
     for target in (t for t in run.config.targets if t.name in published):
@@ -198,9 +181,9 @@ def _latest(run: Run, registry: Registry, pushes: Sequence[ImagePlan],
         if latest not in tags or release not in tags:
             continue
         want = registry.digest(release)
-        _check(summary, "verify registry", f"{latest} -> {release}",
-               None if want is not None and registry.digest(latest) == want
-               else f"{latest} does not point at {release}", problems)
+        problems += _check(summary, "verify registry", f"{latest} -> {release}",
+                           None if want is not None and registry.digest(latest) == want
+                           else f"{latest} does not point at {release}")
     return problems
 
 
@@ -211,27 +194,25 @@ def _digests(registry: Registry, pushed: Pushed, repository: str,
     problems: list[str] = []
     for tag, want in pushed.images.items():
         got = registry.digest(tag)
-        _check(summary, "verify registry", f"{repository}:{tag} is {want[:19]}",
-               None if got == want else f"{repository}:{tag} names {got or 'nothing'}, not the "
-               f"{want} this run pushed", problems)
+        problems += _check(summary, "verify registry", f"{repository}:{tag} is {want[:19]}",
+                           None if got == want else f"{repository}:{tag} names "
+                           f"{got or 'nothing'}, not the {want} this run pushed")
     for tag, platforms in pushed.lists.items():
         listed: dict[str, list[str]] = {}
         for platform, digest in _entries(registry.manifest(tag) or {}):
             listed.setdefault(platform, []).append(digest)
         made = {platform: digests[0] for platform, digests in listed.items() if len(digests) == 1}
-        missing = sorted(set(platforms) - set(listed))
-        extra = sorted(set(listed) - set(platforms))
-        twice = sorted(p for p, digests in listed.items() if len(digests) > 1)
-        other = sorted(p for p in platforms if p in made and made[p] != platforms[p]
-                       and made[p] not in _images_of(registry, platforms[p]))
-        reasons = ([f"no {', '.join(missing)} image"] if missing else []) + \
-            ([f"a {', '.join(extra)} image this run did not push"] if extra else []) + \
-            ([f"{', '.join(twice)} more than once"] if twice else []) + \
-            ([f"another {', '.join(other)} image than this run pushed"] if other else [])
-        _check(summary, "verify registry", f"{repository}:{tag} lists "
-               f"{', '.join(sorted(platforms))}",
-               f"{repository}:{tag} is not the list this run made: {'; '.join(reasons)}"
-               if reasons else None, problems)
+        reasons = [text.format(", ".join(sorted(names))) for names, text in (
+            (set(platforms) - set(listed), "no {} image"),
+            (set(listed) - set(platforms), "a {} image this run did not push"),
+            ({p for p, digests in listed.items() if len(digests) > 1}, "{} more than once"),
+            ({p for p in platforms if p in made and made[p] != platforms[p]
+              and made[p] not in _images_of(registry, platforms[p])},
+             "another {} image than this run pushed")) if names]
+        problems += _check(summary, "verify registry",
+                           f"{repository}:{tag} lists {', '.join(sorted(platforms))}",
+                           f"{repository}:{tag} is not the list this run made: "
+                           f"{'; '.join(reasons)}" if reasons else None)
     return problems
 
 
@@ -242,44 +223,36 @@ def _images_of(registry: Registry, digest: str) -> set[str]:
 
 
 def _entries(manifest: Mapping[str, object]) -> list[tuple[str, str]]:
-    """The (platform, digest) of each image a manifest list holds (buildx's attestation
-    entries, of platform ``unknown/unknown``, aside); nothing for a single image."""
+    """The (``os/architecture[/variant]``, digest) of each image a manifest list holds (buildx's
+    attestation entries, of platform ``unknown/unknown``, aside); nothing for a single image."""
     if manifest.get("mediaType") not in LISTS:
         return []
     found = []
     for entry in manifest.get("manifests") or []:  # type: ignore[attr-defined]
         spec = entry.get("platform") or {}
         if spec.get("os") != "unknown":
-            found.append((platform_of(spec), str(entry["digest"])))
+            parts = [spec.get("os", "?"), spec.get("architecture", "?")]
+            if spec.get("variant") and spec.get("architecture") != "arm64":
+                parts.append(spec["variant"])
+            found.append(("/".join(parts), str(entry["digest"])))
     return found
-
-
-def platform_of(spec: Mapping[str, str]) -> str:
-    """``os/architecture[/variant]`` of a manifest list's entry."""
-    parts = [spec.get("os", "?"), spec.get("architecture", "?")]
-    if spec.get("variant") and spec.get("architecture") != "arm64":
-        parts.append(spec["variant"])
-    return "/".join(parts)
 
 
 def _lists(run: Run, registry: Registry, pushes: Sequence[ImagePlan],
            summary: Summary) -> list[str]:
-    """Every tag of a multi-arch plan (``latest`` and each prefix's tags included) is one list
-    over every target's platform; the version in each of its images is checked too."""
-    problems: list[str] = []
+    """Every tag of a multi-arch plan but ``latest`` (each prefix's included) is one list over
+    every target's platform; the version in each of its images is checked too."""
     want = sorted(image.platform for image in pushes)
     lists = {registry.digest(t) for image in pushes for t in image.tags
              if t not in run.config.latest_tags}
-    from .multiarch import own_tag
-
     first = own_tag(run, pushes[0])
     entries = _entries(registry.manifest(first) or {})
     got = sorted(platform for platform, _ in entries)
-    _check(summary, "verify registry", f"{pushes[0].repository}:{first} lists {', '.join(got)}",
-           None if got == want and len(lists) == 1 else
-           f"{first} is not one manifest list of exactly {', '.join(want)} under every tag "
-           f"(platforms {got}, digests {sorted(d or '-' for d in lists)})", problems)
     repository = pushes[0].repository
+    problems = _check(summary, "verify registry", f"{repository}:{first} lists {', '.join(got)}",
+                      None if got == want and len(lists) == 1 else
+                      f"{first} is not one manifest list of exactly {', '.join(want)} under "
+                      f"every tag (platforms {got}, digests {sorted(d or '-' for d in lists)})")
     return problems + _versions(run, registry, [(f"{repository}@{digest}", digest, platform)
                                                 for platform, digest in entries], summary,
                                 shown=f"{first} ")
@@ -304,7 +277,7 @@ def _versions(run: Run, registry: Registry, images: Sequence[tuple[str, str, str
     problems: list[str] = []
     for (ref, _, platform), got in zip(images, read, strict=True):
         what = f"{shown}{platform} holds" if shown else f"{ref} holds"
-        _check(summary, "verify image", f"{what} {name} {got}",
-               None if _same(str(got), Version(version))
-               else f"{what} {name} {got}, not {version}", problems)
+        problems += _check(summary, "verify image", f"{what} {name} {got}",
+                           None if _same(str(got), Version(version))
+                           else f"{what} {name} {got}, not {version}")
     return problems
