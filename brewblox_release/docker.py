@@ -99,6 +99,7 @@ def check_emulation(platform: str, builder: str | None = None) -> None:
         return
     arch = {"linux/arm/v7": "arm", "linux/arm/v6": "arm", "linux/arm64": "arm64"}.get(
         platform, platform.rsplit("/", 1)[-1])
+    handler = off or _DEBIAN_HANDLERS.get(arch, f"qemu-{arch}")
     why = (f"the {off} binfmt handler of this machine's engine is disabled" if off else
            f"it builds {', '.join(platforms) or 'nothing'}")
     raise EmulationError(
@@ -106,8 +107,12 @@ def check_emulation(platform: str, builder: str | None = None) -> None:
         f"image's own stages, or pip for a dependency with no {platform} wheel). Enable "
         f"emulation on the engine's machine with `docker run --privileged --rm "
         f"tonistiigi/binfmt --install {arch}` or, on Debian, `apt-get install qemu-user-static "
-        f"binfmt-support && update-binfmts --enable {off or 'qemu-' + arch}`; or set builder "
-        "to one that builds it natively")
+        f"binfmt-support && update-binfmts --enable {handler}`; or set builder to one that "
+        "builds it natively")
+
+
+#: Debian's binfmt handler (qemu-user-static) where its name is not qemu-<binfmt's name>.
+_DEBIAN_HANDLERS = {"arm64": "qemu-aarch64"}
 
 
 def build(config: Config, image: ImagePlan, *, version: str, revision: str, created: int,

@@ -4,6 +4,7 @@ identity (keyless). Both variables are secrets: masked, and handed to cosign alo
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -62,11 +63,10 @@ class Identity:
         says so without signing anything); asked of cosign once per identity."""
         result = run(["cosign", "public-key", "--key", self.key_ref], env=self.env(),
                      echo=False, stream=False, check=False)
-        if result.returncode != 0 or "PUBLIC KEY" not in result.output:
+        found = re.search(r"-----BEGIN PUBLIC KEY-----.*?-----END PUBLIC KEY-----",
+                          result.output, re.DOTALL)
+        if result.returncode != 0 or found is None:
             raise CredentialsError(f"{PASSWORD_VAR} does not open {KEY_VAR} (cosign public-key "
                                    "failed): set the password the key was made with, or make "
                                    "the pair again (docs/signing.md)")
-        lines = result.output.splitlines()
-        start = next(i for i, line in enumerate(lines) if "BEGIN PUBLIC KEY" in line)
-        end = next(i for i, line in enumerate(lines) if "END PUBLIC KEY" in line)
-        return "\n".join(lines[start:end + 1]) + "\n"
+        return found.group() + "\n"

@@ -166,3 +166,20 @@ def test_package_version_runs_the_image_and_reports_through_the_log(engine: None
     assert docker.package_version(ref, "linux/amd64", "pip", pull=False)[0].isdigit()
     with pytest.raises(PublishError, match="No package metadata was found for no-such-dist"):
         docker.package_version(ref, "linux/amd64", "no-such-dist", pull=False)
+
+
+@pytest.mark.parametrize(("platform", "install", "handler"), [
+    ("linux/arm64", "--install arm64", "update-binfmts --enable qemu-aarch64"),
+    ("linux/arm/v7", "--install arm", "update-binfmts --enable qemu-arm"),
+    ("linux/s390x", "--install s390x", "update-binfmts --enable qemu-s390x"),
+])
+def test_the_emulation_hint_names_each_tools_handler(monkeypatch: pytest.MonkeyPatch,
+                                                      platform: str, install: str,
+                                                      handler: str) -> None:
+    """tonistiigi/binfmt calls arm64 what Debian's qemu-user-static calls qemu-aarch64; a
+    builder of another driver (the machine's own handlers are not asked) that builds amd64."""
+    monkeypatch.setattr(docker, "_builder", lambda builder: ("remote", ["linux/amd64"]))
+    with pytest.raises(EmulationError) as refused:
+        docker.check_emulation(platform)
+    assert install in str(refused.value)
+    assert handler + "`" in str(refused.value)
