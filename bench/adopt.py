@@ -3,7 +3,7 @@
 Each run makes a service that has never heard of brewblox-release (a commented pyproject.toml,
 a package, a tag and a commit after it; a GitHub remote), then times what a user does:
 
-1. ``init``: `brewblox_release.init.init` with the rig's base images (nothing can be pulled
+1. ``init``: `brewblox_release._init.init` with the rig's base images (nothing can be pulled
    here; elsewhere the template's default base image needs no option);
 2. commit what init wrote (``git add -A && git commit``);
 3. ``nox -s release -- --rehearse``: dist, both images (amd64, arm/v7 under qemu), a registry
@@ -33,7 +33,7 @@ from pathlib import Path
 # The repository's root: tests.test_init makes the fresh services of the test suite.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from brewblox_release.init import init, render
+from brewblox_release._init import init, render
 from tests.service import clean_env
 from tests.test_init import RIG_BASE_IMAGES, fresh_service
 

@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from brewblox_release.servers import IndexServer, RegistryServer
+from brewblox_release._servers import IndexServer, RegistryServer
 from tests import wheels
 from tests.service import BASE_REPO, RIG_TARGETS, GitRepo, make_service
 
@@ -381,7 +381,7 @@ def prune_builder() -> None:
 
 
 def version_of(svc: Path) -> str:
-    from brewblox_release.version import compute
+    from brewblox_release._version import compute
 
     return compute(svc)
 
@@ -553,8 +553,8 @@ def aio_probe(version: str) -> dict[str, Any]:
 def buildx_alone(log: Log, svc: Path, env: Mapping[str, str]) -> float:
     """``docker buildx build`` of the arm image with nothing changed, run directly with the
     session's build arguments: the engine's own floor, with no Python and no nox."""
-    from brewblox_release import config as config_mod
-    from brewblox_release.docker import build_args
+    from brewblox_release import _config as config_mod
+    from brewblox_release._docker import build_args
 
     config = config_mod.load(svc, env)
     target = config.target("arm")

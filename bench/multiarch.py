@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from brewblox_release.servers import IndexServer, RegistryServer  # noqa: E402
+from brewblox_release._servers import IndexServer, RegistryServer  # noqa: E402
 from tests.service import (  # noqa: E402
     RIG_TARGETS,
     GitRepo,

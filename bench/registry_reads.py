@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))  # the test suite's registry helpers
 
 from python_on_whales import docker  # noqa: E402
 
-from brewblox_release.registry import Registry  # noqa: E402
-from brewblox_release.servers import RegistryServer  # noqa: E402
+from brewblox_release._registry import Registry  # noqa: E402
+from brewblox_release._servers import RegistryServer  # noqa: E402
 from tests.test_registry import push_image  # noqa: E402
 
 

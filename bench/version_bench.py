@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         pep621 = _prepare(make_service(Path(tmp) / "pep621-svc", name="bench-pep621-svc"))
         # The name cache is keyed by the deciding files' contents, which are the same on every
         # run of this script: drop the entry, so that the cold run is cold.
-        from brewblox_release.buildenv import cache_dir, files_key
+        from brewblox_release._buildenv import cache_dir, files_key
 
         (cache_dir() / "names" / f"{files_key(legacy.path)}.json").unlink(missing_ok=True)
         cold = _session(legacy.path)

@@ -15,12 +15,12 @@ Everything else is the implementation, and may change in any release.
 
 from __future__ import annotations
 
-from .ci import CiContext, Event
-from .config import Config, Target
-from .errors import ReleaseError
-from .plan import ImagePlan, Plan, make_plan
-from .prepared import Options, Run, Summary
-from .release import prepare, release
+from ._ci import CiContext, Event
+from ._config import Config, Target
+from ._errors import ReleaseError
+from ._plan import ImagePlan, Plan, make_plan
+from ._prepared import Options, Run, Summary
+from ._release import prepare, release
 
 __all__ = ["CiContext", "Config", "Event", "ImagePlan", "Options", "Plan", "ReleaseError", "Run",
            "Summary", "Target", "make_plan", "prepare", "release"]

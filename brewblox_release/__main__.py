@@ -7,8 +7,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .commands import COMMANDS, execute, message, parser
-from .errors import Interrupted, ReleaseError
+from ._commands import COMMANDS, execute, message, parser
+from ._errors import Interrupted, ReleaseError
 
 __all__ = ["main"]
 

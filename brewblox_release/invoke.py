@@ -13,8 +13,8 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import Task
 
-from .commands import COMMANDS, OPTIONS, execute, message
-from .errors import Interrupted, ReleaseError
+from ._commands import COMMANDS, OPTIONS, execute, message
+from ._errors import Interrupted, ReleaseError
 
 __all__ = ["namespace"]
 

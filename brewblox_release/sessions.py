@@ -10,8 +10,8 @@ from typing import Any
 
 import nox
 
-from .commands import COMMANDS, execute, message
-from .errors import Interrupted, ReleaseError
+from ._commands import COMMANDS, execute, message
+from ._errors import Interrupted, ReleaseError
 
 __all__ = ["dist", "distcopy", "docker", "docker_amd64", "docker_arm", "init", "release",
            "version"]

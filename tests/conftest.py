@@ -20,7 +20,7 @@ from typing import Any
 import pluggy
 import pytest
 
-from brewblox_release.servers import IndexServer, RegistryServer
+from brewblox_release._servers import IndexServer, RegistryServer
 from tests.service import (
     BASE_REPO,
     CAPTURED,

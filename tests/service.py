@@ -254,7 +254,7 @@ def nox(repo: GitRepo | Path, *args: str, env: dict[str, str] | None = None,
 
 def run_logs(env: Mapping[str, str], since: float) -> list[Path]:
     """The log files of the commands run since ``since`` with this environment's cache."""
-    from brewblox_release.buildenv import cache_dir
+    from brewblox_release._buildenv import cache_dir
 
     logs = cache_dir(env) / "logs"
     return sorted(p for p in logs.glob("*.log") if p.stat().st_mtime >= since - 1) \

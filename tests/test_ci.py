@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from brewblox_release.ci import CiContext, Event, detect, from_env, parse_ref
-from brewblox_release.errors import ReleaseError
+from brewblox_release._ci import CiContext, Event, detect, from_env, parse_ref
+from brewblox_release._errors import ReleaseError
 
 REPO = "brewblox/demo-svc"
 FORK = "someone/demo-svc"

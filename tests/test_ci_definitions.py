@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from brewblox_release.init import CI_TEMPLATES
+from brewblox_release._init import CI_TEMPLATES
 
 TEMPLATES = Path(str(resources.files("brewblox_release").joinpath("templates", "ci")))
 

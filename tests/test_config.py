@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from brewblox_release.config import DEFAULT_TARGETS, IMAGE_ENV, Config, Target, load
-from brewblox_release.errors import ConfigError
+from brewblox_release._config import DEFAULT_TARGETS, IMAGE_ENV, Config, Target, load
+from brewblox_release._errors import ConfigError
 
 PROJECT = '[project]\nname = "demo-svc"\n'
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from brewblox_release import config, dist, version
-from brewblox_release.errors import BuildError
+from brewblox_release import _config as config, _dist as dist, _version as version
+from brewblox_release._errors import BuildError
 from tests.service import GitRepo, make_service
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from brewblox_release import docker, hosts
-from brewblox_release.errors import EmulationError
-from brewblox_release.servers import IndexServer, RegistryServer
+from brewblox_release import _docker as docker, _hosts as hosts
+from brewblox_release._errors import EmulationError
+from brewblox_release._servers import IndexServer, RegistryServer
 from tests.conftest import require_or_skip
 from tests.service import (
     GitRepo,
@@ -159,7 +159,7 @@ def test_a_dockerfile_that_runs_pip_in_the_arm_image_is_checked_before_it_builds
 
 def test_package_version_runs_the_image_and_reports_through_the_log(engine: None) -> None:
     # Verification's fallback when an image's top layers do not tell its package's version.
-    from brewblox_release.errors import PublishError
+    from brewblox_release._errors import PublishError
     from tests.service import BASE_REPO
 
     ref = f"{BASE_REPO}:bookworm-amd64"

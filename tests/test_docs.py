@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from brewblox_release.config import Config
-from brewblox_release.errors import ConfigError
+from brewblox_release._config import Config
+from brewblox_release._errors import ConfigError
 
 ROOT = Path(__file__).parent.parent
 DOCS = "\n".join(path.read_text() for path in sorted((ROOT / "docs").glob("*.md")))

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from brewblox_release import run
-from brewblox_release.environment import Environment, exposed
-from brewblox_release.run import capture, redact
+from brewblox_release import _run as run
+from brewblox_release._environment import Environment, exposed
+from brewblox_release._run import capture, redact
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
-from brewblox_release.servers import IndexServer, RegistryServer
+from brewblox_release._servers import IndexServer, RegistryServer
 from tests.proxy import FaultProxy
 from tests.service import (
     NOXFILE,

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from brewblox_release.init import init, render
-from brewblox_release.servers import IndexServer, RegistryServer
+from brewblox_release._init import init, render
+from brewblox_release._servers import IndexServer, RegistryServer
 from tests.conftest import require_or_skip
 from tests.service import (
     SENTINELS,

@@ -17,8 +17,8 @@ import pytest
 from imagebuild import ImageBuildError, TargetPython
 from packaging.markers import default_environment
 
-from brewblox_release import stages
-from brewblox_release.docker import needs_image_pip
+from brewblox_release import _stages as stages
+from brewblox_release._docker import needs_image_pip
 from tests import wheels
 from tests.service import TEMPLATE
 

@@ -10,20 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from brewblox_release import config, dist, version
-from brewblox_release.errors import (
+from brewblox_release import _config as config, _dist as dist, _version as version
+from brewblox_release._errors import (
     ConfigError,
     CredentialsError,
     Interrupted,
     PublishError,
     ReleaseError,
 )
-from brewblox_release.index import PYPI_UPLOAD, Index
-from brewblox_release.index import sha256 as index_sha256
-from brewblox_release.run import redact, stop_starting
-from brewblox_release.secret import Secret
-from brewblox_release.servers import IndexServer
-from brewblox_release.verify import pip_resolves
+from brewblox_release._index import PYPI_UPLOAD, Index, sha256 as index_sha256
+from brewblox_release._run import redact, stop_starting
+from brewblox_release._secret import Secret
+from brewblox_release._servers import IndexServer
+from brewblox_release._verify import pip_resolves
 from tests.service import make_service
 
 
@@ -285,8 +284,8 @@ def test_verification_reads_only_the_index_it_verifies(index: IndexServer, built
 def test_files_on_another_host_get_no_credentials(built: list[Path], tmp_path: Path) -> None:
     # A private index whose files are served by another host (a redirect to storage): the
     # index's credentials go to the index only, from the sha256 rule's download and from pip.
-    from brewblox_release.index import host_auth
-    from brewblox_release.secret import Secret
+    from brewblox_release._index import host_auth
+    from brewblox_release._secret import Secret
     from tests.proxy import RedirectingFront
     from tests.service import htpasswd
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from brewblox_release import config
-from brewblox_release.errors import ConfigError
-from brewblox_release.init import (
+from brewblox_release import _config as config
+from brewblox_release._errors import ConfigError
+from brewblox_release._init import (
     CI_PATHS,
     NOXFILE_LINE,
     Change,

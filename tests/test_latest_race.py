@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from brewblox_release.servers import IndexServer, RegistryServer
+from brewblox_release._servers import IndexServer, RegistryServer
 from tests.service import (
     RIG_TARGETS,
     SENTINELS,

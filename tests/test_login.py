@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from brewblox_release import docker, dockerconfig
-from brewblox_release.dockerconfig import has_login
-from brewblox_release.errors import CredentialsError
-from brewblox_release.servers import RegistryServer
+from brewblox_release import _docker as docker, _dockerconfig as dockerconfig
+from brewblox_release._dockerconfig import has_login
+from brewblox_release._errors import CredentialsError
+from brewblox_release._servers import RegistryServer
 from tests.service import htpasswd, registry_tags
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from brewblox_release.servers import IndexServer, RegistryServer
+from brewblox_release._servers import IndexServer, RegistryServer
 from tests.service import (
     BASE_REPO,
     RIG_TARGETS,
@@ -263,9 +263,9 @@ def test_every_buildx_call_names_the_builder(tmp_path: Path, registry: RegistryS
 
 
 def test_the_records_must_be_one_per_target_of_this_commit(tmp_path: Path) -> None:
-    from brewblox_release.errors import ReleaseError
-    from brewblox_release.multiarch import Record, read_records
-    from brewblox_release.release import Options, prepare
+    from brewblox_release._errors import ReleaseError
+    from brewblox_release._multiarch import Record, read_records
+    from brewblox_release._release import Options, prepare
 
     repo = _service(tmp_path / "demo-svc")
     run = prepare(repo.path, Options(ref="refs/heads/feature/x"), {

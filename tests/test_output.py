@@ -83,7 +83,7 @@ def test_verbose_shows_everything_as_it_comes(failing: GitRepo, tmp_path: Path) 
 def test_logs_are_kept_to_the_latest(tmp_path: Path) -> None:
     import os
 
-    from brewblox_release import run
+    from brewblox_release import _run as run
 
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -123,7 +123,7 @@ def test_a_failing_step_shows_its_own_lines_when_steps_run_at_once(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import threading
 
-    from brewblox_release import run
+    from brewblox_release import _run as run
 
     def arm() -> None:  # the other image, building at the same time: its lines come last
         for n in range(30):

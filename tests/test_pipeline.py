@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from brewblox_release import ci
-from brewblox_release.config import Config
-from brewblox_release.errors import ReleaseError
-from brewblox_release.plan import make_plan
-from brewblox_release.prepared import Options, Pushed, Run
-from brewblox_release.release import Effects, carry_out
-from brewblox_release.version import GitState, VersionInfo
+from brewblox_release import _ci as ci
+from brewblox_release._config import Config
+from brewblox_release._errors import ReleaseError
+from brewblox_release._plan import make_plan
+from brewblox_release._prepared import Options, Pushed, Run
+from brewblox_release._release import Effects, carry_out
+from brewblox_release._version import GitState, VersionInfo
 
 #: The steps that change what users can see.
 PUBLISHING = ("push", "upload", "sign", "move latest")
@@ -191,8 +191,8 @@ def test_a_plan_that_publishes_nothing_has_no_row_that_publishes() -> None:
 def test_a_stop_that_was_swallowed_stops_before_anything_is_published() -> None:
     # A signal's exception can land in a finalizer, where Python drops it; the run is still
     # marked as stopping, and publishing checks the mark before each of its steps.
-    from brewblox_release import run as output
-    from brewblox_release.errors import Interrupted
+    from brewblox_release import _run as output
+    from brewblox_release._errors import Interrupted
 
     effects = Recorder()
     output.stop_starting()

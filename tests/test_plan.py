@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from brewblox_release import ci
-from brewblox_release.ci import CiContext, Event
-from brewblox_release.config import Config
-from brewblox_release.errors import VersionError
-from brewblox_release.plan import ImagePlan, Plan, highest_final, make_plan, tag_version
-from brewblox_release.project import TagRule
+from brewblox_release import _ci as ci
+from brewblox_release._ci import CiContext, Event
+from brewblox_release._config import Config
+from brewblox_release._errors import VersionError
+from brewblox_release._plan import ImagePlan, Plan, highest_final, make_plan, tag_version
+from brewblox_release._project import TagRule
 
 REPO = "brewblox/demo-svc"
 FORK = "someone/demo-svc"

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from brewblox_release.errors import CredentialsError, ReleaseError
-from brewblox_release.release import Options, Run, preflight, preflight_problems, prepare
-from brewblox_release.servers import IndexServer
+from brewblox_release._errors import CredentialsError, ReleaseError
+from brewblox_release._release import Options, Run, preflight, preflight_problems, prepare
+from brewblox_release._servers import IndexServer
 from tests.service import GitRepo, github_env, make_service
 
 SECRET = "Sentinel-pw-7Hq2"

@@ -11,9 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from brewblox_release import buildenv, dist, project, version
-from brewblox_release.errors import BuildError, ConfigError, VersionError
-from brewblox_release.project import TagRule
+from brewblox_release import (
+    _buildenv as buildenv,
+    _dist as dist,
+    _project as project,
+    _version as version,
+)
+from brewblox_release._errors import BuildError, ConfigError, VersionError
+from brewblox_release._project import TagRule
 from tests import samples
 from tests.service import GitRepo, make_service, nox
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import pytest
 from python_on_whales import DockerException
 
-from brewblox_release.docker import retrying
-from brewblox_release.errors import CredentialsError, PublishError
+from brewblox_release._docker import retrying
+from brewblox_release._errors import CredentialsError, PublishError
 
 
 def _failing(*answers: str) -> tuple[list[int], Callable[[], str]]:

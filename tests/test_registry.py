@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from brewblox_release.errors import CredentialsError, PublishError
-from brewblox_release.registry import Registry
-from brewblox_release.secret import Secret
-from brewblox_release.servers import RegistryServer
+from brewblox_release._errors import CredentialsError, PublishError
+from brewblox_release._registry import Registry
+from brewblox_release._secret import Secret
+from brewblox_release._servers import RegistryServer
 from tests.conftest import require_or_skip
 from tests.service import htpasswd
 
@@ -199,7 +199,7 @@ def test_basic_auth_with_docker_logins_credentials(locked_registry: RegistryServ
     registry = Registry.from_env(f"{locked_registry.address}/demo/svc", env)
     assert registry.tags() == []
     assert "s3cret-token" not in repr(registry), "a Secret in its repr"
-    from brewblox_release.run import redact
+    from brewblox_release._run import redact
 
     assert "s3cret-token" not in redact("password s3cret-token"), "it is masked once read"
 
@@ -216,7 +216,7 @@ def test_blob_reads_redirected_to_storage_carry_no_credentials(
         locked_registry: RegistryServer, tmp_path: Path) -> None:
     # Docker Hub, ECR and GHCR answer blob reads with a redirect to their storage hosts; urllib
     # copied the registry's Authorization header onto it.
-    from brewblox_release.release import Options, Summary, prepare, verify
+    from brewblox_release._release import Options, Summary, prepare, verify
     from tests.proxy import RedirectingFront
     from tests.service import make_service, travis_env
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from brewblox_release import run
-from brewblox_release.environment import Environment
-from brewblox_release.run import CommandError
-from brewblox_release.secret import MASK, Redactor
+from brewblox_release import _run as run
+from brewblox_release._environment import Environment
+from brewblox_release._run import CommandError
+from brewblox_release._secret import MASK, Redactor
 
 SECRET = "s3cr3t-Value"
 PY = sys.executable

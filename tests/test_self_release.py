@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import tomlkit
 
-from brewblox_release.init import init
+from brewblox_release._init import init
 from tests.conftest import require_or_skip
 from tests.service import GitRepo, nox
 from tests.test_init import RIG_BASE_IMAGES, fresh_service

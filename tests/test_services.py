@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
-from brewblox_release.servers import IndexServer, RegistryServer
+from brewblox_release._servers import IndexServer, RegistryServer
 from tests import samples
 from tests.service import (
     GitRepo,

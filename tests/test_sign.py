@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from brewblox_release.servers import IndexServer, RegistryServer
+from brewblox_release._servers import IndexServer, RegistryServer
 from tests import wheels
 from tests.conftest import require_or_skip
 from tests.service import (
@@ -244,7 +244,7 @@ def test_a_dry_run_shows_the_signing_steps(key: Key, registry: RegistryServer,
 
 def test_preflight_refuses_when_there_is_no_cosign(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from brewblox_release.release import Options, prepare
+    from brewblox_release._release import Options, prepare
 
     repo = make_service(tmp_path / "signed-svc", image=REPO, extra="sign = true\n" + RIG_TARGETS)
     repo.tag("6.0.0")

@@ -8,8 +8,8 @@ import re
 import pytest
 from packaging.version import Version
 
-from brewblox_release.plan import highest_final
-from brewblox_release.tags import LATEST, LOCAL, MAX_TAG, branch_tag, is_reserved, version_tags
+from brewblox_release._plan import highest_final
+from brewblox_release._tags import LATEST, LOCAL, MAX_TAG, branch_tag, is_reserved, version_tags
 
 #: The prefixes of the default targets (amd64 and arm).
 PREFIXES = ("", "rpi-")

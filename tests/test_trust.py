@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from brewblox_release.registry import Registry
-from brewblox_release.release import Options, prepare
-from brewblox_release.servers import IndexServer, RegistryServer
+from brewblox_release._registry import Registry
+from brewblox_release._release import Options, prepare
+from brewblox_release._servers import IndexServer, RegistryServer
 from tests.service import (
     RIG_TARGETS,
     SENTINELS,

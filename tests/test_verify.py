@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from brewblox_release.errors import ReleaseError
-from brewblox_release.prepared import Pushed
-from brewblox_release.registry import Registry
-from brewblox_release.release import Options, Run, Summary, prepare, verify
-from brewblox_release.servers import IndexServer, RegistryServer
-from brewblox_release.verify import LISTS
+from brewblox_release._errors import ReleaseError
+from brewblox_release._prepared import Pushed
+from brewblox_release._registry import Registry
+from brewblox_release._release import Options, Run, Summary, prepare, verify
+from brewblox_release._servers import IndexServer, RegistryServer
+from brewblox_release._verify import LISTS
 from tests.service import (
     RIG_TARGETS,
     GitRepo,

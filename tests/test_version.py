@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from brewblox_release import config, version
-from brewblox_release.ci import CiContext, Event
-from brewblox_release.errors import VersionError
-from brewblox_release.plan import make_plan
-from brewblox_release.project import VersionSource
+from brewblox_release import _config as config, _version as version
+from brewblox_release._ci import CiContext, Event
+from brewblox_release._errors import VersionError
+from brewblox_release._plan import make_plan
+from brewblox_release._project import VersionSource
 
 from .service import GitRepo, make_service
 
@@ -305,7 +305,7 @@ def test_compute_raises_no_deprecation_warning(repo: GitRepo) -> None:
 
 def test_a_quiet_branch_push_is_not_a_publishing_run(repo: GitRepo, tmp_path: Path) -> None:
     # docs/versions.md's clean-tree rule is for publishing runs; a push to main publishes nothing.
-    from brewblox_release.release import Options, prepare
+    from brewblox_release._release import Options, prepare
 
     from .service import github_env
 
@@ -344,7 +344,7 @@ def test_a_tag_named_like_a_branch_is_a_tag(repo: GitRepo) -> None:
 
 
 def test_a_tag_with_a_local_part_or_an_epoch_is_refused(repo: GitRepo) -> None:
-    from brewblox_release.plan import tag_version
+    from brewblox_release._plan import tag_version
 
     repo.tag("1.2.4+build5")
     with pytest.raises(VersionError, match=re.escape("tag '1.2.4+build5' has a local part")) \
@@ -364,7 +364,7 @@ def test_a_tag_with_a_local_part_or_an_epoch_is_refused(repo: GitRepo) -> None:
 def test_a_tag_named_main_leaves_main_a_quiet_branch(repo: GitRepo) -> None:
     # With git's short names, HEAD on main with a tag `main` read as branch heads/main: no
     # quiet branch, and `--publish` published a dev release.
-    from brewblox_release.release import Options, prepare
+    from brewblox_release._release import Options, prepare
 
     repo.tag("1.2.3")
     repo.commit("more")
@@ -376,7 +376,7 @@ def test_a_tag_named_main_leaves_main_a_quiet_branch(repo: GitRepo) -> None:
 
 
 def test_a_branch_named_like_a_release_publishes_as_that_branch(repo: GitRepo) -> None:
-    from brewblox_release.release import Options, prepare
+    from brewblox_release._release import Options, prepare
 
     repo.tag("1.2.3")
     repo.checkout("-b", "1.2.3")
@@ -412,7 +412,7 @@ def test_a_version_scheme_that_reads_the_branch_gets_the_one_ci_names(
 
 
 def test_gitlab_names_the_branch_of_a_detached_checkout(repo: GitRepo) -> None:
-    from brewblox_release.release import Options, prepare
+    from brewblox_release._release import Options, prepare
 
     from .service import gitlab_env
 

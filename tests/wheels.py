@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from brewblox_release.servers import IndexServer
+from brewblox_release._servers import IndexServer
 
 #: The rig's platforms (.ci/provision.sh) and their machine names in wheel tags.
 MACHINES = {"linux/amd64": "x86_64", "linux/arm/v7": "armv7l"}

@@ -30,7 +30,7 @@ and call this module as a script:
     what ``deps`` and ``package`` could not.
 
 The module is shipped into the build context by ``distcopy`` and the docker sessions
-(``brewblox_release/stages.py``, into ``pkg/brewblox-release/``, with the pure-Python packages
+(``brewblox_release/_stages.py``, into ``pkg/brewblox-release/``, with the pure-Python packages
 it imports: installer and packaging; with ``pkg/requirements.txt``), because the build stages
 see nothing but the context and images (buildx's named contexts need a newer Dockerfile
 frontend than Docker 20.10's). So it is self-contained: the standard library, ``installer`` and

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
-from .errors import ConfigError, CredentialsError, PublishError
-from .hosts import is_loopback, same_origin
-from .run import check_stopping, detail, log, mask, pause, redact
-from .secret import Secret, display_url
+from ._errors import ConfigError, CredentialsError, PublishError
+from ._hosts import is_loopback, same_origin
+from ._run import check_stopping, detail, log, mask, pause, redact
+from ._secret import Secret, display_url
 
 if TYPE_CHECKING:  # pypi-simple, requests and twine load on use
     import requests

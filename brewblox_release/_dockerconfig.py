@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .errors import CredentialsError
-from .hosts import registry_host
-from .run import CommandError, environ, log, mask, run
-from .secret import Secret
+from ._errors import CredentialsError
+from ._hosts import registry_host
+from ._run import CommandError, environ, log, mask, run
+from ._secret import Secret
 
 if TYPE_CHECKING:  # python-on-whales loads on use (half a second)
     from python_on_whales import DockerClient

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.version import InvalidVersion, Version
 
-from .config import _table
-from .errors import VersionError
-from .project import VersionSource, read_pyproject, version_source
-from .run import CommandError, run
+from ._config import _table
+from ._errors import VersionError
+from ._project import VersionSource, read_pyproject, version_source
+from ._run import CommandError, run
 
 if TYPE_CHECKING:
     from vcs_versioning import ScmVersion

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from .errors import ReleaseError
+from ._errors import ReleaseError
 
 __all__ = ["IndexServer", "RegistryServer", "free_port"]
 

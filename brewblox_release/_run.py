@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO, TypeVar
 
-from .environment import DROPPED, Environment
-from .errors import Interrupted
-from .secret import Redactor
+from ._environment import DROPPED, Environment
+from ._errors import Interrupted
+from ._secret import Redactor
 
 __all__ = ["CommandError", "Redactor", "Result", "capture", "check_stopping", "configure",
            "console", "detail", "environ", "log", "mask", "out", "pause", "redact",

@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import BuildError
-from .run import CommandError, environ, log, run
+from ._errors import BuildError
+from ._run import CommandError, environ, log, run
 
 __all__ = ["DECIDING_FILES", "builder", "cache_dir", "files_key"]
 

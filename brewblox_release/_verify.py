@@ -15,19 +15,18 @@ from typing import TYPE_CHECKING
 
 from packaging.version import InvalidVersion, Version
 
-from .errors import ReleaseError
-from .multiarch import own_tag, own_tags
-from .plan import highest_final
-from .prepared import Pushed, Run, Summary
-from .run import log, pause, redact
-from .run import run as run_command
-from .tags import LATEST
+from ._errors import ReleaseError
+from ._multiarch import own_tag, own_tags
+from ._plan import highest_final
+from ._prepared import Pushed, Run, Summary
+from ._run import log, pause, redact, run as run_command
+from ._tags import LATEST
 
 if TYPE_CHECKING:
-    from .config import Config
-    from .index import Index
-    from .plan import ImagePlan
-    from .registry import Registry
+    from ._config import Config
+    from ._index import Index
+    from ._plan import ImagePlan
+    from ._registry import Registry
 
 __all__ = ["LISTS", "pip_resolves", "verify"]
 
@@ -45,12 +44,12 @@ def published_versions(config: Config, env: Mapping[str, str]) -> set[str]:
     (``pypi = true``: a registry tag not on the index, ``20240101``, is no release); else the
     highest final version tag whose image's ``org.opencontainers.image.title`` is the project."""
     if config.pypi:
-        from .index import Index
+        from ._index import Index
 
         return Index.from_env(env, config.index_url).versions(config.name)
     if not config.image:
         return set()
-    from .registry import Registry
+    from ._registry import Registry
 
     registry = Registry.from_env(config.image, env)
     prefix = config.targets[0].prefix
@@ -90,7 +89,7 @@ def _problems(run: Run, summary: Summary, pushed: Pushed | None) -> list[str]:
     problems = _index(run, summary) if run.config.pypi else []
     pushes = [image for image in run.plan.images if image.push]
     if pushes:
-        from .registry import Registry
+        from ._registry import Registry
 
         registry = Registry.from_env(run.config.require_image(), run.env)
         if run.config.sign:
@@ -126,7 +125,7 @@ def pip_resolves(index: Index, name: str) -> str:
     """The version ``pip`` picks for ``name`` from the index."""
     from packaging.utils import parse_wheel_filename
 
-    from .secret import display_url
+    from ._secret import display_url
 
     with tempfile.TemporaryDirectory() as tmp:
         argv = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir",
@@ -157,7 +156,7 @@ def _same(text: str, version: Version) -> bool:
 def _signatures(run: Run, registry: Registry, pushes: Sequence[ImagePlan],
                 summary: Summary) -> list[str]:
     """``cosign verify`` and ``verify-attestation`` of every image this run signed."""
-    from . import dockerconfig, sign
+    from . import _dockerconfig as dockerconfig, _sign as sign
 
     with dockerconfig.login(run.config.require_image(), run.env) as login:
         return sign.verify(run, sign.references(registry, own_tags(run, pushes)), login,
@@ -263,7 +262,7 @@ def _versions(run: Run, registry: Registry, images: Sequence[tuple[str, str, str
     """Each image (its reference, its tag or digest in the registry, its platform) holds the
     version the plan published: read from the registry's copy of its top layers where the
     template built it; else the image is pulled and run (under qemu for arm)."""
-    from . import docker, dockerconfig
+    from . import _docker as docker, _dockerconfig as dockerconfig
 
     name, version = run.config.name, run.plan.version
     with ThreadPoolExecutor(max_workers=max(1, len(images))) as pool:

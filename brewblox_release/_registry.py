@@ -24,10 +24,10 @@ from http.client import HTTPMessage
 from pathlib import Path
 from typing import IO, Any
 
-from .dockerconfig import config_dir, stored_credentials
-from .errors import CredentialsError, PublishError
-from .hosts import is_loopback, same_origin, split_image
-from .secret import Secret
+from ._dockerconfig import config_dir, stored_credentials
+from ._errors import CredentialsError, PublishError
+from ._hosts import is_loopback, same_origin, split_image
+from ._secret import Secret
 
 __all__ = ["MANIFEST_TYPES", "Registry"]
 

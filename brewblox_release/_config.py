@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
-from .secret import display_url
+from ._errors import ConfigError
+from ._secret import display_url
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -74,7 +74,7 @@ class Config:
     @property
     def latest_tags(self) -> frozenset[str]:
         """Every target's ``latest`` tag (``latest``, ``rpi-latest``): moved last, forward only."""
-        from .tags import LATEST
+        from ._tags import LATEST
 
         return frozenset(f"{target.prefix}{LATEST}" for target in self.targets)
 
@@ -190,7 +190,7 @@ def _confined(root: Path, value: str, where: str) -> Path:
 def check_paths(config: Config, *, contexts: bool) -> None:
     """``dist-dir`` and every target's ``context`` are directories of the service's own, and with
     ``contexts`` each context holds a Dockerfile (docs/configuration.md)."""
-    from .run import CommandError, run
+    from ._run import CommandError, run
 
     where = config.pyproject
     dist = _confined(config.root, config.dist_dir, f"{where}: [{SECTION}] dist-dir")
@@ -310,7 +310,7 @@ def _targets(where: Path, value: object, *, multi_arch: bool) -> tuple[Target, .
     if len(set(names)) != len(names):
         raise ConfigError(f"{where}: [{SECTION}] targets: names must be unique, got {names}")
     prefixes = [t.prefix for t in targets]
-    from .tags import ESCAPE, escaped_starts
+    from ._tags import ESCAPE, escaped_starts
 
     for start in sorted(escaped_starts(("", *prefixes))):
         if ESCAPE.startswith(start) or start.startswith(ESCAPE):

@@ -9,11 +9,11 @@ from typing import Any
 
 from packaging.version import Version
 
-from .ci import CiContext, Event
-from .config import Config, Target
-from .errors import VersionError
-from .project import TagRule
-from .tags import LOCAL, branch_tag, version_tags
+from ._ci import CiContext, Event
+from ._config import Config, Target
+from ._errors import VersionError
+from ._project import TagRule
+from ._tags import LOCAL, branch_tag, version_tags
 
 __all__ = ["DEFAULT_TAGS", "ImagePlan", "Plan", "highest_final", "make_plan", "tag_version"]
 

@@ -23,11 +23,11 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
-from . import buildenv, stages
-from .config import Config, Target
-from .errors import BuildError
-from .project import VersionSource, version_source
-from .run import CommandError, log, run
+from . import _buildenv as buildenv, _stages as stages
+from ._config import Config, Target
+from ._errors import BuildError
+from ._project import VersionSource, version_source
+from ._run import CommandError, log, run
 
 __all__ = ["build", "check", "check_context", "copy", "dist_files", "reads_dist_dir",
            "stamped_copy"]

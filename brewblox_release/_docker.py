@@ -11,12 +11,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from . import stages
-from .config import Config, Target
-from .dockerconfig import DockerConfig
-from .errors import BuildError, CredentialsError, EmulationError, PublishError
-from .plan import ImagePlan
-from .run import check_stopping, detail, environ, log, pause, redact
+from . import _stages as stages
+from ._config import Config, Target
+from ._dockerconfig import DockerConfig
+from ._errors import BuildError, CredentialsError, EmulationError, PublishError
+from ._plan import ImagePlan
+from ._run import check_stopping, detail, environ, log, pause, redact
 
 if TYPE_CHECKING:
     from python_on_whales import DockerException

@@ -15,10 +15,10 @@ import tomlkit
 import tomlkit.exceptions
 from tomlkit.items import Table
 
-from .config import DEFAULT_TARGETS, SECTION, _check_image, static_name
-from .errors import ConfigError
-from .run import run
-from .secret import display_url
+from ._config import DEFAULT_TARGETS, SECTION, _check_image, static_name
+from ._errors import ConfigError
+from ._run import run
+from ._secret import display_url
 
 __all__ = ["CI_PATHS", "Change", "detect_provider", "init", "render"]
 

@@ -12,15 +12,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import CredentialsError, PublishError, ReleaseError
-from .hosts import is_loopback, split_image
-from .identity import KEY_VAR, OIDC_VARS, PASSWORD_VAR, Identity
-from .run import CommandError, Result, log, run
+from ._errors import CredentialsError, PublishError, ReleaseError
+from ._hosts import is_loopback, split_image
+from ._identity import KEY_VAR, OIDC_VARS, PASSWORD_VAR, Identity
+from ._run import CommandError, Result, log, run
 
 if TYPE_CHECKING:
-    from .dockerconfig import DockerConfig
-    from .prepared import Run, Summary
-    from .registry import Registry
+    from ._dockerconfig import DockerConfig
+    from ._prepared import Run, Summary
+    from ._registry import Registry
 
 __all__ = ["attest_files", "describe", "problems", "references", "sign", "verify"]
 
@@ -93,7 +93,7 @@ def sbom(release: Run, registry: Registry, digest: str) -> dict[str, Any]:
     from cyclonedx.output.json import JsonV1Dot5
     from packageurl import PackageURL
 
-    from .buildenv import cache_dir
+    from ._buildenv import cache_dir
 
     found: dict[str, str] = {}
     for image in _images(registry, digest) or [digest]:

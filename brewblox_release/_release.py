@@ -17,26 +17,25 @@ from typing import TYPE_CHECKING, Protocol
 
 from packaging.version import Version
 
-from . import ci, project
-from . import version as version_mod
-from .ci import CiContext, Event
-from .config import Config
-from .environment import exposed
-from .errors import ConfigError, CredentialsError, ReleaseError, VersionError
-from .hosts import is_loopback, registry_host, split_image
-from .identity import OIDC_VARS
-from .multiarch import built_as, own_tag, own_tags, read_records
-from .plan import DEFAULT_TAGS, ImagePlan, highest_final, make_plan
-from .project import TagRule
-from .run import background, check_stopping, environ, log, step
+from . import _ci as ci, _project as project, _version as version_mod
+from ._ci import CiContext, Event
+from ._config import Config
+from ._environment import exposed
+from ._errors import ConfigError, CredentialsError, ReleaseError, VersionError
+from ._hosts import is_loopback, registry_host, split_image
+from ._identity import OIDC_VARS
+from ._multiarch import built_as, own_tag, own_tags, read_records
+from ._plan import DEFAULT_TAGS, ImagePlan, highest_final, make_plan
+from ._project import TagRule
+from ._run import background, check_stopping, environ, log, step
 
 if TYPE_CHECKING:  # dist and index load on use: --dry-run needs neither
-    from .dockerconfig import DockerConfig
-    from .multiarch import Record
-    from .registry import Registry
+    from ._dockerconfig import DockerConfig
+    from ._multiarch import Record
+    from ._registry import Registry
 
-from .prepared import Options, Pushed, Run, Summary
-from .verify import published_versions, verify
+from ._prepared import Options, Pushed, Run, Summary
+from ._verify import published_versions, verify
 
 __all__ = ["Effects", "Engine", "Options", "Run", "Summary", "carry_out", "merge", "prepare",
            "release", "verify"]
@@ -112,7 +111,7 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
         plan = make_plan(ctx, info.version, config, published, tags=source.tags)
     run = Run(config, ctx, info, plan, options, env)
     if options.dry_run and plan.publishes:  # what the real run would do and refuse, as notes
-        from . import sign
+        from . import _sign as sign
 
         notes += [*sign.describe(run), *(f"the real run would stop: {problem}"
                                          for problem in preflight_problems(run))]
@@ -124,7 +123,7 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
 def preflight_problems(run: Run) -> list[str]:
     """Everything the real run would refuse before building, a line each: ``--dry-run`` shows
     them as notes."""
-    from . import sign
+    from . import _sign as sign
 
     index = _index_problems(run)
     found = index + _registry_problems(run) + ([] if index else _index_api_problems(run))
@@ -136,7 +135,7 @@ def preflight(run: Run) -> Callable[[], None]:
     well-formed settings and credentials; stops with every problem found, a line each. The
     index's simple API is asked in a thread while things build (pypi-simple takes a quarter of
     a second to import): the returned function waits for it; call it before publishing."""
-    from . import sign
+    from . import _sign as sign
 
     index = _index_problems(run)
     problems = index + _registry_problems(run) + sign.problems(run)
@@ -197,7 +196,7 @@ def _index_api_problems(run: Run) -> list[ReleaseError]:
 
 def _registry_problems(run: Run) -> list[ReleaseError]:
     """The registry's settings and credentials: read, not asked of any server."""
-    from . import dockerconfig
+    from . import _dockerconfig as dockerconfig
 
     try:
         image = run.config.require_image()
@@ -300,7 +299,7 @@ class Engine:
         self._confirm()
 
     def build(self) -> list[Path]:
-        from . import dist
+        from . import _dist as dist
 
         run = self.run
         if self.records is not None:  # the images were built by the stages
@@ -335,8 +334,8 @@ class Engine:
     def publishing(self, files: Sequence[Path]) -> Iterator[None]:
         """This run's docker login for the pushes (removed when publishing ends, however it
         ends), once the registry answers and the index holds no release file in the way."""
-        from . import dockerconfig
-        from .registry import Registry
+        from . import _dockerconfig as dockerconfig
+        from ._registry import Registry
 
         run = self.run
         with contextlib.ExitStack() as stack:
@@ -352,7 +351,7 @@ class Engine:
     def push(self) -> Pushed:
         """Every tag of the pushed images but ``latest``: pushed from the engine, or
         (multi-arch, a merge) made from the images' digests."""
-        from . import docker, multiarch  # docker loads python-on-whales
+        from . import _docker as docker, _multiarch as multiarch  # docker loads python-on-whales
 
         run, pushes, login = self.run, self._pushes, self._login
         assert self._registry is not None
@@ -382,7 +381,7 @@ class Engine:
         trusted = run.index.trusted_publishing  # twine reads GitHub's OIDC variables itself
         attest = run.config.sign and trusted
         if attest:
-            from . import sign
+            from . import _sign as sign
 
             sign.attest_files(files, run.env)
         elif run.config.sign:
@@ -396,7 +395,7 @@ class Engine:
                              outcome.status)
 
     def sign(self, files: Sequence[Path]) -> None:
-        from . import sign
+        from . import _sign as sign
 
         assert self._registry is not None
         assert self._login is not None
@@ -455,7 +454,7 @@ class Engine:
 
 def build_images(run: Run, images: Sequence[ImagePlan]) -> None:
     """Build the images of ``images`` at once, after checking that each ``pkg/`` is current."""
-    from . import dist, docker
+    from . import _dist as dist, _docker as docker
 
     for image in images:
         dist.check_context(run.config, run.config.target(image.target), run.info.version)

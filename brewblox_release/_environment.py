@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 from urllib.parse import unquote
 
-from .secret import Redactor, url_password
+from ._secret import Redactor, url_password
 
 __all__ = ["CREDENTIAL_VARS", "Environment", "exposed"]
 

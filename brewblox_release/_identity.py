@@ -9,12 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .errors import CredentialsError
-from .run import run
-from .secret import Secret
+from ._errors import CredentialsError
+from ._run import run
+from ._secret import Secret
 
 if TYPE_CHECKING:
-    from .dockerconfig import DockerConfig
+    from ._dockerconfig import DockerConfig
 
 __all__ = ["KEY_VAR", "OIDC_VARS", "PASSWORD_VAR", "Identity"]
 

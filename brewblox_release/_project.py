@@ -19,11 +19,11 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from . import buildenv, config
-from .buildenv import cache_dir, files_key
-from .config import _table
-from .errors import ConfigError, VersionError
-from .run import log
+from . import _buildenv as buildenv, _config as config
+from ._buildenv import cache_dir, files_key
+from ._config import _table
+from ._errors import ConfigError, VersionError
+from ._run import log
 
 __all__ = ["DEFAULT_TAG_REGEX", "LEGACY_BACKEND", "TagRule", "VersionSource", "build_backend",
            "configuration", "distribution_name", "dunamai_tag_regex", "normalise", "read_pyproject",

@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .ci import CiContext
-from .config import Config
-from .identity import Identity
-from .plan import Plan
-from .version import VersionInfo
+from ._ci import CiContext
+from ._config import Config
+from ._identity import Identity
+from ._plan import Plan
+from ._version import VersionInfo
 
 if TYPE_CHECKING:  # twine and pypi-simple load on use: --dry-run needs neither
-    from .index import Index
+    from ._index import Index
 
 __all__ = ["Options", "Pushed", "Run", "Summary"]
 
@@ -59,7 +59,7 @@ class Run:
 
     @functools.cached_property  # one value for the run (frozen: its fields never change)
     def index(self) -> Index:
-        from .index import Index
+        from ._index import Index
 
         # A workstation's run reads ~/.pypirc as twine does; CI's credentials are its own.
         pypirc = Path.home() / ".pypirc" if self.context.provider == "local" else None

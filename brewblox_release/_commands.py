@@ -25,13 +25,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from . import ci, config, project, version
-from .buildenv import cache_dir
-from .config import Config
-from .environment import Environment
-from .errors import Interrupted, ReleaseError
-from .release import Engine, Options, Run, carry_out, merge, preload, prepare, release
-from .run import CommandError, capture, log, out, redact, redacted_streams, step, stop_starting
+from . import _ci as ci, _config as config, _project as project, _version as version
+from ._buildenv import cache_dir
+from ._config import Config
+from ._environment import Environment
+from ._errors import Interrupted, ReleaseError
+from ._release import Engine, Options, Run, carry_out, merge, preload, prepare, release
+from ._run import CommandError, capture, log, out, redact, redacted_streams, step, stop_starting
 
 __all__ = ["COMMANDS", "Command", "execute", "message", "parser", "quiet_library_logs"]
 
@@ -94,7 +94,7 @@ def _version(options: Options) -> None:
 
 
 def _dist(options: Options) -> None:
-    from . import dist
+    from . import _dist as dist
 
     cfg, env = _load()
     source = project.version_source(cfg.root, stamp=cfg.stamp_version)
@@ -111,7 +111,7 @@ def _dist(options: Options) -> None:
 
 
 def _distcopy(options: Options) -> None:
-    from . import dist
+    from . import _dist as dist
 
     cfg, _ = _load()
     if options.dry_run:
@@ -147,8 +147,8 @@ def _docker(target: str | None) -> Callable[[Options], None]:
                 if image.push:
                     out(engine.summary.render())
                 return
-            from . import dockerconfig
-            from .multiarch import stage
+            from . import _dockerconfig as dockerconfig
+            from ._multiarch import stage
 
             engine.preflight()
             engine.build()
@@ -168,7 +168,7 @@ def _release(options: Options) -> None:
         run = prepared
         if options.merge and options.dry_run and run.plan.publishes:
             # The plan of a dry merge, with what the real one would refuse of the records.
-            from .multiarch import read_records
+            from ._multiarch import read_records
 
             try:
                 read_records(run, Path(options.merge))
@@ -181,7 +181,7 @@ def _release(options: Options) -> None:
 
 
 def _init(options: Options) -> None:
-    from . import init
+    from . import _init as init
 
     changes = init.init(Path.cwd(), ci=options.ci, force=options.force,
                         dry_run=options.dry_run, image=options.image)
@@ -281,7 +281,7 @@ def _interrupted(signum: int) -> Interrupted:
 def _console(name: str, options: Options) -> contextlib.AbstractContextManager[None]:
     """The command's output: its programs' in a log file, the running steps on a terminal
     (docs/sessions.md, output)."""
-    from .run import console
+    from ._run import console
 
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     try:
@@ -413,7 +413,7 @@ def _prepared(options: Options) -> Iterator[Run]:
         preload("python_on_whales")  # while the version and the plan are made
     cfg, env = _load()
     if options.rehearse:
-        from .rehearse import rehearsal
+        from ._rehearse import rehearsal
 
         with rehearsal(cfg.require_image(), env) as rehearsal_env:
             yield prepare(Path.cwd(), options, rehearsal_env)

@@ -12,14 +12,14 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import PublishError, ReleaseError
-from .prepared import Pushed, Run, Summary
-from .run import log
+from ._errors import PublishError, ReleaseError
+from ._prepared import Pushed, Run, Summary
+from ._run import log
 
 if TYPE_CHECKING:
-    from .dockerconfig import DockerConfig
-    from .plan import ImagePlan
-    from .registry import Registry
+    from ._dockerconfig import DockerConfig
+    from ._plan import ImagePlan
+    from ._registry import Registry
 
 __all__ = ["Record", "built_as", "make_tags", "own_tag", "own_tags", "read_records", "shares_tags",
            "stage"]
@@ -91,7 +91,7 @@ def stage(run: Run, image: ImagePlan, directory: Path | None, config: DockerConf
     tag, which the list takes over within this run; under its `stage_tag` for a split build
     (the record goes to ``directory``) or where targets share that tag (a shared prefix), so
     that no target's push overwrites another's."""
-    from . import docker
+    from . import _docker as docker
 
     shared = shares_tags(run, image)  # then it was built under its stage tag
     tag = stage_tag(run, image) if shared or directory is not None else own_tag(run, image)
@@ -100,7 +100,7 @@ def stage(run: Run, image: ImagePlan, directory: Path | None, config: DockerConf
         config.client().image.tag(image.refs[0], ref)
     digest = docker.push([ref], config=config).get(ref)
     if digest is None:  # docker did not say: the registry does
-        from .registry import Registry
+        from ._registry import Registry
 
         digest = Registry.from_env(image.repository, run.env).digest(tag)
     if not digest:
@@ -151,7 +151,7 @@ def make_tags(run: Run, records: Mapping[str, Record], config: DockerConfig,
     ``multi-arch``, one manifest list over all platforms, every tag in one ``docker buildx
     imagetools create``; else each target's tags on its own image (its manifest put under the
     tag in the registry, as ``crane tag`` does). Returns what each tag was made to name."""
-    from .docker import retrying
+    from ._docker import retrying
 
     pushed, latest = Pushed(), run.config.latest_tags
     pushes = [image for image in run.plan.images if image.push]

@@ -11,8 +11,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ReleaseError
-from .run import environ
+from ._errors import ReleaseError
+from ._run import environ
 
 __all__ = ["ALLOWED", "CiContext", "Event", "detect", "from_env"]
 

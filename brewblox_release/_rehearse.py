@@ -8,9 +8,9 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from .hosts import split_image
-from .run import log
-from .servers import IndexServer, RegistryServer
+from ._hosts import split_image
+from ._run import log
+from ._servers import IndexServer, RegistryServer
 
 __all__ = ["rehearsal"]
 
