@@ -125,9 +125,9 @@ def preflight_problems(run: Run) -> list[str]:
     them as notes."""
     from . import _sign as sign
 
-    index = _index_problems(run)
-    found = index + _registry_problems(run) + ([] if index else _index_api_problems(run))
-    return [str(problem) for problem in found + sign.problems(run)]
+    index = _index_problems(run)  # in the order the real run names them
+    found = index + _registry_problems(run) + sign.problems(run)
+    return [str(problem) for problem in found + ([] if index else _index_api_problems(run))]
 
 
 def preflight(run: Run) -> Callable[[], None]:

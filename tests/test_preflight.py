@@ -172,3 +172,23 @@ def test_the_simple_api_is_asked_while_building_and_waited_for_before_publishing
     found = _run(service, server, tmp_path / "ok", {
         "TWINE_REPOSITORY_URL": server.url, "TWINE_USERNAME": "ci", "TWINE_PASSWORD": SECRET})
     preflight(found)()
+
+
+def test_dry_run_notes_are_the_real_refusal_in_its_order(tmp_path_factory: pytest.TempPathFactory,
+                                                         server: IndexServer,
+                                                         tmp_path: Path) -> None:
+    """``--dry-run`` shows what the real run stops with, line for line and in the same order
+    (a signing problem before the index's API, which the real run asks last)."""
+    service = make_service(tmp_path_factory.mktemp("signed") / "demo-svc",
+                           extra=ONE_TARGET.replace("[[tool.brewblox-release.targets]]",
+                                                    "sign = true\n\n"
+                                                    "[[tool.brewblox-release.targets]]"))
+    run = _run(service, server, tmp_path, {"BREWBLOX_RELEASE_INDEX_URL": server.url + "nothing/",
+                                           "BREWBLOX_RELEASE_IMAGE": ELSEWHERE})
+    notes = preflight_problems(run)
+    assert len(notes) == 3, notes
+    assert "sign = true" in notes[1]
+    assert "not a simple API" in notes[2]
+    with pytest.raises(ReleaseError) as refused:
+        preflight(run)
+    assert str(refused.value).removesuffix(". Nothing was built").splitlines() == notes
