@@ -103,8 +103,7 @@ def _dist(options: Options) -> None:
         out(dist.describe_build(cfg, info.version))
         return
     if info.shallow:
-        log("warning: shallow clone: the version may be wrong (a publishing run fetches the "
-            "full history)")
+        log(version.SHALLOW_WARNING)
     with step(f"dist: {cfg.name} {info.version}"):
         files = dist.build(cfg, info.version, source_date_epoch=info.git.commit_time)
     log(f"built {', '.join(p.name for p in files)}")

@@ -87,8 +87,7 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
         state = version_mod.git_state(config.root)
         version = compute  # with the full history
     elif state.shallow:
-        log("warning: shallow clone: the version may be wrong (a publishing run fetches the "
-            "full history)")
+        log(version_mod.SHALLOW_WARNING)
     notes: list[str] = []
     if publishing and not options.allow_dirty:
         try:

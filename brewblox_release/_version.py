@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 __all__ = ["GitState", "VersionInfo", "compute", "git_state", "read", "require_clean",
            "unshallow"]
 
+#: What a run that does not fetch the full history says of a shallow clone.
+SHALLOW_WARNING = ("warning: shallow clone: the version may be wrong (a publishing run fetches "
+                   "the full history)")
+
 
 @dataclass(frozen=True)
 class GitState:
