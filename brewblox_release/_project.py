@@ -198,6 +198,9 @@ class VersionSource:
     settings: Mapping[str, Any] = field(default_factory=dict)
     static: str | None = None
 
+    def __post_init__(self) -> None:
+        _ = self.tags  # a tag rule that cannot be one is refused before any tool reads it
+
     @property
     def stamps(self) -> bool:
         return self.static is not None
