@@ -53,10 +53,11 @@ class TagRule:
     regex: str = DEFAULT_TAG_REGEX
     #: setuptools_scm's ``tag.prefix``: a literal start of every tag, stripped before ``regex``.
     prefix: str = ""
+    #: Where the service sets the rule, for the error that refuses it.
+    declared_in: str = field(default="[tool.setuptools_scm]", compare=False)
 
     def __post_init__(self) -> None:
-        where = "fix it where the service sets it ([tool.setuptools_scm], or " \
-            "[tool.hatch.version] raw-options)"
+        where = f"fix it where the service sets it ({self.declared_in})"
         try:
             compiled = re.compile(self.regex)
         except re.error as e:
@@ -211,7 +212,7 @@ class VersionSource:
         tag = tag if isinstance(tag, Mapping) else {}
         regex, prefix = tag.get("regex"), tag.get("prefix")
         return TagRule(regex if isinstance(regex, str) else DEFAULT_TAG_REGEX,
-                       prefix if isinstance(prefix, str) else "")
+                       prefix if isinstance(prefix, str) else "", self.declared_in)
 
     def build_env(self, name: str, version: str) -> dict[str, str]:
         """The variables that make the build use exactly ``version`` (docs/versions.md).

@@ -16,16 +16,28 @@ from types import ModuleType
 PROGRAM = Path(__file__).parent / "templates" / "stages" / "imagebuild.py"
 
 
+_loading = threading.Lock()
+
+
 @functools.cache
 def program() -> ModuleType:
-    """The stages' program as a module, whose names the host uses."""
-    spec = importlib.util.spec_from_file_location("brewblox_release_imagebuild", PROGRAM)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # as importlib's recipe: its dataclasses look it up
-    spec.loader.exec_module(module)
-    return module
+    """The stages' program as a module, whose names the host uses; loaded once, whichever of
+    the images building at once asks first (`functools.cache` alone lets two threads in)."""
+    with _loading:
+        name = "brewblox_release_imagebuild"
+        if (loaded := sys.modules.get(name)) is not None:
+            return loaded
+        spec = importlib.util.spec_from_file_location(name, PROGRAM)
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # as importlib's recipe: its dataclasses look it up
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+        return module
 
 
 def uses_template(context: Path) -> bool:

@@ -6,11 +6,17 @@ has only an sdist.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 import sysconfig
+import time
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from importlib.machinery import ModuleSpec
 from pathlib import Path
+from types import ModuleType
 
 import imagebuild
 import pytest
@@ -548,3 +554,24 @@ def test_ship_replaces_a_linked_tools_directory_and_leaves_its_target(tmp_path: 
     assert (dest / "imagebuild.py").is_file()
     assert sorted(p.name for p in outside.iterdir()) == ["keep.txt"]
     assert (outside / "keep.txt").read_text() == "outside\n"
+
+
+def test_the_program_loads_once_when_images_build_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two images building at once both ask for the program: one module, run once."""
+    monkeypatch.delitem(sys.modules, "brewblox_release_imagebuild", raising=False)
+    stages.program.cache_clear()
+    runs = []
+    real = importlib.util.module_from_spec
+
+    def counted(spec: ModuleSpec) -> ModuleType:
+        runs.append(spec.name)
+        time.sleep(0.05)  # long enough for every thread to be inside program() at once
+        module: ModuleType = real(spec)
+        return module
+
+    monkeypatch.setattr(importlib.util, "module_from_spec", counted)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        loaded = list(pool.map(lambda _: stages.program(), range(4)))
+    stages.program.cache_clear()
+    assert runs == ["brewblox_release_imagebuild"]
+    assert all(module is loaded[0] for module in loaded)

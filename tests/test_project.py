@@ -337,6 +337,14 @@ def test_a_tag_regex_must_say_which_part_is_the_version(regex: str) -> None:
         TagRule(regex)
 
 
+def test_a_bad_tag_regex_is_named_where_the_service_sets_it(tmp_path: Path) -> None:
+    data = {"build-system": {"requires": ["pdm-backend"], "build-backend": "pdm.backend"},
+            "project": {"name": "svc", "dynamic": ["version"]},
+            "tool": {"pdm": {"version": {"source": "scm", "tag_regex": "^v(["}}}}
+    with pytest.raises(ConfigError, match=r"not a regular expression .*\(\[tool\.pdm\.version\]\)"):
+        project.version_source(tmp_path, data)
+
+
 @pytest.mark.parametrize(("tag", "problem"), [
     ("1.2.4+build5", "has a local part"),
     ("v1.2.4+build.5", "has a local part"),
