@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import functools
 import importlib
 import importlib.util
 import os
@@ -19,10 +18,9 @@ PROGRAM = Path(__file__).parent / "templates" / "stages" / "imagebuild.py"
 _loading = threading.Lock()
 
 
-@functools.cache
 def program() -> ModuleType:
-    """The stages' program as a module, whose names the host uses; loaded once, whichever of
-    the images building at once asks first (`functools.cache` alone lets two threads in)."""
+    """The stages' program as a module, whose names the host uses; loaded once into
+    ``sys.modules`` (as an import is), whichever of the images building at once asks first."""
     with _loading:
         name = "brewblox_release_imagebuild"
         if (loaded := sys.modules.get(name)) is not None:
