@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from ._commands import COMMANDS, execute, message, parser
 from ._errors import Interrupted, ReleaseError
 
-__all__ = ["main"]
-
 
 def _usage() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(

@@ -20,8 +20,6 @@ from typing import Any
 from ._errors import BuildError
 from ._run import CommandError, environ, log, run
 
-__all__ = ["DECIDING_FILES", "builder", "cache_dir", "files_key"]
-
 #: The files whose contents decide the name, the version source and the build requirements.
 DECIDING_FILES = ("pyproject.toml", "setup.py", "setup.cfg")
 

@@ -14,8 +14,6 @@ from typing import Any
 from ._errors import ReleaseError
 from ._run import environ
 
-__all__ = ["ALLOWED", "CiContext", "Event", "detect", "from_env"]
-
 
 class Event(enum.Enum):
     """What started the run."""

@@ -30,10 +30,9 @@ from ._buildenv import cache_dir
 from ._config import Config
 from ._environment import Environment
 from ._errors import Interrupted, ReleaseError
-from ._release import Engine, Options, Run, carry_out, merge, preload, prepare, release
+from ._prepared import Options, Run
+from ._release import Engine, carry_out, merge, preload, prepare, release
 from ._run import CommandError, capture, log, out, redact, redacted_streams, step, stop_starting
-
-__all__ = ["COMMANDS", "Command", "execute", "message", "parser", "quiet_library_logs"]
 
 
 @dataclass(frozen=True)

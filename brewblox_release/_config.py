@@ -19,8 +19,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["DEFAULT_TARGETS", "Config", "Target", "check_paths", "declared_secret_vars", "load",
-           "read", "static_name"]
 
 SECTION = "tool.brewblox-release"
 

@@ -29,9 +29,6 @@ from ._errors import BuildError
 from ._project import VersionSource, version_source
 from ._run import CommandError, log, run
 
-__all__ = ["build", "check", "check_context", "copy", "dist_files", "reads_dist_dir",
-           "stamped_copy"]
-
 
 def dist_files(directory: Path) -> list[Path]:
     """The sdists and wheels in ``directory``, sorted by name."""

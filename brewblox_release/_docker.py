@@ -21,7 +21,6 @@ from ._run import check_stopping, detail, environ, log, pause, redact
 if TYPE_CHECKING:
     from python_on_whales import DockerException
 
-__all__ = ["build", "check_emulation", "package_version", "push"]
 
 T = TypeVar("T")
 _REFUSED = ("unauthorized", "denied", "authentication required", "forbidden",

@@ -26,7 +26,6 @@ from ._secret import Secret
 if TYPE_CHECKING:  # python-on-whales loads on use (half a second)
     from python_on_whales import DockerClient
 
-__all__ = ["DockerConfig", "config_dir", "has_login", "login", "stored_credentials"]
 
 _HUB = "https://index.docker.io/v1/"
 

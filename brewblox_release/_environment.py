@@ -12,8 +12,6 @@ from urllib.parse import unquote
 
 from ._secret import Redactor, url_password
 
-__all__ = ["CREDENTIAL_VARS", "Environment", "exposed"]
-
 #: Variables that carry publishing credentials: no subprocess inherits them.
 CREDENTIAL_VARS = ("TWINE_USERNAME", "TWINE_PASSWORD", "TWINE_REPOSITORY_URL",
                    "DOCKER_USERNAME", "DOCKER_PASSWORD", "ACTIONS_ID_TOKEN_REQUEST_URL",

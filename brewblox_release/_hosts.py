@@ -8,8 +8,6 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-__all__ = ["is_loopback", "registry_host", "same_origin", "split_image"]
-
 
 def split_image(image: str) -> tuple[str, str]:
     """(registry host, repository path) of an image name, with Docker Hub's defaults.

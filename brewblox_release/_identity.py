@@ -16,7 +16,6 @@ from ._secret import Secret
 if TYPE_CHECKING:
     from ._dockerconfig import DockerConfig
 
-__all__ = ["KEY_VAR", "OIDC_VARS", "PASSWORD_VAR", "Identity"]
 
 KEY_VAR, PASSWORD_VAR = "COSIGN_PRIVATE_KEY", "COSIGN_PASSWORD"
 #: GitHub's OIDC request variables: keyless signing asks them for a token.

@@ -25,7 +25,6 @@ if TYPE_CHECKING:  # pypi-simple, requests and twine load on use
     import requests
     from pypi_simple import DistributionPackage, PyPISimple
 
-__all__ = ["INDEX_URL_ENV", "PYPI_UPLOAD", "Index", "Outcome", "url_problem"]
 
 PYPI_UPLOAD = "https://upload.pypi.org/legacy/"
 TESTPYPI_UPLOAD = "https://test.pypi.org/legacy/"

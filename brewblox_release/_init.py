@@ -20,8 +20,6 @@ from ._errors import ConfigError
 from ._run import run
 from ._secret import display_url
 
-__all__ = ["CI_PATHS", "Change", "detect_provider", "init", "render"]
-
 Action = Literal["created", "updated", "unchanged", "skipped (exists; --force to overwrite)"]
 CREATED: Action = "created"
 UPDATED: Action = "updated"

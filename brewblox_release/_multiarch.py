@@ -21,9 +21,6 @@ if TYPE_CHECKING:
     from ._plan import ImagePlan
     from ._registry import Registry
 
-__all__ = ["Record", "built_as", "make_tags", "own_tag", "own_tags", "read_records", "shares_tags",
-           "stage"]
-
 
 @dataclass(frozen=True)
 class Record:

@@ -15,8 +15,6 @@ from ._errors import VersionError
 from ._project import TagRule
 from ._tags import LOCAL, branch_tag, version_tags
 
-__all__ = ["DEFAULT_TAGS", "ImagePlan", "Plan", "highest_final", "make_plan", "tag_version"]
-
 #: setuptools_scm's default tags: ``1.2.3``, ``v1.2.3``, ``name-1.2.3``.
 DEFAULT_TAGS = TagRule()
 

@@ -18,8 +18,6 @@ from ._version import VersionInfo
 if TYPE_CHECKING:  # twine and pypi-simple load on use: --dry-run needs neither
     from ._index import Index
 
-__all__ = ["Options", "Pushed", "Run", "Summary"]
-
 
 @dataclass(frozen=True)
 class Options:

@@ -25,10 +25,6 @@ from ._config import _table
 from ._errors import ConfigError, VersionError
 from ._run import log
 
-__all__ = ["DEFAULT_TAG_REGEX", "LEGACY_BACKEND", "TagRule", "VersionSource", "build_backend",
-           "configuration", "distribution_name", "dunamai_tag_regex", "normalise", "read_pyproject",
-           "version_source"]
-
 #: setuptools_scm's default: ``1.2.3``, ``v1.2.3``, ``anything-1.2.3``; a ``+local`` part apart.
 DEFAULT_TAG_REGEX = r"^(?:[\w-]+-)?(?P<version>[vV]?\d+(?:\.\d+){0,2}[^\+]*)(?:\+.*)?$"
 

@@ -29,8 +29,6 @@ from ._errors import CredentialsError, PublishError
 from ._hosts import is_loopback, same_origin, split_image
 from ._secret import Secret
 
-__all__ = ["MANIFEST_TYPES", "Registry"]
-
 MANIFEST_TYPES = ", ".join((
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",

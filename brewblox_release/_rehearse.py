@@ -12,8 +12,6 @@ from ._hosts import split_image
 from ._run import log
 from ._servers import IndexServer, RegistryServer
 
-__all__ = ["rehearsal"]
-
 #: Variables a rehearsal never passes on: the real destinations' credentials and addresses.
 CLEARED = ("TWINE_USERNAME", "TWINE_PASSWORD", "TWINE_REPOSITORY", "TWINE_REPOSITORY_URL",
            "DOCKER_USERNAME", "DOCKER_PASSWORD", "ACTIONS_ID_TOKEN_REQUEST_URL",

@@ -37,9 +37,6 @@ if TYPE_CHECKING:  # dist and index load on use: --dry-run needs neither
 from ._prepared import Options, Pushed, Run, Summary
 from ._verify import published_versions, verify
 
-__all__ = ["Effects", "Engine", "Options", "Run", "Summary", "carry_out", "merge", "prepare",
-           "release", "verify"]
-
 
 def _local_ref(ctx: CiContext, state: version_mod.GitState,
                tags: TagRule = DEFAULT_TAGS) -> CiContext:

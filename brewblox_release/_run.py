@@ -23,10 +23,6 @@ from ._environment import DROPPED, Environment
 from ._errors import Interrupted
 from ._secret import Redactor
 
-__all__ = ["CommandError", "Redactor", "Result", "capture", "check_stopping", "configure",
-           "console", "detail", "environ", "log", "mask", "out", "pause", "redact",
-           "redacted_streams", "run", "step", "stop_starting"]
-
 
 @dataclass
 class _Output:

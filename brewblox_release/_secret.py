@@ -9,8 +9,6 @@ import re
 from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
 
-__all__ = ["MASK", "Redactor", "Secret", "display_url", "url_password"]
-
 MASK = "****"
 
 

@@ -16,8 +16,6 @@ from typing import TypeVar
 
 from ._errors import ReleaseError
 
-__all__ = ["IndexServer", "RegistryServer", "free_port"]
-
 _S = TypeVar("_S", bound="_Server")
 
 

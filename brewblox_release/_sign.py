@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from ._prepared import Run, Summary
     from ._registry import Registry
 
-__all__ = ["attest_files", "describe", "problems", "references", "sign", "verify"]
 
 BUILD_TYPE = "https://github.com/BrewBlox/brewblox-release/blob/main/docs/signing.md#provenance"
 

@@ -9,9 +9,6 @@ from collections.abc import Iterable
 
 from packaging.version import Version
 
-__all__ = ["ESCAPE", "LATEST", "LOCAL", "MAX_TAG", "branch_tag", "escaped_starts",
-           "is_reserved", "version_tags"]
-
 MAX_TAG = 128
 LATEST = "latest"
 LOCAL = "local"

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from ._plan import ImagePlan
     from ._registry import Registry
 
-__all__ = ["LISTS", "pip_resolves", "verify"]
 
 #: The media types of a manifest list (an OCI index, or docker's own).
 LISTS = ("application/vnd.oci.image.index.v1+json",

@@ -26,8 +26,6 @@ from ._run import CommandError, run
 if TYPE_CHECKING:
     from vcs_versioning import ScmVersion
 
-__all__ = ["GitState", "VersionInfo", "compute", "git_state", "read", "require_clean",
-           "unshallow"]
 
 #: What a run that does not fetch the full history says of a shallow clone.
 SHALLOW_WARNING = ("warning: shallow clone: the version may be wrong (a publishing run fetches "

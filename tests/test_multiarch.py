@@ -265,7 +265,8 @@ def test_every_buildx_call_names_the_builder(tmp_path: Path, registry: RegistryS
 def test_the_records_must_be_one_per_target_of_this_commit(tmp_path: Path) -> None:
     from brewblox_release._errors import ReleaseError
     from brewblox_release._multiarch import Record, read_records
-    from brewblox_release._release import Options, prepare
+    from brewblox_release._prepared import Options
+    from brewblox_release._release import prepare
 
     repo = _service(tmp_path / "demo-svc")
     run = prepare(repo.path, Options(ref="refs/heads/feature/x"), {

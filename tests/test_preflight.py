@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from brewblox_release._errors import CredentialsError, ReleaseError
-from brewblox_release._release import Options, Run, preflight, preflight_problems, prepare
+from brewblox_release._prepared import Options, Run
+from brewblox_release._release import preflight, preflight_problems, prepare
 from brewblox_release._servers import IndexServer
 from tests.service import GitRepo, github_env, make_service
 

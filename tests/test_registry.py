@@ -216,7 +216,9 @@ def test_blob_reads_redirected_to_storage_carry_no_credentials(
         locked_registry: RegistryServer, tmp_path: Path) -> None:
     # Docker Hub, ECR and GHCR answer blob reads with a redirect to their storage hosts; urllib
     # copied the registry's Authorization header onto it.
-    from brewblox_release._release import Options, Summary, prepare, verify
+    from brewblox_release._prepared import Options, Summary
+    from brewblox_release._release import prepare
+    from brewblox_release._verify import verify
     from tests.proxy import RedirectingFront
     from tests.service import make_service, travis_env
 

@@ -244,7 +244,8 @@ def test_a_dry_run_shows_the_signing_steps(key: Key, registry: RegistryServer,
 
 def test_preflight_refuses_when_there_is_no_cosign(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from brewblox_release._release import Options, prepare
+    from brewblox_release._prepared import Options
+    from brewblox_release._release import prepare
 
     repo = make_service(tmp_path / "signed-svc", image=REPO, extra="sign = true\n" + RIG_TARGETS)
     repo.tag("6.0.0")

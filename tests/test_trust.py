@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from brewblox_release._prepared import Options
 from brewblox_release._registry import Registry
-from brewblox_release._release import Options, prepare
+from brewblox_release._release import prepare
 from brewblox_release._servers import IndexServer, RegistryServer
 from tests.service import (
     RIG_TARGETS,

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import pytest
 
 from brewblox_release._errors import ReleaseError
-from brewblox_release._prepared import Pushed
+from brewblox_release._prepared import Options, Pushed, Run, Summary
 from brewblox_release._registry import Registry
-from brewblox_release._release import Options, Run, Summary, prepare, verify
+from brewblox_release._release import prepare
 from brewblox_release._servers import IndexServer, RegistryServer
-from brewblox_release._verify import LISTS
+from brewblox_release._verify import LISTS, verify
 from tests.service import (
     RIG_TARGETS,
     GitRepo,

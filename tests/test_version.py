@@ -305,7 +305,8 @@ def test_compute_raises_no_deprecation_warning(repo: GitRepo) -> None:
 
 def test_a_quiet_branch_push_is_not_a_publishing_run(repo: GitRepo, tmp_path: Path) -> None:
     # docs/versions.md's clean-tree rule is for publishing runs; a push to main publishes nothing.
-    from brewblox_release._release import Options, prepare
+    from brewblox_release._prepared import Options
+    from brewblox_release._release import prepare
 
     from .service import github_env
 
@@ -364,7 +365,8 @@ def test_a_tag_with_a_local_part_or_an_epoch_is_refused(repo: GitRepo) -> None:
 def test_a_tag_named_main_leaves_main_a_quiet_branch(repo: GitRepo) -> None:
     # With git's short names, HEAD on main with a tag `main` read as branch heads/main: no
     # quiet branch, and `--publish` published a dev release.
-    from brewblox_release._release import Options, prepare
+    from brewblox_release._prepared import Options
+    from brewblox_release._release import prepare
 
     repo.tag("1.2.3")
     repo.commit("more")
@@ -376,7 +378,8 @@ def test_a_tag_named_main_leaves_main_a_quiet_branch(repo: GitRepo) -> None:
 
 
 def test_a_branch_named_like_a_release_publishes_as_that_branch(repo: GitRepo) -> None:
-    from brewblox_release._release import Options, prepare
+    from brewblox_release._prepared import Options
+    from brewblox_release._release import prepare
 
     repo.tag("1.2.3")
     repo.checkout("-b", "1.2.3")
@@ -412,7 +415,8 @@ def test_a_version_scheme_that_reads_the_branch_gets_the_one_ci_names(
 
 
 def test_gitlab_names_the_branch_of_a_detached_checkout(repo: GitRepo) -> None:
-    from brewblox_release._release import Options, prepare
+    from brewblox_release._prepared import Options
+    from brewblox_release._release import prepare
 
     from .service import gitlab_env
 
