@@ -11,23 +11,19 @@ from ._commands import COMMANDS, execute, message, parser
 from ._errors import Interrupted, ReleaseError
 
 
-def _usage() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
-        prog="brewblox-release",
-        description="Release a Python service to a package index and as Docker images.",
-        epilog="`brewblox-release COMMAND --help` shows a command's options.")
-    sub = top.add_subparsers(title="commands", metavar="COMMAND")
-    for command in COMMANDS.values():
-        sub.add_parser(command.name, help=command.help, add_help=False)
-    return top
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; 0 on success, 1 when it fails, 2 for a wrong command line, 128 and the
     signal's number when it was interrupted or told to stop (130 for Ctrl-C)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in {"-h", "--help"}:
-        _usage().print_help()
+        usage = argparse.ArgumentParser(
+            prog="brewblox-release",
+            description="Release a Python service to a package index and as Docker images.",
+            epilog="`brewblox-release COMMAND --help` shows a command's options.")
+        commands = usage.add_subparsers(title="commands", metavar="COMMAND")
+        for command in COMMANDS.values():
+            commands.add_parser(command.name, help=command.help, add_help=False)
+        usage.print_help()
         return 0 if args else 2
     name, rest = args[0], args[1:]
     if name not in COMMANDS:

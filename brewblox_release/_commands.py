@@ -1,8 +1,5 @@
 """The commands of docs/sessions.md: one table, one option parser, one implementation of each.
-
-The nox sessions, the invoke tasks and ``__main__`` are glue over `execute`: a front-end names
-the command, hands over the words after it and turns a `ReleaseError` into its way of failing.
-"""
+The front-ends (nox sessions, invoke tasks, ``__main__``) are glue over `execute`."""
 
 from __future__ import annotations
 
@@ -114,8 +111,8 @@ def _distcopy(options: Options) -> None:
     cfg, _ = _load()
     if options.dry_run:
         out(dist.describe_copy(cfg))
-        return
-    dist.copy(cfg)
+    else:
+        dist.copy(cfg)
 
 
 def _docker(target: str | None) -> Callable[[Options], None]:
@@ -145,8 +142,7 @@ def _docker(target: str | None) -> Callable[[Options], None]:
                 if image.push:
                     out(engine.summary.render())
                 return
-            from . import _dockerconfig as dockerconfig
-            from ._multiarch import stage
+            from . import _dockerconfig as dockerconfig, _multiarch as multiarch
 
             engine.preflight()
             engine.build()
@@ -156,7 +152,7 @@ def _docker(target: str | None) -> Callable[[Options], None]:
                 return
             with step(f"stage {image.target}"), \
                     dockerconfig.login(image.repository, run.env) as login:
-                stage(run, image, Path(options.stage), login)
+                multiarch.stage(run, image, Path(options.stage), login)
 
     return action
 
@@ -212,11 +208,9 @@ def parser(command: Command, prog: str, *, add_help: bool = False) -> argparse.A
                                      allow_abbrev=False, exit_on_error=False)
     for flag in (*command.options, "--verbose"):
         option = OPTIONS[flag]
-        if option.metavar is None:
-            result.add_argument(flag, action="store_true", help=option.help)
-        else:
-            result.add_argument(flag, metavar=option.metavar, choices=option.choices,
-                                help=option.help)
+        kind: dict[str, Any] = ({"action": "store_true"} if option.metavar is None
+                                else {"metavar": option.metavar, "choices": option.choices})
+        result.add_argument(flag, help=option.help, **kind)
     return result
 
 
@@ -228,11 +222,9 @@ def parse(command: Command, args: Sequence[str], prog: str) -> Options:
     except argparse.ArgumentError as e:
         raise ReleaseError(f"{prog}: {e}; the options of {command.name} are: {known}") from None
     for word in extra:
-        if word in OPTIONS:
-            raise ReleaseError(f"{word} is not an option of {command.name}; its options are: "
-                               f"{known}")
-        raise ReleaseError(f"unknown option {word!r}; the options of {command.name} are: "
-                           f"{known}")
+        why = (f"{word} is not an option of {command.name}; its options are" if word in OPTIONS
+               else f"unknown option {word!r}; the options of {command.name} are")
+        raise ReleaseError(f"{why}: {known}")
     options = Options(**vars(ns))
     # --json prints the plan instead of carrying it out: a dry run, quiet on stdout.
     return replace(options, dry_run=True) if options.json else options
@@ -253,7 +245,7 @@ def execute(name: str, args: Sequence[str], prog: str) -> None:
             with _console(name, options):
                 command.action(options)
         except (KeyboardInterrupt, _Stop) as e:
-            raise _interrupted(e.signum if isinstance(e, _Stop) else signal.SIGINT) from None
+            raise _interrupted(e.args[0] if isinstance(e, _Stop) else signal.SIGINT) from None
         except Exception as e:
             if received:  # the stop was raised where it was lost (a finalizer): what failed next
                 raise _interrupted(received[0]) from None
@@ -286,8 +278,7 @@ def _console(name: str, options: Options) -> contextlib.AbstractContextManager[N
         path: Path | None = cache_dir(capture()) / "logs" / f"{stamp}-{name}-{os.getpid()}.log"
     except RuntimeError:  # no home directory to put a cache in: everything is shown instead
         path = None
-    terminal = sys.__stderr__
-    shown = terminal if terminal is not None and terminal.isatty() else None
+    shown = sys.__stderr__ if sys.__stderr__ is not None and sys.__stderr__.isatty() else None
     return console(path, verbose=options.verbose, terminal=shown)
 
 
@@ -325,19 +316,14 @@ def _tolerant_streams() -> None:
 
 
 class _Stop(BaseException):
-    """SIGTERM or SIGHUP, raised in the main thread so that every ``with`` block unwinds:
-    rehearsal servers, temporary docker configs and directories end with the run."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
+    """SIGTERM or SIGHUP (its number the one argument), raised in the main thread so that every
+    ``with`` block unwinds: rehearsal servers, temporary docker configs and directories end."""
 
 
 @contextlib.contextmanager
 def _stopped_by_signals() -> Iterator[list[int]]:
-    """SIGTERM and SIGHUP (a CI cancel, a closed terminal) stop the run as Ctrl-C does; yields
-    the signals received, which decide how the run ends when the stop lands in a finalizer
-    (where Python drops it)."""
+    """SIGTERM and SIGHUP (a CI cancel, a closed terminal) stop the run as Ctrl-C does; yields the
+    signals received, which end the run when the stop lands in a finalizer (Python drops it)."""
     received: list[int] = []
 
     def stop(signum: int, _frame: object) -> None:
@@ -371,11 +357,9 @@ def _end_children() -> None:
     server): a stopped run leaves nothing behind (docs/how-it-works.md, interrupts)."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            parent = int(stat.read_text().rpartition(")")[2].split()[1])
+            children.setdefault(parent, []).append(int(stat.parent.name))
     todo = children.get(os.getpid(), [])
     while todo:
         pid = todo.pop()
@@ -423,25 +407,23 @@ def _show_plan(run: Run) -> None:
     out(json.dumps(run.plan.to_dict(), indent=2) if run.options.json else run.plan.render())
 
 
-class _LibraryFilter(logging.Filter):
+def _library_filter(record: logging.LogRecord) -> bool:
     """Keep nox's records and warnings, masked, tracebacks included; drop the libraries'
     debug chatter (python-on-whales logs every docker command line, urllib3 every request)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING and not record.name.startswith("nox"):
-            return False
-        record.msg, record.args = redact(record.getMessage()), None
-        if record.exc_info:
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
-            record.exc_info = None
-        if record.stack_info:
-            record.stack_info = redact(record.stack_info)
-        return True
+    if record.levelno < logging.WARNING and not record.name.startswith("nox"):
+        return False
+    record.msg, record.args = redact(record.getMessage()), None
+    if record.exc_info:
+        record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        record.exc_info = None
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+    return True
 
 
 def quiet_library_logs() -> None:
     """Put the filter on every handler of the root logger (nox's among them), for good: nox
     logs a session's unexpected traceback after the session has returned."""
     for handler in (*logging.getLogger().handlers, logging.lastResort):
-        if handler is not None and not any(isinstance(f, _LibraryFilter) for f in handler.filters):
-            handler.addFilter(_LibraryFilter())
+        if handler is not None and _library_filter not in handler.filters:
+            handler.addFilter(_library_filter)

@@ -69,7 +69,6 @@ class Environment(Mapping[str, str]):
         return values
 
     def redactor(self) -> Redactor:
-        """What masks this environment's credentials in output (`masked_values`)."""
         return Redactor(self.masked_values())
 
 

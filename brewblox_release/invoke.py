@@ -1,7 +1,6 @@
 """invoke tasks: a service's ``tasks.py`` of ``from brewblox_release.invoke import namespace``
 runs the commands of the nox sessions, their options as flags (``invoke docker --target arm``).
-Needs ``brewblox-release[invoke]``. Glue over `commands.execute`, like the sessions.
-"""
+Needs ``brewblox-release[invoke]``. Glue over `commands.execute`, like the sessions."""
 
 from __future__ import annotations
 
@@ -55,5 +54,4 @@ def _task(name: str) -> Task[Any]:
     return Task(body, name=name, help={OPTIONS[f].dest: OPTIONS[f].help for f in command.options})
 
 
-#: The tasks, for a service's tasks.py: ``from brewblox_release.invoke import namespace``.
 namespace = Collection(*map(_task, COMMANDS))

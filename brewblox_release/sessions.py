@@ -1,8 +1,6 @@
 """The nox sessions: a service's whole noxfile can be ``from brewblox_release.sessions import *``.
-
 A bare ``nox`` runs only ``version``: releasing is always asked for by name. Glue over
-`commands.execute`, with ``session.posargs`` (``nox -s release -- --dry-run``).
-"""
+`commands.execute`, with ``session.posargs`` (``nox -s release -- --dry-run``)."""
 
 from __future__ import annotations
 
