@@ -4,7 +4,7 @@ docs/how-it-works.md's table are the branches of `make_plan`."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from packaging.version import Version
@@ -46,7 +46,7 @@ class Plan:
     upload: bool
     images: tuple[ImagePlan, ...]
     latest: bool = False
-    reasons: tuple[str, ...] = field(default_factory=tuple)
+    reasons: tuple[str, ...] = ()
     multi_arch: bool = False
 
     @property

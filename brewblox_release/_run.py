@@ -192,8 +192,7 @@ def step(what: str) -> Iterator[None]:
         log(f"<== {what}: {ended} after {time.monotonic() - start:.1f} s")
         if isinstance(e, Exception) and _output.log_path is not None and not _output.verbose:
             with _lock:
-                since = [(thread, line) for number, thread, line in _output.recent
-                         if number > mark]
+                since = [(thread, line) for number, thread, line in _output.recent if number > mark]
             own = [line for thread, line in since if thread == threading.get_ident()]
             tail = (own or [line for _, line in since])[-TAIL:]
             if tail:
@@ -204,9 +203,6 @@ def step(what: str) -> Iterator[None]:
     with _lock:
         _output.steps.pop(key)
     log(f"<== {what} ({time.monotonic() - start:.1f} s)")
-
-
-_SPINNER = "|/-\\"
 
 
 def _tick() -> None:
@@ -226,7 +222,7 @@ def _tick() -> None:
                     width = os.get_terminal_size(terminal.fileno()).columns or 80  # 0: no size
                 except (OSError, ValueError):
                     width = 80
-                line = f"{_SPINNER[turn % 4]} {running}"[:max(20, width - 1)]
+                line = ("|/-\\"[turn % 4] + f" {running}")[:max(20, width - 1)]
                 with suppress(OSError, ValueError):
                     terminal.write(f"\r\033[K{line}")
                     terminal.flush()
