@@ -1,7 +1,5 @@
 """Where things live: an image's registry host, loopback, and whether two URLs share an origin
-(a credential goes only to its own origin, and a redirect elsewhere carries none, as requests
-does and urllib does not).
-"""
+(a credential goes only to its own origin: a redirect elsewhere carries none, unlike urllib's)."""
 
 from __future__ import annotations
 
@@ -22,11 +20,7 @@ def split_image(image: str) -> tuple[str, str]:
 
 
 def registry_host(image: str) -> str:
-    """The registry an image repository lives on, as ``docker login`` names it.
-
-    >>> registry_host("brewblox/svc"), registry_host("127.0.0.1:5000/demo/svc")
-    ('docker.io', '127.0.0.1:5000')
-    """
+    """The registry an image repository lives on, as ``docker login`` names it."""
     host = split_image(image)[0]
     return "docker.io" if host == "registry-1.docker.io" else host
 
@@ -47,13 +41,12 @@ def is_loopback(host: str) -> bool:
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
+    parts = urlsplit(url)  # which lower-cases the scheme and the host name
     try:
         port = parts.port
     except ValueError:
         port = None
-    return scheme, (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(scheme)
+    return parts.scheme, parts.hostname or "", port or {"http": 80, "https": 443}.get(parts.scheme)
 
 
 def same_origin(url: str, other: str) -> bool:

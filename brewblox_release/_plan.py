@@ -4,7 +4,7 @@ docs/how-it-works.md's table are the branches of `make_plan`."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from packaging.version import Version
@@ -13,7 +13,7 @@ from ._ci import CiContext, Event
 from ._config import Config, Target
 from ._errors import VersionError
 from ._project import TagRule
-from ._tags import LOCAL, branch_tag, version_tags
+from ._tags import LOCAL, as_version, branch_tag, version_tags
 
 #: setuptools_scm's default tags: ``1.2.3``, ``v1.2.3``, ``name-1.2.3``.
 DEFAULT_TAGS = TagRule()
@@ -46,7 +46,7 @@ class Plan:
     upload: bool
     images: tuple[ImagePlan, ...]
     latest: bool = False
-    reasons: tuple[str, ...] = field(default_factory=tuple)
+    reasons: tuple[str, ...] = ()
     multi_arch: bool = False
 
     @property
@@ -58,10 +58,7 @@ class Plan:
         return Version(self.version).is_devrelease
 
     def image(self, target: str) -> ImagePlan:
-        for image in self.images:
-            if image.target == target:
-                return image
-        raise KeyError(target)
+        return {image.target: image for image in self.images}[target]
 
     def to_dict(self) -> dict[str, Any]:
         """The plan as plain data, for ``--json``."""
@@ -76,9 +73,7 @@ class Plan:
             "index": {"upload": self.upload},
             "latest": self.latest,
             "multi_arch": self.multi_arch,
-            "images": [{"target": i.target, "platform": i.platform, "context": i.context,
-                        "repository": i.repository, "tags": list(i.tags), "push": i.push}
-                       for i in self.images],
+            "images": [{**asdict(i), "tags": list(i.tags)} for i in self.images],
             "notes": list(self.reasons),
         }
 
@@ -99,11 +94,7 @@ class Plan:
 
 def tag_version(tag: str, tags: TagRule = DEFAULT_TAGS) -> Version:
     """The version a release tag names: ``1.2.3``, ``v1.2.3``, or what the service's tag regex
-    takes (``svc-1.2.3``); an error for a tag that is not one, has a local part or an epoch.
-
-    >>> tag_version("svc-2.0.0", TagRule(r"^svc-(?P<version>.+)$"))
-    <Version('2.0.0')>
-    """
+    takes (``svc-1.2.3``); an error for a tag that is not one, has a local part or an epoch."""
     version = tags.version(tag)
     if version is None:
         regex = "" if tags.is_default else f" and this service's tag regex {tags.regex!r}"
@@ -115,15 +106,9 @@ def tag_version(tag: str, tags: TagRule = DEFAULT_TAGS) -> Version:
 
 def highest_final(versions: Iterable[str]) -> Version | None:
     """The highest final release among ``versions``; dev and pre-releases do not count."""
-    finals = []
-    for text in versions:
-        try:
-            version = Version(text)
-        except ValueError:  # InvalidVersion, or digits past int()'s limit
-            continue
-        if not version.is_prerelease:  # dev releases count as pre-releases too
-            finals.append(version)
-    return max(finals, default=None)
+    parsed = (as_version(text) for text in versions)
+    # dev releases count as pre-releases too
+    return max((v for v in parsed if v is not None and not v.is_prerelease), default=None)
 
 
 def make_plan(ctx: CiContext, version: str, config: Config,
@@ -140,23 +125,19 @@ def make_plan(ctx: CiContext, version: str, config: Config,
     ...           cfg).image("arm").tags
     ('rpi-feature-x',)
     """
-    plan = _make_plan(ctx, version, config, published, tags)
-    return replace(plan, multi_arch=config.multi_arch) if config.multi_arch else plan
-
-
-def _make_plan(ctx: CiContext, version: str, config: Config, published: Iterable[str],
-               tags: TagRule) -> Plan:
     image = config.image or "<image>"
     prefixes = tuple(t.prefix for t in config.targets)
+    no_pypi = () if config.pypi else ("pypi = false: the package is not published to an index",)
 
-    def images(tags_of: Callable[[Target], tuple[str, ...]],
-               push: bool = True) -> tuple[ImagePlan, ...]:
-        return tuple(ImagePlan(t.name, t.platform, t.context, image, tags_of(t), push)
-                     for t in config.targets)
+    def plan(tags_of: Callable[[Target], tuple[str, ...]], reasons: Iterable[str], *,
+             upload: bool = False, push: bool = True, latest: bool = False) -> Plan:
+        images = tuple(ImagePlan(t.name, t.platform, t.context, image, tags_of(t), push)
+                       for t in config.targets)
+        return Plan(version, ctx, upload=upload, images=images, latest=latest,
+                    reasons=tuple(reasons), multi_arch=config.multi_arch)
 
     def build_only(*reasons: str) -> Plan:
-        return Plan(version, ctx, upload=False, reasons=reasons,
-                    images=images(lambda t: (t.prefix + LOCAL,), push=False))
+        return plan(lambda t: (t.prefix + LOCAL,), reasons, push=False)
 
     if ctx.event is Event.LOCAL:
         return build_only("local run: builds only; --publish releases the checked-out ref")
@@ -182,18 +163,12 @@ def _make_plan(ctx: CiContext, version: str, config: Config, published: Iterable
                 f"tag {ctx.tag} does not agree with the version setuptools_scm computes for "
                 f"this checkout ({version}); is the tag on this commit, and does "
                 "[tool.setuptools_scm] accept it? Nothing was built")
-        final = not wanted.is_prerelease
         top = highest_final(published)
-        latest = final and (top is None or wanted >= top)
-        reasons = []
-        if not final:
-            reasons.append(f"{version} is a pre-release: latest stays where it is")
-        elif not latest:
-            reasons.append(f"{version} is older than the highest release {top}: "
-                           "latest stays there")
-        return Plan(version, ctx, upload=config.pypi, latest=latest,
-                    images=images(lambda t: version_tags(version, t.prefix, latest=latest)),
-                    reasons=tuple(reasons) + _no_pypi(config))
+        latest = not wanted.is_prerelease and (top is None or wanted >= top)
+        held = (f"{version} is a pre-release: latest stays where it is" if wanted.is_prerelease
+                else f"{version} is older than the highest release {top}: latest stays there")
+        return plan(lambda t: version_tags(version, t.prefix, latest=latest),
+                    no_pypi if latest else (held, *no_pypi), upload=config.pypi, latest=latest)
 
     branch = ctx.branch
     if not branch:
@@ -201,14 +176,12 @@ def _make_plan(ctx: CiContext, version: str, config: Config, published: Iterable
                            "which branch was pushed; pass --ref refs/heads/NAME")
     if branch in config.quiet_branches:
         return build_only(f"push to {branch}, a quiet branch: builds only, publishes nothing")
-    pushed = images(lambda t: (branch_tag(branch, t.prefix, prefixes),))
+
+    def branch_tags(t: Target) -> tuple[str, ...]:
+        return (branch_tag(branch, t.prefix, prefixes),)
+
     if not Version(version).is_devrelease:
         # The race guard: a release tag arrived on this commit while the branch built.
-        return Plan(version, ctx, upload=False, images=pushed, reasons=(
-            f"this commit carries release {version}: the tag's own build publishes it; "
-            "this build pushes its branch tags only",))
-    return Plan(version, ctx, upload=config.pypi, images=pushed, reasons=_no_pypi(config))
-
-
-def _no_pypi(config: Config) -> tuple[str, ...]:
-    return () if config.pypi else ("pypi = false: the package is not published to an index",)
+        return plan(branch_tags, (f"this commit carries release {version}: the tag's own build "
+                                  "publishes it; this build pushes its branch tags only",))
+    return plan(branch_tags, no_pypi, upload=config.pypi)

@@ -1,7 +1,5 @@
 """The one way to run a subprocess and to print: every line that reaches the user passes `redact`
-(docs/how-it-works.md, secrets; docs/sessions.md, output). `docker.py` feeds python-on-whales'
-output and errors through here too.
-"""
+(docs/how-it-works.md, secrets; docs/sessions.md, output), python-on-whales' (`_docker`) too."""
 
 from __future__ import annotations
 
@@ -39,7 +37,7 @@ class _Output:
     count: int = 0
     #: The tool's own lines until the first detail line makes the log (``version`` makes none).
     pending: list[str] = field(default_factory=list)
-    steps: dict[int, tuple[str, float]] = field(default_factory=dict)
+    steps: dict[object, tuple[str, float]] = field(default_factory=dict)
     ticking: bool = False
     shown: bool = False  #: the terminal shows the running steps' line
 
@@ -76,14 +74,10 @@ def pause(seconds: float) -> bool:
     return not _stopping.wait(seconds)
 
 
-def configure(*, redactor: Redactor | None = None,
-              sink: Callable[[str], None] | None = None) -> None:
+def configure(*, redactor: Redactor, sink: Callable[[str], None] | None = None) -> None:
     """Set the secrets to mask and where lines go."""
     with _lock:
-        if redactor is not None:
-            _output.redactor = redactor
-        if sink is not None:
-            _output.sink = sink
+        _output.redactor, _output.sink = redactor, sink or _output.sink
 
 
 @contextmanager
@@ -183,7 +177,7 @@ def step(what: str) -> Iterator[None]:
     one that fails shows the latest lines of the programs it ran and where the whole log is."""
     log(f"==> {what}")
     start, mark = time.monotonic(), _output.count
-    key = id(object())
+    key = object()  # unique while the step runs, as an id() would not be
     with _lock:
         _output.steps[key] = (what, start)
         if _output.terminal is not None and not _output.verbose and not _output.ticking:
@@ -192,13 +186,13 @@ def step(what: str) -> Iterator[None]:
     try:
         yield
     except BaseException as e:
-        _end_step(key)
+        with _lock:
+            _output.steps.pop(key)
         ended = "failed" if isinstance(e, Exception) else "stopped"
         log(f"<== {what}: {ended} after {time.monotonic() - start:.1f} s")
         if isinstance(e, Exception) and _output.log_path is not None and not _output.verbose:
             with _lock:
-                since = [(thread, line) for number, thread, line in _output.recent
-                         if number > mark]
+                since = [(thread, line) for number, thread, line in _output.recent if number > mark]
             own = [line for thread, line in since if thread == threading.get_ident()]
             tail = (own or [line for _, line in since])[-TAIL:]
             if tail:
@@ -206,16 +200,9 @@ def step(what: str) -> Iterator[None]:
             if _output.file is not None:
                 log(f"    the whole log: {_output.log_path}")
         raise
-    _end_step(key)
-    log(f"<== {what} ({time.monotonic() - start:.1f} s)")
-
-
-def _end_step(key: int) -> None:
     with _lock:
-        _output.steps.pop(key, None)
-
-
-_SPINNER = "|/-\\"
+        _output.steps.pop(key)
+    log(f"<== {what} ({time.monotonic() - start:.1f} s)")
 
 
 def _tick() -> None:
@@ -231,7 +218,11 @@ def _tick() -> None:
                 now = time.monotonic()
                 running = ", ".join(f"{what} {now - since:.0f} s"
                                     for what, since in list(_output.steps.values())[-2:])
-                line = f"{_SPINNER[turn % 4]} {running}"[:max(20, _width(terminal) - 1)]
+                try:
+                    width = os.get_terminal_size(terminal.fileno()).columns or 80  # 0: no size
+                except (OSError, ValueError):
+                    width = 80
+                line = ("|/-\\"[turn % 4] + f" {running}")[:max(20, width - 1)]
                 with suppress(OSError, ValueError):
                     terminal.write(f"\r\033[K{line}")
                     terminal.flush()
@@ -241,13 +232,6 @@ def _tick() -> None:
     finally:
         with _lock:
             _output.ticking = False
-
-
-def _width(terminal: TextIO) -> int:
-    try:
-        return os.get_terminal_size(terminal.fileno()).columns or 80  # 0: a pty of no size
-    except (OSError, ValueError):
-        return 80
 
 
 def _clear_ticker() -> None:
@@ -343,9 +327,8 @@ def environ() -> Mapping[str, str]:
     return _captured if _captured is not None else os.environ
 
 
-#: git's variables that point it at another repository than the one it runs in (a hook's, a
-#: wrapper's): removed for every git command, as setuptools_scm does (docs/configuration.md);
-#: its configuration variables stay (CI sets safe.directory through GIT_CONFIG_COUNT).
+#: git's variables that point it at another repository (a hook's): removed for every git command,
+#: as setuptools_scm does (docs/configuration.md); CI's GIT_CONFIG_COUNT (safe.directory) stays.
 GIT_REPOSITORY_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
                        "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_COMMON_DIR", "GIT_NAMESPACE",
                        "GIT_PREFIX", "GIT_IMPLICIT_WORK_TREE", "GIT_GRAFT_FILE",
@@ -356,20 +339,16 @@ GIT_TIMEOUT = 300.0  #: how long a git command may take (a fetch of a whole hist
 def _child_env(args: tuple[str, ...], env: Mapping[str, str] | None,
                drop: str | None) -> dict[str, str]:
     full = {k: v for k, v in os.environ.items() if not (drop and k.startswith(drop))}
-    full.update(env or {})
-    for name in (*DROPPED, *(GIT_REPOSITORY_VARS if args[0] == "git" else ())):
-        full.pop(name, None)
-    return full
+    removed = {*DROPPED, *(GIT_REPOSITORY_VARS if args[0] == "git" else ())}
+    return {k: v for k, v in {**full, **(env or {})}.items() if k not in removed}
 
 
 def run(argv: Sequence[str | Path], *, cwd: Path | str | None = None,
         env: Mapping[str, str] | None = None, check: bool = True, echo: bool = True,
         stream: bool = True, input: str | None = None, timeout: float | None = None,
         drop: str | None = None) -> Result:
-    """Run a command: log it (``echo``), `detail` its merged output line by line (``stream``),
-    and return it; a non-zero exit raises `CommandError` (``check``). Its environment is
-    ``os.environ`` (`capture` took the credentials out) less the variables that start with
-    ``drop``, and ``env`` on top."""
+    """Run a command: `detail` it (``echo``) and its output (``stream``); non-zero raises
+    `CommandError` (``check``). Its environment: ``os.environ`` less ``drop*``, ``env`` on top."""
     args = tuple(str(a) for a in argv)
     if _stopping.is_set():
         raise CommandError(Result(args, 130, "not started: the run is stopping"))

@@ -1,7 +1,5 @@
-"""Credentials as values that never show themselves, and the redactor that masks them in text.
-
-`display_url` is uv's ``DisplaySafeUrl`` idea for the URLs that carry credentials.
-"""
+"""Credentials as values that never show themselves, and the redactor that masks them in text;
+`display_url` is uv's ``DisplaySafeUrl`` idea for the URLs that carry credentials."""
 
 from __future__ import annotations
 
@@ -48,9 +46,8 @@ class Secret:
 
 
 def _userinfo(url: str) -> tuple[str, str, str, str] | None:
-    """(``scheme://``, user, password, the rest) of a URL with userinfo, read as leniently as
-    a leak would be: the userinfo runs to the last ``@``, so a raw ``/`` or ``@`` in a password
-    (which breaks a strict parser, not a log line) stays in the password."""
+    """(``scheme://``, user, password, the rest) of a URL with userinfo, read as leniently as a
+    leak would be: the userinfo runs to the last ``@`` (a raw ``/`` or ``@`` in a password)."""
     scheme, sep, rest = url.partition("://") if "://" in url else ("", "", url)
     if "@" not in rest:
         return None
@@ -72,8 +69,7 @@ def url_password(url: str) -> str:
 
 
 def display_url(url: str) -> str:
-    """``url`` (or an image reference) with its whole userinfo masked, for messages: a token
-    is often written as the user name alone (``https://TOKEN@host/``).
+    """``url`` (or an image reference) with its whole userinfo (a token may be the user) masked.
 
     >>> display_url("https://user:pa55@upload.example.org/legacy/")
     'https://****@upload.example.org/legacy/'
@@ -85,10 +81,7 @@ def display_url(url: str) -> str:
     'org/svc@sha256:abc'
     """
     parts = _userinfo(url)
-    if parts is None:
-        return url
-    scheme, _, _, host = parts
-    return f"{scheme}{MASK}@{host}"
+    return url if parts is None else f"{parts[0]}{MASK}@{parts[3]}"
 
 
 _MIN_SECRET = 3  # shorter values would mask ordinary text without protecting anything

@@ -18,22 +18,19 @@ _HASH = 10
 _INVALID = re.compile(r"[^a-z0-9_.-]+")
 
 
+def as_version(text: str) -> Version | None:
+    """``text`` as a version, or None (InvalidVersion, or digits past int()'s limit)."""
+    try:
+        return Version(text)
+    except ValueError:
+        return None
+
+
 def is_reserved(name: str, prefixes: Iterable[str] = ("",)) -> bool:
     """Whether ``name`` is, or with one of the targets' prefixes removed is, a tag of a release
-    or a local build: ``latest``, ``local``, a version (``rpi-latest`` is the arm ``latest``).
-
-    >>> is_reserved("1.2.3"), is_reserved("v2"), is_reserved("feature-x")
-    (True, True, False)
-    """
-    for rest in (name[len(prefix):] for prefix in prefixes if name.startswith(prefix)):
-        if rest in {LATEST, LOCAL}:
-            return True
-        try:
-            Version(rest)
-        except ValueError:  # InvalidVersion, or digits past int()'s limit
-            continue
-        return True
-    return False
+    or a local build: ``latest``, ``local``, a version (``rpi-latest`` is the arm ``latest``)."""
+    rests = [name[len(prefix):] for prefix in prefixes if name.startswith(prefix)]
+    return any(rest in {LATEST, LOCAL} or as_version(rest) is not None for rest in rests)
 
 
 def escaped_starts(prefixes: Iterable[str]) -> frozenset[str]:
@@ -49,18 +46,8 @@ def escaped_starts(prefixes: Iterable[str]) -> frozenset[str]:
 
 
 def branch_tag(branch: str, prefix: str = "", prefixes: Iterable[str] = ("",)) -> str:
-    """The image tag of a dev release of ``branch`` for a target whose tags start with ``prefix``.
-
-    A name that is reserved or starts with `escaped_starts` gets ``branch-`` (docs/sessions.md);
-    a tag too long is cut and ends in a hash of the full branch name.
-
-    >>> branch_tag("feature/Add_Doodad"), branch_tag("feature/Add_Doodad", "rpi-")
-    ('feature-add_doodad', 'rpi-feature-add_doodad')
-    >>> branch_tag("1.2.3"), branch_tag("latest", "rpi-")
-    ('branch-1.2.3', 'rpi-branch-latest')
-    >>> branch_tag("rpi-fix", "", ("", "rpi-")), branch_tag("rpi-fix", "rpi-", ("", "rpi-"))
-    ('branch-rpi-fix', 'rpi-branch-rpi-fix')
-    """
+    """The tag of ``branch``'s dev release for a target whose tags start with ``prefix``: a name
+    reserved or starting with `escaped_starts` gets ``branch-``; a long one ends in a hash."""
     digest = hashlib.sha256(branch.encode()).hexdigest()[:_HASH]
     name = _INVALID.sub("-", branch.lower()).lstrip(".-")
     if not name:
@@ -76,9 +63,5 @@ def branch_tag(branch: str, prefix: str = "", prefixes: Iterable[str] = ("",)) -
 
 
 def version_tags(version: str, prefix: str = "", *, latest: bool = False) -> tuple[str, ...]:
-    """The tags of a release: the version, and ``latest`` when it moves.
-
-    >>> version_tags("1.2.3", "rpi-", latest=True)
-    ('rpi-1.2.3', 'rpi-latest')
-    """
+    """The tags of a release: the version, and ``latest`` when it moves."""
     return (prefix + version.lower(), prefix + LATEST) if latest else (prefix + version.lower(),)
