@@ -146,15 +146,13 @@ def _build(source: Path, out: Path, env: Mapping[str, str], *, requirements_of: 
         sdist = Path(buildenv.builder(source, env=env, requirements_of=requirements_of)
                      .build("sdist", out))
         hook = "build_wheel"
-        with tempfile.TemporaryDirectory() as tmp:
-            with tarfile.open(sdist) as archive:
-                if hasattr(tarfile, "data_filter"):  # Python 3.10.12+, 3.11.4+
-                    archive.extractall(tmp, filter="data")
-                else:  # an older Python; the sdist is the one just built here
-                    archive.extractall(tmp)  # noqa: S202
+        with tempfile.TemporaryDirectory() as tmp, tarfile.open(sdist) as archive:
+            if hasattr(tarfile, "data_filter"):  # Python 3.10.12+, 3.11.4+
+                archive.extractall(tmp, filter="data")
+            else:  # an older Python; the sdist is the one just built here
+                archive.extractall(tmp)  # noqa: S202
             unpacked = next(Path(tmp).iterdir())
-            buildenv.builder(unpacked, env=env, requirements_of=requirements_of).build(
-                "wheel", out)
+            buildenv.builder(unpacked, env=env, requirements_of=requirements_of).build("wheel", out)
     except BuildBackendException as e:
         code = e.exception.result.returncode if isinstance(e.exception, CommandError) else "?"
         raise BuildError(f"building the package failed: the backend's {hook} exited with "

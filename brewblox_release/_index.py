@@ -194,8 +194,7 @@ class Index:
         return parts._replace(netloc=f"{user}:{password}@{parts.netloc}").geturl()
 
     def files(self, name: str) -> dict[str, str | None]:
-        """The project's files on the index, yanked ones included: file name -> sha256 (of
-        the download where the index lists none)."""
+        """file name -> sha256 (of the download where the index lists none), yanked files too."""
         return {filename: digest for filename, (digest, _) in self._listing(name).items()}
 
     def _listing(self, name: str, *, hashed: bool = True) -> dict[str, tuple[str | None, bool]]:
