@@ -56,18 +56,35 @@ def describe_build(config: Config, version: str) -> str:
 
 
 def describe_copy(config: Config) -> str:
-    """What `copy` would do, for ``nox -s distcopy -- --dry-run``."""
-    files = own_files(config.root / config.dist_dir, config.name)
-    if not files:
+    """What `copy` would do, for ``nox -s distcopy -- --dry-run``: the same decisions."""
+    try:
+        copies = _copies(config)
+    except BuildError:
         return f"distcopy: {config.dist_dir}/ holds no sdist or wheel of {config.name}: " \
                "`nox -s dist` first"
     lines = []
-    for target in config.targets:
+    for target, files in copies:
+        if files is None:
+            lines.append(f"distcopy: {target.name}: its context {target.context}/ holds "
+                         f"{config.dist_dir}/, which its Dockerfile builds from: nothing to copy")
+            continue
         stale = ", ".join(p.name for p in own_files(config.root / target.context / "pkg",
                                                      config.name))
         lines.append(f"distcopy: would copy {', '.join(p.name for p in files)} to "
                      f"{target.context}/pkg/" + (f", removing {stale}" if stale else ""))
     return "\n".join(lines)
+
+
+def _copies(config: Config) -> list[tuple[Target, list[Path] | None]]:
+    """Each target and the files `copy` puts in its ``pkg/``; None where its context holds the
+    dist dir."""
+    files = own_files(config.root / config.dist_dir, config.name)
+    if not files:
+        raise BuildError(f"{config.root / config.dist_dir} holds no sdist or wheel of "
+                         f"{config.name}: run `nox -s dist` first")
+    return [(target, None if reads_dist_dir(config, target)
+             else for_context(files, config.root / target.context))
+            for target in config.targets]
 
 
 def file_version(path: Path) -> tuple[str, Version]:
@@ -196,13 +213,9 @@ def normalize_sdist(path: Path, mtime: int) -> None:
 
 def copy(config: Config) -> list[Path]:
     """Copy the dist dir's sdist and wheel into each target's ``pkg/``, replacing the old ones."""
-    files = own_files(config.root / config.dist_dir, config.name)
-    if not files:
-        raise BuildError(f"{config.root / config.dist_dir} holds no sdist or wheel of "
-                         f"{config.name}: run `nox -s dist` first")
     written = []
-    for target in config.targets:
-        if reads_dist_dir(config, target):
+    for target, copied in _copies(config):
+        if copied is None:
             log(f"{target.name}: its context {target.context}/ holds {config.dist_dir}/, which "
                 "its Dockerfile builds from: nothing to copy")
             continue
@@ -212,7 +225,6 @@ def copy(config: Config) -> list[Path]:
                              "symlink or a file): distcopy writes there; remove it")
         _remove(own_files(pkg, config.name))
         pkg.mkdir(parents=True, exist_ok=True)
-        copied = for_context(files, config.root / target.context)
         for path in copied:
             shutil.copy2(path, pkg / path.name)
             written.append(pkg / path.name)
