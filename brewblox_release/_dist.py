@@ -14,13 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
+from packaging import utils
 from packaging.version import Version
 
 from . import _buildenv as buildenv, _stages as stages
@@ -31,7 +25,6 @@ from ._run import CommandError, log, run
 
 
 def dist_files(directory: Path) -> list[Path]:
-    """The sdists and wheels in ``directory``, sorted by name."""
     if not directory.is_dir():
         return []
     return sorted(p for p in directory.iterdir() if p.name.endswith((".whl", ".tar.gz")))
@@ -43,7 +36,7 @@ def own_files(directory: Path, name: str) -> list[Path]:
     found = []
     for path in dist_files(directory):
         with contextlib.suppress(BuildError):
-            if file_version(path)[0] == canonicalize_name(name) and (
+            if file_version(path)[0] == utils.canonicalize_name(name) and (
                     path.is_symlink() or path.is_file()):
                 found.append(path)
     return found
@@ -56,22 +49,25 @@ def _remove(paths: Sequence[Path]) -> None:
 
 def describe_build(config: Config, version: str) -> str:
     """What `build` would do, for ``nox -s dist -- --dry-run``."""
-    stale = [p.name for p in own_files(config.root / config.dist_dir, config.name)]
-    lines = [f"dist: would build the sdist and wheel of {config.name} {version} into "
-             f"{config.dist_dir}/ and run twine check ({config.check})"]
-    if stale:
-        lines.append(f"dist: would remove {', '.join(stale)} from {config.dist_dir}/")
-    return "\n".join(lines)
+    stale = ", ".join(p.name for p in own_files(config.root / config.dist_dir, config.name))
+    return (f"dist: would build the sdist and wheel of {config.name} {version} into "
+            f"{config.dist_dir}/ and run twine check ({config.check})"
+            + (f"\ndist: would remove {stale} from {config.dist_dir}/" if stale else ""))
 
 
 def describe_copy(config: Config) -> str:
-    """What `copy` would do, for ``nox -s distcopy -- --dry-run``."""
-    files = own_files(config.root / config.dist_dir, config.name)
-    if not files:
+    """What `copy` would do, for ``nox -s distcopy -- --dry-run``: the same decisions."""
+    try:
+        copies = _copies(config)
+    except BuildError:
         return f"distcopy: {config.dist_dir}/ holds no sdist or wheel of {config.name}: " \
                "`nox -s dist` first"
     lines = []
-    for target in config.targets:
+    for target, files in copies:
+        if files is None:
+            lines.append(f"distcopy: {target.name}: its context {target.context}/ holds "
+                         f"{config.dist_dir}/, which its Dockerfile builds from: nothing to copy")
+            continue
         stale = ", ".join(p.name for p in own_files(config.root / target.context / "pkg",
                                                      config.name))
         lines.append(f"distcopy: would copy {', '.join(p.name for p in files)} to "
@@ -79,21 +75,33 @@ def describe_copy(config: Config) -> str:
     return "\n".join(lines)
 
 
+def _copies(config: Config) -> list[tuple[Target, list[Path] | None]]:
+    """Each target and the files `copy` puts in its ``pkg/``; None where its context holds the
+    dist dir."""
+    files = own_files(config.root / config.dist_dir, config.name)
+    if not files:
+        raise BuildError(f"{config.root / config.dist_dir} holds no sdist or wheel of "
+                         f"{config.name}: run `nox -s dist` first")
+    return [(target, None if reads_dist_dir(config, target)
+             else for_context(files, config.root / target.context))
+            for target in config.targets]
+
+
 def file_version(path: Path) -> tuple[str, Version]:
     """(canonical name, version) of a wheel or sdist, from its file name."""
     try:
         if path.name.endswith(".whl"):
-            return parse_wheel_filename(path.name)[:2]
-        return parse_sdist_filename(path.name)
-    except (InvalidWheelFilename, InvalidSdistFilename) as e:
+            return utils.parse_wheel_filename(path.name)[:2]
+        return utils.parse_sdist_filename(path.name)
+    except (utils.InvalidWheelFilename, utils.InvalidSdistFilename) as e:
         raise BuildError(f"{path}: not a wheel or sdist name ({e})") from e
 
 
 def build(config: Config, version: str, *, source_date_epoch: int | None = None,
           twine: bool = True) -> list[Path]:
-    """Empty the dist dir, build the sdist and wheel of exactly ``version`` (docs/versions.md),
-    and `twine check` them (with ``twine=False`` not: the release runs `check` while the images
-    build). ``source_date_epoch`` (the commit time) makes the files reproducible."""
+    """Empty the dist dir, build the sdist and wheel of exactly ``version`` (docs/versions.md)
+    and `twine check` them (the release, with ``twine=False``, does while the images build);
+    ``source_date_epoch`` (the commit time) makes the files reproducible."""
     out = config.root / config.dist_dir
     _remove(own_files(out, config.name))
     out.mkdir(parents=True, exist_ok=True)
@@ -102,9 +110,8 @@ def build(config: Config, version: str, *, source_date_epoch: int | None = None,
     if source_date_epoch is not None:
         env["SOURCE_DATE_EPOCH"] = str(source_date_epoch)
     with tempfile.TemporaryDirectory(prefix="brewblox-release-") as tmp:
-        root = config.root
-        if source.stamps:
-            root = stamped_copy(config.root, source, version, Path(tmp) / "stamped")
+        root = (stamped_copy(config.root, source, version, Path(tmp) / "stamped")
+                if source.stamps else config.root)
         _build(root, out, env, requirements_of=config.root)
     built = {path: file_version(path)[1] for path in own_files(out, config.name)}
     if Version(version) not in built.values():
@@ -115,13 +122,12 @@ def build(config: Config, version: str, *, source_date_epoch: int | None = None,
             raise BuildError(f"{path.name} has version {got}, not {version}: the build did not "
                              f"take the version from {source.declared_in} (see "
                              "docs/versions.md); nothing was published")
-    files = list(built)
-    for path in files:
+    for path in built:
         if source_date_epoch is not None and path.name.endswith(".tar.gz"):
             normalize_sdist(path, source_date_epoch)
     if twine:
-        check(config, files)
-    return files
+        check(config, list(built))
+    return list(built)
 
 
 def stamped_copy(root: Path, source: VersionSource, version: str, into: Path) -> Path:
@@ -157,15 +163,13 @@ def _build(source: Path, out: Path, env: Mapping[str, str], *, requirements_of: 
         sdist = Path(buildenv.builder(source, env=env, requirements_of=requirements_of)
                      .build("sdist", out))
         hook = "build_wheel"
-        with tempfile.TemporaryDirectory() as tmp:
-            with tarfile.open(sdist) as archive:
-                if hasattr(tarfile, "data_filter"):  # Python 3.10.12+, 3.11.4+
-                    archive.extractall(tmp, filter="data")
-                else:  # an older Python; the sdist is the one just built here
-                    archive.extractall(tmp)  # noqa: S202
+        with tempfile.TemporaryDirectory() as tmp, tarfile.open(sdist) as archive:
+            if hasattr(tarfile, "data_filter"):  # Python 3.10.12+, 3.11.4+
+                archive.extractall(tmp, filter="data")
+            else:  # an older Python; the sdist is the one just built here
+                archive.extractall(tmp)  # noqa: S202
             unpacked = next(Path(tmp).iterdir())
-            buildenv.builder(unpacked, env=env, requirements_of=requirements_of).build(
-                "wheel", out)
+            buildenv.builder(unpacked, env=env, requirements_of=requirements_of).build("wheel", out)
     except BuildBackendException as e:
         code = e.exception.result.returncode if isinstance(e.exception, CommandError) else "?"
         raise BuildError(f"building the package failed: the backend's {hook} exited with "
@@ -207,15 +211,11 @@ def normalize_sdist(path: Path, mtime: int) -> None:
     path.write_bytes(buffer.getvalue())
 
 
-def copy(config: Config, targets: tuple[Target, ...] | None = None) -> list[Path]:
+def copy(config: Config) -> list[Path]:
     """Copy the dist dir's sdist and wheel into each target's ``pkg/``, replacing the old ones."""
-    files = own_files(config.root / config.dist_dir, config.name)
-    if not files:
-        raise BuildError(f"{config.root / config.dist_dir} holds no sdist or wheel of "
-                         f"{config.name}: run `nox -s dist` first")
     written = []
-    for target in targets or config.targets:
-        if reads_dist_dir(config, target):
+    for target, copied in _copies(config):
+        if copied is None:
             log(f"{target.name}: its context {target.context}/ holds {config.dist_dir}/, which "
                 "its Dockerfile builds from: nothing to copy")
             continue
@@ -225,7 +225,6 @@ def copy(config: Config, targets: tuple[Target, ...] | None = None) -> list[Path
                              "symlink or a file): distcopy writes there; remove it")
         _remove(own_files(pkg, config.name))
         pkg.mkdir(parents=True, exist_ok=True)
-        copied = for_context(files, config.root / target.context)
         for path in copied:
             shutil.copy2(path, pkg / path.name)
             written.append(pkg / path.name)
@@ -240,9 +239,8 @@ _INSTALLS_ALL_OF_PKG = re.compile(r"pip3?\s+install\b[^\n]*pkg/\*(?![\w.*])")
 
 
 def for_context(files: Sequence[Path], context: Path) -> list[Path]:
-    """The files to copy into ``context``'s ``pkg/``: the sdist and the wheel, but the wheel
-    alone for a Dockerfile of the seed's kind (docs/adopting.md), where pip would build the
-    sdist in the image."""
+    """The files to copy into ``context``'s ``pkg/``: the wheel alone for a Dockerfile of the
+    seed's kind (docs/adopting.md), where pip would build the sdist in the image."""
     with contextlib.suppress(OSError):
         if _INSTALLS_ALL_OF_PKG.search((context / "Dockerfile").read_text(errors="replace")):
             return [path for path in files if path.name.endswith(".whl")]
@@ -252,18 +250,15 @@ def for_context(files: Sequence[Path], context: Path) -> list[Path]:
 def reads_dist_dir(config: Config, target: Target) -> bool:
     """Whether the target's context holds the dist dir (a root ``Dockerfile`` that builds from
     ``dist/``): `copy` has nothing to copy there."""
-    context = (config.root / target.context).resolve()
     dist = (config.root / config.dist_dir).resolve()
-    return context in dist.parents
+    return (config.root / target.context).resolve() in dist.parents
 
 
 def check_context(config: Config, target: Target, version: str) -> Path:
     """The wheel in the target's ``pkg/`` (or the dist dir its context holds), after checking
     that it is the only one and this release's: an image must never install a stale package."""
-    pkg = config.root / target.context / "pkg"
-    where = f"{target.context}/pkg/"
-    if reads_dist_dir(config, target):
-        pkg, where = config.root / config.dist_dir, f"{config.dist_dir}/"
+    held_in = config.dist_dir if reads_dist_dir(config, target) else f"{target.context}/pkg"
+    pkg, where = config.root / held_in, f"{held_in}/"
     wheels = [p for p in dist_files(pkg) if p.name.endswith(".whl")]
     fix = "run `nox -s dist distcopy` (or the release session, which does both)"
     if not (config.root / target.context / "Dockerfile").is_file():
@@ -273,7 +268,7 @@ def check_context(config: Config, target: Target, version: str) -> Path:
     if len(wheels) != 1:
         raise BuildError(f"{where} holds {len(wheels)} wheels, not one: {fix}")
     name, got = file_version(wheels[0])
-    if name != canonicalize_name(config.name) or got != Version(version):
+    if name != utils.canonicalize_name(config.name) or got != Version(version):
         raise BuildError(f"{where}{wheels[0].name} is not {config.name} {version}, the version "
                          f"this run releases: the image would install a stale package; {fix}")
     return wheels[0]

@@ -1,8 +1,6 @@
-"""The package index: what it already holds (its simple API), and uploads through twine.
-
-The sha256 rule is the library's own, as twine's ``--skip-existing`` works for PyPI and TestPyPI
-only; how the simple API is found and where credentials go: see docs/sessions.md.
-"""
+"""The package index: what it already holds (its simple API), and uploads through twine; the
+sha256 rule is the library's own (twine's ``--skip-existing`` knows PyPI and TestPyPI only).
+How the simple API is found and where credentials go: docs/sessions.md."""
 
 from __future__ import annotations
 
@@ -10,6 +8,7 @@ import contextlib
 import hashlib
 import io
 import logging
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,6 @@ _SIMPLE = {PYPI_UPLOAD: "https://pypi.org/simple/",
            TESTPYPI_UPLOAD: "https://test.pypi.org/simple/"}
 _NAMED = {"pypi": PYPI_UPLOAD, "testpypi": TESTPYPI_UPLOAD}
 INDEX_URL_ENV = "BREWBLOX_RELEASE_INDEX_URL"
-#: What a simple API answers with (PEP 503 HTML, PEP 691 HTML and JSON).
 _SIMPLE_TYPES = {"text/html", "application/vnd.pypi.simple.v1+html",
                  "application/vnd.pypi.simple.v1+json"}
 UPLOAD_ATTEMPTS = 4
@@ -43,8 +41,6 @@ _FOUND: dict[tuple[str, ...], str] = {}
 
 @dataclass(frozen=True)
 class Outcome:
-    """What happened to one file."""
-
     path: Path
     status: str  # "uploaded", "skipped" (same file there), "collision" (dev, different file)
 
@@ -198,8 +194,7 @@ class Index:
         return parts._replace(netloc=f"{user}:{password}@{parts.netloc}").geturl()
 
     def files(self, name: str) -> dict[str, str | None]:
-        """The project's files on the index, yanked ones included: file name -> sha256 (of
-        the download where the index lists none)."""
+        """file name -> sha256 (of the download where the index lists none), yanked files too."""
         return {filename: digest for filename, (digest, _) in self._listing(name).items()}
 
     def _listing(self, name: str, *, hashed: bool = True) -> dict[str, tuple[str | None, bool]]:
@@ -262,8 +257,6 @@ class Index:
     @staticmethod
     def _sha256(client: PyPISimple, package: DistributionPackage, hashed: bool) -> str | None:
         """The sha256 the index lists; where it lists none, with ``hashed``, the file's own."""
-        import tempfile
-
         digest = package.digests.get("sha256")
         if digest is not None or not hashed:
             return digest

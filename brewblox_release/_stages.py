@@ -13,8 +13,6 @@ from pathlib import Path
 from types import ModuleType
 
 PROGRAM = Path(__file__).parent / "templates" / "stages" / "imagebuild.py"
-
-
 _loading = threading.Lock()
 
 
@@ -40,7 +38,7 @@ def program() -> ModuleType:
 
 def uses_template(context: Path) -> bool:
     """Whether the context's Dockerfile runs the stages' program (the template, or one made from
-    it); a Dockerfile of another kind gets nothing in its ``pkg/`` but the distribution's files."""
+    it): only then does its ``pkg/`` get more than the distribution's files."""
     try:
         dockerfile = (context / "Dockerfile").read_text(errors="replace")
     except OSError:
@@ -49,10 +47,9 @@ def uses_template(context: Path) -> bool:
 
 
 def ship(pkg: Path, name: str = "", version: str = "") -> Path:
-    """Put into ``pkg`` what the template's stages need besides the wheel (docs/image.md), with
-    the modules' bytecode (each RUN would compile them again). Files are written only where they
-    differ, each whole, so that the build's cache keys, a build reading them and a second target
-    sharing the context are left alone."""
+    """Put into ``pkg`` what the template's stages need besides the wheel, with its bytecode
+    (docs/image.md); each file is written whole and only where it differs, so that the build's
+    cache keys, a build reading them and a target sharing the context are left alone."""
     stages = program()
     dest = pkg / str(stages.TOOLS_DIR)
     if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
@@ -71,8 +68,7 @@ def ship(pkg: Path, name: str = "", version: str = "") -> Path:
         changed = not (target.is_file() and target.read_bytes() == data)
         if changed:
             target.parent.mkdir(parents=True, exist_ok=True)
-            partial = _partial(target)
-            partial.write_bytes(data)
+            (partial := _partial(target)).write_bytes(data)
             partial.replace(target)
         if target.suffix == ".py" and target.is_relative_to(dest):
             keep.add(_compile(target, f"{stages.IMAGE_TOOLS}/{target.relative_to(dest)}",
@@ -88,9 +84,8 @@ def _partial(target: Path) -> Path:
 
 
 def _compile(source: Path, path_in_image: str, *, again: bool) -> Path:
-    """The bytecode of ``source`` beside it, for this Python's version. It is never checked
-    against the source's time (PEP 552's unchecked hash): the copies in the image have other
-    times, and `ship` rewrites it with the source."""
+    """The bytecode of ``source`` beside it, never checked against the source's time (PEP 552):
+    the copies in the image have other times, and `ship` rewrites it with the source."""
     pyc = Path(importlib.util.cache_from_source(str(source)))
     if again or not pyc.is_file():
         partial = _partial(pyc)

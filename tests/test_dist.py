@@ -134,3 +134,34 @@ def test_a_failing_hook_fails_in_its_own_words(
     assert "this hook fails on purpose" in capfd.readouterr().err
     assert "nothing was published" in str(failed.value)
     assert dist.own_files(cfg.root / cfg.dist_dir, cfg.name) == []
+
+
+def test_dry_run_says_what_copy_does(tmp_path: Path) -> None:
+    # A seed-style Dockerfile takes the wheel alone; a context that holds dist/ takes nothing.
+    extra = """
+[[tool.brewblox-release.targets]]
+name = "amd64"
+context = "docker"
+platform = "linux/amd64"
+
+[[tool.brewblox-release.targets]]
+name = "root"
+context = "."
+platform = "linux/arm64"
+prefix = "arm64-"
+"""
+    repo = make_service(tmp_path / "svc", extra=extra)
+    repo.tag("1.2.3")
+    (repo.path / "docker" / "Dockerfile").write_text("FROM python\nRUN pip3 install /pkg/*\n")
+    (repo.path / "Dockerfile").write_text("FROM python\nCOPY dist/ /dist/\n")
+    repo.commit("seed-style Dockerfile")
+    _build(repo.path)
+    cfg = config.load(repo.path)
+    said = dist.describe_copy(cfg).splitlines()
+    copied = dist.copy(cfg)
+    assert [p.relative_to(repo.path).as_posix() for p in copied] == [
+        "docker/pkg/demo_svc-1.2.4.dev1-py3-none-any.whl"]
+    assert said == [
+        "distcopy: would copy demo_svc-1.2.4.dev1-py3-none-any.whl to docker/pkg/",
+        "distcopy: root: its context ./ holds dist/, which its Dockerfile builds from: "
+        "nothing to copy"]
