@@ -99,13 +99,8 @@ def _object(value: object) -> Mapping[str, Any]:
 
 
 def from_env(env: Mapping[str, str], payload: object = None) -> CiContext:
-    """Read the CI context from an environment mapping and GitHub Actions' event ``payload``
-    (anything but a JSON object leaves the fork status in doubt: the run builds only).
-
-    >>> from_env({"TRAVIS": "true", "TRAVIS_TAG": "1.2.3", "TRAVIS_BRANCH": "1.2.3",
-    ...           "TRAVIS_PULL_REQUEST": "false", "TRAVIS_REPO_SLUG": "o/r"}).event
-    <Event.TAG: 'tag push'>
-    """
+    """The CI context of an environment and GitHub Actions' event ``payload`` (anything but a
+    JSON object leaves the fork status in doubt: the run builds only)."""
     if _true(env.get("GITHUB_ACTIONS")):
         return _github(env, payload)
     if _true(env.get("TRAVIS")):
@@ -121,8 +116,7 @@ def detect(env: Mapping[str, str] | None = None) -> CiContext:
     """`from_env` on the real environment, reading GitHub's event payload where there is one."""
     env = environ() if env is None else env
     payload: object = None
-    path = env.get("GITHUB_EVENT_PATH")
-    if _true(env.get("GITHUB_ACTIONS")) and path:
+    if _true(env.get("GITHUB_ACTIONS")) and (path := env.get("GITHUB_EVENT_PATH")):
         with contextlib.suppress(OSError, ValueError):  # fail closed: from_env builds only
             payload = json.loads(Path(path).read_text())
     return from_env(env, payload)
@@ -171,16 +165,13 @@ def _github(env: Mapping[str, str], payload: object) -> CiContext:
         doubt = (f"the GitHub event payload ({where}) is missing or not a JSON object, so "
                  "whether this run builds a fork is unknown")
         payload = {}
-    repository = payload.get("repository")
-    in_fork = isinstance(repository, Mapping) and bool(repository.get("fork", False))
-    if not isinstance(repository, Mapping) and doubt is None:
+    elif not isinstance(payload.get("repository"), Mapping):
         doubt = ("the GitHub event payload names no repository, so whether this run builds a "
                  "fork is unknown")
-    # pull_request, pull_request_target, the review events of a pull request, and a merge
-    # queue's trial merge (merge_group, or a push to its gh-readonly-queue/... branch): built,
-    # never published.
-    if name.startswith("pull_request") or "pull_request" in payload or ref.startswith(
-            "refs/pull/"):
+    in_fork = bool(_object(payload.get("repository")).get("fork", False))
+    # pull_request, pull_request_target, a pull request's review events, and a merge queue's
+    # trial merge (merge_group, or a push to its gh-readonly-queue/... branch): never published.
+    if name.startswith("pull_request") or "pull_request" in payload or ref.startswith("refs/pull/"):
         head = _object(_object(payload.get("pull_request")).get("head"))
         head_repo = _object(head.get("repo"))
         fork = in_fork or bool(head_repo.get("fork")) or (
@@ -227,16 +218,13 @@ def _allowed(context: CiContext, event: str, commit: str | None) -> CiContext:
 def _travis(env: Mapping[str, str]) -> CiContext:
     repo = env.get("TRAVIS_REPO_SLUG")
     if env.get("TRAVIS_PULL_REQUEST", "false") != "false":
-        source = env.get("TRAVIS_PULL_REQUEST_SLUG")
         return CiContext("travis", Event.PULL_REQUEST,
                          branch=env.get("TRAVIS_PULL_REQUEST_BRANCH") or None, repository=repo,
-                         fork=source not in (None, "", repo))
-    manual = env.get("TRAVIS_EVENT_TYPE") == "api"
-    if env.get("TRAVIS_TAG"):
-        return CiContext("travis", Event.TAG, tag=env["TRAVIS_TAG"], repository=repo,
-                         manual=manual)
-    return CiContext("travis", Event.BRANCH, branch=env.get("TRAVIS_BRANCH") or None,
-                     repository=repo, manual=manual)
+                         fork=env.get("TRAVIS_PULL_REQUEST_SLUG") not in (None, "", repo))
+    tag = env.get("TRAVIS_TAG") or None
+    return CiContext("travis", Event.TAG if tag else Event.BRANCH, tag=tag,
+                     branch=None if tag else env.get("TRAVIS_BRANCH") or None, repository=repo,
+                     manual=env.get("TRAVIS_EVENT_TYPE") == "api")
 
 
 def _gitlab(env: Mapping[str, str]) -> CiContext:
@@ -255,11 +243,10 @@ def _gitlab(env: Mapping[str, str]) -> CiContext:
                          branch=env.get("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME") or None,
                          repository=repo, fork=source not in (None, "", repo))
     manual = env.get("CI_PIPELINE_SOURCE") in {"web", "api", "trigger"}
-    if env.get("CI_COMMIT_TAG"):
-        return CiContext("gitlab", Event.TAG, tag=env["CI_COMMIT_TAG"], repository=repo,
-                         manual=manual)
-    branch = env.get("CI_COMMIT_BRANCH") or env.get("CI_COMMIT_REF_NAME") or None
-    return CiContext("gitlab", Event.BRANCH, branch=branch, repository=repo, manual=manual)
+    tag = env.get("CI_COMMIT_TAG") or None
+    branch = None if tag else env.get("CI_COMMIT_BRANCH") or env.get("CI_COMMIT_REF_NAME") or None
+    return CiContext("gitlab", Event.TAG if tag else Event.BRANCH, tag=tag, branch=branch,
+                     repository=repo, manual=manual)
 
 
 def _azure(env: Mapping[str, str]) -> CiContext:

@@ -21,9 +21,6 @@ from ._run import run
 from ._secret import display_url
 
 Action = Literal["created", "updated", "unchanged", "skipped (exists; --force to overwrite)"]
-CREATED: Action = "created"
-UPDATED: Action = "updated"
-UNCHANGED: Action = "unchanged"
 SKIPPED: Action = "skipped (exists; --force to overwrite)"
 
 #: Where each provider reads its CI definition, relative to the repository's root.
@@ -52,18 +49,11 @@ class Change:
     def render(self, *, dry_run: bool = False) -> str:
         """One line for the user.
 
-        >>> Change(".gitignore", "updated", "dist/, .nox/").render()
-        'updated    .gitignore: dist/, .nox/'
-        >>> Change("noxfile.py", "created").render(dry_run=True)
-        'would create noxfile.py'
         >>> Change("docker/Dockerfile", "skipped (exists; --force to overwrite)").render()
         'skipped    docker/Dockerfile: (exists; --force to overwrite)'
         """
         word, _, why = self.action.partition(" ")
-        if dry_run and word in (CREATED, UPDATED):
-            word = "would " + word.removesuffix("d")
-        else:
-            word = f"{word:<10}"
+        word = f"would {word[:-1]}" if dry_run and word in ("created", "updated") else f"{word:<10}"
         detail = " ".join(d for d in (self.detail, why) if d)
         return f"{word} {self.path}: {detail}" if detail else f"{word} {self.path}"
 
@@ -74,52 +64,37 @@ def render(changes: Sequence[Change], *, dry_run: bool = False) -> str:
     if any(c.action == SKIPPED for c in changes):
         lines.append("some files exist and differ from what init writes: compare them, or run "
                      "init again with --force to overwrite them")
-    if not dry_run and any(c.action in (CREATED, UPDATED) for c in changes):
+    if not dry_run and any(c.action in ("created", "updated") for c in changes):
         lines.append("next: commit these files, then try a release on loopback with "
                      "`nox -s release -- --rehearse`")
     return "\n".join(lines)
 
 
 def _parse_remote(url: str) -> tuple[str, str] | None:
-    """Host and path (``owner/name``, without .git) of a git remote URL, scp-like
-    (``git@host:owner/name``) or a URL; None for a local path.
-
-    >>> _parse_remote("git@github.com:BrewBlox/brewblox-devcon-spark.git")
-    ('github.com', 'BrewBlox/brewblox-devcon-spark')
-    >>> _parse_remote("https://org@dev.azure.com/org/proj/_git/svc")
-    ('dev.azure.com', 'org/proj/_git/svc')
-    """
+    """Host and ``owner/name`` (Azure: organisation and repository) of a git remote, a URL or
+    scp-like (``git@host:owner/name.git``); None for a local path."""
     url = url.strip()
     scp = re.fullmatch(r"(?:[^@/]+@)?([^:/]+):(?!//)(.+)", url)
     if "://" in url:
-        parts = urlsplit(url)
-        host, path = parts.hostname or "", parts.path
+        split = urlsplit(url)
+        host, path = split.hostname or "", split.path
     elif scp:
         host, path = scp.group(1), scp.group(2)
     else:
         return None
-    path = path.strip("/").removesuffix(".git")
-    return (host.lower(), path) if host and path else None
-
-
-def _owner_name(host: str, path: str) -> str:
-    """``owner/name`` of the repository (Azure: organisation and repository)."""
-    parts = [p for p in path.split("/") if p]
+    host = host.lower()
+    parts = [p for p in path.strip("/").removesuffix(".git").split("/") if p]
     if "_git" in parts:  # dev.azure.com/ORG/PROJECT/_git/REPO, ORG.visualstudio.com/...
         org = parts[0] if host.endswith("dev.azure.com") else host.partition(".")[0]
-        return f"{org}/{parts[-1]}"
-    if host.endswith("dev.azure.com") and parts[:1] == ["v3"]:  # ssh: v3/ORG/PROJECT/REPO
-        return f"{parts[1]}/{parts[-1]}"
-    return "/".join(parts)
+        parts = [org, parts[-1]]
+    elif host.endswith("dev.azure.com") and parts[:1] == ["v3"]:  # ssh: v3/ORG/PROJECT/REPO
+        parts = [parts[1], parts[-1]]
+    return (host, "/".join(parts)) if host and parts else None
 
 
 def detect_provider(url: str) -> str | None:
     """The CI provider a remote URL suggests: github, gitlab or azure (Travis CI builds
-    GitHub repositories, so it is never guessed).
-
-    >>> detect_provider("https://gitlab.com/group/svc.git")
-    'gitlab'
-    """
+    GitHub repositories, so it is never guessed)."""
     host = (_parse_remote(url) or ("", ""))[0]
     labels = host.split(".")
     if host.endswith(("dev.azure.com", "visualstudio.com")):
@@ -132,8 +107,7 @@ def detect_provider(url: str) -> str | None:
 
 
 def _image_name(text: str) -> str:
-    """A name made into a valid lower-case repository path (``BrewBlox/My Svc`` ->
-    ``brewblox/my-svc``)."""
+    """``text`` as a valid repository path: ``BrewBlox/My Svc`` -> ``brewblox/my-svc``."""
     dashed = (re.sub(r"[^a-z0-9._-]+", "-", part) for part in text.lower().split("/"))
     components = (re.sub(r"[._-]*([._-])[._-]*", r"\1", part).strip("._-") for part in dashed)
     return "/".join(c for c in components if c)
@@ -143,51 +117,40 @@ def _image_name(text: str) -> str:
 _Plan = tuple[Change, tuple[Path, str] | None]
 
 
-def _template(name: str) -> str:
-    return resources.files("brewblox_release").joinpath("templates", name).read_text()
-
-
-def _whole_file(root: Path, rel: str, text: str, *, force: bool) -> _Plan:
+def _whole_file(root: Path, rel: str, template: str, *, force: bool) -> _Plan:
     """A file init owns whole (a Dockerfile, a CI definition): created, or left alone."""
     path = root / rel
+    text = (resources.files("brewblox_release") / "templates" / template).read_text()
     if not path.exists():
-        return Change(rel, CREATED), (path, text)
+        return Change(rel, "created"), (path, text)
     if path.read_text() == text:
-        return Change(rel, UNCHANGED), None
+        return Change(rel, "unchanged"), None
     if force:
-        return Change(rel, UPDATED, "overwritten (--force)"), (path, text)
+        return Change(rel, "updated", "overwritten (--force)"), (path, text)
     return Change(rel, SKIPPED), None
 
 
 def _noxfile(root: Path) -> _Plan:
     path = root / "noxfile.py"
     if not path.exists():
-        return Change("noxfile.py", CREATED), (path, NOXFILE_LINE + "\n")
+        return Change("noxfile.py", "created"), (path, NOXFILE_LINE + "\n")
     text = path.read_text()
     if _NOXFILE_IMPORT.search(text):
-        return Change("noxfile.py", UNCHANGED), None
+        return Change("noxfile.py", "unchanged"), None
     sep = "" if not text or text.endswith("\n") else "\n"
-    return (Change("noxfile.py", UPDATED, "imports the sessions"),
+    return (Change("noxfile.py", "updated", "imports the sessions"),
             (path, f"{text}{sep}\n{NOXFILE_LINE}\n"))
 
 
 def ignored_entries(lines: Sequence[str], entry: str) -> bool:
-    """Whether one of the ``.gitignore`` lines already ignores ``entry`` (a directory).
-
-    Covers the spellings people use (``dist``, ``/dist/``, ``pkg/`` for every ``pkg``); a
-    pattern with wildcards is not interpreted, so the entry is added beside it.
-    """
+    """Whether a ``.gitignore`` line ignores ``entry`` (a directory): ``dist``, ``/dist/``, and
+    ``pkg/`` for every ``pkg``; a wildcard is not interpreted, so the entry is added beside it."""
     want = entry.strip("/")
     leaf = want.rsplit("/", 1)[-1]
-    for line in lines:
-        pattern = line.strip()
-        if not pattern or pattern.startswith(("#", "!")):
-            continue
-        anchored = pattern.startswith("/") or "/" in pattern.rstrip("/")
-        bare = pattern.strip("/")
-        if bare == want or (not anchored and bare == leaf):
-            return True
-    return False
+    patterns = (line.strip() for line in lines)
+    # A pattern with no slash but a trailing one matches at any depth (the leaf).
+    return any(p.strip("/") == want or (p.strip("/") == leaf and "/" not in p.rstrip("/"))
+               for p in patterns if not p.startswith(("#", "!")))
 
 
 def _gitignore(root: Path) -> _Plan:
@@ -195,13 +158,12 @@ def _gitignore(root: Path) -> _Plan:
     text = path.read_text() if path.exists() else ""
     missing = [e for e in GITIGNORE_ENTRIES if not ignored_entries(text.splitlines(), e)]
     if not missing:
-        return Change(".gitignore", UNCHANGED), None
+        return Change(".gitignore", "unchanged"), None
     block = "# brewblox-release: built files\n" + "".join(f"{e}\n" for e in missing)
     if not text:
-        return Change(".gitignore", CREATED), (path, block)
-    sep = "" if text.endswith("\n") else "\n"
-    return (Change(".gitignore", UPDATED, ", ".join(missing)),
-            (path, f"{text}{sep}\n{block}"))
+        return Change(".gitignore", "created"), (path, block)
+    return (Change(".gitignore", "updated", ", ".join(missing)),
+            (path, text.removesuffix("\n") + "\n\n" + block))
 
 
 def _wanted_table(image: str, base_images: Mapping[str, str] | None) -> dict[str, object]:
@@ -210,8 +172,7 @@ def _wanted_table(image: str, base_images: Mapping[str, str] | None) -> dict[str
     if not base_images:
         return wanted
     names = {t.name for t in DEFAULT_TARGETS}
-    unknown = sorted(set(base_images) - names)
-    if unknown:
+    if unknown := sorted(set(base_images) - names):
         raise ConfigError(f"base image for target {unknown[0]!r}: init writes the default "
                           f"targets, {' and '.join(sorted(names))}; name one of them")
     if len(set(base_images.values())) == 1 and set(base_images) == names:
@@ -251,8 +212,7 @@ def _document(root: Path) -> tomlkit.TOMLDocument:
         try:
             return tomlkit.parse(path.read_text())
         except tomlkit.exceptions.TOMLKitError as e:
-            raise ConfigError(f"{path}: not valid TOML ({e}); fix it, then run init again"
-                              ) from e
+            raise ConfigError(f"{path}: not valid TOML ({e}); fix it, then run init again") from e
     if (root / "setup.py").exists() or (root / "setup.cfg").exists():
         return tomlkit.document()  # a setup.py service of the 2018 kind: a pyproject of its own
     raise ConfigError(f"{root}: no pyproject.toml, setup.py or setup.cfg; run init in the "
@@ -267,10 +227,9 @@ def _section(doc: tomlkit.TOMLDocument, path: Path) -> Table:
         doc.add("tool", tool)
     elif not isinstance(tool, MutableMapping):  # a Table, or [tool.*] tables split up by
         raise ConfigError(f"{path}: [tool] must be a table")  # others: tomlkit's proxy
-    table = tool.get("brewblox-release")
-    if table is None:
+    if "brewblox-release" not in tool:
         tool["brewblox-release"] = tomlkit.table()
-        table = tool["brewblox-release"]
+    table = tool["brewblox-release"]
     if not isinstance(table, Table):
         raise ConfigError(f"{path}: [{SECTION}] must be a table")
     return table
@@ -301,36 +260,23 @@ def _pyproject(root: Path, *, image: str | None, image_from: str | None,
                 table[key] = _toml_value(value)
     text = tomlkit.dumps(doc)
     if not path.exists():
-        return Change("pyproject.toml", CREATED), (path, text)
+        return Change("pyproject.toml", "created"), (path, text)
     if conflicts and not force:
         detail = f"[{SECTION}] {', '.join(conflicts)} set otherwise"
         return Change("pyproject.toml", SKIPPED, detail), None
     if not added and not conflicts:
-        return Change("pyproject.toml", UNCHANGED), None
+        return Change("pyproject.toml", "unchanged"), None
     keys = ", ".join(added + conflicts)
-    return Change("pyproject.toml", UPDATED, f"[{SECTION}] {keys}"), (path, text)
+    return Change("pyproject.toml", "updated", f"[{SECTION}] {keys}"), (path, text)
 
 
 def init(root: Path, *, ci: str | None = None, force: bool = False, dry_run: bool = False,
          image: str | None = None, base_images: Mapping[str, str] | None = None) -> list[Change]:
     """Add brewblox-release to the service at ``root``; return what changed, file by file.
+    Nothing is written unless every file could be decided: an error leaves the service as it was.
 
-    ``ci`` and ``image`` default to what the ``origin`` remote says (its host, its
-    ``owner/name``; else the project's name). ``base_images``: each default target's
-    ``BASE_IMAGE``, for base images that are not multi-platform. Nothing is written unless
-    every file could be decided: an error leaves the service as it was.
-
-    >>> import tempfile; tmp = Path(tempfile.mkdtemp())
-    >>> _ = (tmp / "pyproject.toml").write_text('[project]\\nname = "svc"\\n')
-    >>> print(render(init(tmp, ci="gitlab", image="org/svc")))  # doctest: +NORMALIZE_WHITESPACE
-    updated    pyproject.toml: [tool.brewblox-release] image
-    created    noxfile.py
-    created    docker/Dockerfile
-    created    rpi-docker/Dockerfile
-    created    .gitignore
-    created    .gitlab-ci.yml
-    next: commit these files, then try a release on loopback with `nox -s release -- --rehearse`
-    """
+    ``ci`` and ``image`` default to what the ``origin`` remote says (its host, its ``owner/name``;
+    else the project's name); ``base_images``, each default target's non-multi-platform one."""
     root = Path(root).resolve()
     if not root.is_dir():
         raise ConfigError(f"{root}: not a directory; run init in the service's root directory")
@@ -343,20 +289,18 @@ def init(root: Path, *, ci: str | None = None, force: bool = False, dry_run: boo
                      stream=False)
         url = origin.output.strip() if origin.returncode == 0 else None
     remote = _parse_remote(url) if url else None
-    if ci is None:
-        ci = detect_provider(url) if url else None
-        if ci is None:
-            seen = f"the origin remote {display_url(url)!r}" if url else "no origin remote"
-            raise ConfigError(f"cannot tell the CI provider from {seen}: give --ci "
-                              f"{'|'.join(CI_PATHS)}")
+    if ci is None and (ci := detect_provider(url or "")) is None:
+        seen = f"the origin remote {display_url(url)!r}" if url else "no origin remote"
+        raise ConfigError(f"cannot tell the CI provider from {seen}: give --ci "
+                          f"{'|'.join(CI_PATHS)}")
 
-    planned = [_pyproject(root, image=image, image_from=_owner_name(*remote) if remote else None,
+    planned = [_pyproject(root, image=image, image_from=remote[1] if remote else None,
                           base_images=base_images, force=force),
                _noxfile(root),
-               *(_whole_file(root, f"{t.context}/Dockerfile", _template("Dockerfile"), force=force)
+               *(_whole_file(root, f"{t.context}/Dockerfile", "Dockerfile", force=force)
                  for t in DEFAULT_TARGETS),
                _gitignore(root),
-               _whole_file(root, CI_PATHS[ci], _template(f"ci/{CI_TEMPLATES[ci]}"), force=force)]
+               _whole_file(root, CI_PATHS[ci], f"ci/{CI_TEMPLATES[ci]}", force=force)]
     if not dry_run:
         for path, text in (write for _, write in planned if write is not None):
             path.parent.mkdir(parents=True, exist_ok=True)
