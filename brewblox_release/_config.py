@@ -224,12 +224,10 @@ def _table(data: Mapping[str, Any], *keys: str) -> Mapping[str, Any] | None:
 def declared_secret_vars(root: Path | str = ".") -> tuple[str, ...]:
     """``secret-vars``, read leniently before anything else (`load` validates it): they are set
     apart before any code of the service's runs."""
-    try:
-        with (Path(root) / "pyproject.toml").open("rb") as f:
-            names = (_table(tomllib.load(f), "tool", "brewblox-release") or {}).get("secret-vars")
-    except (OSError, tomllib.TOMLDecodeError):
-        return ()
-    return tuple(n for n in names if isinstance(n, str)) if isinstance(names, list) else ()
+    with contextlib.suppress(ConfigError, OSError):
+        names = (_table(read(Path(root)), "tool", "brewblox-release") or {}).get("secret-vars")
+        return tuple(n for n in names if isinstance(n, str)) if isinstance(names, list) else ()
+    return ()
 
 
 def read(root: Path) -> dict[str, Any]:
