@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import ConfigError
+from ._run import CommandError, run
 from ._secret import display_url
+from ._tags import ESCAPE, LATEST, escaped_starts
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -72,17 +74,13 @@ class Config:
     @property
     def latest_tags(self) -> frozenset[str]:
         """Every target's ``latest`` tag (``latest``, ``rpi-latest``): moved last, forward only."""
-        from ._tags import LATEST
-
         return frozenset(f"{target.prefix}{LATEST}" for target in self.targets)
 
     def target(self, name: str) -> Target:
-        for target in self.targets:
-            if target.name == name:
-                return target
-        names = ", ".join(t.name for t in self.targets)
+        if found := next((t for t in self.targets if t.name == name), None):
+            return found
         raise ConfigError(f"{self.pyproject}: no target named {name!r} in [{SECTION}] targets "
-                          f"(there are: {names})")
+                          f"(there are: {', '.join(t.name for t in self.targets)})")
 
     def require_image(self) -> str:
         if not self.image:
@@ -102,8 +100,7 @@ class Config:
         """
         where = root / "pyproject.toml"
         env = env or {}
-        tool = data.get("tool", {})
-        section = tool.get("brewblox-release", {}) if isinstance(tool, Mapping) else {}
+        section = (_table(data, "tool") or {}).get("brewblox-release", {})
         if not isinstance(section, Mapping):
             raise ConfigError(f"{where}: [{SECTION}] must be a table")
         reader = _Reader(where, SECTION, section)
@@ -188,8 +185,6 @@ def _confined(root: Path, value: str, where: str) -> Path:
 def check_paths(config: Config, *, contexts: bool) -> None:
     """``dist-dir`` and every target's ``context`` are directories of the service's own, and with
     ``contexts`` each context holds a Dockerfile (docs/configuration.md)."""
-    from ._run import CommandError, run
-
     where = config.pyproject
     dist = _confined(config.root, config.dist_dir, f"{where}: [{SECTION}] dist-dir")
     tracked: list[str] = []
@@ -229,16 +224,13 @@ def _table(data: Mapping[str, Any], *keys: str) -> Mapping[str, Any] | None:
 def declared_secret_vars(root: Path | str = ".") -> tuple[str, ...]:
     """``secret-vars``, read leniently before anything else (`load` validates it): they are set
     apart before any code of the service's runs."""
-    try:
-        with (Path(root) / "pyproject.toml").open("rb") as f:
-            names = (_table(tomllib.load(f), "tool", "brewblox-release") or {}).get("secret-vars")
-    except (OSError, tomllib.TOMLDecodeError):
-        return ()
-    return tuple(n for n in names if isinstance(n, str)) if isinstance(names, list) else ()
+    with contextlib.suppress(ConfigError, OSError):
+        names = (_table(read(Path(root)), "tool", "brewblox-release") or {}).get("secret-vars")
+        return tuple(n for n in names if isinstance(n, str)) if isinstance(names, list) else ()
+    return ()
 
 
 def read(root: Path) -> dict[str, Any]:
-    """The parsed pyproject.toml of the service at ``root``."""
     path = root / "pyproject.toml"
     try:
         with path.open("rb") as f:
@@ -255,8 +247,7 @@ def read(root: Path) -> dict[str, Any]:
 
 
 def static_name(data: Mapping[str, Any]) -> str | None:
-    """The distribution's name where the file says it: ``[project] name``, poetry's
-    ``[tool.poetry] name``."""
+    """The distribution's name where the file says it: ``[project]`` or ``[tool.poetry]``."""
     for keys in (("project",), ("tool", "poetry")):
         name = (_table(data, *keys) or {}).get("name")
         if isinstance(name, str) and name:
@@ -308,8 +299,6 @@ def _targets(where: Path, value: object, *, multi_arch: bool) -> tuple[Target, .
     if len(set(names)) != len(names):
         raise ConfigError(f"{where}: [{SECTION}] targets: names must be unique, got {names}")
     prefixes = [t.prefix for t in targets]
-    from ._tags import ESCAPE, escaped_starts
-
     for start in sorted(escaped_starts(("", *prefixes))):
         if ESCAPE.startswith(start) or start.startswith(ESCAPE):
             raise ConfigError(f"{where}: [{SECTION}] targets: prefix {start!r} would clash with "

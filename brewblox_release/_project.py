@@ -20,16 +20,12 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from . import _buildenv as buildenv, _config as config
-from ._buildenv import cache_dir, files_key
 from ._config import _table
 from ._errors import ConfigError, VersionError
 from ._run import log
 
 #: setuptools_scm's default: ``1.2.3``, ``v1.2.3``, ``anything-1.2.3``; a ``+local`` part apart.
 DEFAULT_TAG_REGEX = r"^(?:[\w-]+-)?(?P<version>[vV]?\d+(?:\.\d+){0,2}[^\+]*)(?:\+.*)?$"
-
-#: What a project without ``[build-system]`` is built with (PEP 517, pypa/build).
-LEGACY_BACKEND = "setuptools.build_meta:__legacy__"
 
 #: setuptools_scm keys that write files or are set by brewblox-release itself.
 _DROPPED_KEYS = {"write_to", "write_to_template", "version_file", "version_file_template",
@@ -38,13 +34,7 @@ _DROPPED_KEYS = {"write_to", "write_to_template", "version_file", "version_file_
 
 @dataclass(frozen=True)
 class TagRule:
-    """Which tags are a service's releases, and the version each one names.
-
-    >>> TagRule(r"^svc-(?P<version>.+)$").version("svc-2.0.0")
-    <Version('2.0.0')>
-    >>> TagRule(r"^svc-(?P<version>.+)$").version("other-2.0.0") is None
-    True
-    """
+    """Which tags are a service's releases, and the version each one names."""
 
     regex: str = DEFAULT_TAG_REGEX
     #: setuptools_scm's ``tag.prefix``: a literal start of every tag, stripped before ``regex``.
@@ -69,16 +59,14 @@ class TagRule:
         return self.regex == DEFAULT_TAG_REGEX and not self.prefix
 
     def version(self, tag: str) -> Version | None:
-        """The version ``tag`` releases; None when it is not one of the service's tags, a
-        VersionError when it is but names no version an index takes (not PEP 440, local, epoch).
-        """
+        """The version ``tag`` releases; None when it is not the service's, a VersionError when it
+        names no version an index takes (not PEP 440, local, epoch)."""
         if not tag.startswith(self.prefix):
             return None
         rest = tag.removeprefix(self.prefix)
         match = re.match(self.regex, rest)
         delete = "Delete it (git push --delete origin TAG; git tag -d TAG) and tag again"
-        # A tag of the service but for its local part (which its regex may leave out) too; a
-        # version without a "+" has no local part.
+        # Also a tag of the service but for its local part, which its regex may leave out.
         if "+" in rest and (match or re.match(self.regex, rest.partition("+")[0])):
             raise VersionError(f"tag {tag!r} has a local part (+...), which package indexes "
                                f"refuse: release tags look like 1.2.3. {delete}")
@@ -104,9 +92,9 @@ def read_pyproject(root: Path) -> dict[str, Any]:
 
 
 def build_backend(data: Mapping[str, Any]) -> str:
-    """The build backend of a parsed pyproject.toml (setuptools' legacy one by default)."""
+    """The build backend of a parsed pyproject.toml (PEP 517's default: setuptools' legacy one)."""
     backend = (_table(data, "build-system") or {}).get("build-backend")
-    return backend if isinstance(backend, str) and backend else LEGACY_BACKEND
+    return backend if isinstance(backend, str) and backend else "setuptools.build_meta:__legacy__"
 
 
 def _requires(data: Mapping[str, Any]) -> set[str]:
@@ -117,8 +105,6 @@ def _requires(data: Mapping[str, Any]) -> set[str]:
             names.add(canonicalize_name(Requirement(str(text)).name))
     return names
 
-
-# --- the version source ------------------------------------------------------------------------
 
 #: dunamai's default tag pattern (poetry-dynamic-versioning's and uv-dynamic-versioning's
 #: ``pattern = "default"``): ``v1.2.3``, ``v1.2.3rc1``.
@@ -147,9 +133,6 @@ def dunamai_tag_regex(pattern: object, prefix: object, where: str) -> str:
     """A dunamai tag ``pattern`` and ``pattern-prefix`` as a setuptools_scm ``tag.regex`` whose
     version is the text from dunamai's ``base`` group on.
 
-    >>> r = dunamai_tag_regex(None, None, "x")
-    >>> re.match(r, "v1.2.3rc1").group("version"), re.match(r, "1.2.3") is None
-    ('1.2.3rc1', True)
     >>> re.match(dunamai_tag_regex("default-unprefixed", "svc-", "x"), "svc-2.0").group("version")
     '2.0'
     """
@@ -183,12 +166,8 @@ def dunamai_tag_regex(pattern: object, prefix: object, where: str) -> str:
 
 @dataclass(frozen=True)
 class VersionSource:
-    """Where a build takes its version from, and how it is handed the version from git.
-
-    ``tool`` is a plugin (``setuptools_scm``, ``hatch-vcs``, ...) or ``static``, whose version
-    is stamped into a copy of the project, in the table ``static`` names; ``declared_in`` says
-    where, for messages; ``settings`` are setuptools_scm's (`normalise`).
-    """
+    """Where a build takes its version from: a plugin (``hatch-vcs``, ...) with setuptools_scm's
+    ``settings``, or ``static``, stamped into a copy of the project in the table it names."""
 
     tool: str
     declared_in: str
@@ -204,25 +183,19 @@ class VersionSource:
 
     @property
     def tags(self) -> TagRule:
-        tag = self.settings.get("tag")
-        tag = tag if isinstance(tag, Mapping) else {}
+        tag = _table(self.settings, "tag") or {}
         regex, prefix = tag.get("regex"), tag.get("prefix")
         return TagRule(regex if isinstance(regex, str) else DEFAULT_TAG_REGEX,
                        prefix if isinstance(prefix, str) else "", self.declared_in)
 
     def build_env(self, name: str, version: str) -> dict[str, str]:
-        """The variables that make the build use exactly ``version`` (docs/versions.md).
-
-        >>> VersionSource("pdm-backend", "").build_env("svc", "1.2.4.dev5")
-        {'PDM_BUILD_SCM_VERSION': '1.2.4.dev5'}
-        """
+        """The variables that make the build use exactly ``version`` (docs/versions.md)."""
         if self.tool in OVERRIDES:
             return {OVERRIDES[self.tool]: version}
         if self.stamps:
             return {}
-        # setuptools reads the variable of its distribution; hatch-vcs calls setuptools_scm
-        # without the name, so only the plain one reaches it. The build's subprocesses build
-        # this one project, so the plain one cannot reach another.
+        # setuptools reads its distribution's variable, hatch-vcs only the plain one; the build
+        # builds this one project, so the plain one cannot reach another.
         normalized = re.sub(r"[-_.]+", "_", name).upper()
         return {f"SETUPTOOLS_SCM_PRETEND_VERSION_FOR_{normalized}": version,
                 "SETUPTOOLS_SCM_PRETEND_VERSION": version}
@@ -233,16 +206,13 @@ def normalise(settings: Mapping[str, Any]) -> dict[str, Any]:
     warns about the old ones, and the tag regex is read from one place)."""
     data = {k: v for k, v in settings.items() if k not in _DROPPED_KEYS}
     tag = dict(data.pop("tag", None) or {})
-    regex = data.pop("tag_regex", None)
-    if regex is not None and "regex" not in tag:
-        tag["regex"] = regex
+    if (regex := data.pop("tag_regex", None)) is not None:
+        tag.setdefault("regex", regex)
     if tag:
         data["tag"] = tag
-    describe = data.pop("git_describe_command", None)
-    if describe is not None:
+    if (describe := data.pop("git_describe_command", None)) is not None:
         scm = dict(data.pop("scm", None) or {})
-        git = scm.get("git") or {}
-        scm["git"] = {**git, "describe_command": git.get("describe_command", describe)}
+        scm["git"] = {"describe_command": describe, **(scm.get("git") or {})}
         data["scm"] = scm
     return data
 
@@ -263,12 +233,10 @@ def _setup_py_scm(root: Path) -> dict[str, Any] | None:
         return None
     settings: dict[str, Any] = {}
     pairs = zip(value.keys, value.values, strict=True) if isinstance(value, ast.Dict) else ()
-    for key, item in pairs:
-        try:
+    for key, item in pairs:  # a value that is code, not a literal, is left to the default
+        with contextlib.suppress(ValueError, TypeError, SyntaxError, RecursionError):
             name = ast.literal_eval(key) if key is not None else None
             settings[str(name)] = ast.literal_eval(item)
-        except (ValueError, TypeError, SyntaxError, RecursionError):
-            continue  # code, not a literal: setuptools_scm's default stands
     return settings
 
 
@@ -301,20 +269,24 @@ def version_source(root: Path, data: Mapping[str, Any] | None = None, *,
     if (_table(data, "tool", "poetry-dynamic-versioning") or {}).get("enable") is True:
         return plugin("poetry-dynamic-versioning", "tool.poetry-dynamic-versioning",
                       " and build-backend = \"poetry_dynamic_versioning.backend\"")
+    static = _static_version(data, backend)
     pdm = _table(data, "tool", "pdm", "version") or {}
     if backend.startswith("pdm.") and pdm.get("source") == "scm":
-        return _pdm_scm(pdm)
+        found: dict[str, Any] = {"tag": {"regex": pdm.get("tag_regex") or PDM_DEFAULT_TAG_REGEX}}
+        if isinstance(pdm.get("tag_filter"), str):
+            found["scm"] = {"git": {"describe_command": [*_DESCRIBE, "--match", pdm["tag_filter"]]}}
+        if isinstance(pdm.get("fallback_version"), str):
+            found["fallback_version"] = pdm["fallback_version"]
+        return VersionSource("pdm-backend", "[tool.pdm.version]", found)
     if backend.startswith("hatchling"):
         hatch = _table(data, "tool", "hatch", "version") or {}
         if hatch.get("source") == "uv-dynamic-versioning":
             return plugin("uv-dynamic-versioning", "tool.uv-dynamic-versioning", "")
         if hatch.get("source") == "vcs":
             return _hatch_vcs(where, hatch, requires)
-    elif backend.startswith("setuptools"):
-        found = _setuptools_scm(root, data, requires)
-        if found is not None:
-            return found
-    static = _static_version(data, backend)
+    elif (backend.startswith("setuptools") and static is None  # a static version stands
+          and (scm := _setuptools_scm(root, data, requires))):
+        return scm
     if static is not None:
         if stamp:
             return VersionSource("static", f"[{static}] version", static=static)
@@ -338,16 +310,6 @@ def version_source(root: Path, data: Mapping[str, Any] | None = None, *,
         "plugin brewblox-release knows (setuptools_scm, hatch-vcs, poetry-dynamic-versioning, "
         "pdm-backend's scm source, uv-dynamic-versioning) nor from a static version: see "
         "docs/versions.md")
-
-
-def _pdm_scm(pdm: Mapping[str, Any]) -> VersionSource:
-    """pdm-backend's scm source: its ``tag_regex``, ``tag_filter`` and ``fallback_version``."""
-    settings: dict[str, Any] = {"tag": {"regex": pdm.get("tag_regex") or PDM_DEFAULT_TAG_REGEX}}
-    if isinstance(pdm.get("tag_filter"), str):
-        settings["scm"] = {"git": {"describe_command": [*_DESCRIBE, "--match", pdm["tag_filter"]]}}
-    if isinstance(pdm.get("fallback_version"), str):
-        settings["fallback_version"] = pdm["fallback_version"]
-    return VersionSource("pdm-backend", "[tool.pdm.version]", settings)
 
 
 def _static_version(data: Mapping[str, Any], backend: str) -> str | None:
@@ -378,23 +340,19 @@ def _hatch_vcs(where: Path, hatch: Mapping[str, Any], requires: set[str]) -> Ver
 
 def _setuptools_scm(root: Path, data: Mapping[str, Any],
                     requires: set[str]) -> VersionSource | None:
-    """setuptools_scm's settings, or None where setuptools would not use it."""
-    if "version" in (_table(data, "project") or {}):
-        return None  # static: setuptools_scm does not override it
+    """setuptools_scm's settings, or None where it is not configured."""
     section = _table(data, "tool", "setuptools_scm")
     section = _table(data, "tool", "vcs-versioning") if section is None else section
     from_setup_py = _setup_py_scm(root)
     if section is None and from_setup_py is None:
         return None
 
-    def mentions(path: Path) -> bool:
-        try:
-            return bool(re.search("setuptools[_-]scm", path.read_text(errors="replace")))
-        except OSError:
-            return False
+    def mentions(name: str) -> bool:
+        with contextlib.suppress(OSError):
+            return bool(re.search("setuptools[_-]scm", (root / name).read_text(errors="replace")))
+        return False
 
-    if not ("setuptools-scm" in requires or mentions(root / "setup.py")
-            or mentions(root / "setup.cfg")):
+    if not ("setuptools-scm" in requires or mentions("setup.py") or mentions("setup.cfg")):
         raise VersionError(
             f"{root / 'pyproject.toml'}: setuptools_scm is configured but the build does not "
             "install it, so the version would not come from git: add \"setuptools-scm\" to "
@@ -405,12 +363,9 @@ def _setuptools_scm(root: Path, data: Mapping[str, Any],
     return VersionSource("setuptools_scm", declared, normalise(settings))
 
 
-# --- the distribution name ---------------------------------------------------------------------
-
 def distribution_name(root: Path, data: Mapping[str, Any]) -> str:
-    """The distribution name of the project at ``root`` (``data``: its parsed pyproject.toml):
-    the static one, else the build backend's metadata, cached per `buildenv.files_key` so that
-    ``version`` and ``--dry-run`` pay for it once."""
+    """The distribution name: the static one, else the build backend's metadata, cached per
+    `buildenv.files_key` so that ``version`` and ``--dry-run`` pay for it once."""
     where = root / "pyproject.toml"
     add = f"add [project] name = \"...\" to {where}"
     project = data.get("project")
@@ -422,14 +377,13 @@ def distribution_name(root: Path, data: Mapping[str, Any]) -> str:
             raise ConfigError(f"{where}: [project] name is required: PEP 621 names the "
                               "distribution statically; set it to a non-empty string")
         return name
-    static = config.static_name(data)  # poetry's [tool.poetry] name
-    if static is not None:
+    if static := config.static_name(data):  # poetry's [tool.poetry] name
         return static
     declared = "build-backend" in (_table(data, "build-system") or {})
     if not (declared or (root / "setup.py").is_file() or (root / "setup.cfg").is_file()):
         raise ConfigError(f"{where}: [project] name is required: no [project] table, setup.py "
                           f"or setup.cfg declares the distribution's name; {add}")
-    cached = cache_dir() / "names" / f"{files_key(root)}.json"
+    cached = buildenv.cache_dir() / "names" / f"{buildenv.files_key(root)}.json"
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         return str(json.loads(cached.read_text())["name"])
     from build import BuildBackendException, BuildException

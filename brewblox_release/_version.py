@@ -1,17 +1,13 @@
 """The version from git, once, through setuptools_scm's public API, and the checks a publishing
-run needs (docs/versions.md).
-
-Branches and tags are read by their full ref names: git's short names are ambiguous when a branch
-is called like a tag (``1.2.3``) or a tag like a branch (``main``).
-"""
+run needs (docs/versions.md). Refs are read by their full names: git's short ones are ambiguous
+when a branch is called like a tag (``1.2.3``) or a tag like a branch (``main``)."""
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,8 +30,6 @@ SHALLOW_WARNING = ("warning: shallow clone: the version may be wrong (a publishi
 
 @dataclass(frozen=True)
 class GitState:
-    """What git says about the checkout."""
-
     commit: str
     commit_time: int
     branch: str | None
@@ -47,8 +41,7 @@ class GitState:
 
 @dataclass(frozen=True)
 class VersionInfo:
-    """The version of a checkout (``1.2.3`` on a tag, ``1.2.4.dev5`` five commits later) and the
-    git facts behind it."""
+    """A checkout's version (``1.2.3`` on a tag, ``1.2.4.dev5`` five commits on) and git state."""
 
     version: str
     git: GitState
@@ -81,12 +74,10 @@ def _git(root: Path, *args: str, check: bool = True, strip: bool = True) -> str:
 
 
 def git_state(root: Path) -> GitState:
-    """Read the checkout's commit, branch, tags at HEAD, shallowness and modified files."""
     inside = run(["git", "rev-parse", "--is-inside-work-tree"], cwd=root, echo=False,
                  stream=False, check=False)
     if inside.returncode != 0:
-        # git's own reason: not a repository, or one it refuses to read (a checkout of another
-        # owner, the common case of a container on a mounted workspace: safe.directory).
+        # git's own reason: not a repository, or another owner's (a container's mounted workspace)
         why = next((line.removeprefix("fatal: ") for line in inside.lines if line.strip()),
                    f"git exited with {inside.returncode}")
         raise VersionError(f"git cannot read {root} as a checkout: {why}. Versions come from "
@@ -105,8 +96,7 @@ def git_state(root: Path) -> GitState:
         commit=commit,
         commit_time=int(_git(root, "log", "-1", "--format=%ct")),
         branch=head.removeprefix("refs/heads/") if head.startswith("refs/heads/") else None,
-        head_tags=tuple(sorted(ref.removeprefix("refs/tags/") for ref in tag_refs.splitlines()
-                               if ref.startswith("refs/tags/"))),
+        head_tags=tuple(sorted(ref.removeprefix("refs/tags/") for ref in tag_refs.splitlines())),
         shallow=_git(root, "rev-parse", "--is-shallow-repository") == "true",
         dirty=tuple(line[3:] for line in status.splitlines() if line.strip()),
         remotes=tuple(_git(root, "remote").split()),
@@ -114,15 +104,15 @@ def git_state(root: Path) -> GitState:
 
 
 def _with_branch(scheme: object, branch: str) -> Callable[[ScmVersion], str | None]:
-    """The service's version scheme (setuptools_scm's entry points), given the branch CI names:
-    a checkout CI made of a commit (GitLab, Travis) is on no branch for ``semver-pep440``."""
+    """The service's version scheme, given the branch CI names: a checkout CI made of a commit
+    (GitLab, Travis) is on no branch for ``semver-pep440``."""
     names = [scheme] if isinstance(scheme, str) else scheme if isinstance(scheme, list) \
         else ["guess-next-dev"]
     schemes = [entry.load() for name in names
                for entry in entry_points(group="setuptools_scm.version_scheme", name=str(name))]
 
     def scheme_with_branch(version: ScmVersion) -> str | None:
-        version = dataclasses.replace(version, branch=branch)
+        version = replace(version, branch=branch)
         return next(filter(None, (each(version) for each in schemes)), None)
 
     return scheme_with_branch
@@ -130,18 +120,15 @@ def _with_branch(scheme: object, branch: str) -> Callable[[ScmVersion], str | No
 
 def compute(root: Path, name: str | None = None, *, source: VersionSource | None = None,
             branch: str | None = None) -> str:
-    """The version setuptools_scm gives the checkout at ``root``, without a local part, with
-    the settings of its version ``source``; ``name`` is the distribution's (default: a static
-    ``[project] name``), ``branch`` the one CI names.
-    """
+    """The version setuptools_scm gives the checkout at ``root`` with its ``source``'s settings,
+    without a local part; ``name`` defaults to a static ``[project] name``."""
     from vcs_versioning import PyProjectData, VcsEnvironment, infer_version_string
 
     for logger in ("vcs_versioning", "setuptools_scm"):  # their debug lines would flood nox's log
         logging.getLogger(logger).setLevel(logging.WARNING)
     data = read_pyproject(root) if source is None or name is None else {}
     source = source or version_source(root, data)
-    if name is None:
-        name = (_table(data, "project") or {}).get("name")
+    name = name or (_table(data, "project") or {}).get("name")
     settings: dict[str, Any] = {**copy.deepcopy(dict(source.settings)),
                                 "local_scheme": "no-local-version",
                                 "relative_to": str(root / "pyproject.toml")}
@@ -175,7 +162,6 @@ def compute(root: Path, name: str | None = None, *, source: VersionSource | None
 
 def read(root: Path, name: str | None = None, *, source: VersionSource | None = None,
          branch: str | None = None) -> VersionInfo:
-    """The version and git state of the checkout at ``root``."""
     return VersionInfo(compute(root, name, source=source, branch=branch), git_state(root))
 
 
