@@ -32,7 +32,6 @@ class Identity:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Identity | None:
-        """The identity of ``env``, or None where there is none."""
         if env.get(KEY_VAR):
             return cls(Secret(env[KEY_VAR]), Secret(env.get(PASSWORD_VAR) or ""))
         if env.get("GITHUB_ACTIONS") == "true" and all(env.get(v) for v in OIDC_VARS):
