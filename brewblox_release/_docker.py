@@ -194,8 +194,7 @@ def retrying(what: str, action: Callable[[], T], *, attempts: int = 4, backoff: 
 
 
 def push(refs: Iterable[str], config: DockerConfig | None = None) -> dict[str, str]:
-    """Push tags that the engine holds, with retries, with the credentials of ``config`` (the
-    user's own when None); returns the digest docker reports for each (where it reports one)."""
+    """Push the engine's ``refs``, with retries, logged in as ``config`` says; their digests."""
     client = (config or DockerConfig()).client()
     digests = {}
     for ref in refs:

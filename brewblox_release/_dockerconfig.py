@@ -29,8 +29,7 @@ _HUB = "https://index.docker.io/v1/"
 
 def config_dir(env: Mapping[str, str] | None = None) -> Path:
     """docker's config directory: ``$DOCKER_CONFIG``, else ``~/.docker``."""
-    return Path((environ() if env is None else env).get("DOCKER_CONFIG")
-                or Path.home() / ".docker")
+    return Path((environ() if env is None else env).get("DOCKER_CONFIG") or Path.home() / ".docker")
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -65,8 +64,7 @@ def has_login(image: str, docker_config: Path | None = None, *,
     if not (store := data.get("credsStore")):
         return False
     try:
-        listed = run([f"docker-credential-{store}", "list"], echo=False, stream=False,
-                     timeout=30)
+        listed = run([f"docker-credential-{store}", "list"], echo=False, stream=False, timeout=30)
         servers = {_server(s) for s in json.loads(listed.output)}
     except (CommandError, ValueError, TypeError):
         return True
@@ -75,8 +73,7 @@ def has_login(image: str, docker_config: Path | None = None, *,
 
 def stored_credentials(image: str, docker_config: Path | None = None, *,
                        env: Mapping[str, str] | None = None) -> tuple[str, Secret] | None:
-    """The user and password ``docker login`` stored for the image's registry, as docker
-    finds them: in ``auths``, else from the credential helper or store."""
+    """The user and password ``docker login`` stored for the registry: in auths, else a helper."""
     data, keys = _config(image, docker_config, env)
     helpers = data.get("credHelpers", {})
     helper = next((helpers[k] for k in keys if k in helpers), None) or data.get("credsStore")
@@ -99,8 +96,7 @@ def stored_credentials(image: str, docker_config: Path | None = None, *,
 
 @dataclass(frozen=True)
 class DockerConfig:
-    """The docker config a run's registry calls use: ``path`` (a ``--config`` directory), or
-    None for the user's own (``$DOCKER_CONFIG``, else ``~/.docker``)."""
+    """The docker config of a run's registry calls: a ``--config`` directory, or the user's."""
 
     path: Path | None = None
 
@@ -111,10 +107,6 @@ class DockerConfig:
 
         os.environ.pop("PYTHON_ON_WHALES_DEBUG", None)
         return DockerClient(config=self.path)
-
-    @property
-    def argv(self) -> list[str]:
-        return ["docker", *(["--config", str(self.path)] if self.path else [])]
 
 
 @contextlib.contextmanager
@@ -140,15 +132,14 @@ def login(image: str, env: Mapping[str, str]) -> Iterator[DockerConfig]:
         data["auths"] = {_HUB if host == "docker.io" else host: {}}
         (tmp / "config.json").touch(mode=0o600)
         (tmp / "config.json").write_text(json.dumps(data, indent="\t"))
-        config = DockerConfig(tmp)
         try:
-            run([*config.argv, "login", "--username", user, "--password-stdin", host],
-                input=password.reveal(), timeout=120)
+            run(["docker", "--config", str(tmp), "login", "--username", user, "--password-stdin",
+                 host], input=password.reveal(), timeout=120)
         except CommandError as e:
             raise CredentialsError(f"docker login to {host} failed (exit code "
                                    f"{e.result.returncode}, output above): check "
                                    "DOCKER_USERNAME and DOCKER_PASSWORD") from e
         log(f"logged in to {host} as DOCKER_USERNAME, in a docker config of this run's own")
-        yield config
+        yield DockerConfig(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -24,8 +24,6 @@ OIDC_VARS = ("ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
 
 @dataclass(frozen=True)
 class Identity:
-    """Who signs: a key and its password, or GitHub's OIDC identity (keyless)."""
-
     key: Secret | None = None
     password: Secret = field(default_factory=lambda: Secret(""))
     oidc: Mapping[str, str] = field(default_factory=dict, repr=False)

@@ -156,15 +156,13 @@ class Registry:
             except urllib.error.HTTPError as e:
                 if e.code == 404:
                     return None
-                challenge = e.headers.get("WWW-Authenticate", "")
-                if e.code == 401 and challenge != self._challenge:
-                    self._challenge = challenge
-                    self._authenticate(challenge)
-                    continue
-                if e.code == 401:
+                if e.code != 401:
+                    raise PublishError(f"registry {self.host}: {method} {path} answered "
+                                       f"{e.code} {e.reason}") from e
+                if (challenge := e.headers.get("WWW-Authenticate", "")) == self._challenge:
                     break
-                raise PublishError(f"registry {self.host}: {method} {path} answered {e.code} "
-                                   f"{e.reason}") from e
+                self._challenge = challenge
+                self._authenticate(challenge)
             except OSError as e:
                 raise PublishError(f"registry {self.host} is not reachable ({e}); "
                                    "check the image name and the network") from e
@@ -245,8 +243,8 @@ class Registry:
         return None
 
     def distributions(self, reference: str, cache: Path | None = None) -> dict[str, str]:
-        """Every Python distribution installed in a single-platform image, name to version,
-        from its layers applied in order, for the SBOM; each layer's kept in ``cache``."""
+        """Every Python distribution in a single-platform image, name to version (for the SBOM);
+        each layer's kept in ``cache``."""
         manifest = self.manifest(reference) or {}
         if "manifests" in manifest:
             raise PublishError(f"{self.image}@{reference} is a list: ask each of its images")

@@ -3,8 +3,11 @@ CycloneDX SBOM and an SLSA provenance attestation (see docs/signing.md)."""
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
 import shutil
+import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -49,9 +52,6 @@ def problems(release: Run) -> list[ReleaseError]:
 
 def attest_files(files: Sequence[Path], env: Mapping[str, str]) -> None:
     """PEP 740 attestations of the sdist and wheel, for twine's ``--attestations``."""
-    import importlib.util
-    import sys
-
     if importlib.util.find_spec("pypi_attestations") is None:
         raise PublishError("sign = true with trusted publishing makes PEP 740 attestations: "
                            "install pypi-attestations (pip install brewblox-release[sign])")
@@ -76,8 +76,7 @@ def describe(release: Run) -> list[str]:
 
 def _images(registry: Registry, digest: str) -> list[str]:
     """The images of the list ``digest`` (not buildx's attestation entries); none for an image."""
-    manifest = registry.manifest(digest) or {}
-    return [m["digest"] for m in manifest.get("manifests") or []
+    return [m["digest"] for m in (registry.manifest(digest) or {}).get("manifests") or []
             if (m.get("platform") or {}).get("os") != "unknown"]
 
 
@@ -109,8 +108,6 @@ def sbom(release: Run, registry: Registry, digest: str) -> dict[str, Any]:
 def provenance(release: Run, files: Sequence[Path],
                base_images: Mapping[str, str]) -> dict[str, Any]:
     """The SLSA provenance predicate (v1) of this run (docs/signing.md#provenance)."""
-    import hashlib
-
     ctx, env, commit = release.context, release.env, release.info.git.commit
     name, version = release.config.name, release.plan.version
     repository = ctx.repository or ""
@@ -179,8 +176,7 @@ def references(registry: Registry, tags: Sequence[str]) -> list[str]:
 def sign(release: Run, registry: Registry, tags: Sequence[str], *, files: Sequence[Path],
          base_images: Mapping[str, str], docker_config: DockerConfig,
          summary: Summary) -> list[str]:
-    """Sign every digest behind ``tags`` and attach its SBOM and the run's provenance; returns
-    the references signed (or found signed)."""
+    """Sign every digest behind ``tags``, with its SBOM and provenance; the references signed."""
     identity = release.signer
     if identity is None:  # preflight refused this already
         raise CredentialsError(f"sign = true but {KEY_VAR} is not set")
