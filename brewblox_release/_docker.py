@@ -27,6 +27,8 @@ _REFUSED = ("unauthorized", "denied", "authentication required", "forbidden",
             "no basic auth credentials")
 #: Answers that no retry changes, and that are not about credentials.
 _PERMANENT = ("manifest invalid", "name unknown", "name invalid")
+#: binfmt's name of the arm platforms (their handler on this machine: qemu-<name>).
+_QEMU = {"linux/arm/v7": "arm", "linux/arm/v6": "arm", "linux/arm64": "aarch64"}
 #: The line ``docker push`` ends with: ``TAG: digest: sha256:... size: N``.
 _PUSHED = re.compile(r"\bdigest: (sha256:[0-9a-f]{64})\b")
 
@@ -46,8 +48,7 @@ def labels(config: Config, version: str, revision: str, source: str | None,
 
 def build_args(config: Config, target: Target, version: str) -> dict[str, str]:
     """``VERSION`` and ``PACKAGE``, then the config's build args, then the target's own."""
-    return {"PACKAGE": config.name, "VERSION": version, **config.build_args,
-            **target.build_args}
+    return {"PACKAGE": config.name, "VERSION": version, **config.build_args, **target.build_args}
 
 
 def _wrap(e: DockerException, what: str) -> str:
@@ -72,16 +73,15 @@ def _builder(builder: str | None) -> tuple[str, list[str]] | None:
 def _local_handler_off(platform: str) -> str | None:
     """The binfmt handler of ``platform`` when it exists on this machine and is disabled (the
     ``docker`` driver reports the platforms its engine found when it started)."""
-    arch = {"linux/arm/v7": "arm", "linux/arm/v6": "arm", "linux/arm64": "aarch64"}.get(platform)
     host = environ().get("DOCKER_HOST", "")
     binfmt = Path("/proc/sys/fs/binfmt_misc")
-    if arch is None or (host and not host.startswith("unix://")) or \
+    if platform not in _QEMU or (host and not host.startswith("unix://")) or \
             not (binfmt / "status").exists():
         return None
     with contextlib.suppress(OSError, IndexError):
-        if (binfmt / f"qemu-{arch}").read_text().splitlines()[0].strip() == "enabled":
+        if (binfmt / f"qemu-{_QEMU[platform]}").read_text().splitlines()[0].strip() == "enabled":
             return None
-    return f"qemu-{arch}"
+    return f"qemu-{_QEMU[platform]}"
 
 
 def check_emulation(platform: str, builder: str | None = None) -> None:
@@ -96,9 +96,9 @@ def check_emulation(platform: str, builder: str | None = None) -> None:
     off = _local_handler_off(platform) if driver == "docker" else None
     if platform in platforms and off is None:
         return
-    arch = {"linux/arm/v7": "arm", "linux/arm/v6": "arm", "linux/arm64": "arm64"}.get(
-        platform, platform.rsplit("/", 1)[-1])
-    handler = off or _DEBIAN_HANDLERS.get(arch, f"qemu-{arch}")
+    arch = "arm64" if platform == "linux/arm64" else \
+        _QEMU.get(platform, platform.rsplit("/", 1)[-1])
+    handler = off or f"qemu-{'aarch64' if arch == 'arm64' else arch}"  # Debian's name of it
     why = (f"the {off} binfmt handler of this machine's engine is disabled" if off else
            f"it builds {', '.join(platforms) or 'nothing'}")
     raise EmulationError(
@@ -110,15 +110,10 @@ def check_emulation(platform: str, builder: str | None = None) -> None:
         "builds it natively")
 
 
-#: Debian's binfmt handler (qemu-user-static) where its name is not qemu-<binfmt's name>.
-_DEBIAN_HANDLERS = {"arm64": "qemu-aarch64"}
-
-
 def build(config: Config, image: ImagePlan, *, version: str, revision: str, created: int,
           source: str | None = None, prefix: str = "") -> None:
-    """Build one target with buildx and load it into the engine under the plan's refs; ``prefix``
-    marks the lines of one target when several build at once. What the template says needs pip
-    in the image (`needs_image_pip`) builds again with ``IMAGE_PIP=yes`` (docs/image.md)."""
+    """Build one target into the engine under the plan's refs (``prefix`` marks its lines); again
+    with ``IMAGE_PIP=yes`` where the template says it needs pip in the image (docs/image.md)."""
     from python_on_whales import DockerException, docker
 
     target = config.target(image.target)
@@ -167,8 +162,7 @@ def needs_image_pip(text: str) -> bool:
     return any(marker in line and "not found" in line for line in text.splitlines())
 
 
-def retrying(what: str, action: Callable[[], T], *, attempts: int = 4,
-              backoff: float = 1.0) -> T:
+def retrying(what: str, action: Callable[[], T], *, attempts: int = 4, backoff: float = 1.0) -> T:
     """``action``, retried on transient faults (5xx, resets, refused connections)."""
     from python_on_whales import DockerException
 
@@ -200,8 +194,7 @@ def retrying(what: str, action: Callable[[], T], *, attempts: int = 4,
 
 
 def push(refs: Iterable[str], config: DockerConfig | None = None) -> dict[str, str]:
-    """Push tags that the engine holds, with retries, with the credentials of ``config`` (the
-    user's own when None); returns the digest docker reports for each (where it reports one)."""
+    """Push the engine's ``refs``, with retries, logged in as ``config`` says; their digests."""
     client = (config or DockerConfig()).client()
     digests = {}
     for ref in refs:

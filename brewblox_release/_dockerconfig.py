@@ -1,8 +1,5 @@
-"""docker's own configuration: the logins it stores, and a login of this run's own.
-
-The two ways to the registry's credentials: see docs/sessions.md. Passwords read here are
-masked as soon as they are read.
-"""
+"""docker's own configuration: the logins it stores, and a login of this run's own (the two ways
+to the registry's credentials: docs/sessions.md). Passwords read here are masked at once."""
 
 from __future__ import annotations
 
@@ -32,8 +29,7 @@ _HUB = "https://index.docker.io/v1/"
 
 def config_dir(env: Mapping[str, str] | None = None) -> Path:
     """docker's config directory: ``$DOCKER_CONFIG``, else ``~/.docker``."""
-    return Path((environ() if env is None else env).get("DOCKER_CONFIG")
-                or Path.home() / ".docker")
+    return Path((environ() if env is None else env).get("DOCKER_CONFIG") or Path.home() / ".docker")
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -46,8 +42,7 @@ def _read(path: Path) -> dict[str, Any]:
 
 def _config(image: str, path: Path | None,
             env: Mapping[str, str] | None) -> tuple[dict[str, Any], list[str]]:
-    """docker's config.json (``path``, else `config_dir`'s), and the keys that may name the
-    image's registry in it."""
+    """docker's config.json (``path``, else `config_dir`'s); the keys that may name the registry."""
     host = registry_host(image)
     keys = [_HUB, "index.docker.io", "docker.io"] if host == "docker.io" else \
         [host, f"https://{host}", f"http://{host}"]
@@ -61,17 +56,15 @@ def _server(key: str) -> str:
 
 def has_login(image: str, docker_config: Path | None = None, *,
               env: Mapping[str, str] | None = None) -> bool:
-    """Whether ``docker login`` stored credentials for the image's registry: in ``auths``,
-    ``credHelpers``, or the ``credsStore`` (asked for the registries it holds; one that cannot
-    be asked is taken at its word: Docker Desktop sets one with no login at all)."""
+    """Whether ``docker login`` stored credentials for the image's registry (a ``credsStore``
+    that cannot be asked is taken at its word: Docker Desktop sets one with no login at all)."""
     data, keys = _config(image, docker_config, env)
     if any(k in data.get("auths", {}) or k in data.get("credHelpers", {}) for k in keys):
         return True
     if not (store := data.get("credsStore")):
         return False
     try:
-        listed = run([f"docker-credential-{store}", "list"], echo=False, stream=False,
-                     timeout=30)
+        listed = run([f"docker-credential-{store}", "list"], echo=False, stream=False, timeout=30)
         servers = {_server(s) for s in json.loads(listed.output)}
     except (CommandError, ValueError, TypeError):
         return True
@@ -80,66 +73,46 @@ def has_login(image: str, docker_config: Path | None = None, *,
 
 def stored_credentials(image: str, docker_config: Path | None = None, *,
                        env: Mapping[str, str] | None = None) -> tuple[str, Secret] | None:
-    """The user and password ``docker login`` stored for the image's registry, as docker
-    finds them: in ``auths``, else from the credential helper or store."""
+    """The user and password ``docker login`` stored for the registry: in auths, else a helper."""
     data, keys = _config(image, docker_config, env)
     helpers = data.get("credHelpers", {})
     helper = next((helpers[k] for k in keys if k in helpers), None) or data.get("credsStore")
     for key in keys:
-        entry = data.get("auths", {}).get(key) or {}
-        if entry.get("auth"):
-            try:
-                user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
-            except ValueError:
-                continue
-            mask(password)
-            return user, Secret(password)
+        with contextlib.suppress(ValueError):
+            if auth := (data.get("auths", {}).get(key) or {}).get("auth"):
+                user, _, password = base64.b64decode(auth).decode().partition(":")
+                mask(password)
+                return user, Secret(password)
     for key in keys if helper else ():
-        try:
+        with contextlib.suppress(CommandError, ValueError, KeyError, TypeError):
             found = run([f"docker-credential-{helper}", "get"], input=key, echo=False,
                         stream=False, timeout=30)
             creds = json.loads(found.output)
             user, password = str(creds["Username"]), str(creds["Secret"])
-        except (CommandError, ValueError, KeyError, TypeError):
-            continue
-        mask(password)
-        return user, Secret(password)
+            mask(password)
+            return user, Secret(password)
     return None
 
 
 @dataclass(frozen=True)
 class DockerConfig:
-    """The docker config a run's registry calls use: ``path`` (a ``--config`` directory), or
-    None for the user's own (``$DOCKER_CONFIG``, else ``~/.docker``)."""
+    """The docker config of a run's registry calls: a ``--config`` directory, or the user's."""
 
     path: Path | None = None
 
     def client(self) -> DockerClient:
-        """A python-on-whales client that passes ``--config`` to every docker call.
-
-        ``PYTHON_ON_WHALES_DEBUG=1`` would print the environment of each call: dropped here too,
-        for the library used on its own.
-        """
+        """A python-on-whales client that passes ``--config`` to every docker call. Without
+        ``PYTHON_ON_WHALES_DEBUG``, which would print each call's environment (its secrets)."""
         from python_on_whales import DockerClient
 
         os.environ.pop("PYTHON_ON_WHALES_DEBUG", None)
         return DockerClient(config=self.path)
 
-    @property
-    def argv(self) -> list[str]:
-        return ["docker", *(["--config", str(self.path)] if self.path else [])]
-
 
 @contextlib.contextmanager
 def login(image: str, env: Mapping[str, str]) -> Iterator[DockerConfig]:
-    """The docker config of this run's registry calls: with ``DOCKER_USERNAME`` and
-    ``DOCKER_PASSWORD``, a temporary one logged in to the image's registry, removed however the
-    block ends; without them, the user's own.
-
-    The temporary config is the user's without its credentials (the rest linked, so that the
-    pushes reach the same engine). It names the registry in ``auths``: for a config with no
-    login at all, docker would write the login into a default credential store instead.
-    """
+    """The docker config of this run's registry calls: the user's, or with ``DOCKER_USERNAME`` and
+    ``DOCKER_PASSWORD`` a copy without its logins, logged in to the registry, removed at the end."""
     user, password = env.get("DOCKER_USERNAME"), Secret(env.get("DOCKER_PASSWORD") or "")
     if not (user and password):
         own = env.get("DOCKER_CONFIG")
@@ -149,24 +122,24 @@ def login(image: str, env: Mapping[str, str]) -> Iterator[DockerConfig]:
     tmp = Path(tempfile.mkdtemp(prefix="brewblox-release-docker-"))
     try:
         user_dir = config_dir(env)
-        for entry in user_dir.iterdir() if user_dir.is_dir() else ():
+        for entry in user_dir.iterdir() if user_dir.is_dir() else ():  # linked: the same engine
             if not entry.name.startswith("config.json"):
                 with contextlib.suppress(OSError):
                     (tmp / entry.name).symlink_to(entry)
         data = {k: v for k, v in _read(user_dir / "config.json").items()
                 if k not in {"auths", "credsStore", "credHelpers"}}
+        # Named in auths: into a config with no login at all, docker logs in to a credential store.
         data["auths"] = {_HUB if host == "docker.io" else host: {}}
         (tmp / "config.json").touch(mode=0o600)
         (tmp / "config.json").write_text(json.dumps(data, indent="\t"))
-        config = DockerConfig(tmp)
         try:
-            run([*config.argv, "login", "--username", user, "--password-stdin", host],
-                input=password.reveal(), timeout=120)
+            run(["docker", "--config", str(tmp), "login", "--username", user, "--password-stdin",
+                 host], input=password.reveal(), timeout=120)
         except CommandError as e:
             raise CredentialsError(f"docker login to {host} failed (exit code "
                                    f"{e.result.returncode}, output above): check "
                                    "DOCKER_USERNAME and DOCKER_PASSWORD") from e
         log(f"logged in to {host} as DOCKER_USERNAME, in a docker config of this run's own")
-        yield config
+        yield DockerConfig(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

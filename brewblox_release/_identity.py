@@ -24,15 +24,12 @@ OIDC_VARS = ("ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
 
 @dataclass(frozen=True)
 class Identity:
-    """Who signs: a key and its password, or GitHub's OIDC identity (keyless)."""
-
     key: Secret | None = None
     password: Secret = field(default_factory=lambda: Secret(""))
     oidc: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Identity | None:
-        """The identity of ``env``, or None where there is none."""
         if env.get(KEY_VAR):
             return cls(Secret(env[KEY_VAR]), Secret(env.get(PASSWORD_VAR) or ""))
         if env.get("GITHUB_ACTIONS") == "true" and all(env.get(v) for v in OIDC_VARS):

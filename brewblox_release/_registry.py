@@ -1,8 +1,5 @@
-"""Read an OCI registry through its HTTP API: tags, manifests, image configs, layers.
-
-Plain HTTP on loopback (as the engine allows), else HTTPS; credentials as docs/sessions.md says,
-sent to the registry's origin and its token service only.
-"""
+"""Read an OCI registry through its HTTP API (plain HTTP on loopback, as the engine allows, else
+HTTPS); credentials as docs/sessions.md says, sent to its origin and token service only."""
 
 from __future__ import annotations
 
@@ -29,15 +26,12 @@ from ._errors import CredentialsError, PublishError
 from ._hosts import is_loopback, same_origin, split_image
 from ._secret import Secret
 
-MANIFEST_TYPES = ", ".join((
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-))
+MANIFEST_TYPES = ", ".join(f"application/vnd.{kind}+json" for kind in (
+    "oci.image.index.v1", "docker.distribution.manifest.list.v2", "oci.image.manifest.v1",
+    "docker.distribution.manifest.v2"))
 #: A ``*.dist-info`` (or its METADATA) in site-packages or dist-packages; ``.wh.``: a whiteout.
 _DIST_INFO = re.compile(
-    r"(?:^|/)(?:site|dist)-packages/(\.wh\.)?([^/]+?)-([^/-]+)\.dist-info(/METADATA)?$")
+    r"^((?:.*/)?(?:site|dist)-packages/)(\.wh\.)?(([^/]+?)-[^/-]+\.dist-info)(/METADATA)?$")
 
 
 class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
@@ -72,14 +66,13 @@ def _dist_infos(blob: bytes) -> Iterator[tuple[str, str, Message | None]]:
     METADATA's headers, or None for a whiteout (the layer removes it)."""
     with tarfile.open(fileobj=io.BytesIO(blob), mode="r:*") as tar:
         for member in tar:
-            if not (match := _DIST_INFO.search(member.name)):
+            if not (match := _DIST_INFO.match(member.name)):
                 continue
-            key = member.name[:match.start(1) if match.group(1) else match.start(2)] + \
-                f"{match.group(2)}-{match.group(3)}.dist-info"
-            if match.group(1):
-                yield key, match.group(2), None
-            elif match.group(4) and (data := tar.extractfile(member)) is not None:
-                yield key, match.group(2), email.parser.BytesHeaderParser().parsebytes(data.read())
+            key, project = match[1] + match[3], match[4]
+            if match[2]:
+                yield key, project, None
+            elif match[5] and (data := tar.extractfile(member)) is not None:
+                yield key, project, email.parser.BytesHeaderParser().parsebytes(data.read())
 
 
 @dataclass
@@ -100,9 +93,8 @@ class Registry:
 
     @classmethod
     def from_env(cls, image: str, env: Mapping[str, str]) -> Registry:
-        password = env.get("DOCKER_PASSWORD")
         return cls(image, env.get("DOCKER_USERNAME") or None,
-                   Secret(password) if password else None,
+                   Secret(env.get("DOCKER_PASSWORD") or "") or None,
                    docker_config=config_dir(env) / "config.json")
 
     @property
@@ -115,8 +107,7 @@ class Registry:
         return f"{'http' if is_loopback(host) else 'https'}://{host}/v2/{path}"
 
     def _authenticate(self, challenge: str) -> None:
-        """Answer a 401's challenge: Basic with the credentials, or Bearer with a token from
-        the realm."""
+        """Answer a 401's challenge: Basic with the credentials, or Bearer with a token."""
         params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
         realm = params.pop("realm", None)
         scheme = challenge.split(maxsplit=1)[0].lower() if challenge else "unknown"
@@ -152,9 +143,8 @@ class Registry:
     def _request(self, path: str, accept: str | None = None, method: str = "GET", *,
                  data: bytes | None = None,
                  content_type: str | None = None) -> tuple[HTTPMessage, bytes] | None:
-        """GET (or HEAD, or PUT ``data``) a path under the repository; None for 404.
-
-        A 401 is answered once per challenge: a PUT's wider scope is answered again."""
+        """GET (or HEAD, or PUT ``data``) a path under the repository; None for 404. A 401 is
+        answered once per challenge: a PUT's wider scope is answered again."""
         for _ in range(3):
             headers = {"Accept": accept, "Content-Type": content_type, "Authorization":
                        self._authorization.reveal() if self._authorization else None}
@@ -166,15 +156,13 @@ class Registry:
             except urllib.error.HTTPError as e:
                 if e.code == 404:
                     return None
-                challenge = e.headers.get("WWW-Authenticate", "")
-                if e.code == 401 and challenge != self._challenge:
-                    self._challenge = challenge
-                    self._authenticate(challenge)
-                    continue
-                if e.code == 401:
+                if e.code != 401:
+                    raise PublishError(f"registry {self.host}: {method} {path} answered "
+                                       f"{e.code} {e.reason}") from e
+                if (challenge := e.headers.get("WWW-Authenticate", "")) == self._challenge:
                     break
-                raise PublishError(f"registry {self.host}: {method} {path} answered {e.code} "
-                                   f"{e.reason}") from e
+                self._challenge = challenge
+                self._authenticate(challenge)
             except OSError as e:
                 raise PublishError(f"registry {self.host} is not reachable ({e}); "
                                    "check the image name and the network") from e
@@ -235,34 +223,28 @@ class Registry:
 
     def package_version(self, reference: str, name: str, *,
                         budget: int = 16 << 20) -> str | None:
-        """The version of the distribution ``name`` installed in the image, from the topmost
-        layer that has its ``.dist-info``, without running the image (no emulation for arm).
-        None when the top ``budget`` bytes of layers do not tell: then the image has to run."""
+        """The version of ``name`` in the image, from its topmost layer with its ``.dist-info``
+        (no run, no emulation); None when the top ``budget`` bytes do not tell."""
         from packaging.utils import canonicalize_name
 
-        try:
-            manifest = self.manifest(reference)
-        except PublishError:
-            return None
         spent = 0
-        for layer in reversed((manifest or {}).get("layers") or []):
-            spent += int(layer.get("size", 0))
-            try:  # blobs may redirect to storage that refuses the registry's token
-                found = self._request(f"blobs/{layer['digest']}") if spent <= budget else None
-                if found is None:
+        try:  # blobs may redirect to storage that refuses the registry's token
+            for layer in reversed((self.manifest(reference) or {}).get("layers") or []):
+                spent += int(layer.get("size", 0))
+                if spent > budget or (found := self._request(f"blobs/{layer['digest']}")) is None:
                     return None
                 for _, project, headers in _dist_infos(found[1]):
                     if canonicalize_name(project) == canonicalize_name(name):
                         # None: a whiteout, this layer removed the installation
                         version = None if headers is None else headers.get("Version")
                         return str(version).strip() if version else None
-            except (PublishError, tarfile.TarError, OSError, EOFError, zlib.error):
-                return None
+        except (PublishError, tarfile.TarError, OSError, EOFError, zlib.error):
+            return None
         return None
 
     def distributions(self, reference: str, cache: Path | None = None) -> dict[str, str]:
-        """Every Python distribution installed in a single-platform image, name to version,
-        from its layers applied in order, for the SBOM; each layer's kept in ``cache``."""
+        """Every Python distribution in a single-platform image, name to version (for the SBOM);
+        each layer's kept in ``cache``."""
         manifest = self.manifest(reference) or {}
         if "manifests" in manifest:
             raise PublishError(f"{self.image}@{reference} is a list: ask each of its images")

@@ -3,8 +3,11 @@ CycloneDX SBOM and an SLSA provenance attestation (see docs/signing.md)."""
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
 import shutil
+import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -49,9 +52,6 @@ def problems(release: Run) -> list[ReleaseError]:
 
 def attest_files(files: Sequence[Path], env: Mapping[str, str]) -> None:
     """PEP 740 attestations of the sdist and wheel, for twine's ``--attestations``."""
-    import importlib.util
-    import sys
-
     if importlib.util.find_spec("pypi_attestations") is None:
         raise PublishError("sign = true with trusted publishing makes PEP 740 attestations: "
                            "install pypi-attestations (pip install brewblox-release[sign])")
@@ -74,15 +74,10 @@ def describe(release: Run) -> list[str]:
             "CycloneDX SBOM and SLSA provenance attached, before latest moves"]
 
 
-def _registry_flags(repository: str) -> list[str]:
-    return ["--allow-http-registry"] if is_loopback(split_image(repository)[0]) else []
-
-
 def _images(registry: Registry, digest: str) -> list[str]:
     """The images of the list ``digest`` (not buildx's attestation entries); none for an image."""
-    manifest = registry.manifest(digest) or {}
-    return [m["digest"] for m in manifest.get("manifests") or []
-            if (m.get("platform") or {}).get("os") != "unknown"]  # buildx's attestations
+    return [m["digest"] for m in (registry.manifest(digest) or {}).get("manifests") or []
+            if (m.get("platform") or {}).get("os") != "unknown"]
 
 
 def sbom(release: Run, registry: Registry, digest: str) -> dict[str, Any]:
@@ -113,8 +108,6 @@ def sbom(release: Run, registry: Registry, digest: str) -> dict[str, Any]:
 def provenance(release: Run, files: Sequence[Path],
                base_images: Mapping[str, str]) -> dict[str, Any]:
     """The SLSA provenance predicate (v1) of this run (docs/signing.md#provenance)."""
-    import hashlib
-
     ctx, env, commit = release.context, release.env, release.info.git.commit
     name, version = release.config.name, release.plan.version
     repository = ctx.repository or ""
@@ -142,34 +135,30 @@ def provenance(release: Run, files: Sequence[Path],
     }
 
 
-def _cosign(identity: Identity, args: Sequence[str], docker_config: DockerConfig,
-            what: str) -> None:
+def _cosign(identity: Identity, args: Sequence[str], ref: str, docker_config: DockerConfig,
+            what: str = "") -> Result:
+    """cosign ``args`` on ``ref``: a failure of ``what`` raises; without one, it is returned."""
+    http = ["--allow-http-registry"] if is_loopback(split_image(ref)[0]) else []
     try:
-        run(["cosign", *args], env=identity.env(docker_config), echo=False, stream=False)
+        return run(["cosign", *args, *http, ref], env=identity.env(docker_config), echo=False,
+                   stream=False, check=bool(what))
     except CommandError as e:
+        if not what:  # not started: no result to tell
+            raise
         raise PublishError(f"{what} failed (cosign exited with {e.result.returncode}): "
                            f"{(e.result.lines or ['?'])[-1]}; re-run the release to complete "
                            "it") from e
 
 
-def _public_key(identity: Identity, tmp: str) -> Path | None:
-    """The key's public half in a file of ``tmp``; None when keyless."""
+def _trust(release: Run, identity: Identity, tmp: str) -> list[str]:
+    """cosign's flags that trust the identity: its public key (put in ``tmp``), or GitHub's OIDC."""
     if identity.key is None:
-        return None
+        repository = release.context.repository or "*"
+        return ["--certificate-oidc-issuer", "https://token.actions.githubusercontent.com",
+                "--certificate-identity-regexp", f"^https://github.com/{repository}/"]
     public = Path(tmp) / "cosign.pub"
     public.write_text(identity.public_key)
-    return public
-
-
-def _signed(identity: Identity, ref: str, public: Path | None,
-            docker_config: DockerConfig) -> bool:
-    """Whether ``ref`` already verifies with this key (a re-run signs nothing again)."""
-    if public is None:
-        return False
-    result = run(["cosign", "verify", "--key", str(public), "--insecure-ignore-tlog",
-                  *_registry_flags(ref), ref], env=identity.env(docker_config), echo=False,
-                 stream=False, check=False)
-    return result.returncode == 0
+    return ["--key", str(public), "--insecure-ignore-tlog"]
 
 
 def references(registry: Registry, tags: Sequence[str]) -> list[str]:
@@ -187,31 +176,30 @@ def references(registry: Registry, tags: Sequence[str]) -> list[str]:
 def sign(release: Run, registry: Registry, tags: Sequence[str], *, files: Sequence[Path],
          base_images: Mapping[str, str], docker_config: DockerConfig,
          summary: Summary) -> list[str]:
-    """Sign every digest behind ``tags`` and attach its SBOM and the run's provenance; returns
-    the references signed (or found signed)."""
+    """Sign every digest behind ``tags``, with its SBOM and provenance; the references signed."""
     identity = release.signer
     if identity is None:  # preflight refused this already
         raise CredentialsError(f"sign = true but {KEY_VAR} is not set")
     refs = references(registry, tags)
     key = ["--key", identity.key_ref, "--tlog-upload=false"] if identity.key is not None else []
     with tempfile.TemporaryDirectory(prefix="brewblox-release-sign-") as tmp:
-        public = _public_key(identity, tmp)
+        trust = _trust(release, identity, tmp)
         statement = Path(tmp) / "provenance.json"
         statement.write_text(json.dumps(provenance(release, files, base_images)))
 
         def one(numbered: tuple[int, str]) -> None:
             number, ref = numbered
-            if _signed(identity, ref, public, docker_config):
+            # A re-run signs nothing again: what verifies with the key is done.
+            if key and _cosign(identity, ["verify", *trust], ref, docker_config).returncode == 0:
                 summary.add("sign", ref, "already signed")
                 return
-            flags = [*key, "--yes", *_registry_flags(ref)]
             bill = Path(tmp) / f"sbom-{number}.json"
             bill.write_text(json.dumps(sbom(release, registry, ref.rpartition("@")[2])))
-            _cosign(identity, ["sign", *flags, ref], docker_config, f"signing {ref}")
-            _cosign(identity, ["attest", *flags, "--type", "cyclonedx", "--predicate",
-                               str(bill), ref], docker_config, f"attaching the SBOM to {ref}")
-            _cosign(identity, ["attest", *flags, "--type", "slsaprovenance1", "--predicate",
-                               str(statement), ref], docker_config,
+            _cosign(identity, ["sign", *key, "--yes"], ref, docker_config, f"signing {ref}")
+            _cosign(identity, ["attest", *key, "--yes", "--type", "cyclonedx", "--predicate",
+                               str(bill)], ref, docker_config, f"attaching the SBOM to {ref}")
+            _cosign(identity, ["attest", *key, "--yes", "--type", "slsaprovenance1",
+                               "--predicate", str(statement)], ref, docker_config,
                     f"attaching the provenance to {ref}")
             log(f"signed {ref}, with its SBOM and provenance")
             summary.add("sign", ref, "signed, SBOM and provenance attached")
@@ -229,26 +217,16 @@ def verify(release: Run, refs: Sequence[str], docker_config: DockerConfig,
         return ["sign = true but there is no identity to verify the signatures with"]
     problems = []
     with tempfile.TemporaryDirectory(prefix="brewblox-release-verify-") as tmp:
-        public = _public_key(identity, tmp)
-        if public is not None:
-            trust = ["--key", str(public), "--insecure-ignore-tlog"]
-        else:
-            repository = release.context.repository or "*"
-            trust = ["--certificate-oidc-issuer", "https://token.actions.githubusercontent.com",
-                     "--certificate-identity-regexp", f"^https://github.com/{repository}/"]
+        trust = _trust(release, identity, tmp)
         checks = {"signature": ["verify"],
                   "SBOM": ["verify-attestation", "--type", "cyclonedx"],
                   "provenance": ["verify-attestation", "--type", "slsaprovenance1"]}
 
-        def check(item: tuple[str, str]) -> tuple[str, str, Result]:
-            ref, what = item
-            return ref, what, run(["cosign", *checks[what], *trust, *_registry_flags(ref), ref],
-                                  env=identity.env(docker_config), echo=False, stream=False,
-                                  check=False)
-
         items = [(ref, what) for ref in refs for what in checks]
         with ThreadPoolExecutor(max_workers=max(1, min(6, len(items)))) as pool:
-            for ref, what, result in pool.map(check, items):
+            results = pool.map(lambda item: _cosign(
+                identity, [*checks[item[1]], *trust], item[0], docker_config), items)
+            for (ref, what), result in zip(items, results, strict=True):
                 ok = result.returncode == 0
                 summary.add("verify signature", f"{ref} {what}", "ok" if ok else "WRONG")
                 if not ok:
