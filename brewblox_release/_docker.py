@@ -185,8 +185,8 @@ def retrying(what: str, action: Callable[[], T], *, attempts: int = 4, backoff: 
                 raise PublishError(_wrap(e, what) + f"\ngave up after {attempts} attempts; "
                                    "re-run the release to complete it") from e
             wait = backoff * 2 ** (attempt - 1)
-            log(f"{what}: attempt {attempt} of {attempts} failed "
-                f"({(e.stderr or e.stdout or '').strip().splitlines()[-1:] or ['?']}); "
+            said = (e.stderr or e.stdout or "").strip().splitlines() or ["?"]
+            log(f"{what}: attempt {attempt} of {attempts} failed ({said[-1]}); "
                 f"retrying in {wait:.0f} s")
             if not pause(wait):  # the run is stopping: no more attempts
                 raise PublishError(_wrap(e, what) + "\nstopped") from e

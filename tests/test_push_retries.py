@@ -61,3 +61,13 @@ def test_a_lasting_fault_gives_up_and_says_a_rerun_completes_it() -> None:
     with pytest.raises(PublishError, match="gave up after 4 attempts; re-run the release"):
         retrying("pushing x", action, backoff=0)
     assert len(calls) == 4
+
+
+def test_a_retry_names_docker_s_last_line(capsys: pytest.CaptureFixture[str]) -> None:
+    _, action = _failing("pushing layer\nreceived unexpected HTTP status: 503")
+    from brewblox_release import _run as run
+
+    with run.console(None, verbose=False, terminal=None):
+        retrying("pushing x", action, backoff=0)
+    assert "pushing x: attempt 1 of 4 failed (received unexpected HTTP status: 503); " \
+        "retrying in 0 s" in capsys.readouterr().err
