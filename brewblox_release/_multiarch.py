@@ -97,8 +97,7 @@ def stage(run: Run, image: ImagePlan, directory: Path | None, config: DockerConf
 
         digest = Registry.from_env(image.repository, run.env).digest(tag)
     if not digest:
-        raise PublishError(f"{ref} was pushed but the registry does not show it: re-run the "
-                           "stage")
+        raise PublishError(f"{ref} was pushed but the registry does not show it: re-run the stage")
     record = Record(image.target, image.platform, digest, run.plan.version,
                     run.info.git.commit, image.repository)
     written = f"; record {record.write(directory)}" if directory is not None else ""

@@ -52,7 +52,6 @@ class Run:
 
     @functools.cached_property  # one identity for the run: its key is opened once
     def signer(self) -> Identity | None:
-        """Who signs the run's images (``sign = true``), from its environment."""
         return Identity.from_env(self.env)
 
     @functools.cached_property  # one value for the run (frozen: its fields never change)

@@ -29,7 +29,7 @@ from ._project import TagRule
 from ._run import background, check_stopping, environ, log, step
 from ._verify import published_versions, verify
 
-if TYPE_CHECKING:  # dist and index load on use: --dry-run needs neither
+if TYPE_CHECKING:  # the registry (urllib.request), dist and index load on use
     from ._registry import Registry
 
 
@@ -105,8 +105,7 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
 
 
 def preflight_problems(run: Run) -> list[str]:
-    """Everything the real run would refuse before building, a line each: ``--dry-run`` shows
-    them as notes."""
+    """What the real run would refuse before building, a line each: ``--dry-run``'s notes."""
     return [str(problem) for problem in _problems(run, ask=True)]
 
 
@@ -188,8 +187,7 @@ def _registry_problems(run: Run) -> list[ReleaseError]:
         missing = "DOCKER_PASSWORD" if has_user else "DOCKER_USERNAME"
         return [CredentialsError(f"{missing} is not set but its partner is: set both, or "
                                  "neither to use an existing `docker login`")]
-    if not (has_user or is_loopback(split_image(image)[0])
-            or has_login(image, env=run.env)):
+    if not (has_user or is_loopback(split_image(image)[0]) or has_login(image, env=run.env)):
         return [CredentialsError(
             f"this run pushes to {registry_host(image)} but DOCKER_USERNAME and "
             "DOCKER_PASSWORD are not set and there is no `docker login` for it: add them to "
@@ -198,8 +196,7 @@ def _registry_problems(run: Run) -> list[ReleaseError]:
 
 
 def preload(*modules: str) -> None:
-    """Import ``modules`` in a thread (python-on-whales takes a fifth of a second, twine and
-    pypi-simple a third) while the caller goes on; an error is the importing step's to report."""
+    """Import slow ``modules`` in a thread while the caller goes on; errors are the importer's."""
     import importlib
 
     def load() -> None:

@@ -34,8 +34,7 @@ if TYPE_CHECKING:
 LISTS = ("application/vnd.oci.image.index.v1+json",
          "application/vnd.docker.distribution.manifest.list.v2+json")
 
-#: A registry or an index slow to show what was published is read again, this many times in
-#: all, `PAUSE` seconds apart, before verification fails.
+#: Reads of a registry or index slow to show what was published, `PAUSE` seconds apart.
 ATTEMPTS, PAUSE = 3, 2.0
 
 
@@ -178,15 +177,16 @@ def _digests(registry: Registry, pushed: Pushed, repository: str,
                           f"{got or 'nothing'}, not the {want} this run pushed")
     for tag, platforms in pushed.lists.items():
         listed: dict[str, list[str]] = {}
-        for platform, digest in _entries(registry.manifest(tag) or {}):
+        for platform, digest in _entries(registry, tag):
             listed.setdefault(platform, []).append(digest)
         made = {platform: digests[0] for platform, digests in listed.items() if len(digests) == 1}
+        # An engine that stores images as indexes pushes one; the list made from it names its image.
         reasons = [text.format(", ".join(sorted(names))) for names, text in (
             (set(platforms) - set(listed), "no {} image"),
             (set(listed) - set(platforms), "a {} image this run did not push"),
             ({p for p, digests in listed.items() if len(digests) > 1}, "{} more than once"),
             ({p for p in platforms if p in made and made[p] != platforms[p]
-              and made[p] not in _images_of(registry, platforms[p])},
+              and made[p] not in {image for _, image in _entries(registry, platforms[p])}},
              "another {} image than this run pushed")) if names]
         yield from _check(summary, "verify registry",
                           f"{repository}:{tag} lists {', '.join(sorted(platforms))}",
@@ -194,19 +194,14 @@ def _digests(registry: Registry, pushed: Pushed, repository: str,
                           f"{'; '.join(reasons)}" if reasons else None)
 
 
-def _images_of(registry: Registry, digest: str) -> set[str]:
-    """The images of an index this run pushed for one platform (an engine that stores images as
-    indexes pushes one; the list made from it names its image)."""
-    return {entry for _, entry in _entries(registry.manifest(digest) or {})}
-
-
-def _entries(manifest: Mapping[str, object]) -> list[tuple[str, str]]:
+def _entries(registry: Registry, reference: str) -> list[tuple[str, str]]:
     """The (``os/architecture[/variant]``, digest) of each image a manifest list holds (buildx's
     attestation entries, of platform ``unknown/unknown``, aside); nothing for a single image."""
+    manifest = registry.manifest(reference) or {}
     if manifest.get("mediaType") not in LISTS:
         return []
     found = []
-    for entry in manifest.get("manifests") or []:  # type: ignore[attr-defined]
+    for entry in manifest.get("manifests") or []:
         spec = entry.get("platform") or {}
         if spec.get("os") != "unknown":
             parts = [spec.get("os", "?"), spec.get("architecture", "?")]
@@ -218,13 +213,12 @@ def _entries(manifest: Mapping[str, object]) -> list[tuple[str, str]]:
 
 def _lists(run: Run, registry: Registry, pushes: Sequence[ImagePlan],
            summary: Summary) -> Iterator[str]:
-    """Every tag but ``latest`` is one list over every target's platform, of images that hold
-    the version."""
+    """Every tag but ``latest`` is one list of every target's platform, of the version."""
     want = sorted(image.platform for image in pushes)
     lists = {registry.digest(t) for image in pushes for t in image.tags
              if t not in run.config.latest_tags}
     first = own_tag(run, pushes[0])
-    entries = _entries(registry.manifest(first) or {})
+    entries = _entries(registry, first)
     got = sorted(platform for platform, _ in entries)
     repository = pushes[0].repository
     yield from _check(summary, "verify registry", f"{repository}:{first} lists {', '.join(got)}",
