@@ -82,8 +82,9 @@ def stage_tag(run: Run, image: ImagePlan) -> str:
 
 
 def stage(run: Run, image: ImagePlan, directory: Path | None, config: DockerConfig) -> Record:
-    """Push one target's built image and return its record: under its own tag, or its
-    `stage_tag` for a split build (the record goes to ``directory``) or a shared prefix."""
+    """Push one target's built image, return its record: under its own tag; under its
+    `stage_tag` in a split build (to ``directory``) or where targets share tags (no push
+    overwrites another's)."""
     from . import _docker as docker
 
     shared = shares_tags(run, image)  # then it was built under its stage tag

@@ -224,8 +224,9 @@ class Effects(Protocol):
 
 
 def carry_out(run: Run, effects: Effects) -> None:
-    """The order of every release (docs/how-it-works.md, The order), which
-    tests/test_pipeline.py checks."""
+    """The order of every release (docs/how-it-works.md, The order): everything built before
+    anything is published, the upload after the pushes, ``latest`` last, then exactly what was
+    published is verified."""
     effects.preflight()
     files = effects.build()
     if not run.plan.publishes:
