@@ -1,7 +1,6 @@
 """One tag for every platform, and builds spread over machines (docs/multi-platform.md): each
 target's image pushed under a tag of its own, a `Record` of it for a split build's merge, and the
-plan's tags made from the pushed images' digests.
-"""
+plan's tags made from the pushed images' digests."""
 
 from __future__ import annotations
 
@@ -70,24 +69,22 @@ def shares_tags(run: Run, image: ImagePlan) -> bool:
 
 
 def built_as(run: Run, image: ImagePlan) -> ImagePlan:
-    """The image as it is built and loaded into the engine: under the plan's tags, or, where
-    targets share them, under its `stage_tag` (the engine holds one image per name)."""
+    """The image as built: where targets share its tags, under its `stage_tag` instead (the
+    engine holds one image per name)."""
     return replace(image, tags=(stage_tag(run, image),)) if shares_tags(run, image) else image
 
 
 def stage_tag(run: Run, image: ImagePlan) -> str:
-    """Where a split build's stage pushes a target's image: ``STAGE-<commit>-<target>``. The
-    plan's tags are lower case, so no branch, version or ``latest`` tag is ever this one, and
-    nobody pulls it by mistake; until the merge, no tag a user pulls has changed."""
+    """Where a split build's stage pushes a target's image: upper case, so that no plan's tag
+    is ever this one and until the merge no tag a user pulls has changed."""
     target = re.sub(r"[^A-Za-z0-9_.-]", "-", image.target)
     return f"STAGE-{run.info.git.commit[:12]}-{target}"
 
 
 def stage(run: Run, image: ImagePlan, directory: Path | None, config: DockerConfig) -> Record:
-    """Push one target's built image and return its record: under its own version or branch
-    tag, which the list takes over within this run; under its `stage_tag` for a split build
-    (the record goes to ``directory``) or where targets share that tag (a shared prefix), so
-    that no target's push overwrites another's."""
+    """Push one target's built image, return its record: under its own tag; under its
+    `stage_tag` in a split build (to ``directory``) or where targets share tags (no push
+    overwrites another's)."""
     from . import _docker as docker
 
     shared = shares_tags(run, image)  # then it was built under its stage tag
@@ -101,8 +98,7 @@ def stage(run: Run, image: ImagePlan, directory: Path | None, config: DockerConf
 
         digest = Registry.from_env(image.repository, run.env).digest(tag)
     if not digest:
-        raise PublishError(f"{ref} was pushed but the registry does not show it: re-run the "
-                           "stage")
+        raise PublishError(f"{ref} was pushed but the registry does not show it: re-run the stage")
     record = Record(image.target, image.platform, digest, run.plan.version,
                     run.info.git.commit, image.repository)
     written = f"; record {record.write(directory)}" if directory is not None else ""
@@ -144,10 +140,8 @@ def read_records(run: Run, directory: Path) -> dict[str, Record]:
 
 def make_tags(run: Run, records: Mapping[str, Record], config: DockerConfig,
               registry: Registry, summary: Summary) -> Pushed:
-    """Every tag of the plan but ``latest``, from the pushed images' digests: with
-    ``multi-arch``, one manifest list over all platforms, every tag in one ``docker buildx
-    imagetools create``; else each target's tags on its own image (its manifest put under the
-    tag in the registry, as ``crane tag`` does). Returns what each tag was made to name."""
+    """Every tag of the plan but ``latest``, from the pushed images' digests: one manifest list
+    over all platforms (``multi-arch``), else each target's tags put on its own manifest."""
     from ._docker import retrying
 
     pushed, latest = Pushed(), run.config.latest_tags

@@ -52,7 +52,6 @@ class Run:
 
     @functools.cached_property  # one identity for the run: its key is opened once
     def signer(self) -> Identity | None:
-        """Who signs the run's images (``sign = true``), from its environment."""
         return Identity.from_env(self.env)
 
     @functools.cached_property  # one value for the run (frozen: its fields never change)
@@ -81,9 +80,8 @@ class Summary:
 
 @dataclass
 class Pushed:
-    """What this run published to the registry, which verification compares the registry with:
-    each tag (``latest`` aside) and the digest this run pushed under it; with manifest lists,
-    each list tag and the digest of every platform's image this run made it from."""
+    """What this run pushed, for verification: each tag (``latest`` aside) and its digest; with
+    manifest lists, each list's tag and the digest of each platform's image in it."""
 
     images: dict[str, str] = field(default_factory=dict)
     lists: dict[str, dict[str, str]] = field(default_factory=dict)

@@ -1,8 +1,5 @@
-"""The pipeline: prepare a run (context, version, plan), then carry the plan out.
-
-`prepare` decides; everything after it only executes the plan. `release` is docs/sessions.md's
-``release`` session: preflight, dist, distcopy, build every image, publish, verify, summary.
-"""
+"""The pipeline: `prepare` decides a run (context, version, plan), then the plan is carried out;
+`release` is docs/sessions.md's ``release`` session."""
 
 from __future__ import annotations
 
@@ -17,36 +14,29 @@ from typing import TYPE_CHECKING, Protocol
 
 from packaging.version import Version
 
-from . import _ci as ci, _project as project, _version as version_mod
+from . import _ci as ci, _project as project, _sign as sign, _version as version_mod
 from ._ci import CiContext, Event
 from ._config import Config
+from ._dockerconfig import DockerConfig, has_login, login as docker_login
 from ._environment import exposed
 from ._errors import ConfigError, CredentialsError, ReleaseError, VersionError
 from ._hosts import is_loopback, registry_host, split_image
 from ._identity import OIDC_VARS
-from ._multiarch import built_as, own_tag, own_tags, read_records
-from ._plan import DEFAULT_TAGS, ImagePlan, highest_final, make_plan
+from ._multiarch import Record, built_as, make_tags, own_tag, own_tags, read_records, stage
+from ._plan import ImagePlan, highest_final, make_plan
+from ._prepared import Options, Pushed, Run, Summary
 from ._project import TagRule
 from ._run import background, check_stopping, environ, log, step
-
-if TYPE_CHECKING:  # dist and index load on use: --dry-run needs neither
-    from ._dockerconfig import DockerConfig
-    from ._multiarch import Record
-    from ._registry import Registry
-
-from ._prepared import Options, Pushed, Run, Summary
 from ._verify import published_versions, verify
 
+if TYPE_CHECKING:  # the registry (urllib.request), dist and index load on use
+    from ._registry import Registry
 
-def _local_ref(ctx: CiContext, state: version_mod.GitState,
-               tags: TagRule = DEFAULT_TAGS) -> CiContext:
-    tagged = []
-    for tag in state.head_tags:
-        # A tag of the service no index takes (a local part) raises; one that is no version
-        # at all (another service's, "nightly") is not the service's: None.
-        found = tags.version(tag)
-        if found is not None:
-            tagged.append((found, tag))
+
+def _local_ref(ctx: CiContext, state: version_mod.GitState, tags: TagRule) -> CiContext:
+    # A tag of the service no index takes (a local part) raises; one that is no version at all
+    # (another service's, "nightly") is not the service's: None.
+    tagged = [(found, tag) for tag in state.head_tags if (found := tags.version(tag)) is not None]
     if tagged:
         return ctx.with_ref(f"refs/tags/{max(tagged)[1]}")
     if state.branch:
@@ -107,8 +97,6 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
         plan = make_plan(ctx, info.version, config, published, tags=source.tags)
     run = Run(config, ctx, info, plan, options, env)
     if options.dry_run and plan.publishes:  # what the real run would do and refuse, as notes
-        from . import _sign as sign
-
         notes += [*sign.describe(run), *(f"the real run would stop: {problem}"
                                          for problem in preflight_problems(run))]
     if notes:
@@ -117,26 +105,23 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
 
 
 def preflight_problems(run: Run) -> list[str]:
-    """Everything the real run would refuse before building, a line each: ``--dry-run`` shows
-    them as notes."""
-    from . import _sign as sign
+    """What the real run would refuse before building, a line each: ``--dry-run``'s notes."""
+    return [str(problem) for problem in _problems(run, ask=True)]
 
-    index = _index_problems(run)  # in the order the real run names them
+
+def _problems(run: Run, *, ask: bool) -> list[ReleaseError]:
+    """The settings' and credentials' problems, in the order the real run names them; then the
+    index's simple API, where its settings are sound, if ``ask`` or the run stops anyway."""
+    index = _index_problems(run)
     found = index + _registry_problems(run) + sign.problems(run)
-    return [str(problem) for problem in found + ([] if index else _index_api_problems(run))]
+    return found + ([] if index or not (ask or found) else _index_api_problems(run))
 
 
 def preflight(run: Run) -> Callable[[], None]:
-    """Before anything is built: every destination the plan publishes to has complete,
-    well-formed settings and credentials; stops with every problem found, a line each. The
-    index's simple API is asked in a thread while things build (pypi-simple takes a quarter of
-    a second to import): the returned function waits for it; call it before publishing."""
-    from . import _sign as sign
-
-    index = _index_problems(run)
-    problems = index + _registry_problems(run) + sign.problems(run)
-    if problems:  # stopping anyway: every problem at once
-        _stop(problems + ([] if index else _index_api_problems(run)), "Nothing was built")
+    """Stop, with every problem a line, unless each destination has sound settings and
+    credentials; the returned function waits for the index's API, asked while things build."""
+    if problems := _problems(run, ask=False):
+        _stop(problems, "Nothing was built")
     if not _asks_index(run):
         return lambda: None
     asked = background(functools.partial(_index_api_problems, run), "preflight")
@@ -180,8 +165,7 @@ def _index_problems(run: Run) -> list[ReleaseError]:
 
 
 def _index_api_problems(run: Run) -> list[ReleaseError]:
-    """The index's simple API, found: asked of the index, so only once `_index_problems`
-    found nothing in its settings."""
+    """The index's simple API, found: asked only once `_index_problems` found nothing."""
     if _asks_index(run):
         try:
             run.index.simple_api(run.config.name)
@@ -192,22 +176,18 @@ def _index_api_problems(run: Run) -> list[ReleaseError]:
 
 def _registry_problems(run: Run) -> list[ReleaseError]:
     """The registry's settings and credentials: read, not asked of any server."""
-    from . import _dockerconfig as dockerconfig
-
     try:
         image = run.config.require_image()
     except ReleaseError as e:
         return [e]
     if not any(image_plan.push for image_plan in run.plan.images):
         return []
-    has_user = bool(run.env.get("DOCKER_USERNAME"))
-    has_password = bool(run.env.get("DOCKER_PASSWORD"))
+    has_user, has_password = (bool(run.env.get(v)) for v in ("DOCKER_USERNAME", "DOCKER_PASSWORD"))
     if has_user != has_password:
         missing = "DOCKER_PASSWORD" if has_user else "DOCKER_USERNAME"
         return [CredentialsError(f"{missing} is not set but its partner is: set both, or "
                                  "neither to use an existing `docker login`")]
-    if not (has_user or is_loopback(split_image(image)[0])
-            or dockerconfig.has_login(image, env=run.env)):
+    if not (has_user or is_loopback(split_image(image)[0]) or has_login(image, env=run.env)):
         return [CredentialsError(
             f"this run pushes to {registry_host(image)} but DOCKER_USERNAME and "
             "DOCKER_PASSWORD are not set and there is no `docker login` for it: add them to "
@@ -216,8 +196,7 @@ def _registry_problems(run: Run) -> list[ReleaseError]:
 
 
 def preload(*modules: str) -> None:
-    """Import ``modules`` in a thread (python-on-whales takes a fifth of a second, twine and
-    pypi-simple a third) while the caller goes on; an error is the importing step's to report."""
+    """Import slow ``modules`` in a thread while the caller goes on; errors are the importer's."""
     import importlib
 
     def load() -> None:
@@ -272,21 +251,18 @@ def carry_out(run: Run, effects: Effects) -> None:
 
 
 class Engine:
-    """The real `Effects` of a run, and the `Summary` of what they did. ``package``: build the
-    package too (a docker session builds its image alone); ``records``: a split build's merge
-    (docs/multi-platform.md): only the package is built, the tags are made from the records."""
+    """The real `Effects` of a run and their `Summary`. ``package``: not for a docker session;
+    ``records``: a split build's merge, which builds the package alone (docs/multi-platform.md)."""
+
+    _login: DockerConfig  # this run's, and its registry: set by `publishing`, before any push
+    _registry: Registry
 
     def __init__(self, run: Run, *, package: bool = True,
                  records: Mapping[str, Record] | None = None) -> None:
         self.run, self.package, self.records = run, package, records
         self.summary = Summary()
         self._confirm: Callable[[], None] = lambda: None
-        self._login: DockerConfig | None = None
-        self._registry: Registry | None = None
-
-    @property
-    def _pushes(self) -> list[ImagePlan]:
-        return [image for image in self.run.plan.images if image.push]
+        self._pushes = [image for image in run.plan.images if image.push]
 
     def preflight(self) -> None:
         self._confirm = preflight(self.run)
@@ -317,10 +293,8 @@ class Engine:
             if checked is not None:
                 with step("twine check"):
                     checked.result()
-        for image in run.plan.images:
-            if not image.push:
-                self.summary.add(f"engine {image.platform}", ", ".join(image.tags),
-                                 "built and loaded")
+        for image in (i for i in run.plan.images if not i.push):
+            self.summary.add(f"engine {image.platform}", ", ".join(image.tags), "built and loaded")
         if self.package:
             for reason in run.plan.reasons:
                 log(reason)
@@ -330,7 +304,6 @@ class Engine:
     def publishing(self, files: Sequence[Path]) -> Iterator[None]:
         """This run's docker login for the pushes (removed when publishing ends, however it
         ends), once the registry answers and the index holds no release file in the way."""
-        from . import _dockerconfig as dockerconfig
         from ._registry import Registry
 
         run = self.run
@@ -339,33 +312,29 @@ class Engine:
                 repository = run.config.require_image()
                 self._registry = Registry.from_env(repository, run.env)
                 self._registry.tags()  # reachable, before anything is pushed
-                self._login = stack.enter_context(dockerconfig.login(repository, run.env))
+                self._login = stack.enter_context(docker_login(repository, run.env))
             if run.plan.upload:
                 run.index.check(run.config.name, files, release=not run.plan.is_dev)
             yield
 
     def push(self) -> Pushed:
-        """Every tag of the pushed images but ``latest``: pushed from the engine, or
-        (multi-arch, a merge) made from the images' digests."""
-        from . import _docker as docker, _multiarch as multiarch  # docker loads python-on-whales
+        """Every tag of the pushed images but ``latest``: pushed, or made from their digests."""
+        from . import _docker as docker  # python-on-whales
 
         run, pushes, login = self.run, self._pushes, self._login
-        assert self._registry is not None
-        assert login is not None
         if run.config.multi_arch or self.records is not None:
             records = self.records
             if records is None:  # this run built the images: push each under a tag of its own
                 with ThreadPoolExecutor(max_workers=len(pushes)) as pool:
-                    staged = pool.map(lambda i: multiarch.stage(run, i, None, login), pushes)
+                    staged = pool.map(lambda i: stage(run, i, None, login), pushes)
                     records = {record.target: record for record in staged}
-            return multiarch.make_tags(run, records, login, self._registry, self.summary)
-        batches = [(image, [r for r, t in zip(image.refs, image.tags, strict=True)
-                            if t not in run.config.latest_tags]) for image in pushes]
-        with ThreadPoolExecutor(max_workers=max(1, len(batches))) as pool:
-            digests = list(pool.map(functools.partial(docker.push, config=login),
-                                    [refs for _, refs in batches]))
+            return make_tags(run, records, login, self._registry, self.summary)
+        batches = [[r for r, t in zip(image.refs, image.tags, strict=True)
+                    if t not in run.config.latest_tags] for image in pushes]
+        with ThreadPoolExecutor(max_workers=len(pushes)) as pool:
+            digests = list(pool.map(functools.partial(docker.push, config=login), batches))
         pushed = Pushed()
-        for (image, refs), found in zip(batches, digests, strict=True):
+        for image, refs, found in zip(pushes, batches, digests, strict=True):
             for ref in refs:
                 tag = ref.rsplit(":", 1)[1]
                 pushed.images[tag] = found.get(ref) or self._registry.digest(tag) or ""
@@ -377,8 +346,6 @@ class Engine:
         trusted = run.index.trusted_publishing  # twine reads GitHub's OIDC variables itself
         attest = run.config.sign and trusted
         if attest:
-            from . import _sign as sign
-
             sign.attest_files(files, run.env)
         elif run.config.sign:
             log("sign = true: PEP 740 attestations of the package are made with trusted "
@@ -391,18 +358,21 @@ class Engine:
                              outcome.status)
 
     def sign(self, files: Sequence[Path]) -> None:
-        from . import _sign as sign
+        from python_on_whales import DockerException
 
-        assert self._registry is not None
-        assert self._login is not None
+        config = self.run.config
         with step("sign"):
+            bases = {}  # each pushed target's BASE_IMAGE and its image id in the engine, if there
+            for image in self._pushes:
+                args = {**config.build_args, **config.target(image.target).build_args}
+                if (base := args.get("BASE_IMAGE")) and base not in bases:
+                    with contextlib.suppress(DockerException):
+                        bases[base] = str(self._login.client().image.inspect(base).id)
             sign.sign(self.run, self._registry, own_tags(self.run, self._pushes), files=files,
-                      base_images=self._base_images(), docker_config=self._login,
-                      summary=self.summary)
+                      base_images=bases, docker_config=self._login, summary=self.summary)
 
     def overtaken(self) -> str | None:
-        """Why ``latest`` must not move after all, decided again from what is published now:
-        a higher release finished while this one ran (two tag builds out of order)."""
+        """Why ``latest`` must not move after all: a higher release finished while this ran."""
         run = self.run
         top = highest_final(published_versions(run.config, run.env))
         if top is None or top <= Version(run.plan.version):
@@ -416,8 +386,7 @@ class Engine:
 
     def move_latest(self) -> None:
         """Each ``latest`` tag moved in the registry to the manifest this run pushed (not pushed
-        from the engine, where another build may have re-tagged it); shared prefixes move once."""
-        assert self._registry is not None
+        from the engine, where another build may have re-tagged it)."""
         is_latest, moved = self.run.config.latest_tags, set()
         for image in self._pushes:
             source = own_tag(self.run, image)
@@ -432,21 +401,6 @@ class Engine:
     def verify(self, pushed: Pushed) -> None:
         verify(self.run, self.summary, pushed)
 
-    def _base_images(self) -> dict[str, str]:
-        """The base image of each pushed target (its ``BASE_IMAGE`` build arg) and the image
-        id the engine holds for it, for the provenance; a base the engine lacks is left out."""
-        from python_on_whales import DockerException
-
-        assert self._login is not None
-        found = {}
-        for image in self._pushes:
-            target = self.run.config.target(image.target)
-            base = {**self.run.config.build_args, **target.build_args}.get("BASE_IMAGE")
-            if base and base not in found:
-                with contextlib.suppress(DockerException):
-                    found[base] = str(self._login.client().image.inspect(base).id)
-        return found
-
 
 def build_images(run: Run, images: Sequence[ImagePlan]) -> None:
     """Build the images of ``images`` at once, after checking that each ``pkg/`` is current."""
@@ -454,7 +408,10 @@ def build_images(run: Run, images: Sequence[ImagePlan]) -> None:
 
     for image in images:
         dist.check_context(run.config, run.config.target(image.target), run.info.version)
-    source = _source_url(run)
+    host = {"gitlab": "https://gitlab.com", "azure": None}.get(run.context.provider,
+                                                               "https://github.com")
+    repo = run.context.repository
+    source = f"{host}/{repo}" if host and repo else None
 
     def one(image: ImagePlan) -> ImagePlan:
         built = built_as(run, image)
@@ -482,19 +439,9 @@ def build_images(run: Run, images: Sequence[ImagePlan]) -> None:
             "\n".join(str(error) for error in failed))
 
 
-def _source_url(run: Run) -> str | None:
-    repo = run.context.repository
-    if not repo:
-        return None
-    host = {"gitlab": "https://gitlab.com", "azure": None}.get(run.context.provider,
-                                                               "https://github.com")
-    return f"{host}/{repo}" if host else None
-
-
 def merge(run: Run, directory: Path) -> Summary:
     """The second half of a split build (docs/multi-platform.md): check the stage records in
-    ``directory``, then release from them: the package (built again: reproducibly), the tags
-    made from the records, ``latest`` last, verification."""
+    ``directory``, then release from them (the package built again: reproducibly)."""
     if not run.plan.publishes:
         for reason in run.plan.reasons:
             log(reason)

@@ -8,13 +8,14 @@ import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from packaging.version import InvalidVersion, Version
 
+from . import _dockerconfig as dockerconfig, _sign as sign
 from ._errors import ReleaseError
 from ._multiarch import own_tag, own_tags
 from ._plan import highest_final
@@ -33,15 +34,13 @@ if TYPE_CHECKING:
 LISTS = ("application/vnd.oci.image.index.v1+json",
          "application/vnd.docker.distribution.manifest.list.v2+json")
 
-#: A registry or an index slow to show what was published is read again, this many times in
-#: all, `PAUSE` seconds apart, before verification fails.
+#: Reads of a registry or index slow to show what was published, `PAUSE` seconds apart.
 ATTEMPTS, PAUSE = 3, 2.0
 
 
 def published_versions(config: Config, env: Mapping[str, str]) -> set[str]:
-    """The versions of this project's releases, which decide where ``latest`` goes: the index's
-    (``pypi = true``: a registry tag not on the index, ``20240101``, is no release); else the
-    highest final version tag whose image's ``org.opencontainers.image.title`` is the project."""
+    """This project's releases, which decide where ``latest`` goes: the index's (``pypi``); else
+    the highest final tag whose image's ``org.opencontainers.image.title`` is the project."""
     if config.pypi:
         from ._index import Index
 
@@ -52,14 +51,10 @@ def published_versions(config: Config, env: Mapping[str, str]) -> set[str]:
 
     registry = Registry.from_env(config.image, env)
     prefix = config.targets[0].prefix
-    candidates = []
-    for tag in registry.tags():
-        if tag.startswith(prefix):
-            with contextlib.suppress(InvalidVersion):
-                candidates.append((Version(tag[len(prefix):]), tag))
-    for version, tag in sorted(candidates, reverse=True):
-        if version.is_prerelease:
-            continue
+    finals = [(version, tag) for tag in registry.tags() if tag.startswith(prefix)
+              if (version := _version(tag[len(prefix):])) is not None
+              and not version.is_prerelease]
+    for version, tag in sorted(finals, reverse=True):
         labels = (registry.config(tag).get("config") or {}).get("Labels") or {}
         if labels.get("org.opencontainers.image.title") == config.name:
             return {str(version)}
@@ -90,9 +85,12 @@ def _problems(run: Run, summary: Summary, pushed: Pushed | None) -> list[str]:
     if pushes:
         from ._registry import Registry
 
-        registry = Registry.from_env(run.config.require_image(), run.env)
-        if run.config.sign:
-            problems += _signatures(run, registry, pushes, summary)
+        image = run.config.require_image()
+        registry = Registry.from_env(image, run.env)
+        if run.config.sign:  # `cosign verify` and `verify-attestation` of every image signed
+            with dockerconfig.login(image, run.env) as login:
+                problems += sign.verify(run, sign.references(registry, own_tags(run, pushes)),
+                                        login, summary)
         problems += _latest(run, registry, pushes, summary)
         if pushed is not None:
             problems += _digests(registry, pushed, pushes[0].repository, summary)
@@ -117,7 +115,8 @@ def _index(run: Run, summary: Summary) -> list[str]:
         return []
     got = pip_resolves(run.index, name)
     return _check(summary, "verify index", f"pip install {name} -> {got}",
-                  None if _same(got, top) else f"pip install {name} resolves to {got}, not {top}")
+                  None if _version(got) == top
+                  else f"pip install {name} resolves to {got}, not {top}")
 
 
 def pip_resolves(index: Index, name: str) -> str:
@@ -137,96 +136,72 @@ def pip_resolves(index: Index, name: str) -> str:
             raise ReleaseError(redact(f"pip could not download {name} from "
                                       f"{display_url(index.simple_url)}: "
                                       f"{result.output.strip()[-500:]}"))
-        wheels = [p for p in Path(tmp).iterdir() if p.name.endswith(".whl")]
-        if wheels:
-            return str(parse_wheel_filename(wheels[0].name)[1])
-        sdist = next(Path(tmp).iterdir())
-        return sdist.name.removesuffix(".tar.gz").rsplit("-", 1)[1]
+        file = next(Path(tmp).iterdir()).name  # one: --no-deps
+        if file.endswith(".whl"):
+            return str(parse_wheel_filename(file)[1])
+        return file.removesuffix(".tar.gz").rsplit("-", 1)[1]
 
 
-def _same(text: str, version: Version) -> bool:
-    """Whether ``text`` is ``version`` (a string that is no version at all is not)."""
-    try:
-        return Version(text) == version
-    except InvalidVersion:
-        return False
-
-
-def _signatures(run: Run, registry: Registry, pushes: Sequence[ImagePlan],
-                summary: Summary) -> list[str]:
-    """``cosign verify`` and ``verify-attestation`` of every image this run signed."""
-    from . import _dockerconfig as dockerconfig, _sign as sign
-
-    with dockerconfig.login(run.config.require_image(), run.env) as login:
-        return sign.verify(run, sign.references(registry, own_tags(run, pushes)), login,
-                           summary)
+def _version(text: str) -> Version | None:
+    with contextlib.suppress(InvalidVersion):
+        return Version(text)
+    return None
 
 
 def _latest(run: Run, registry: Registry, pushes: Sequence[ImagePlan],
-            summary: Summary) -> list[str]:
-    """Each published target's ``latest`` names the image of the project's highest final
-    release (`published_versions`, this run's included; a tag that is no release of it,
-    ``20240101``, does not count), where the registry holds that release. A one-target session
-    checks its own: another job may be moving the others' right now."""
-    problems: list[str] = []
+            summary: Summary) -> Iterator[str]:
+    """Each published target's ``latest`` names its highest final release's image, where held;
+    a one-target session checks its own (another job may be moving the others' right now)."""
     top = highest_final(published_versions(run.config, run.env) | {run.plan.version})
     if top is None:
-        return []
-    tags = set(registry.tags())
-    published = {image.target for image in pushes}
+        return
+    tags, published = set(registry.tags()), {image.target for image in pushes}
     for target in (t for t in run.config.targets if t.name in published):
         latest, release = f"{target.prefix}{LATEST}", f"{target.prefix}{top}"
-        if latest not in tags or release not in tags:
+        if not {latest, release} <= tags:
             continue
         want = registry.digest(release)
-        problems += _check(summary, "verify registry", f"{latest} -> {release}",
-                           None if want is not None and registry.digest(latest) == want
-                           else f"{latest} does not point at {release}")
-    return problems
+        yield from _check(summary, "verify registry", f"{latest} -> {release}",
+                          None if want is not None and registry.digest(latest) == want
+                          else f"{latest} does not point at {release}")
 
 
 def _digests(registry: Registry, pushed: Pushed, repository: str,
-             summary: Summary) -> list[str]:
+             summary: Summary) -> Iterator[str]:
     """Each tag names what this run pushed under it: its image's digest, or a list of exactly
     the images this run made it from, each platform once."""
-    problems: list[str] = []
     for tag, want in pushed.images.items():
         got = registry.digest(tag)
-        problems += _check(summary, "verify registry", f"{repository}:{tag} is {want[:19]}",
-                           None if got == want else f"{repository}:{tag} names "
-                           f"{got or 'nothing'}, not the {want} this run pushed")
+        yield from _check(summary, "verify registry", f"{repository}:{tag} is {want[:19]}",
+                          None if got == want else f"{repository}:{tag} names "
+                          f"{got or 'nothing'}, not the {want} this run pushed")
     for tag, platforms in pushed.lists.items():
         listed: dict[str, list[str]] = {}
-        for platform, digest in _entries(registry.manifest(tag) or {}):
+        for platform, digest in _entries(registry, tag):
             listed.setdefault(platform, []).append(digest)
         made = {platform: digests[0] for platform, digests in listed.items() if len(digests) == 1}
+        # An engine that stores images as indexes pushes one; the list made from it names its image.
         reasons = [text.format(", ".join(sorted(names))) for names, text in (
             (set(platforms) - set(listed), "no {} image"),
             (set(listed) - set(platforms), "a {} image this run did not push"),
             ({p for p, digests in listed.items() if len(digests) > 1}, "{} more than once"),
             ({p for p in platforms if p in made and made[p] != platforms[p]
-              and made[p] not in _images_of(registry, platforms[p])},
+              and made[p] not in {image for _, image in _entries(registry, platforms[p])}},
              "another {} image than this run pushed")) if names]
-        problems += _check(summary, "verify registry",
-                           f"{repository}:{tag} lists {', '.join(sorted(platforms))}",
-                           f"{repository}:{tag} is not the list this run made: "
-                           f"{'; '.join(reasons)}" if reasons else None)
-    return problems
+        yield from _check(summary, "verify registry",
+                          f"{repository}:{tag} lists {', '.join(sorted(platforms))}",
+                          f"{repository}:{tag} is not the list this run made: "
+                          f"{'; '.join(reasons)}" if reasons else None)
 
 
-def _images_of(registry: Registry, digest: str) -> set[str]:
-    """The images an index this run pushed for one platform holds (an engine that stores
-    images as indexes pushes one; the list made from it names its image)."""
-    return {entry for _, entry in _entries(registry.manifest(digest) or {})}
-
-
-def _entries(manifest: Mapping[str, object]) -> list[tuple[str, str]]:
+def _entries(registry: Registry, reference: str) -> list[tuple[str, str]]:
     """The (``os/architecture[/variant]``, digest) of each image a manifest list holds (buildx's
     attestation entries, of platform ``unknown/unknown``, aside); nothing for a single image."""
+    manifest = registry.manifest(reference) or {}
     if manifest.get("mediaType") not in LISTS:
         return []
     found = []
-    for entry in manifest.get("manifests") or []:  # type: ignore[attr-defined]
+    for entry in manifest.get("manifests") or []:
         spec = entry.get("platform") or {}
         if spec.get("os") != "unknown":
             parts = [spec.get("os", "?"), spec.get("architecture", "?")]
@@ -237,31 +212,29 @@ def _entries(manifest: Mapping[str, object]) -> list[tuple[str, str]]:
 
 
 def _lists(run: Run, registry: Registry, pushes: Sequence[ImagePlan],
-           summary: Summary) -> list[str]:
-    """Every tag of a multi-arch plan but ``latest`` (each prefix's included) is one list over
-    every target's platform; the version in each of its images is checked too."""
+           summary: Summary) -> Iterator[str]:
+    """Every tag but ``latest`` is one list of every target's platform, of the version."""
     want = sorted(image.platform for image in pushes)
     lists = {registry.digest(t) for image in pushes for t in image.tags
              if t not in run.config.latest_tags}
     first = own_tag(run, pushes[0])
-    entries = _entries(registry.manifest(first) or {})
+    entries = _entries(registry, first)
     got = sorted(platform for platform, _ in entries)
     repository = pushes[0].repository
-    problems = _check(summary, "verify registry", f"{repository}:{first} lists {', '.join(got)}",
+    yield from _check(summary, "verify registry", f"{repository}:{first} lists {', '.join(got)}",
                       None if got == want and len(lists) == 1 else
                       f"{first} is not one manifest list of exactly {', '.join(want)} under "
                       f"every tag (platforms {got}, digests {sorted(d or '-' for d in lists)})")
-    return problems + _versions(run, registry, [(f"{repository}@{digest}", digest, platform)
-                                                for platform, digest in entries], summary,
-                                shown=f"{first} ")
+    yield from _versions(run, registry, [(f"{repository}@{digest}", digest, platform)
+                                         for platform, digest in entries], summary,
+                         shown=f"{first} ")
 
 
 def _versions(run: Run, registry: Registry, images: Sequence[tuple[str, str, str]],
-              summary: Summary, shown: str = "") -> list[str]:
-    """Each image (its reference, its tag or digest in the registry, its platform) holds the
-    version the plan published: read from the registry's copy of its top layers where the
-    template built it; else the image is pulled and run (under qemu for arm)."""
-    from . import _docker as docker, _dockerconfig as dockerconfig
+              summary: Summary, shown: str = "") -> Iterator[str]:
+    """Each image (its reference, its tag or digest, its platform) holds the plan's version: read
+    from its top layers in the registry where the template built it, else pulled and run."""
+    from . import _docker as docker
 
     name, version = run.config.name, run.plan.version
     with ThreadPoolExecutor(max_workers=max(1, len(images))) as pool:
@@ -272,10 +245,8 @@ def _versions(run: Run, registry: Registry, images: Sequence[tuple[str, str, str
                     i[0], i[2], name, config=login),
                     [i for i, got in zip(images, read, strict=True) if got is None]))
                 read = [got if got is not None else next(ran) for got in read]
-    problems: list[str] = []
     for (ref, _, platform), got in zip(images, read, strict=True):
         what = f"{shown}{platform} holds" if shown else f"{ref} holds"
-        problems += _check(summary, "verify image", f"{what} {name} {got}",
-                           None if _same(str(got), Version(version))
-                           else f"{what} {name} {got}, not {version}")
-    return problems
+        yield from _check(summary, "verify image", f"{what} {name} {got}",
+                          None if _version(str(got)) == Version(version)
+                          else f"{what} {name} {got}, not {version}")
