@@ -43,7 +43,12 @@ def builder(source: Path, *, env: Mapping[str, str] | None = None,
             requirements_of: Path | None = None) -> Any:
     """A ``build.ProjectBuilder`` for ``source`` in its kept build environment, with the dynamic
     requirements of ``requirements_of`` (a stamped copy's are its checkout's) installed once per
-    `files_key`; ``env`` is added to every hook's environment (the version override)."""
+    `files_key`; ``env`` is added to every hook's environment (the version override).
+
+    Raises:
+        BuildError: the environment cannot be made (pip's output is above).
+        build.BuildBackendException: the backend failed to say its dynamic requirements.
+    """
     import fcntl
 
     from build import BuildException, ProjectBuilder

@@ -99,9 +99,9 @@ def file_version(path: Path) -> tuple[str, Version]:
 
 def build(config: Config, version: str, *, source_date_epoch: int | None = None,
           twine: bool = True) -> list[Path]:
-    """Empty the dist dir, build the sdist and wheel of exactly ``version`` (docs/versions.md)
-    and `twine check` them (the release, with ``twine=False``, does while the images build);
-    ``source_date_epoch`` (the commit time) makes the files reproducible."""
+    """Empty the dist dir, build the sdist and wheel of exactly ``version`` (docs/versions.md),
+    and `twine check` them (with ``twine=False`` not: the release runs `check` while the images
+    build). ``source_date_epoch`` (the commit time) makes the files reproducible."""
     out = config.root / config.dist_dir
     _remove(own_files(out, config.name))
     out.mkdir(parents=True, exist_ok=True)
@@ -239,8 +239,9 @@ _INSTALLS_ALL_OF_PKG = re.compile(r"pip3?\s+install\b[^\n]*pkg/\*(?![\w.*])")
 
 
 def for_context(files: Sequence[Path], context: Path) -> list[Path]:
-    """The files to copy into ``context``'s ``pkg/``: the wheel alone for a Dockerfile of the
-    seed's kind (docs/adopting.md), where pip would build the sdist in the image."""
+    """The files to copy into ``context``'s ``pkg/``: the sdist and the wheel, but the wheel
+    alone for a Dockerfile of the seed's kind (docs/adopting.md), where pip would build the
+    sdist in the image."""
     with contextlib.suppress(OSError):
         if _INSTALLS_ALL_OF_PKG.search((context / "Dockerfile").read_text(errors="replace")):
             return [path for path in files if path.name.endswith(".whl")]

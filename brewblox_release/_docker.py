@@ -27,8 +27,9 @@ _REFUSED = ("unauthorized", "denied", "authentication required", "forbidden",
             "no basic auth credentials")
 #: Answers that no retry changes, and that are not about credentials.
 _PERMANENT = ("manifest invalid", "name unknown", "name invalid")
-#: binfmt's name of the arm platforms (their handler on this machine: qemu-<name>).
-_QEMU = {"linux/arm/v7": "arm", "linux/arm/v6": "arm", "linux/arm64": "aarch64"}
+#: The arm platforms' emulators: tonistiigi/binfmt's name, and Debian's binfmt handler.
+_EMULATORS = {"linux/arm/v7": ("arm", "qemu-arm"), "linux/arm/v6": ("arm", "qemu-arm"),
+              "linux/arm64": ("arm64", "qemu-aarch64")}
 #: The line ``docker push`` ends with: ``TAG: digest: sha256:... size: N``.
 _PUSHED = re.compile(r"\bdigest: (sha256:[0-9a-f]{64})\b")
 
@@ -75,13 +76,14 @@ def _local_handler_off(platform: str) -> str | None:
     ``docker`` driver reports the platforms its engine found when it started)."""
     host = environ().get("DOCKER_HOST", "")
     binfmt = Path("/proc/sys/fs/binfmt_misc")
-    if platform not in _QEMU or (host and not host.startswith("unix://")) or \
+    if platform not in _EMULATORS or (host and not host.startswith("unix://")) or \
             not (binfmt / "status").exists():
         return None
+    handler = _EMULATORS[platform][1]
     with contextlib.suppress(OSError, IndexError):
-        if (binfmt / f"qemu-{_QEMU[platform]}").read_text().splitlines()[0].strip() == "enabled":
+        if (binfmt / handler).read_text().splitlines()[0].strip() == "enabled":
             return None
-    return f"qemu-{_QEMU[platform]}"
+    return handler
 
 
 def check_emulation(platform: str, builder: str | None = None) -> None:
@@ -96,9 +98,8 @@ def check_emulation(platform: str, builder: str | None = None) -> None:
     off = _local_handler_off(platform) if driver == "docker" else None
     if platform in platforms and off is None:
         return
-    arch = "arm64" if platform == "linux/arm64" else \
-        _QEMU.get(platform, platform.rsplit("/", 1)[-1])
-    handler = off or f"qemu-{'aarch64' if arch == 'arm64' else arch}"  # Debian's name of it
+    last = platform.rsplit("/", 1)[-1]
+    arch, handler = _EMULATORS.get(platform, (last, f"qemu-{last}"))
     why = (f"the {off} binfmt handler of this machine's engine is disabled" if off else
            f"it builds {', '.join(platforms) or 'nothing'}")
     raise EmulationError(
@@ -106,7 +107,7 @@ def check_emulation(platform: str, builder: str | None = None) -> None:
         f"image's own stages, or pip for a dependency with no {platform} wheel). Enable "
         f"emulation on the engine's machine with `docker run --privileged --rm "
         f"tonistiigi/binfmt --install {arch}` or, on Debian, `apt-get install qemu-user-static "
-        f"binfmt-support && update-binfmts --enable {handler}`; or set builder to one that "
+        f"binfmt-support && update-binfmts --enable {off or handler}`; or set builder to one that "
         "builds it natively")
 
 

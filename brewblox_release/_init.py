@@ -87,7 +87,7 @@ def _parse_remote(url: str) -> tuple[str, str] | None:
     if "_git" in parts:  # dev.azure.com/ORG/PROJECT/_git/REPO, ORG.visualstudio.com/...
         org = parts[0] if host.endswith("dev.azure.com") else host.partition(".")[0]
         parts = [org, parts[-1]]
-    elif host.endswith("dev.azure.com") and parts[:1] == ["v3"]:  # ssh: v3/ORG/PROJECT/REPO
+    elif host.endswith("dev.azure.com") and len(parts) > 1 and parts[0] == "v3":  # ssh: v3/ORG/…
         parts = [parts[1], parts[-1]]
     return (host, "/".join(parts)) if host and parts else None
 

@@ -318,7 +318,8 @@ def _static_version(data: Mapping[str, Any], backend: str) -> str | None:
     if project is not None and "version" in project:
         return "project"
     poetry = _table(data, "tool", "poetry") or {}
-    if (project is None or "version" in (project.get("dynamic") or ())) and \
+    dynamic = project.get("dynamic") if project is not None else None
+    if (project is None or (isinstance(dynamic, list) and "version" in dynamic)) and \
             backend.startswith("poetry") and "version" in poetry:
         return "tool.poetry"
     return None

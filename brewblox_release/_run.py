@@ -348,7 +348,8 @@ def run(argv: Sequence[str | Path], *, cwd: Path | str | None = None,
         stream: bool = True, input: str | None = None, timeout: float | None = None,
         drop: str | None = None) -> Result:
     """Run a command: `detail` it (``echo``) and its output (``stream``); non-zero raises
-    `CommandError` (``check``). Its environment: ``os.environ`` less ``drop*``, ``env`` on top."""
+    `CommandError` (``check``). Its environment: ``os.environ`` (`capture` took the credentials
+    out) less ``drop*``, ``env`` on top."""
     args = tuple(str(a) for a in argv)
     if _stopping.is_set():
         raise CommandError(Result(args, 130, "not started: the run is stopping"))

@@ -136,16 +136,17 @@ def provenance(release: Run, files: Sequence[Path],
 
 
 def _cosign(identity: Identity, args: Sequence[str], ref: str, docker_config: DockerConfig,
-            what: str = "") -> Result:
-    """cosign ``args`` on ``ref``: a failure of ``what`` raises; without one, it is returned."""
+            *, doing: str | None = None) -> Result:
+    """cosign ``args`` on ``ref``. With ``doing`` (what the call does), a failure raises a
+    `PublishError` that names it; without, the result is the caller's to judge (a check)."""
     http = ["--allow-http-registry"] if is_loopback(split_image(ref)[0]) else []
     try:
         return run(["cosign", *args, *http, ref], env=identity.env(docker_config), echo=False,
-                   stream=False, check=bool(what))
+                   stream=False, check=doing is not None)
     except CommandError as e:
-        if not what:  # not started: no result to tell
+        if doing is None:  # not started: no result to tell
             raise
-        raise PublishError(f"{what} failed (cosign exited with {e.result.returncode}): "
+        raise PublishError(f"{doing} failed (cosign exited with {e.result.returncode}): "
                            f"{(e.result.lines or ['?'])[-1]}; re-run the release to complete "
                            "it") from e
 
@@ -195,12 +196,14 @@ def sign(release: Run, registry: Registry, tags: Sequence[str], *, files: Sequen
                 return
             bill = Path(tmp) / f"sbom-{number}.json"
             bill.write_text(json.dumps(sbom(release, registry, ref.rpartition("@")[2])))
-            _cosign(identity, ["sign", *key, "--yes"], ref, docker_config, f"signing {ref}")
+            _cosign(identity, ["sign", *key, "--yes"], ref, docker_config,
+                    doing=f"signing {ref}")
             _cosign(identity, ["attest", *key, "--yes", "--type", "cyclonedx", "--predicate",
-                               str(bill)], ref, docker_config, f"attaching the SBOM to {ref}")
+                               str(bill)], ref, docker_config,
+                    doing=f"attaching the SBOM to {ref}")
             _cosign(identity, ["attest", *key, "--yes", "--type", "slsaprovenance1",
                                "--predicate", str(statement)], ref, docker_config,
-                    f"attaching the provenance to {ref}")
+                    doing=f"attaching the provenance to {ref}")
             log(f"signed {ref}, with its SBOM and provenance")
             summary.add("sign", ref, "signed, SBOM and provenance attached")
 
@@ -222,10 +225,13 @@ def verify(release: Run, refs: Sequence[str], docker_config: DockerConfig,
                   "SBOM": ["verify-attestation", "--type", "cyclonedx"],
                   "provenance": ["verify-attestation", "--type", "slsaprovenance1"]}
 
+        def check(item: tuple[str, str]) -> Result:
+            ref, what = item
+            return _cosign(identity, [*checks[what], *trust], ref, docker_config)
+
         items = [(ref, what) for ref in refs for what in checks]
         with ThreadPoolExecutor(max_workers=max(1, min(6, len(items)))) as pool:
-            results = pool.map(lambda item: _cosign(
-                identity, [*checks[item[1]], *trust], item[0], docker_config), items)
+            results = pool.map(check, items)
             for (ref, what), result in zip(items, results, strict=True):
                 ok = result.returncode == 0
                 summary.add("verify signature", f"{ref} {what}", "ok" if ok else "WRONG")

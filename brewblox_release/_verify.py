@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import tempfile
@@ -13,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from . import _dockerconfig as dockerconfig, _sign as sign
 from ._errors import ReleaseError
@@ -21,7 +20,7 @@ from ._multiarch import own_tag, own_tags
 from ._plan import highest_final
 from ._prepared import Pushed, Run, Summary
 from ._run import log, pause, redact, run as run_command
-from ._tags import LATEST
+from ._tags import LATEST, as_version
 
 if TYPE_CHECKING:
     from ._config import Config
@@ -52,7 +51,7 @@ def published_versions(config: Config, env: Mapping[str, str]) -> set[str]:
     registry = Registry.from_env(config.image, env)
     prefix = config.targets[0].prefix
     finals = [(version, tag) for tag in registry.tags() if tag.startswith(prefix)
-              if (version := _version(tag[len(prefix):])) is not None
+              if (version := as_version(tag[len(prefix):])) is not None
               and not version.is_prerelease]
     for version, tag in sorted(finals, reverse=True):
         labels = (registry.config(tag).get("config") or {}).get("Labels") or {}
@@ -115,7 +114,7 @@ def _index(run: Run, summary: Summary) -> list[str]:
         return []
     got = pip_resolves(run.index, name)
     return _check(summary, "verify index", f"pip install {name} -> {got}",
-                  None if _version(got) == top
+                  None if as_version(got) == top
                   else f"pip install {name} resolves to {got}, not {top}")
 
 
@@ -140,12 +139,6 @@ def pip_resolves(index: Index, name: str) -> str:
         if file.endswith(".whl"):
             return str(parse_wheel_filename(file)[1])
         return file.removesuffix(".tar.gz").rsplit("-", 1)[1]
-
-
-def _version(text: str) -> Version | None:
-    with contextlib.suppress(InvalidVersion):
-        return Version(text)
-    return None
 
 
 def _latest(run: Run, registry: Registry, pushes: Sequence[ImagePlan],
@@ -180,14 +173,18 @@ def _digests(registry: Registry, pushed: Pushed, repository: str,
         for platform, digest in _entries(registry, tag):
             listed.setdefault(platform, []).append(digest)
         made = {platform: digests[0] for platform, digests in listed.items() if len(digests) == 1}
-        # An engine that stores images as indexes pushes one; the list made from it names its image.
+        foreign = set()  # a platform's image that is neither the one pushed nor inside it
+        for platform, digest in made.items():
+            # An engine that stores images as indexes pushes one; the list made from it names
+            # its image.
+            if platform in platforms and digest != platforms[platform] and digest not in {
+                    image for _, image in _entries(registry, platforms[platform])}:
+                foreign.add(platform)
         reasons = [text.format(", ".join(sorted(names))) for names, text in (
             (set(platforms) - set(listed), "no {} image"),
             (set(listed) - set(platforms), "a {} image this run did not push"),
             ({p for p, digests in listed.items() if len(digests) > 1}, "{} more than once"),
-            ({p for p in platforms if p in made and made[p] != platforms[p]
-              and made[p] not in {image for _, image in _entries(registry, platforms[p])}},
-             "another {} image than this run pushed")) if names]
+            (foreign, "another {} image than this run pushed")) if names]
         yield from _check(summary, "verify registry",
                           f"{repository}:{tag} lists {', '.join(sorted(platforms))}",
                           f"{repository}:{tag} is not the list this run made: "
@@ -248,5 +245,5 @@ def _versions(run: Run, registry: Registry, images: Sequence[tuple[str, str, str
     for (ref, _, platform), got in zip(images, read, strict=True):
         what = f"{shown}{platform} holds" if shown else f"{ref} holds"
         yield from _check(summary, "verify image", f"{what} {name} {got}",
-                          None if _version(str(got)) == Version(version)
+                          None if as_version(str(got)) == Version(version)
                           else f"{what} {name} {got}, not {version}")

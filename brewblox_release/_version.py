@@ -96,7 +96,9 @@ def git_state(root: Path) -> GitState:
         commit=commit,
         commit_time=int(_git(root, "log", "-1", "--format=%ct")),
         branch=head.removeprefix("refs/heads/") if head.startswith("refs/heads/") else None,
-        head_tags=tuple(sorted(ref.removeprefix("refs/tags/") for ref in tag_refs.splitlines())),
+        # git's warnings (a broken ref) come on the same stream: refs only.
+        head_tags=tuple(sorted(ref.removeprefix("refs/tags/") for ref in tag_refs.splitlines()
+                               if ref.startswith("refs/tags/"))),
         shallow=_git(root, "rev-parse", "--is-shallow-repository") == "true",
         dirty=tuple(line[3:] for line in status.splitlines() if line.strip()),
         remotes=tuple(_git(root, "remote").split()),

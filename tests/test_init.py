@@ -206,6 +206,7 @@ def test_a_setup_py_service_gets_a_pyproject(tmp_path: Path) -> None:
     ("git@gitlab.example.org:group/svc.git", "gitlab"),
     ("https://org@dev.azure.com/org/project/_git/svc", "azure"),
     ("git@ssh.dev.azure.com:v3/org/project/svc", "azure"),
+    ("git@ssh.dev.azure.com:v3", "azure"),  # no repository in it: still Azure's host
     ("https://org.visualstudio.com/project/_git/svc", "azure"),
     ("https://bitbucket.org/org/svc.git", None),
     ("/srv/git/svc.git", None),

@@ -193,6 +193,16 @@ def test_a_build_that_would_not_take_its_version_from_git(
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("dynamic", ["5", "true", '"version"'])
+def test_a_malformed_dynamic_is_no_static_version(tmp_path: Path, dynamic: str) -> None:
+    # Found in review: `"version" in 5` ended in a TypeError, not the backend's source.
+    (tmp_path / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools", "setuptools-scm"]\n'
+        f'build-backend = "setuptools.build_meta"\n[project]\nname = "s"\ndynamic = {dynamic}\n'
+        "[tool.setuptools_scm]\n")
+    assert project.version_source(tmp_path).tool == "setuptools_scm"
+
+
 @pytest.mark.process
 def test_version_says_so_before_anything_is_built(tmp_path: Path) -> None:
     repo = make_service(tmp_path / "svc")
