@@ -423,3 +423,11 @@ def test_gitlab_names_the_branch_of_a_detached_checkout(repo: GitRepo) -> None:
     _detached_with_a_branch_scheme(repo)
     run = prepare(repo.path, Options(dry_run=True), gitlab_env(branch="feature/x"))
     assert run.plan.version == "1.3.0.dev1"
+
+
+def test_a_broken_tag_ref_is_no_tag_at_head(tmp_path: Path) -> None:
+    # Found in review: git warns about it on the stream that lists the refs.
+    repo = make_service(tmp_path / "svc")
+    repo.tag("1.2.3")
+    (repo.path / ".git" / "refs" / "tags" / "bad").write_text("not a sha\n")
+    assert version.git_state(repo.path).head_tags == ("1.2.3",)
