@@ -10,7 +10,7 @@ import io
 import logging
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
@@ -35,8 +35,6 @@ _SIMPLE_TYPES = {"text/html", "application/vnd.pypi.simple.v1+html",
                  "application/vnd.pypi.simple.v1+json"}
 UPLOAD_ATTEMPTS = 4
 UPLOAD_BACKOFF = 1.0
-#: Simple APIs found so far: candidates -> the one that answered.
-_FOUND: dict[tuple[str, ...], str] = {}
 
 
 @dataclass(frozen=True)
@@ -96,6 +94,8 @@ class Index:
     username: str | None = None
     password: Secret | None = None
     trusted_publishing: bool = False
+    #: The simple API found among the `candidates` (asked once per index, so once per run).
+    _found: list[str] = field(default_factory=list, init=False, compare=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], index_url: str | None = None, *,
@@ -152,7 +152,7 @@ class Index:
     @property
     def simple_url(self) -> str:
         """The simple API: the one found, else the first candidate (before any read)."""
-        return _FOUND.get(self.candidates) or self.candidates[0]
+        return (self._found or self.candidates)[0]
 
     @property
     def needs_credentials(self) -> bool:
@@ -180,9 +180,9 @@ class Index:
 
     def simple_api(self, name: str) -> str:
         """The simple API's URL, found (asked once per run) as `files` finds it."""
-        if self.candidates not in _FOUND:
+        if not self._found:
             self._listing(name, hashed=False)
-        return _FOUND[self.candidates]
+        return self._found[0]
 
     def authenticated_simple_url(self, name: str) -> str:
         """The simple API's URL with its credentials in it, for pip (never log it unmasked)."""
@@ -203,9 +203,8 @@ class Index:
 
         if problems := self.problems():  # named by their setting, before any request
             raise ConfigError(problems[0])
-        known = _FOUND.get(self.candidates)
-        candidates = (known,) if known else self.candidates
-        certain = known is not None or (self.upload_url in _SIMPLE and not self.index_url)
+        candidates = tuple(self._found) or self.candidates
+        certain = bool(self._found) or (self.upload_url in _SIMPLE and not self.index_url)
         for url in candidates:
             credentials = self.credentials_for(url)
             auth = None if credentials is None else host_auth(url, *credentials)
@@ -217,7 +216,7 @@ class Index:
                         if not (certain or self._answers(client, url)):
                             continue
                         packages = []
-                    _FOUND[self.candidates] = url
+                    self._found[:] = [url]
                     return {p.filename: (self._sha256(client, p, hashed), p.is_yanked)
                             for p in packages}
             except Exception as e:  # requests' and pypi_simple's errors alike

@@ -216,6 +216,14 @@ def test_a_private_index_is_read_with_twines_credentials(built: list[Path],
         assert elsewhere.credentials_for("http://localhost:1/simple/") is None, \
             "credentials go only to the upload URL's origin"
         assert pip_resolves(idx, "demo-svc") == "1.2.3", "verification reads it too"
+        with pytest.raises(CredentialsError, match=r"refused to list demo-svc \(401\)"):
+            pip_resolves(anonymous, "demo-svc")
+    # An index that lists its files to anyone but gives them only to its users.
+    with IndexServer(tmp_path / "private", password_file=tmp_path / "htpasswd",
+                     authenticate="update,download") as server:
+        assert isinstance(server, IndexServer)
+        anonymous = Index.from_env({"TWINE_REPOSITORY_URL": server.url})
+        assert anonymous.versions("demo-svc") == {"1.2.3"}
         with pytest.raises(ReleaseError, match="pip could not download"):
             pip_resolves(anonymous, "demo-svc")
 
