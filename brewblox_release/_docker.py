@@ -4,7 +4,6 @@ python-on-whales is imported in the functions that use it: it costs about half a
 from __future__ import annotations
 
 import contextlib
-import functools
 import re
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
@@ -59,7 +58,6 @@ def _wrap(e: DockerException, what: str) -> str:
     return redact(f"{what} failed (docker exit code {e.return_code}): {last}")
 
 
-@functools.cache  # one question per builder and run
 def _builder(builder: str | None) -> tuple[str, list[str]] | None:
     """The builder's driver and platforms (``buildx inspect --bootstrap``), None if unknown."""
     from python_on_whales import DockerException, docker
