@@ -322,8 +322,9 @@ class _Stop(BaseException):
 
 @contextlib.contextmanager
 def _stopped_by_signals() -> Iterator[list[int]]:
-    """SIGTERM and SIGHUP (a CI cancel, a closed terminal) stop the run as Ctrl-C does; yields the
-    signals received, which end the run when the stop lands in a finalizer (Python drops it)."""
+    """SIGTERM, SIGHUP (a CI cancel, a closed terminal) and Ctrl-C (unless ignored) stop the run
+    alike; yields the signals received, which end the run when the stop lands in a finalizer
+    (Python drops it) and mark it as stopping, so that nothing more is published."""
     received: list[int] = []
 
     def stop(signum: int, _frame: object) -> None:
@@ -338,7 +339,8 @@ def _stopped_by_signals() -> Iterator[list[int]]:
 
     saved, hook = {}, sys.unraisablehook
     if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGTERM, signal.SIGHUP):
+        ctrl_c = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        for signum in (signal.SIGTERM, signal.SIGHUP, *([signal.SIGINT] if ctrl_c else [])):
             saved[signum] = signal.signal(signum, stop)
         sys.unraisablehook = unraisable
     try:

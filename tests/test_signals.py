@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,16 @@ def service(tmp_path_factory: pytest.TempPathFactory, engine: None) -> GitRepo:
     repo.tag("1.0.0")
     repo.commit("a fix")
     return repo
+
+
+@pytest.fixture(autouse=True)
+def _as_from_a_terminal() -> Iterator[None]:
+    """Ctrl-C reaches a program started from a terminal. A job started in the background
+    (``nohup cmd &``) inherits an ignored SIGINT, and Python then never raises
+    KeyboardInterrupt; a handler here is reset to the default in the child instead."""
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, saved)
 
 
 NOX = (sys.executable, "-m", "nox", "-s", "release", "--")
