@@ -1,6 +1,6 @@
 """Three front-ends, one pipeline (docs/how-it-works.md): the same dev release through nox, the
-command line
-and invoke, each against a fresh registry and index on loopback, with the same result."""
+command line and invoke, each against a fresh registry and index on loopback, with the same
+result."""
 
 from __future__ import annotations
 
