@@ -103,8 +103,13 @@ def test_the_job_image_has_its_tools(released: Released, ref: str, platform: str
     probe = ("import brewblox_release, cffi, cryptography, nox, sys; "
              "print(sys.version_info[:2] >= (3, 10), cffi.__file__)")
     out = subprocess.run(
-        ["docker", "run", "--rm", "--pull", "never", "--platform", platform, image, "sh", "-c",
-         f"python3 -c '{probe}' && uname -m && git --version && docker buildx version "
+        # A Go program that starts another can hang under the qemu-user 7.2 of Debian 12 (the
+        # docker CLI waiting for its plugin, a known fault of Go's there): buildx runs on its
+        # own, and without Go's asynchronous preemption, which qemu-user handles poorly too.
+        ["docker", "run", "--rm", "--pull", "never", "--platform", platform,
+         "-e", "GODEBUG=asyncpreemptoff=1", image, "sh", "-c",
+         f"python3 -c '{probe}' && uname -m && git --version && "
+         "/usr/libexec/docker/cli-plugins/docker-buildx version "
          "&& nox --version && command -v docker-registry"],
         capture_output=True, text=True, check=False, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
