@@ -11,8 +11,9 @@ import pytest
 _SCRIPT = """
 import os, signal, sys
 from brewblox_release import _commands, _run
-if sys.argv[1] == "ignored":
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+# As Python sets it up from a terminal, or as a job started in the background (nohup) has it.
+signal.signal(signal.SIGINT, signal.SIG_IGN if sys.argv[1] == "ignored"
+              else signal.default_int_handler)
 try:
     with _commands._stopped_by_signals() as received:
         os.kill(os.getpid(), signal.SIGINT)
