@@ -322,8 +322,8 @@ class _Stop(BaseException):
 
 @contextlib.contextmanager
 def _stopped_by_signals() -> Iterator[list[int]]:
-    """SIGTERM, SIGHUP (a CI cancel, a closed terminal) and Ctrl-C (unless ignored) stop the run
-    alike; yields the signals received, which end the run when the stop lands in a finalizer
+    """SIGTERM, SIGHUP (a CI cancel, a closed terminal) and Ctrl-C stop the run alike, unless
+    ignored; yields the signals received, which end the run when the stop lands in a finalizer
     (Python drops it) and mark it as stopping, so that nothing more is published."""
     received: list[int] = []
 
@@ -339,8 +339,13 @@ def _stopped_by_signals() -> Iterator[list[int]]:
 
     saved, hook = {}, sys.unraisablehook
     if threading.current_thread() is threading.main_thread():
-        ctrl_c = signal.getsignal(signal.SIGINT) is signal.default_int_handler
-        for signum in (signal.SIGTERM, signal.SIGHUP, *([signal.SIGINT] if ctrl_c else [])):
+        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            current = signal.getsignal(signum)
+            # An ignored signal stays ignored (nohup: SIGHUP and Ctrl-C); Ctrl-C is taken over
+            # from Python's own handler only, not from a host's.
+            if current is signal.SIG_IGN or (signum == signal.SIGINT
+                                             and current is not signal.default_int_handler):
+                continue
             saved[signum] = signal.signal(signum, stop)
         sys.unraisablehook = unraisable
     try:

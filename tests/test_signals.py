@@ -71,12 +71,14 @@ def service(tmp_path_factory: pytest.TempPathFactory, engine: None) -> GitRepo:
 
 @pytest.fixture(autouse=True)
 def _as_from_a_terminal() -> Iterator[None]:
-    """Ctrl-C reaches a program started from a terminal. A job started in the background
-    (``nohup cmd &``) inherits an ignored SIGINT, and Python then never raises
-    KeyboardInterrupt; a handler here is reset to the default in the child instead."""
-    saved = signal.signal(signal.SIGINT, signal.default_int_handler)
+    """Ctrl-C and a closed terminal reach a program started from a terminal. A job started
+    with ``nohup cmd &`` inherits SIGINT and SIGHUP ignored, and the tool leaves an ignored signal
+    ignored; a handler here is reset to the default in the child instead."""
+    saved = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+             signal.SIGHUP: signal.signal(signal.SIGHUP, signal.SIG_DFL)}
     yield
-    signal.signal(signal.SIGINT, saved)
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
 
 
 NOX = (sys.executable, "-m", "nox", "-s", "release", "--")
