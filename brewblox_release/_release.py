@@ -27,7 +27,7 @@ from ._plan import ImagePlan, highest_final, make_plan
 from ._prepared import Options, Pushed, Run, Summary
 from ._project import TagRule
 from ._run import background, check_stopping, environ, log, step
-from ._verify import published_versions, verify
+from ._verify import published_by, published_versions, verify
 
 if TYPE_CHECKING:  # the registry (urllib.request), dist and index load on use
     from ._registry import Registry
@@ -379,7 +379,7 @@ class Engine:
     def overtaken(self) -> str | None:
         """Why ``latest`` must not move after all: a higher release finished while this ran."""
         run = self.run
-        top = highest_final(published_versions(run.config, run.env))
+        top = highest_final(published_by(run))
         if top is None or top <= Version(run.plan.version):
             return None
         reason = (f"{top} was published while this release ran: latest stays on it, not "

@@ -37,13 +37,15 @@ LISTS = ("application/vnd.oci.image.index.v1+json",
 ATTEMPTS, PAUSE = 3, 2.0
 
 
-def published_versions(config: Config, env: Mapping[str, str]) -> set[str]:
-    """This project's releases, which decide where ``latest`` goes: the index's (``pypi``); else
-    the highest final tag whose image's ``org.opencontainers.image.title`` is the project."""
+def published_versions(config: Config, env: Mapping[str, str],
+                       index: Index | None = None) -> set[str]:
+    """This project's releases, which decide where ``latest`` goes: the index's (``pypi``; the
+    run's ``index``, whose simple API is found once); else the highest final tag whose image's
+    ``org.opencontainers.image.title`` is the project."""
     if config.pypi:
         from ._index import Index
 
-        return Index.from_env(env, config.index_url).versions(config.name)
+        return (index or Index.from_env(env, config.index_url)).versions(config.name)
     if not config.image:
         return set()
     from ._registry import Registry
@@ -58,6 +60,11 @@ def published_versions(config: Config, env: Mapping[str, str]) -> set[str]:
         if labels.get("org.opencontainers.image.title") == config.name:
             return {str(version)}
     return set()
+
+
+def published_by(run: Run) -> set[str]:
+    """`published_versions`, read through the run's own index (its simple API found once)."""
+    return published_versions(run.config, run.env, run.index if run.config.pypi else None)
 
 
 def verify(run: Run, summary: Summary, pushed: Pushed | None = None, *,
@@ -145,7 +152,7 @@ def _latest(run: Run, registry: Registry, pushes: Sequence[ImagePlan],
             summary: Summary) -> Iterator[str]:
     """Each published target's ``latest`` names its highest final release's image, where held;
     a one-target session checks its own (another job may be moving the others' right now)."""
-    top = highest_final(published_versions(run.config, run.env) | {run.plan.version})
+    top = highest_final(published_by(run) | {run.plan.version})
     if top is None:
         return
     tags, published = set(registry.tags()), {image.target for image in pushes}
