@@ -195,15 +195,18 @@ def check(config: Config, files: Sequence[Path]) -> None:
 
 
 def normalize_sdist(path: Path, mtime: int) -> None:
-    """Rewrite an sdist so that its bytes depend on its contents only: setuptools stamps members
-    with the time of the clone and gzip adds its own, so a re-run would build another file."""
+    """Rewrite an sdist so that its bytes depend on the commit only: setuptools stamps members
+    with the times and modes of the checkout's files (a reused workspace keeps old times, a
+    umask changes modes) and gzip adds its own time, so a re-run elsewhere would build another
+    file. Every member gets the commit's time and git's modes (755 or 644)."""
     buffer = io.BytesIO()
     with tarfile.open(path, "r:gz") as src, \
             gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as gz, \
             tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as dst:
         for member in sorted(src.getmembers(), key=lambda m: m.name):
             data = src.extractfile(member) if member.isfile() else None
-            member.mtime = min(int(member.mtime), mtime)
+            member.mtime = mtime
+            member.mode = 0o755 if member.isdir() or member.mode & 0o111 else 0o644
             member.uid = member.gid = 0
             member.uname = member.gname = ""
             member.pax_headers = {}

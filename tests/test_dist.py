@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -30,13 +31,23 @@ def _build(path: Path) -> dict[str, str]:
 
 
 def test_two_clones_build_identical_files(repo: GitRepo, tmp_path: Path) -> None:
+    """Another checkout of the same commit builds the same bytes: whatever its files' times
+    (a reused workspace keeps old ones) and its umask, so a re-run elsewhere completes a
+    release whose sdist is already on the index."""
     clones = []
     for name in ("a", "b"):
         clone = tmp_path / name
         subprocess.run(["git", "clone", "-q", str(repo.path), str(clone)], check=True)
         (clone / "README.md").touch()  # another mtime, as every CI checkout has
         clones.append(_build(clone))
-    assert clones[0] == clones[1]
+    clone = tmp_path / "old"
+    subprocess.run(["git", "clone", "-q", str(repo.path), str(clone)], check=True)
+    for path in clone.rglob("*"):
+        if ".git" not in path.parts:
+            path.chmod(path.stat().st_mode | 0o020)  # as under umask 002
+            os.utime(path, (1_000_000_000, 1_000_000_000))  # older than the commit
+    clones.append(_build(clone))
+    assert clones[0] == clones[1] == clones[2]
     assert sorted(clones[0]) == ["demo_svc-1.2.4.dev1-py3-none-any.whl",
                                  "demo_svc-1.2.4.dev1.tar.gz"]
 
@@ -80,6 +91,7 @@ def test_copy_replaces_a_link_and_never_writes_through_it(repo: GitRepo, tmp_pat
 #: the hook sees: its directory, backend and version (a line of JSON each); it fails when asked.
 RECORDING_SETUP = """\
 import json
+import os
 import os
 from pathlib import Path
 
