@@ -54,6 +54,7 @@ def test_capture_takes_the_credentials_out_of_the_process(
     monkeypatch.setenv("TWINE_PASSWORD", "pypi-captured-1")
     monkeypatch.setenv("SERVICE_TOKEN", "svc-token-2")
     monkeypatch.setenv("PYTHON_ON_WHALES_DEBUG", "1")
+    monkeypatch.setenv("BREWBLOX_RELEASE_INDEX_URL", "https://ci:index-pw-3@h/simple/")
     env = capture()
     assert env["TWINE_PASSWORD"] == "pypi-captured-1"
     assert "TWINE_PASSWORD" not in os.environ
@@ -66,7 +67,8 @@ def test_capture_takes_the_credentials_out_of_the_process(
                            capture_output=True, text=True, check=True).stdout
     assert "TWINE_PASSWORD" not in child
     assert "SERVICE_TOKEN" not in child
-    assert redact("pypi-captured-1 and svc-token-2") == "**** and ****"
+    assert "BREWBLOX_RELEASE_INDEX_URL" not in child  # the tool's own: read in the process
+    assert redact("pypi-captured-1 and svc-token-2 and index-pw-3") == "**** and **** and ****"
 
 
 def test_exposed_puts_back_and_takes_out(monkeypatch: pytest.MonkeyPatch) -> None:
