@@ -14,8 +14,9 @@ from ._secret import Redactor, url_password
 
 #: Variables that carry publishing credentials: no subprocess inherits them.
 CREDENTIAL_VARS = ("TWINE_USERNAME", "TWINE_PASSWORD", "TWINE_REPOSITORY_URL",
-                   "BREWBLOX_RELEASE_INDEX_URL", "DOCKER_USERNAME", "DOCKER_PASSWORD", "ACTIONS_ID_TOKEN_REQUEST_URL",
-                   "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "COSIGN_PRIVATE_KEY", "COSIGN_PASSWORD")
+                   "BREWBLOX_RELEASE_INDEX_URL", "DOCKER_USERNAME", "DOCKER_PASSWORD",
+                   "ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+                   "COSIGN_PRIVATE_KEY", "COSIGN_PASSWORD")
 #: URLs whose password is masked in output (pip's own variables stay pip's: a build may need
 #: its private index).
 _URL_VARS = ("TWINE_REPOSITORY_URL", "BREWBLOX_RELEASE_INDEX_URL", "PIP_INDEX_URL",

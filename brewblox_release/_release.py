@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -19,7 +20,7 @@ from ._ci import CiContext, Event
 from ._config import Config
 from ._dockerconfig import DockerConfig, has_login, login as docker_login
 from ._environment import exposed
-from ._errors import ConfigError, CredentialsError, ReleaseError, VersionError
+from ._errors import BuildError, ConfigError, CredentialsError, ReleaseError, VersionError
 from ._hosts import is_loopback, registry_host, split_image
 from ._identity import OIDC_VARS
 from ._multiarch import Record, built_as, make_tags, own_tag, own_tags, read_records, stage
@@ -114,7 +115,7 @@ def _problems(run: Run, *, ask: bool) -> list[ReleaseError]:
     index's simple API, where its settings are sound, if ``ask`` or the run stops anyway (every
     problem at once)."""
     index = _index_problems(run)
-    found = index + _registry_problems(run) + sign.problems(run)
+    found = index + _engine_problems(run) + _registry_problems(run) + sign.problems(run)
     if not index and (ask or found):
         found += _index_api_problems(run)
     return found
@@ -175,6 +176,14 @@ def _index_api_problems(run: Run) -> list[ReleaseError]:
             run.index.simple_api(run.config.name)
         except ReleaseError as e:
             return [e]
+    return []
+
+
+def _engine_problems(run: Run) -> list[ReleaseError]:
+    """The docker CLI, which every image step runs (through python-on-whales)."""
+    if run.plan.images and shutil.which("docker") is None:
+        return [BuildError("the docker CLI is not on PATH: install docker with its buildx "
+                           "plugin (docs/troubleshooting.md), or run from a machine that has it")]
     return []
 
 

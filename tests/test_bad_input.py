@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,16 @@ def _git_dir_elsewhere(root: Path) -> None:
     other = GitRepo(root.parent / "other").init()
     other.commit("another repository", files={"x": "x\n"})
     other.tag("7.7.7")
+
+
+#: A PATH with git and no docker: a machine without the docker CLI.
+NO_DOCKER = Path(tempfile.gettempdir()) / "brewblox-release-tests-no-docker"
+
+
+def _no_docker(root: Path) -> None:
+    NO_DOCKER.mkdir(exist_ok=True)
+    if not (NO_DOCKER / "git").exists():
+        (NO_DOCKER / "git").symlink_to(str(shutil.which("git")))
 
 
 def _link_outside(root: Path) -> None:
@@ -300,6 +311,8 @@ CASES += [
                                                          "refs/tags/1.2.3"),
          ("tag 1.2.3 does not agree",), setup=_git_dir_elsewhere,
          env={"GIT_DIR": "../other/.git", "GIT_WORK_TREE": "../other"}),
+    Case("no docker CLI", ("docker-amd64",), ("the docker CLI is not on PATH",),
+         env={"PATH": str(NO_DOCKER)}, setup=_no_docker),
     Case("a tag with a local part on HEAD", ("release", "--publish", "--dry-run"),
          ("1.2.4+build5", "local part"), setup=lambda root: GitRepo(root).tag("1.2.4+build5")),
 ]
