@@ -52,12 +52,15 @@ class CiContext:
         return None if self.branch is None else f"refs/heads/{self.branch}"
 
     def with_ref(self, ref: str) -> CiContext:
-        """The context of a CI push of ``ref`` (``--ref refs/heads/X`` or ``refs/tags/X``).
+        """The context of a CI push of ``ref`` (``--ref refs/heads/X`` or ``refs/tags/X``); a
+        pull request's stays one: it builds only, whatever its pipeline's command line says.
 
         >>> CiContext("local", Event.LOCAL).with_ref("refs/tags/1.2.3").event
         <Event.TAG: 'tag push'>
         """
         event, name = parse_ref(ref)
+        if self.event is Event.PULL_REQUEST:
+            return self
         tag = name if event is Event.TAG else None
         return replace(self, event=event, tag=tag, branch=None if tag else name, manual=True)
 

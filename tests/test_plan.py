@@ -227,9 +227,14 @@ def test_push(provider: Provider, kind: str, name: str, version: str,
 
 @pytest.mark.parametrize("provider", CI_PROVIDERS, ids=ids(CI_PROVIDERS))
 @pytest.mark.parametrize("version", ["1.2.4.dev5", "1.2.3"])
-def test_pull_request_publishes_nothing(provider: Provider, version: str) -> None:
+@pytest.mark.parametrize("ref", [None, "refs/heads/feature/x", "refs/tags/1.2.3"])
+def test_pull_request_publishes_nothing(provider: Provider, version: str,
+                                        ref: str | None) -> None:
+    """Also with ``--ref`` (a pipeline's own command line): it never makes a pull request a
+    push."""
     assert provider.pull_request is not None
     ctx = provider.pull_request("feature/Add_Doodad")
+    ctx = ctx.with_ref(ref) if ref else ctx
     assert ctx.event is Event.PULL_REQUEST
     assert not ctx.fork
     expected = Expected(upload=False, amd64=("local",), arm=("rpi-local",), push=False,
