@@ -181,7 +181,10 @@ def make_plan(ctx: CiContext, version: str, config: Config,
         return (branch_tag(branch, t.prefix, prefixes),)
 
     if not Version(version).is_devrelease:
-        # The race guard: a release tag arrived on this commit while the branch built.
-        return plan(branch_tags, (f"this commit carries release {version}: the tag's own build "
-                                  "publishes it; this build pushes its branch tags only",))
+        # The race guard (a release tag arrived on this commit while the branch built), which
+        # also keeps from the index a version scheme's non-dev versions that plain pip takes.
+        return plan(branch_tags, (
+            f"{version} is no dev version: either a release tag is on this commit (the tag's "
+            "own build publishes it) or the version scheme makes no dev versions (plain pip "
+            "would install it); this build pushes its branch tags only",))
     return plan(branch_tags, no_pypi, upload=config.pypi)
