@@ -52,24 +52,40 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.fast)
 
 
-@pytest.fixture(autouse=True)
-def _in_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A fast test that starts one of `_NOT_IN_PROCESS` fails: mark it with what it needs."""
-    if request.node.get_closest_marker("fast") is None:
-        return
+#: Whether the test being set up, run or torn down is in the fast tier: a module's fixture
+#: that starts a server does so in its first test's setup, which is held to it too.
+_fast_now = False
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    global _fast_now  # noqa: PLW0603 (the one item pytest runs at a time)
+    _fast_now = item.get_closest_marker("fast") is not None
+    try:
+        return (yield)
+    finally:
+        _fast_now = False
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _in_process() -> Iterator[None]:
+    """A fast test that starts one of `_NOT_IN_PROCESS` (itself or through a fixture of any
+    scope) fails: mark it with what it needs."""
     start: Any = subprocess.Popen.__init__
 
     def checked(self: subprocess.Popen[bytes], args: object, *rest: object,
                 **kwargs: object) -> None:
         argv = [str(a) for a in args] if isinstance(args, list | tuple) else str(args).split()
         words = [Path(a).name for a in argv[:4]]
-        if words and (words[0] in _NOT_IN_PROCESS or (
+        if _fast_now and words and (words[0] in _NOT_IN_PROCESS or (
                 len(words) > 2 and words[1] == "-m" and words[2] in _NOT_IN_PROCESS)):
             pytest.fail(f"a fast test started {' '.join(argv[:4])}: mark the test with what "
                         f"it needs ({', '.join(NEEDS)})", pytrace=False)
         start(self, args, *rest, **kwargs)
 
-    monkeypatch.setattr(subprocess.Popen, "__init__", checked)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess.Popen, "__init__", checked)
+        yield
 
 
 def _engine_problem() -> str | None:

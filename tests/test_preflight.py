@@ -31,6 +31,8 @@ platform = "linux/amd64"
 """
 ELSEWHERE = "registry.example.invalid/demo/svc"
 
+pytestmark = pytest.mark.process  # the module's pypiserver
+
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> GitRepo:
