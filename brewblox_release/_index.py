@@ -290,6 +290,25 @@ class Index:
                 f"contents (sha256 {there}), and an index never replaces a file: release a new "
                 "version (tag the next one) instead")
 
+    def trusted_publishing_problem(self) -> str | None:
+        """Why the index gives this run no upload token for its OIDC identity (twine's trusted
+        publishing, which the upload asks again), or None; the token is masked. GitHub's OIDC
+        variables must be in the process environment: twine reads them there."""
+        import requests
+        from twine.auth import CredentialInput, Resolver
+        from twine.exceptions import TwineException
+
+        resolver = Resolver({"repository": self.upload_url}, CredentialInput("__token__"))
+        try:
+            with _captured("twine: "):
+                token = resolver.make_trusted_publishing_token()
+        except (TwineException, requests.RequestException, ValueError, KeyError) as e:
+            return " ".join(str(e).replace("`", "").split()) or type(e).__name__
+        if not token:
+            return "GitHub Actions gave no OIDC token"
+        mask(token)
+        return None
+
     def upload(self, name: str, paths: Iterable[Path], *, release: bool,
                attestations: bool = False) -> list[Outcome]:
         """Upload the files that are not there yet; skip those that are, byte for byte; with

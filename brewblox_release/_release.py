@@ -125,7 +125,7 @@ def preflight(run: Run) -> Callable[[], None]:
     """Stop, with every problem a line, unless each destination has sound settings and
     credentials; the returned function waits for the index's API, asked while things build
     (pypi-simple alone takes a quarter of a second to import)."""
-    if problems := _problems(run, ask=False):
+    if problems := _problems(run, ask=False) or _trusted_publishing_problems(run):
         _stop(problems, "Nothing was built")
     if not _asks_index(run):
         return lambda: None
@@ -167,6 +167,25 @@ def _index_problems(run: Run) -> list[ReleaseError]:
             "TWINE_USERNAME=__token__), or use trusted publishing on GitHub Actions (PyPI and "
             "TestPyPI)"))
     return found
+
+
+def _trusted_publishing_problems(run: Run) -> list[ReleaseError]:
+    """Whether the index mints an upload token for the run's OIDC identity: asked before
+    anything is built, while nothing else runs, since GitHub's OIDC variables go back into the
+    process environment for it (the real run only: minting is not a dry run's to do)."""
+    if not run.plan.upload:
+        return []
+    index = run.index
+    if not index.trusted_publishing or index.password is not None:
+        return []
+    with exposed(run.env, OIDC_VARS):
+        why = index.trusted_publishing_problem()
+    if why is None:
+        return []
+    return [CredentialsError(
+        f"trusted publishing to {index.display_upload_url} gave no upload token ({why}): add "
+        f"this repository's workflow as a trusted publisher of {run.config.name} on the "
+        "index, or set TWINE_PASSWORD to an API token")]
 
 
 def _index_api_problems(run: Run) -> list[ReleaseError]:

@@ -9,16 +9,25 @@ real service, against a real pypiserver on loopback; `preflight_problems` is als
 from __future__ import annotations
 
 import base64
+import http.server
 import json
+import os
 import re
+import ssl
+import subprocess
+import threading
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 from brewblox_release._errors import CredentialsError, ReleaseError
 from brewblox_release._prepared import Options, Run
 from brewblox_release._release import preflight, preflight_problems, prepare
+from brewblox_release._run import redact
 from brewblox_release._servers import IndexServer
 from tests.service import GitRepo, github_env, make_service
 
@@ -195,3 +204,107 @@ def test_dry_run_notes_are_the_real_refusal_in_its_order(tmp_path_factory: pytes
     with pytest.raises(ReleaseError) as refused:
         preflight(run)
     assert str(refused.value).removesuffix(". Nothing was built").splitlines() == notes
+
+
+# Trusted publishing: GitHub's OIDC issuer and the index's token service cannot run here, so
+# both are small servers on loopback that answer as GitHub's and PyPI's do (twine asks the
+# index's over HTTPS, so it has a certificate of its own).
+
+MINTED = "pypi-minted-SENTINEL-4Rk9"
+#: The OIDC token GitHub's issuer gives the run: a JWT for the index's audience.
+JWT = ".".join(base64.urlsafe_b64encode(part).decode().rstrip("=") for part in (
+    b'{"alg":"RS256"}', b'{"aud":"testpypi","sub":"repo:brewblox/demo-svc:ref:refs/heads/x"}',
+    b"signature"))
+REFUSED = {"message": "Token request failed", "errors": [{
+    "code": "invalid-publisher",
+    "description": "valid token, but no corresponding publisher (All lookup strategies "
+                   "exhausted)"}]}
+
+
+class _OidcHandler(http.server.BaseHTTPRequestHandler):
+    """GitHub's issuer (``GET /token?audience=``) and the index's ``/_/oidc/`` endpoints."""
+
+    mints: ClassVar[bool] = True
+
+    def _answer(self, status: int, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/token?audience=testpypi"):
+            assert self.headers["Authorization"] == "bearer request-SENTINEL-8Lp2"
+            self._answer(200, {"value": JWT})
+        elif self.path == "/_/oidc/audience":
+            self._answer(200, {"audience": "testpypi"})
+        else:
+            self._answer(404, {})
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        assert body == {"token": JWT}
+        if type(self).mints:
+            self._answer(200, {"success": True, "token": MINTED, "expires": time.time() + 900})
+        else:
+            self._answer(422, REFUSED)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(params=[True, False], ids=["a trusted publisher", "none"])
+def oidc(request: pytest.FixtureRequest, tmp_path: Path,
+         monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str, bool]]:
+    """The issuer's URL (HTTP), the index's upload URL (HTTPS), both on loopback, and whether
+    the index mints a token (is there a trusted publisher of the project)."""
+    monkeypatch.setattr(_OidcHandler, "mints", request.param)
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    issuer = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OidcHandler)
+    index = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OidcHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    index.socket = context.wrap_socket(index.socket, server_side=True)
+    for server in (issuer, index):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")  # as on GitHub: no credential, so not taken out
+    try:
+        yield (f"http://127.0.0.1:{issuer.server_port}/token?",
+               f"https://127.0.0.1:{index.server_port}/legacy/", request.param)
+    finally:
+        for server in (issuer, index):
+            server.shutdown()
+            server.server_close()
+
+
+def test_trusted_publishing_is_asked_before_anything_is_built(
+        service: GitRepo, server: IndexServer, tmp_path: Path,
+        oidc: tuple[str, str, bool]) -> None:
+    """An index that gives the run no upload token stops it before the build (it stopped at the
+    upload, after the images were pushed); a token it gives is masked."""
+    issuer, upload, mints = oidc
+    run = _run(service, server, tmp_path, {
+        "ACTIONS_ID_TOKEN_REQUEST_URL": issuer,
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "request-SENTINEL-8Lp2"})
+    # The run's index as PyPI's would be, on loopback: trusted publishing, no password.
+    run.__dict__["index"] = replace(run.index, upload_url=upload, trusted_publishing=True)
+    assert run.index.missing_credentials() == ()
+    if mints:
+        preflight(run)
+        assert redact(f"token {MINTED}") == "token ****"
+    else:
+        with pytest.raises(CredentialsError) as refused:
+            preflight(run)
+        assert str(refused.value) == (
+            f"trusted publishing to {upload} gave no upload token (The token request failed; "
+            "the index server gave the following reasons: * invalid-publisher: valid token, "
+            "but no corresponding publisher (All lookup strategies exhausted)): add this "
+            "repository's workflow as a trusted publisher of demo-svc on the index, or set "
+            "TWINE_PASSWORD to an API token. Nothing was built")
+    assert "ACTIONS_ID_TOKEN_REQUEST_TOKEN" not in os.environ  # taken out again
