@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import enum
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -189,16 +188,11 @@ def _github(env: Mapping[str, str], payload: object) -> CiContext:
         return CiContext("github", Event.PULL_REQUEST, branch=ref.removeprefix("refs/heads/")
                          or None, repository=repo, fork=in_fork, doubt=doubt)
     if name == "workflow_run":
-        run = _workflow_run(payload, repo, in_fork)
-        return replace(run, doubt=doubt or run.doubt)
+        return replace(_workflow_run(payload, repo, in_fork), doubt=doubt)
     return _from_ref("github", ref, "GITHUB_REF",
                      None if name in {"push", "workflow_dispatch"} else _refusal("github", name),
                      repository=repo, fork=in_fork, manual=name == "workflow_dispatch",
                      doubt=doubt, commit=env.get("GITHUB_SHA") or None)
-
-
-#: A name that looks like a release tag (``1.2.3``, ``v1.2``, ``svc-1.2.3``).
-_TAG_LIKE = re.compile(r"(?:[\w.-]+-)?[vV]?\d+(?:\.\d+)+[a-zA-Z0-9.+]*")
 
 
 def _workflow_run(payload: Mapping[str, Any], repo: str | None, in_fork: bool) -> CiContext:
@@ -209,12 +203,7 @@ def _workflow_run(payload: Mapping[str, Any], repo: str | None, in_fork: bool) -
     branch = run.get("head_branch") if isinstance(run.get("head_branch"), str) else None
     commit = run.get("head_sha") if isinstance(run.get("head_sha"), str) else None
     if event == "push" and head_repo == repo and repo and not in_fork and branch:
-        # GitHub names a tag push's tag as its head_branch, and nothing says which it was.
-        doubt = (f"GitHub event 'workflow_run' names {branch!r} as the branch pushed, which "
-                 "may be a tag (GitHub names a pushed tag there too)"
-                 if _TAG_LIKE.fullmatch(branch) else None)
-        return CiContext("github", Event.BRANCH, branch=branch, repository=repo, commit=commit,
-                         doubt=doubt)
+        return CiContext("github", Event.BRANCH, branch=branch, repository=repo, commit=commit)
     why = (f"GitHub event 'workflow_run' of a {event or 'unknown'} event in "
            f"{head_repo or 'an unnamed repository'} is not one that publishes (only a "
            f"workflow_run of a push in {repo} does)")

@@ -112,7 +112,7 @@ def build(config: Config, version: str, *, source_date_epoch: int | None = None,
     with tempfile.TemporaryDirectory(prefix="brewblox-release-") as tmp:
         root = (stamped_copy(config.root, source, version, Path(tmp) / "stamped")
                 if source.stamps else config.root)
-        _build(root, out, env, requirements_of=config.root)
+        _build(root, out, env, requirements_of=config.root, mtime=source_date_epoch)
     built = {path: file_version(path)[1] for path in own_files(out, config.name)}
     if Version(version) not in built.values():
         raise BuildError(f"the build wrote no sdist or wheel of {config.name} {version} to {out}")
@@ -122,9 +122,6 @@ def build(config: Config, version: str, *, source_date_epoch: int | None = None,
             raise BuildError(f"{path.name} has version {got}, not {version}: the build did not "
                              f"take the version from {source.declared_in} (see "
                              "docs/versions.md); nothing was published")
-    for path in built:
-        if source_date_epoch is not None and path.name.endswith(".tar.gz"):
-            normalize_sdist(path, source_date_epoch)
     if twine:
         check(config, list(built))
     return list(built)
@@ -153,8 +150,10 @@ def stamped_copy(root: Path, source: VersionSource, version: str, into: Path) ->
     return into
 
 
-def _build(source: Path, out: Path, env: Mapping[str, str], *, requirements_of: Path) -> None:
-    """Build the sdist, then the wheel from the unpacked sdist, as ``python -m build`` does."""
+def _build(source: Path, out: Path, env: Mapping[str, str], *, requirements_of: Path,
+           mtime: int | None) -> None:
+    """Build the sdist, then the wheel from the unpacked sdist, as ``python -m build`` does;
+    with ``mtime``, the sdist is normalised first, so that the wheel's files are the same too."""
     from build import BuildBackendException
 
     log(f"$ build --sdist --wheel --outdir {out} {source}")
@@ -162,6 +161,8 @@ def _build(source: Path, out: Path, env: Mapping[str, str], *, requirements_of: 
     try:
         sdist = Path(buildenv.builder(source, env=env, requirements_of=requirements_of)
                      .build("sdist", out))
+        if mtime is not None:
+            normalize_sdist(sdist, mtime)
         hook = "build_wheel"
         with tempfile.TemporaryDirectory() as tmp, tarfile.open(sdist) as archive:
             if hasattr(tarfile, "data_filter"):  # Python 3.10.12+, 3.11.4+

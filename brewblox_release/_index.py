@@ -290,22 +290,32 @@ class Index:
                 f"contents (sha256 {there}), and an index never replaces a file: release a new "
                 "version (tag the next one) instead")
 
-    def trusted_publishing_problem(self) -> str | None:
+    def trusted_publishing_problem(self, name: str) -> str | None:
         """Why the index gives this run no upload token for its OIDC identity (twine's trusted
-        publishing, which the upload asks again), or None; the token is masked. GitHub's OIDC
+        publishing, which the upload asks again), and what to do; None when it gives one (then
+        masked) or cannot be asked now (the upload, which retries, asks again). GitHub's OIDC
         variables must be in the process environment: twine reads them there."""
         import requests
         from twine.auth import CredentialInput, Resolver
-        from twine.exceptions import TwineException
+        from twine.exceptions import TrustedPublishingFailure
 
         resolver = Resolver({"repository": self.upload_url}, CredentialInput("__token__"))
         try:
             with _captured("twine: "):
                 token = resolver.make_trusted_publishing_token()
-        except (TwineException, requests.RequestException, ValueError, KeyError) as e:
-            return " ".join(str(e).replace("`", "").split()) or type(e).__name__
+        except TrustedPublishingFailure as e:
+            why = " ".join(str(e).replace("`", "").split())
+            if "token request failed" in why:  # the index refused this identity
+                return (f"{why}: add this repository's workflow as a trusted publisher of "
+                        f"{name} on the index, or set TWINE_PASSWORD to an API token")
+            return f"{why}: re-run the release, or set TWINE_PASSWORD to an API token"
+        except (requests.RequestException, ValueError, KeyError, TypeError) as e:
+            log(f"trusted publishing: {self.display_upload_url} could not be asked for an "
+                f"upload token now ({type(e).__name__}); the upload asks again")
+            return None
         if not token:
-            return "GitHub Actions gave no OIDC token"
+            return ("twine finds no OIDC token of GitHub Actions here: set TWINE_PASSWORD to "
+                    "an API token")
         mask(token)
         return None
 

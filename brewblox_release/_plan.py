@@ -180,11 +180,14 @@ def make_plan(ctx: CiContext, version: str, config: Config,
     def branch_tags(t: Target) -> tuple[str, ...]:
         return (branch_tag(branch, t.prefix, prefixes),)
 
-    if not Version(version).is_devrelease:
-        # The race guard (a release tag arrived on this commit while the branch built), which
-        # also keeps from the index a version scheme's non-dev versions that plain pip takes.
+    if Version(version).is_postrelease and not Version(version).is_devrelease:
+        # A version scheme without dev versions (post-release): plain pip would install it.
         return plan(branch_tags, (
-            f"{version} is no dev version: either a release tag is on this commit (the tag's "
-            "own build publishes it) or the version scheme makes no dev versions (plain pip "
-            "would install it); this build pushes its branch tags only",))
+            f"{version} is no dev version, so it goes to no index (plain pip would install it): "
+            "set a version_scheme that makes dev versions (guess-next-dev, the default) to "
+            "publish branch builds to the index; this build pushes its branch tags only",))
+    if not Version(version).is_devrelease:
+        # The race guard: a release tag arrived on this commit while the branch built.
+        return plan(branch_tags, (f"this commit carries release {version}: the tag's own build "
+                                  "publishes it; this build pushes its branch tags only",))
     return plan(branch_tags, no_pypi, upload=config.pypi)

@@ -20,7 +20,7 @@ from ._ci import CiContext, Event
 from ._config import Config
 from ._dockerconfig import DockerConfig, has_login, login as docker_login
 from ._environment import exposed
-from ._errors import BuildError, ConfigError, CredentialsError, ReleaseError, VersionError
+from ._errors import ConfigError, CredentialsError, ReleaseError, VersionError
 from ._hosts import is_loopback, registry_host, split_image
 from ._identity import OIDC_VARS
 from ._multiarch import Record, built_as, make_tags, own_tag, own_tags, read_records, stage
@@ -44,6 +44,18 @@ def _local_ref(ctx: CiContext, state: version_mod.GitState, tags: TagRule) -> Ci
         return ctx.with_ref(f"refs/heads/{state.branch}")
     raise ReleaseError("HEAD is detached and carries no release tag: check out a branch or a "
                        "tag, or say which ref to release with --ref refs/heads/NAME")
+
+
+def _tag_named_as_branch(ctx: CiContext, state: version_mod.GitState,
+                         env: Mapping[str, str]) -> CiContext:
+    """A GitHub ``workflow_run`` names a pushed tag as its head branch too, and nothing else
+    says which it was: where a tag of that name is on the commit, the run builds only."""
+    if env.get("GITHUB_EVENT_NAME") != "workflow_run" or ctx.event is not Event.BRANCH or \
+            ctx.branch not in state.head_tags:
+        return ctx
+    return replace(ctx, doubt=f"this workflow_run names {ctx.branch!r} as the branch pushed, and "
+                              "a tag of that name is on this commit (GitHub names a pushed tag "
+                              "there too): release tags from a workflow started by push")
 
 
 def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = None, *,
@@ -76,7 +88,9 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
         version = compute  # with the full history
     elif state.shallow:
         log(version_mod.SHALLOW_WARNING)
-    notes: list[str] = []
+    ctx = _tag_named_as_branch(ctx, state, env)
+    notes = [f"--ref {options.ref} changes nothing here: a pull request's run builds only"
+             ] if options.ref and ctx.event is Event.PULL_REQUEST else []
     if publishing and not options.allow_dirty:
         try:
             version_mod.require_clean(config.root, state)
@@ -179,13 +193,9 @@ def _trusted_publishing_problems(run: Run) -> list[ReleaseError]:
     if not index.trusted_publishing or index.password is not None:
         return []
     with exposed(run.env, OIDC_VARS):
-        why = index.trusted_publishing_problem()
-    if why is None:
-        return []
-    return [CredentialsError(
-        f"trusted publishing to {index.display_upload_url} gave no upload token ({why}): add "
-        f"this repository's workflow as a trusted publisher of {run.config.name} on the "
-        "index, or set TWINE_PASSWORD to an API token")]
+        why = index.trusted_publishing_problem(run.config.name)
+    return [] if why is None else [CredentialsError(
+        f"trusted publishing to {index.display_upload_url} gave no upload token: {why}")]
 
 
 def _index_api_problems(run: Run) -> list[ReleaseError]:
@@ -201,7 +211,7 @@ def _index_api_problems(run: Run) -> list[ReleaseError]:
 def _engine_problems(run: Run) -> list[ReleaseError]:
     """The docker CLI, which every image step runs (through python-on-whales)."""
     if run.plan.images and shutil.which("docker") is None:
-        return [BuildError("the docker CLI is not on PATH: install docker with its buildx "
+        return [ReleaseError("the docker CLI is not on PATH: install docker with its buildx "
                            "plugin (docs/troubleshooting.md), or run from a machine that has it")]
     return []
 

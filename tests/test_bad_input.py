@@ -71,14 +71,14 @@ def _git_dir_elsewhere(root: Path) -> None:
     other.tag("7.7.7")
 
 
-#: A PATH with git and no docker: a machine without the docker CLI.
-NO_DOCKER = Path(tempfile.gettempdir()) / "brewblox-release-tests-no-docker"
+#: A PATH with git and no docker (a machine without the docker CLI), this test process's own.
+NO_DOCKER = Path(tempfile.gettempdir()) / f"brewblox-release-tests-no-docker-{os.getpid()}"
 
 
 def _no_docker(root: Path) -> None:
     NO_DOCKER.mkdir(exist_ok=True)
-    if not (NO_DOCKER / "git").exists():
-        (NO_DOCKER / "git").symlink_to(str(shutil.which("git")))
+    (NO_DOCKER / "git").unlink(missing_ok=True)
+    (NO_DOCKER / "git").symlink_to(str(shutil.which("git")))
 
 
 def _link_outside(root: Path) -> None:

@@ -165,11 +165,6 @@ GITHUB: list[tuple[str, dict[str, str], object, CiContext]] = [
     ("workflow_run of a push", github("workflow_run", "refs/heads/main"),
      workflow_run("push", REPO, head_branch="feature/x"),
      CiContext("github", BRANCH, branch="feature/x", repository=REPO, commit="b" * 40)),
-    ("workflow_run of a push of what may be a tag", github("workflow_run", "refs/heads/main"),
-     workflow_run("push", REPO, head_branch="v1.2.3"),
-     CiContext("github", BRANCH, branch="v1.2.3", repository=REPO, commit="b" * 40,
-               doubt="GitHub event 'workflow_run' names 'v1.2.3' as the branch pushed, which "
-                     "may be a tag (GitHub names a pushed tag there too)")),
     ("workflow_run of a fork's pull request (a pwn request)",
      github("workflow_run", "refs/heads/main"),
      workflow_run("pull_request", FORK, head_branch="feature-x"),

@@ -40,14 +40,16 @@ def test_two_clones_build_identical_files(repo: GitRepo, tmp_path: Path) -> None
         subprocess.run(["git", "clone", "-q", str(repo.path), str(clone)], check=True)
         (clone / "README.md").touch()  # another mtime, as every CI checkout has
         clones.append(_build(clone))
-    clone = tmp_path / "old"
-    subprocess.run(["git", "clone", "-q", str(repo.path), str(clone)], check=True)
-    for path in clone.rglob("*"):
-        if ".git" not in path.parts:
-            path.chmod(path.stat().st_mode | 0o020)  # as under umask 002
-            os.utime(path, (1_000_000_000, 1_000_000_000))  # older than the commit
-    clones.append(_build(clone))
-    assert clones[0] == clones[1] == clones[2]
+    for name, mode in (("old", 0o020), ("private", 0)):  # as under umask 002, and 077
+        clone = tmp_path / name
+        subprocess.run(["git", "clone", "-q", str(repo.path), str(clone)], check=True)
+        for path in clone.rglob("*"):
+            if ".git" not in path.parts:
+                bits = path.stat().st_mode
+                path.chmod(bits | mode if mode else bits & 0o700)
+                os.utime(path, (1_000_000_000, 1_000_000_000))  # older than the commit
+        clones.append(_build(clone))
+    assert clones[0] == clones[1] == clones[2] == clones[3]
     assert sorted(clones[0]) == ["demo_svc-1.2.4.dev1-py3-none-any.whl",
                                  "demo_svc-1.2.4.dev1.tar.gz"]
 
@@ -91,7 +93,6 @@ def test_copy_replaces_a_link_and_never_writes_through_it(repo: GitRepo, tmp_pat
 #: the hook sees: its directory, backend and version (a line of JSON each); it fails when asked.
 RECORDING_SETUP = """\
 import json
-import os
 import os
 from pathlib import Path
 

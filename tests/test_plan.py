@@ -206,7 +206,7 @@ PUSH_ROWS: list[tuple[str, str, str, str, Expected]] = [
               push=True, reason="the tag's own build publishes it")),
     ("a version scheme without dev versions", "branch", "feature/Add_Doodad", "1.2.3.post6",
      Expected(upload=False, amd64=("feature-add_doodad",), arm=("rpi-feature-add_doodad",),
-              push=True, reason="the version scheme makes no dev versions")),
+              push=True, reason="set a version_scheme that makes dev versions")),
     ("reserved branch name", "branch", "latest", "1.2.4.dev5",
      Expected(upload=True, amd64=("branch-latest",), arm=("rpi-branch-latest",), push=True)),
 ]

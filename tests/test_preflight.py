@@ -224,7 +224,7 @@ REFUSED = {"message": "Token request failed", "errors": [{
 class _OidcHandler(http.server.BaseHTTPRequestHandler):
     """GitHub's issuer (``GET /token?audience=``) and the index's ``/_/oidc/`` endpoints."""
 
-    mints: ClassVar[bool] = True
+    answer: ClassVar[str] = "mints"  # or "refuses", or "down" (the index's token service)
 
     def _answer(self, status: int, body: object) -> None:
         data = json.dumps(body).encode()
@@ -239,14 +239,14 @@ class _OidcHandler(http.server.BaseHTTPRequestHandler):
             assert self.headers["Authorization"] == "bearer request-SENTINEL-8Lp2"
             self._answer(200, {"value": JWT})
         elif self.path == "/_/oidc/audience":
-            self._answer(200, {"audience": "testpypi"})
+            self._answer(503 if type(self).answer == "down" else 200, {"audience": "testpypi"})
         else:
             self._answer(404, {})
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         assert body == {"token": JWT}
-        if type(self).mints:
+        if type(self).answer == "mints":
             self._answer(200, {"success": True, "token": MINTED, "expires": time.time() + 900})
         else:
             self._answer(422, REFUSED)
@@ -255,12 +255,12 @@ class _OidcHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(params=[True, False], ids=["a trusted publisher", "none"])
+@pytest.fixture(params=["mints", "refuses", "down"])
 def oidc(request: pytest.FixtureRequest, tmp_path: Path,
-         monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str, bool]]:
-    """The issuer's URL (HTTP), the index's upload URL (HTTPS), both on loopback, and whether
-    the index mints a token (is there a trusted publisher of the project)."""
-    monkeypatch.setattr(_OidcHandler, "mints", request.param)
+         monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str, str]]:
+    """The issuer's URL (HTTP), the index's upload URL (HTTPS), both on loopback, and how the
+    index answers: a token (a trusted publisher of the project), a refusal (none), or 503."""
+    monkeypatch.setattr(_OidcHandler, "answer", request.param)
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
                     "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
@@ -285,26 +285,28 @@ def oidc(request: pytest.FixtureRequest, tmp_path: Path,
 
 def test_trusted_publishing_is_asked_before_anything_is_built(
         service: GitRepo, server: IndexServer, tmp_path: Path,
-        oidc: tuple[str, str, bool]) -> None:
+        oidc: tuple[str, str, str]) -> None:
     """An index that gives the run no upload token stops it before the build (it stopped at the
-    upload, after the images were pushed); a token it gives is masked."""
-    issuer, upload, mints = oidc
+    upload, after the images were pushed); a token it gives is masked; an index that cannot be
+    asked now is asked again by the upload, which retries."""
+    issuer, upload, answer = oidc
     run = _run(service, server, tmp_path, {
         "ACTIONS_ID_TOKEN_REQUEST_URL": issuer,
         "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "request-SENTINEL-8Lp2"})
     # The run's index as PyPI's would be, on loopback: trusted publishing, no password.
     run.__dict__["index"] = replace(run.index, upload_url=upload, trusted_publishing=True)
     assert run.index.missing_credentials() == ()
-    if mints:
-        preflight(run)
-        assert redact(f"token {MINTED}") == "token ****"
+    if answer != "refuses":
+        preflight(run)  # "down": the upload asks again
+        if answer == "mints":
+            assert redact(f"token {MINTED}") == "token ****"
     else:
         with pytest.raises(CredentialsError) as refused:
             preflight(run)
         assert str(refused.value) == (
-            f"trusted publishing to {upload} gave no upload token (The token request failed; "
+            f"trusted publishing to {upload} gave no upload token: The token request failed; "
             "the index server gave the following reasons: * invalid-publisher: valid token, "
-            "but no corresponding publisher (All lookup strategies exhausted)): add this "
+            "but no corresponding publisher (All lookup strategies exhausted): add this "
             "repository's workflow as a trusted publisher of demo-svc on the index, or set "
             "TWINE_PASSWORD to an API token. Nothing was built")
     assert "ACTIONS_ID_TOKEN_REQUEST_TOKEN" not in os.environ  # taken out again

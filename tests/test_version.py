@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from brewblox_release import _config as config, _version as version
 from brewblox_release._ci import CiContext, Event
 from brewblox_release._errors import VersionError
 from brewblox_release._plan import make_plan
+from brewblox_release._prepared import Options, Run
 from brewblox_release._project import VersionSource
 
 from .service import GitRepo, make_service
@@ -431,3 +434,43 @@ def test_a_broken_tag_ref_is_no_tag_at_head(tmp_path: Path) -> None:
     repo.tag("1.2.3")
     (repo.path / ".git" / "refs" / "tags" / "bad").write_text("not a sha\n")
     assert version.git_state(repo.path).head_tags == ("1.2.3",)
+
+
+def _github_run(repo: GitRepo, tmp_path: Path, event: str, payload: Mapping[str, object],
+                options: Options | None = None) -> Run:
+    from brewblox_release._release import prepare
+
+    from .service import github_env
+
+    env = github_env(tmp_path, "refs/heads/main", event=event, payload=json.dumps(
+        {**payload, "repository": {"full_name": "brewblox/demo-svc", "fork": False}}))
+    return prepare(repo.path, options or Options(), env)
+
+
+def test_a_workflow_run_of_a_pushed_tag_builds_only(repo: GitRepo, tmp_path: Path) -> None:
+    """GitHub names a pushed tag as a workflow_run's head_branch: with that tag on the commit,
+    the run is no push of a branch named like it (which pushed image tags branch-1.2.3)."""
+    repo.tag("1.2.3")
+    pushed = {"event": "push", "head_sha": repo.head,
+              "head_repository": {"full_name": "brewblox/demo-svc"}}
+    run = _github_run(repo, tmp_path, "workflow_run",
+                      {"workflow_run": {**pushed, "head_branch": "1.2.3"}})
+    assert not run.plan.publishes
+    assert any("release tags from a workflow started by push" in r for r in run.plan.reasons)
+    repo.commit("after the release")  # a branch of that name, past the tag: its push publishes
+    pushed["head_sha"] = repo.head
+    run = _github_run(repo, tmp_path, "workflow_run",
+                      {"workflow_run": {**pushed, "head_branch": "1.2.3"}})
+    assert run.plan.upload
+    assert run.plan.image("amd64").tags == ("branch-1.2.3",)
+
+
+def test_ref_in_a_pull_request_says_it_changes_nothing(repo: GitRepo, tmp_path: Path) -> None:
+    repo.tag("1.2.3")
+    pull = {"pull_request": {"head": {"ref": "feature/x", "repo": {
+        "full_name": "brewblox/demo-svc", "fork": False}}}}
+    run = _github_run(repo, tmp_path, "pull_request", pull,
+                      Options(ref="refs/tags/1.2.3", dry_run=True))
+    assert not run.plan.publishes
+    assert "--ref refs/tags/1.2.3 changes nothing here: a pull request's run builds only" in \
+        run.plan.reasons
