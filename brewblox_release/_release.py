@@ -212,7 +212,8 @@ def _engine_problems(run: Run) -> list[ReleaseError]:
     """The docker CLI, which every image step runs (through python-on-whales)."""
     if run.plan.images and shutil.which("docker") is None:
         return [ReleaseError("the docker CLI is not on PATH: install docker with its buildx "
-                           "plugin (docs/troubleshooting.md), or run from a machine that has it")]
+                             "plugin (docs/troubleshooting.md), or run from a machine that has "
+                             "it")]
     return []
 
 
