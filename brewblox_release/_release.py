@@ -261,7 +261,7 @@ class Effects(Protocol):
     def publishing(self, files: Sequence[Path]) -> AbstractContextManager[None]: ...
     def push(self) -> Pushed: ...
     def upload(self, files: Sequence[Path]) -> None: ...
-    def sign(self, files: Sequence[Path]) -> None: ...
+    def sign(self, files: Sequence[Path], pushed: Pushed) -> None: ...
     def overtaken(self) -> str | None: ...
     def move_latest(self) -> None: ...
     def verify(self, pushed: Pushed) -> None: ...
@@ -285,7 +285,7 @@ def carry_out(run: Run, effects: Effects) -> None:
             effects.upload(files)
         if pushes and run.config.sign:
             check_stopping()
-            effects.sign(files)
+            effects.sign(files, pushed)
         moves = any(t in run.config.latest_tags for i in run.plan.images if i.push for t in i.tags)
         if moves and effects.overtaken() is None:
             check_stopping()
@@ -401,7 +401,7 @@ class Engine:
             self.summary.add(f"index {run.index.display_upload_url}", outcome.path.name,
                              outcome.status)
 
-    def sign(self, files: Sequence[Path]) -> None:
+    def sign(self, files: Sequence[Path], pushed: Pushed) -> None:
         from python_on_whales import DockerException
 
         config = self.run.config
@@ -412,8 +412,9 @@ class Engine:
                 if (base := args.get("BASE_IMAGE")) and base not in bases:
                     with contextlib.suppress(DockerException):
                         bases[base] = str(self._login.client().image.inspect(base).id)
-            sign.sign(self.run, self._registry, own_tags(self.run, self._pushes), files=files,
-                      base_images=bases, docker_config=self._login, summary=self.summary)
+            sign.sign(self.run, self._registry, pushed, own_tags(self.run, self._pushes),
+                      files=files, base_images=bases, docker_config=self._login,
+                      summary=self.summary)
 
     def overtaken(self) -> str | None:
         """Why ``latest`` must not move after all: a higher release finished while this ran."""

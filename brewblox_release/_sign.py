@@ -22,7 +22,7 @@ from ._run import CommandError, Result, log, run
 
 if TYPE_CHECKING:
     from ._dockerconfig import DockerConfig
-    from ._prepared import Run, Summary
+    from ._prepared import Pushed, Run, Summary
     from ._registry import Registry
 
 
@@ -151,6 +151,14 @@ def _cosign(identity: Identity, args: Sequence[str], ref: str, docker_config: Do
                            "it") from e
 
 
+#: What signing attaches to an image, each with the cosign command that verifies it.
+_CHECKS = {"signature": ["verify"],
+           "SBOM": ["verify-attestation", "--type", "cyclonedx"],
+           "provenance": ["verify-attestation", "--type", "slsaprovenance1"]}
+_DOING = {"signature": "signing", "SBOM": "attaching the SBOM to",
+          "provenance": "attaching the provenance to"}
+
+
 def _trust(release: Run, identity: Identity, tmp: str) -> list[str]:
     """cosign's flags that trust the identity: its public key (put in ``tmp``), or GitHub's OIDC."""
     if identity.key is None:
@@ -162,50 +170,67 @@ def _trust(release: Run, identity: Identity, tmp: str) -> list[str]:
     return ["--key", str(public), "--insecure-ignore-tlog"]
 
 
-def references(registry: Registry, tags: Sequence[str]) -> list[str]:
-    """``repository@digest`` of every image behind ``tags``: each list and its images."""
+def references(registry: Registry, pushed: Pushed, tags: Sequence[str]) -> list[str]:
+    """``repository@digest`` of every image this run pushed under ``tags``, never what a tag
+    names meanwhile (another run may have pushed to it): an image by the digest its push gave,
+    a manifest list by its tag's digest once its images are checked to be this run's."""
     digests = []
     for tag in tags:
-        digest = registry.digest(tag)
-        if digest is None:
+        digest = registry.digest(tag) if tag in pushed.lists else pushed.images.get(tag)
+        if not digest:
             raise PublishError(f"{registry.image}:{tag} is not in the registry, so it cannot "
                                "be signed: re-run the release to complete it")
-        digests += [digest, *_images(registry, digest)]
+        images = _images(registry, digest)
+        if tag in pushed.lists and set(images) != set(pushed.lists[tag].values()):
+            raise PublishError(f"{registry.image}:{tag} is not the list this run made (another "
+                               "run pushed to it meanwhile), so it was not signed: re-run the "
+                               "release to complete it")
+        digests += [digest, *images]
     return list(dict.fromkeys(f"{registry.image}@{d}" for d in digests))
 
 
-def sign(release: Run, registry: Registry, tags: Sequence[str], *, files: Sequence[Path],
-         base_images: Mapping[str, str], docker_config: DockerConfig,
+def sign(release: Run, registry: Registry, pushed: Pushed, tags: Sequence[str], *,
+         files: Sequence[Path], base_images: Mapping[str, str], docker_config: DockerConfig,
          summary: Summary) -> list[str]:
-    """Sign every digest behind ``tags``, with its SBOM and provenance; the references signed."""
+    """Sign every digest this run pushed under ``tags``, with its SBOM and provenance; the
+    references signed."""
     identity = release.signer
     if identity is None:  # preflight refused this already
         raise CredentialsError(f"sign = true but {KEY_VAR} is not set")
-    refs = references(registry, tags)
+    refs = references(registry, pushed, tags)
     key = ["--key", identity.key_ref, "--tlog-upload=false"] if identity.key is not None else []
     with tempfile.TemporaryDirectory(prefix="brewblox-release-sign-") as tmp:
         trust = _trust(release, identity, tmp)
         statement = Path(tmp) / "provenance.json"
         statement.write_text(json.dumps(provenance(release, files, base_images)))
 
+        def done(ref: str, what: str) -> bool:
+            """Whether a re-run finds this done: what verifies with the key (keyless: never)."""
+            return bool(key) and _cosign(identity, [*_CHECKS[what], *trust], ref,
+                                         docker_config).returncode == 0
+
         def one(numbered: tuple[int, str]) -> None:
             number, ref = numbered
-            # A re-run signs nothing again: what verifies with the key is done.
-            if key and _cosign(identity, ["verify", *trust], ref, docker_config).returncode == 0:
+            # A re-run does what a failed run left undone, and nothing again: they are made in
+            # this order, so the first one missing and all after it.
+            todo = list(_CHECKS)
+            while todo and done(ref, todo[0]):
+                todo.pop(0)
+            if not todo:
                 summary.add("sign", ref, "already signed")
                 return
-            bill = Path(tmp) / f"sbom-{number}.json"
-            bill.write_text(json.dumps(sbom(release, registry, ref.rpartition("@")[2])))
-            _cosign(identity, ["sign", *key, "--yes"], ref, docker_config,
-                    doing=f"signing {ref}")
-            _cosign(identity, ["attest", *key, "--yes", "--type", "cyclonedx", "--predicate",
-                               str(bill)], ref, docker_config,
-                    doing=f"attaching the SBOM to {ref}")
-            _cosign(identity, ["attest", *key, "--yes", "--type", "slsaprovenance1",
-                               "--predicate", str(statement)], ref, docker_config,
-                    doing=f"attaching the provenance to {ref}")
+            predicates = {"SBOM": Path(tmp) / f"sbom-{number}.json", "provenance": statement}
+            if "SBOM" in todo:
+                predicates["SBOM"].write_text(
+                    json.dumps(sbom(release, registry, ref.rpartition("@")[2])))
+            for what in todo:
+                make = ["sign"] if what == "signature" else [
+                    "attest", "--type", _CHECKS[what][-1], "--predicate", str(predicates[what])]
+                _cosign(identity, [*make, *key, "--yes"], ref, docker_config,
+                        doing=f"{_DOING[what]} {ref}")
             log(f"signed {ref}, with its SBOM and provenance")
-            summary.add("sign", ref, "signed, SBOM and provenance attached")
+            summary.add("sign", ref, "signed, SBOM and provenance attached" if len(todo) == 3
+                        else f"completed: {', '.join(todo)}")
 
         with ThreadPoolExecutor(max_workers=max(1, min(4, len(refs)))) as pool:
             list(pool.map(one, enumerate(refs)))  # each image at once; the first error raised
@@ -221,15 +246,11 @@ def verify(release: Run, refs: Sequence[str], docker_config: DockerConfig,
     problems = []
     with tempfile.TemporaryDirectory(prefix="brewblox-release-verify-") as tmp:
         trust = _trust(release, identity, tmp)
-        checks = {"signature": ["verify"],
-                  "SBOM": ["verify-attestation", "--type", "cyclonedx"],
-                  "provenance": ["verify-attestation", "--type", "slsaprovenance1"]}
-
         def check(item: tuple[str, str]) -> Result:
             ref, what = item
-            return _cosign(identity, [*checks[what], *trust], ref, docker_config)
+            return _cosign(identity, [*_CHECKS[what], *trust], ref, docker_config)
 
-        items = [(ref, what) for ref in refs for what in checks]
+        items = [(ref, what) for ref in refs for what in _CHECKS]
         with ThreadPoolExecutor(max_workers=max(1, min(6, len(items)))) as pool:
             results = pool.map(check, items)
             for (ref, what), result in zip(items, results, strict=True):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from packaging.version import Version
 
 from . import _dockerconfig as dockerconfig, _sign as sign
-from ._errors import ReleaseError
+from ._errors import PublishError, ReleaseError
 from ._multiarch import own_tag, own_tags
 from ._plan import highest_final
 from ._prepared import Pushed, Run, Summary
@@ -94,9 +94,16 @@ def _problems(run: Run, summary: Summary, pushed: Pushed | None) -> list[str]:
         image = run.config.require_image()
         registry = Registry.from_env(image, run.env)
         if run.config.sign:  # `cosign verify` and `verify-attestation` of every image signed
+            tags = own_tags(run, pushes)
+            signed = pushed if pushed is not None else Pushed(
+                {tag: registry.digest(tag) or "" for tag in tags})
+            try:
+                refs = sign.references(registry, signed, tags)
+            except PublishError as e:  # a tag no longer names what this run pushed
+                problems.append(str(e))
+                refs = []
             with dockerconfig.login(image, run.env) as login:
-                problems += sign.verify(run, sign.references(registry, own_tags(run, pushes)),
-                                        login, summary)
+                problems += sign.verify(run, refs, login, summary)
         problems += _latest(run, registry, pushes, summary)
         if pushed is not None:
             problems += _digests(registry, pushed, pushes[0].repository, summary)

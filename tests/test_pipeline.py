@@ -67,7 +67,7 @@ class Recorder(Effects):
     def upload(self, files: Any) -> None:
         self._do("upload")
 
-    def sign(self, files: Any) -> None:
+    def sign(self, files: Any, pushed: Any) -> None:
         self._do("sign")
 
     def overtaken(self) -> str | None:

@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 
 from brewblox_release._errors import CredentialsError, PublishError
+from brewblox_release._prepared import Pushed
 from brewblox_release._registry import Registry
 from brewblox_release._secret import Secret
 from brewblox_release._servers import RegistryServer
+from brewblox_release._sign import references
 from tests.conftest import require_or_skip
 from tests.service import htpasswd
 
@@ -286,3 +288,29 @@ def test_the_distributions_an_image_holds(bare_registry: RegistryServer, tmp_pat
                                                            "demo-svc": "1.0.0"}
     assert len(list(cache.glob("sha256-*.json"))) == 4, "each layer's reading is kept"
     assert registry.distributions("1.0.0", cache=cache) == registry.distributions("1.0.0")
+
+
+def test_signing_names_what_this_run_pushed(bare_registry: RegistryServer) -> None:
+    """Another run may push to a tag between this run's push and its signing (two branches
+    whose names clean to one tag): what is signed is the digest this run's push gave, and a
+    manifest list only while it holds this run's images."""
+    address, registry = bare_registry.address, Registry(f"{bare_registry.address}/demo/svc")
+    mine = push_image(address, "demo/svc", "feature-x", {"run": "this"})
+    theirs = push_image(address, "demo/svc", "feature-x", {"run": "another"})
+    assert registry.digest("feature-x") == theirs
+    assert references(registry, Pushed({"feature-x": mine}), ["feature-x"]) == \
+        [f"{registry.image}@{mine}"]
+    index = json.dumps({"schemaVersion": 2,
+                        "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                       "digest": mine, "size": 1, "platform": {
+                                           "os": "linux", "architecture": "arm",
+                                           "variant": "v7"}}]}).encode()
+    urllib.request.urlopen(urllib.request.Request(
+        f"http://{address}/v2/demo/svc/manifests/1.2.3", data=index, method="PUT",
+        headers={"Content-Type": "application/vnd.oci.image.index.v1+json"})).close()
+    listed = "sha256:" + hashlib.sha256(index).hexdigest()
+    assert references(registry, Pushed(lists={"1.2.3": {"linux/arm/v7": mine}}), ["1.2.3"]) == \
+        [f"{registry.image}@{listed}", f"{registry.image}@{mine}"]
+    with pytest.raises(PublishError, match=r"1\.2\.3 is not the list this run made"):
+        references(registry, Pushed(lists={"1.2.3": {"linux/arm/v7": theirs}}), ["1.2.3"])

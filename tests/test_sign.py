@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -161,6 +162,40 @@ def test_a_signed_branch_push_and_tag_push(key: Key, registry: RegistryServer,
     assert not leaked_secrets(out.stdout, key.secrets)
     for tag in ("1.0.0", "rpi-1.0.0", "latest", "rpi-latest"):
         _check_signed(key, registry, tag, version="1.0.0", commit=repo.head, deps=deps)
+
+
+def test_a_rerun_completes_a_signing_that_failed_halfway(
+        key: Key, registry: RegistryServer, index: IndexServer, aio_index: wheels.LoggedIndex,
+        tmp_path: Path) -> None:
+    """A signing that failed after the signature (the registry refused the SBOM) is completed
+    by a re-run. A re-run found the signature, said "already signed" and attached nothing, so
+    the release failed its verification at every re-run."""
+    repo = _service(tmp_path / "signed-svc", aio_index)
+    repo.tag("1.0.0")
+    repo.commit("a fix")
+    repo.checkout("-b", "feature/y")
+    refused, shim = tmp_path / "refuse-attestations", tmp_path / "shim"
+    shim.mkdir()
+    (shim / "cosign").write_text(
+        f'#!/bin/sh\nif [ "$1" = attest ] && [ -e {refused} ]; then\n'
+        '  echo "Error: PUT ...: unexpected status code 503" >&2; exit 1\nfi\n'
+        f'exec {shutil.which("cosign")} "$@"\n')
+    (shim / "cosign").chmod(0o755)
+    refused.touch()
+    env = {**github_env(tmp_path, "refs/heads/feature/y", repository=REPO),
+           **destinations(registry.address, index.url, image=REPO), **key.env,
+           "PATH": f"{shim}:{os.environ['PATH']}"}
+    first = nox(repo, "-s", "release", env=env)
+    assert first.returncode != 0
+    assert "attaching the SBOM to" in first.stdout, first.stdout[-3000:]
+    assert "re-run the release to complete it" in first.stdout
+    refused.unlink()
+    again = nox(repo, "-s", "release", env=env)
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert "completed: SBOM, provenance" in again.stdout
+    for tag in ("feature-y", "rpi-feature-y"):
+        _check_signed(key, registry, tag, version="1.0.1.dev1", commit=repo.head,
+                      deps=_versions(aio_index))
 
 
 def test_with_sign_off_nothing_verifies(key: Key, registry: RegistryServer,
