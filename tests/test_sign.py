@@ -244,7 +244,9 @@ def test_a_split_builds_merge_signs_its_list(key: Key, registry: RegistryServer,
     records = tmp_path / "records"
     env = {**github_env(tmp_path, "refs/tags/4.0.0", repository=REPO),
            **destinations(registry.address, index.url, image=REPO), **key.env}
-    _stage_on_runners(origin, "4.0.0", env, records)
+    # The stages run without a signing identity (the merge signs): they stopped in preflight.
+    _stage_on_runners(origin, "4.0.0", {k: v for k, v in env.items()
+                                         if not k.startswith("COSIGN_")}, records)
     merger = GitRepo(tmp_path / "runner-merge")
     subprocess.run(["git", "clone", "-q", str(origin.path), str(merger.path)], check=True)
     merger.checkout("4.0.0")
