@@ -16,7 +16,8 @@ import tomlkit.exceptions
 from tomlkit.items import Table
 
 from ._config import DEFAULT_TARGETS, SECTION, _check_image, static_name
-from ._errors import ConfigError
+from ._errors import ConfigError, ReleaseError
+from ._project import version_source
 from ._run import run
 from ._secret import display_url
 
@@ -166,9 +167,13 @@ def _gitignore(root: Path) -> _Plan:
             (path, text.removesuffix("\n") + "\n\n" + block))
 
 
-def _wanted_table(image: str, base_images: Mapping[str, str] | None) -> dict[str, object]:
-    """The keys init writes into ``[tool.brewblox-release]``."""
+def _wanted_table(image: str, base_images: Mapping[str, str] | None, *,
+                  stamps: bool) -> dict[str, object]:
+    """The keys init writes into ``[tool.brewblox-release]``; ``stamps``: the service declares
+    a static version, which its releases stamp (``stamp-version``)."""
     wanted: dict[str, object] = {"image": image}
+    if stamps:
+        wanted["stamp-version"] = True
     if not base_images:
         return wanted
     names = {t.name for t in DEFAULT_TARGETS}
@@ -235,6 +240,14 @@ def _section(doc: tomlkit.TOMLDocument, path: Path) -> Table:
     return table
 
 
+def _static(root: Path, doc: tomlkit.TOMLDocument) -> bool:
+    """Whether the service declares a static version (poetry-core, flit, hatchling)."""
+    try:
+        return version_source(root, doc.unwrap(), stamp=True).stamps
+    except ReleaseError:  # no version source at all: the next run says what to add
+        return False
+
+
 def _pyproject(root: Path, *, image: str | None, image_from: str | None,
                base_images: Mapping[str, str] | None, force: bool) -> _Plan:
     path = root / "pyproject.toml"
@@ -243,7 +256,7 @@ def _pyproject(root: Path, *, image: str | None, image_from: str | None,
     if image is None:
         image = _image_name(image_from or static_name(doc) or root.name)
     _check_image(image, "image")  # what config would refuse on the next run
-    wanted = _wanted_table(image, base_images)
+    wanted = _wanted_table(image, base_images, stamps=_static(root, doc))
     table = _section(doc, path)
     added, conflicts = [], []
     for key, value in wanted.items():
@@ -254,7 +267,7 @@ def _pyproject(root: Path, *, image: str | None, image_from: str | None,
                 item.comment("the image repository (BREWBLOX_RELEASE_IMAGE overrides it)")
                 item.trivia.comment_ws = "  "
             added.append(key)
-        elif table[key].unwrap() != value and not (derived and key == "image"):
+        elif table.unwrap()[key] != value and not (derived and key == "image"):
             conflicts.append(key)
             if force:
                 table[key] = _toml_value(value)
@@ -304,5 +317,7 @@ def init(root: Path, *, ci: str | None = None, force: bool = False, dry_run: boo
     if not dry_run:
         for path, text in (write for _, write in planned if write is not None):
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+            # A file with Windows line ends keeps them (it was read with newlines as "\n").
+            crlf = path.is_file() and b"\r\n" in path.read_bytes()
+            path.write_bytes((text.replace("\n", "\r\n") if crlf else text).encode())
     return [change for change, _ in planned]

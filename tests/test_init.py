@@ -21,6 +21,7 @@ from brewblox_release._init import (
     init,
     render,
 )
+from brewblox_release._project import version_source
 from tests.service import BASE_REPO, TEMPLATE, GitRepo, nox
 
 #: A service as people write them: comments everywhere, a table of another tool after ours.
@@ -346,3 +347,33 @@ def test_init_through_the_command_line_before_there_is_a_noxfile(tmp_path: Path,
     assert listed.returncode == 0, listed.stdout
     assert all(f"* {name}" in listed.stdout or f"- {name}" in listed.stdout
                for name in ("version", "release", "init")), listed.stdout
+
+
+def test_a_static_version_gets_stamp_version(tmp_path: Path) -> None:
+    """A service that writes its version by hand (poetry-core, as BrewBlox's since 2020)
+    releases after init with no further edit: init sets stamp-version, which it needs."""
+    repo = fresh_service(tmp_path / "svc")
+    repo.write("pyproject.toml", '[build-system]\nrequires = ["poetry-core>=1.0"]\n'
+               'build-backend = "poetry.core.masonry.api"\n\n[tool.poetry]\nname = "demo-svc"\n'
+               'version = "0.1.0"\ndescription = "A sample service"\nauthors = ["BrewBlox"]\n')
+    repo.commit("a poetry service")
+    init(repo.path)
+    cfg = config.load(repo.path)
+    assert cfg.stamp_version
+    assert version_source(repo.path, stamp=cfg.stamp_version).static == "tool.poetry"
+    fresh = fresh_service(tmp_path / "scm")  # a version from git: nothing to stamp
+    init(fresh.path)
+    assert not config.load(fresh.path).stamp_version
+
+
+def test_windows_line_ends_are_kept(tmp_path: Path) -> None:
+    repo = fresh_service(tmp_path / "svc")
+    for name in ("pyproject.toml", ".gitignore"):
+        path = repo.path / name
+        path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    repo.write("noxfile.py", "import nox\r\n")
+    assert {c.path: c.action for c in init(repo.path)}["pyproject.toml"] == "updated"
+    for name in ("pyproject.toml", ".gitignore", "noxfile.py"):
+        data = (repo.path / name).read_bytes()
+        assert data.count(b"\n") == data.count(b"\r\n") > 1, name
+    assert config.load(repo.path).image == "brewblox/demo-svc"
