@@ -18,8 +18,9 @@ ROOT = Path(__file__).parent.parent
 DOCS = "\n".join(path.read_text() for path in sorted((ROOT / "docs").glob("*.md")))
 REFERENCE = (ROOT / "docs" / "configuration.md").read_text()
 #: Upper-case names the library reads that are not environment variables: the target Python's
-#: sysconfig (the image template reads them from files), and build args named in docs/image.md.
-NOT_VARIABLES = {"BINDIR", "LDVERSION", "LIBDEST", "SOABI"}
+#: sysconfig (the image template reads them from files), build args named in docs/image.md, and
+#: the word SBOM (signing's table of what it attaches).
+NOT_VARIABLES = {"BINDIR", "LDVERSION", "LIBDEST", "SOABI", "SBOM"}
 
 
 def _known_keys(data: dict[str, object]) -> list[str]:
