@@ -164,9 +164,39 @@ def test_an_existing_noxfile_gets_the_line_once(tmp_path: Path) -> None:
     repo.write("noxfile.py", "import nox\n\n@nox.session\ndef lint(session):\n    pass")
     assert _actions(init(repo.path))["noxfile.py"] == "updated"
     text = (repo.path / "noxfile.py").read_text()
-    assert text.endswith("    pass\n\n" + NOXFILE_LINE + "\n")
+    assert text == f"{NOXFILE_LINE}\n\nimport nox\n\n@nox.session\ndef lint(session):\n    pass"
     assert _actions(init(repo.path))["noxfile.py"] == "unchanged"
     assert (repo.path / "noxfile.py").read_text() == text
+
+
+#: A service's noxfile with a ``dist`` session of its own, a docstring and a __future__ import.
+OWN_NOXFILE = """\
+\"\"\"The service's sessions.\"\"\"
+
+from __future__ import annotations
+
+import nox
+
+
+@nox.session(venv_backend="none")
+def dist(session: nox.Session) -> None:
+    \"\"\"The service's own dist.\"\"\"
+"""
+
+
+@pytest.mark.process
+def test_a_session_of_the_services_own_stays_its_own(tmp_path: Path) -> None:
+    """The import goes before the service's code (after its docstring and __future__ import),
+    so its own ``dist`` session, registered later, is not replaced by the library's."""
+    repo = fresh_service(tmp_path / "svc")
+    repo.write("noxfile.py", OWN_NOXFILE)
+    init(repo.path)
+    head, _, rest = OWN_NOXFILE.partition("import nox\n")
+    assert (repo.path / "noxfile.py").read_text() == f"{head}{NOXFILE_LINE}\n\nimport nox\n{rest}"
+    listed = subprocess.run([sys.executable, "-m", "nox", "-l"], cwd=repo.path, text=True,
+                            capture_output=True, check=True).stdout
+    assert "dist -> The service's own dist." in listed
+    assert "release -> Preflight, dist, distcopy" in listed  # and the library's others
 
 
 def test_per_platform_base_images_make_explicit_targets(tmp_path: Path) -> None:
