@@ -121,13 +121,8 @@ def _docker(target: str | None) -> Callable[[Options], None]:
         if name is None:
             raise ReleaseError("say which target to build: --target NAME (a name from "
                                "[tool.brewblox-release] targets)")
-        with _prepared(options) as prepared:
-            image = prepared.plan.image(prepared.config.target(name).name)
-            # This command's share of the plan: one image, no index upload; a stage signs
-            # nothing (the merge signs), so it needs no signing identity.
-            run = replace(prepared, plan=replace(prepared.plan, images=(image,), upload=False),
-                          config=replace(prepared.config, sign=prepared.config.sign
-                                         and not options.stage))
+        with _prepared(replace(options, target=name)) as run:  # the target's share
+            (image,) = run.plan.images
             if options.dry_run:
                 _show_plan(run)
                 return

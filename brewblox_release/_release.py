@@ -110,13 +110,24 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
                          f"decided by the real run: {e}")
             published = set()
         plan = make_plan(ctx, info.version, config, published, tags=source.tags)
-    run = Run(config, ctx, info, plan, options, env)
-    if options.dry_run and plan.publishes:  # what the real run would do and refuse, as notes
+    run = _target_share(Run(config, ctx, info, plan, options, env))
+    if options.dry_run and run.plan.publishes:  # what the real run would do and refuse
         notes += [*sign.describe(run), *(f"the real run would stop: {problem}"
                                          for problem in preflight_problems(run))]
     if notes:
-        run = replace(run, plan=replace(plan, reasons=(*plan.reasons, *notes)))
+        run = replace(run, plan=replace(run.plan, reasons=(*run.plan.reasons, *notes)))
     return run
+
+
+def _target_share(run: Run) -> Run:
+    """A docker command's share of the run (``--target``): one image, no index upload; a stage
+    signs nothing (the merge signs), so it needs no signing identity."""
+    if not run.options.target:
+        return run
+    plan = run.plan
+    image = plan.image(run.config.target(run.options.target).name)
+    return replace(run, plan=replace(plan, images=(image,), upload=False),
+                   config=replace(run.config, sign=run.config.sign and not run.options.stage))
 
 
 def preflight_problems(run: Run) -> list[str]:

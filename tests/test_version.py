@@ -474,3 +474,28 @@ def test_ref_in_a_pull_request_says_it_changes_nothing(repo: GitRepo, tmp_path: 
     assert not run.plan.publishes
     assert "--ref refs/tags/1.2.3 changes nothing here: a pull request's run builds only" in \
         run.plan.reasons
+
+
+def test_a_stage_dry_run_notes_only_what_the_stage_would_refuse(tmp_path: Path) -> None:
+    """A docker command's dry run is of its share of the plan: one image, no upload, and for a
+    stage no signing. Its notes were the whole release's (an upload's missing TWINE_PASSWORD,
+    a signing identity) though the real stage would refuse neither."""
+    from brewblox_release._release import prepare
+
+    from .service import github_env
+
+    repo = make_service(tmp_path / "svc", extra="sign = true\n")
+    repo.tag("1.2.3")
+    repo.commit("after the release")
+    env = {**github_env(tmp_path, "refs/heads/feature/x"),
+           "BREWBLOX_RELEASE_IMAGE": "127.0.0.1:5000/demo/svc",
+           "TWINE_REPOSITORY_URL": "https://pkgs.example.invalid/upload/"}
+    whole = prepare(repo.path, Options(dry_run=True), env)
+    assert any("TWINE_PASSWORD" in note for note in whole.plan.reasons)
+    assert any("sign = true" in note for note in whole.plan.reasons)
+    stage = prepare(repo.path, Options(dry_run=True, target="arm", stage=str(tmp_path)), env)
+    assert [image.target for image in stage.plan.images] == ["arm"]
+    assert not stage.plan.upload
+    refused = " ".join(note for note in stage.plan.reasons if "would stop" in note)
+    assert "TWINE_PASSWORD" not in refused
+    assert "sign = true" not in refused
