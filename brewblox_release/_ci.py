@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -209,6 +209,19 @@ def _workflow_run(payload: Mapping[str, Any], repo: str | None, in_fork: bool) -
            f"workflow_run of a push in {repo} does)")
     return CiContext("github", Event.BRANCH, branch=branch or None, repository=repo,
                      fork=in_fork or head_repo != repo, commit=commit, refusal=why)
+
+
+def tag_pushed_as_branch(ctx: CiContext, head_tags: Sequence[str],
+                         env: Mapping[str, str]) -> CiContext:
+    """A GitHub ``workflow_run`` names a pushed tag as its head branch too, and its payload says
+    nothing else of which it was: where a tag of that name is on the commit (``head_tags``), the
+    run builds only."""
+    if env.get("GITHUB_EVENT_NAME") != "workflow_run" or ctx.event is not Event.BRANCH or \
+            ctx.branch not in head_tags:
+        return ctx
+    return replace(ctx, doubt=f"this workflow_run names {ctx.branch!r} as the branch pushed, and "
+                              "a tag of that name is on this commit (GitHub names a pushed tag "
+                              "there too): release tags from a workflow started by push")
 
 
 def _allowed(context: CiContext, event: str, commit: str | None) -> CiContext:

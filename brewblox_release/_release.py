@@ -46,18 +46,6 @@ def _local_ref(ctx: CiContext, state: version_mod.GitState, tags: TagRule) -> Ci
                        "tag, or say which ref to release with --ref refs/heads/NAME")
 
 
-def _tag_named_as_branch(ctx: CiContext, state: version_mod.GitState,
-                         env: Mapping[str, str]) -> CiContext:
-    """A GitHub ``workflow_run`` names a pushed tag as its head branch too, and nothing else
-    says which it was: where a tag of that name is on the commit, the run builds only."""
-    if env.get("GITHUB_EVENT_NAME") != "workflow_run" or ctx.event is not Event.BRANCH or \
-            ctx.branch not in state.head_tags:
-        return ctx
-    return replace(ctx, doubt=f"this workflow_run names {ctx.branch!r} as the branch pushed, and "
-                              "a tag of that name is on this commit (GitHub names a pushed tag "
-                              "there too): release tags from a workflow started by push")
-
-
 def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = None, *,
             config: Config | None = None) -> Run:
     """Read the configuration (unless given, as loaded from ``env``), the context and the
@@ -88,7 +76,7 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
         version = compute  # with the full history
     elif state.shallow:
         log(version_mod.SHALLOW_WARNING)
-    ctx = _tag_named_as_branch(ctx, state, env)
+    ctx = ci.tag_pushed_as_branch(ctx, state.head_tags, env)
     notes = [f"--ref {options.ref} changes nothing here: a pull request's run builds only"
              ] if options.ref and ctx.event is Event.PULL_REQUEST else []
     if publishing and not options.allow_dirty:
