@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 from urllib.parse import unquote
@@ -25,6 +26,9 @@ _URL_VARS = ("TWINE_REPOSITORY_URL", "BREWBLOX_RELEASE_INDEX_URL", "PIP_INDEX_UR
 _MASKED_WHOLE = tuple(name for name in CREDENTIAL_VARS if name not in _URL_VARS)
 #: Never passed on, never kept: a debug switch that prints the environment.
 DROPPED = ("PYTHON_ON_WHALES_DEBUG",)
+#: A macro Azure Pipelines left as written, as it does where the variable is not defined (an
+#: unset secret mapped into a step's ``env``): no value at all.
+_UNEXPANDED = re.compile(r"\$\([\w.-]+\)")
 
 
 class Environment(Mapping[str, str]):
@@ -36,7 +40,11 @@ class Environment(Mapping[str, str]):
     """
 
     def __init__(self, values: Mapping[str, str], secret_vars: Iterable[str] = ()) -> None:
-        self._values = MappingProxyType(dict(values))
+        azure = values.get("TF_BUILD", "").lower() == "true"
+        #: Variables Azure left as an unexpanded ``$(NAME)``: unset, here and for subprocesses.
+        self.unexpanded = tuple(k for k, v in values.items() if azure and _UNEXPANDED.fullmatch(v))
+        self._values = MappingProxyType({k: v for k, v in values.items()
+                                         if k not in self.unexpanded})
         #: The service's own ``secret-vars``: masked whole, whatever they are.
         self.service_vars = tuple(dict.fromkeys(secret_vars))
         self.secret_vars = tuple(dict.fromkeys((*CREDENTIAL_VARS, *self.service_vars)))

@@ -49,6 +49,18 @@ def test_masked_values(values: dict[str, str], masked: list[str]) -> None:
     assert {v for v in Environment(values).masked_values() if v} == set(masked)
 
 
+@pytest.mark.parametrize(("values", "kept"), [
+    ({"TF_BUILD": "True", "TWINE_PASSWORD": "$(TWINE_PASSWORD)"}, {"TF_BUILD"}),
+    ({"TF_BUILD": "True", "DOCKER_PASSWORD": "$(docker.password)", "X": "a$(b)"},
+     {"TF_BUILD", "X"}),
+    ({"GITLAB_CI": "true", "TWINE_PASSWORD": "$(TWINE_PASSWORD)"},  # a literal, elsewhere
+     {"GITLAB_CI", "TWINE_PASSWORD"}),
+])
+def test_an_unexpanded_azure_macro_is_no_value(values: dict[str, str], kept: set[str]) -> None:
+    """Azure keeps ``$(NAME)`` as written where NAME is not defined (an unset secret)."""
+    assert set(Environment(values)) == kept
+
+
 def test_capture_takes_the_credentials_out_of_the_process(
         fresh: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TWINE_PASSWORD", "pypi-captured-1")

@@ -24,6 +24,7 @@ from typing import ClassVar
 
 import pytest
 
+from brewblox_release._environment import Environment
 from brewblox_release._errors import CredentialsError, ReleaseError
 from brewblox_release._prepared import Options, Run
 from brewblox_release._release import preflight, preflight_problems, prepare
@@ -116,6 +117,25 @@ def test_problems(service: GitRepo, server: IndexServer, tmp_path: Path,
         assert want in problem
         assert "\n" not in problem
         assert SECRET not in problem
+
+
+def test_an_azure_secret_that_is_not_defined_is_not_set(service: GitRepo, server: IndexServer,
+                                                         tmp_path: Path) -> None:
+    """Azure passes ``$(TWINE_PASSWORD)`` as written where the secret is not defined: taken as a
+    password, the images would be pushed before the upload failed."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=service.path, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    env = Environment({**os.environ, "TF_BUILD": "True", "BUILD_REASON": "IndividualCI",
+                       "BUILD_SOURCEBRANCH": "refs/heads/feature/x", "BUILD_SOURCEVERSION": head,
+                       "BUILD_REPOSITORY_NAME": "brewblox/demo-svc",
+                       "BREWBLOX_RELEASE_IMAGE": ELSEWHERE, "DOCKER_CONFIG": str(tmp_path),
+                       "TWINE_REPOSITORY_URL": ELSEWHERE_INDEX,
+                       **{name: f"$({name})" for name in ("TWINE_USERNAME", "TWINE_PASSWORD",
+                                                          "DOCKER_USERNAME", "DOCKER_PASSWORD")}})
+    problems = preflight_problems(prepare(service.path, Options(), env))
+    assert len(problems) == 2, problems
+    assert "but TWINE_USERNAME and TWINE_PASSWORD are not set" in problems[0]
+    assert "DOCKER_USERNAME and DOCKER_PASSWORD are not set" in problems[1]
 
 
 def test_an_existing_docker_login_counts(service: GitRepo, server: IndexServer,
