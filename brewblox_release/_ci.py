@@ -120,7 +120,8 @@ def detect(env: Mapping[str, str] | None = None) -> CiContext:
     env = environ() if env is None else env
     payload: object = None
     if _true(env.get("GITHUB_ACTIONS")) and (path := env.get("GITHUB_EVENT_PATH")):
-        with contextlib.suppress(OSError, ValueError):  # fail closed: from_env builds only
+        # fail closed (from_env builds only); RecursionError: a payload nested too deep
+        with contextlib.suppress(OSError, ValueError, RecursionError):
             payload = json.loads(Path(path).read_text())
     return from_env(env, payload)
 

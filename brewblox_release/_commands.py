@@ -9,7 +9,6 @@ import contextlib
 import errno
 import functools
 import gc
-import json
 import logging
 import os
 import signal
@@ -409,7 +408,12 @@ def _prepared(options: Options) -> Iterator[Run]:
 
 
 def _show_plan(run: Run) -> None:
-    out(json.dumps(run.plan.to_dict(), indent=2) if run.options.json else run.plan.render())
+    if run.options.json:
+        from ._run import out_json
+
+        out_json(run.plan.to_dict())
+    else:
+        out(run.plan.render())
 
 
 def _library_filter(record: logging.LogRecord) -> bool:

@@ -33,11 +33,22 @@ def config_dir(env: Mapping[str, str] | None = None) -> Path:
 
 
 def _read(path: Path) -> dict[str, Any]:
+    """docker's config.json, read as docker reads it: a login setting of another shape (``null``)
+    is no setting."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    auths, helpers = data.get("auths"), data.get("credHelpers")
+    data["auths"] = {k: v if isinstance(v, dict) else {}
+                     for k, v in (auths if isinstance(auths, dict) else {}).items()}
+    data["credHelpers"] = {k: v for k, v in (helpers if isinstance(helpers, dict) else {}).items()
+                           if isinstance(v, str) and v}
+    if not isinstance(data.get("credsStore"), str):
+        data.pop("credsStore", None)
+    return data
 
 
 def _config(image: str, path: Path | None,
@@ -75,11 +86,11 @@ def stored_credentials(image: str, docker_config: Path | None = None, *,
                        env: Mapping[str, str] | None = None) -> tuple[str, Secret] | None:
     """The user and password ``docker login`` stored for the registry: in auths, else a helper."""
     data, keys = _config(image, docker_config, env)
-    helpers = data.get("credHelpers", {})
+    helpers = data["credHelpers"]
     helper = next((helpers[k] for k in keys if k in helpers), None) or data.get("credsStore")
     for key in keys:
         with contextlib.suppress(ValueError):
-            if auth := (data.get("auths", {}).get(key) or {}).get("auth"):
+            if isinstance(auth := data["auths"].get(key, {}).get("auth"), str) and auth:
                 user, _, password = base64.b64decode(auth).decode().partition(":")
                 mask(password)
                 return user, Secret(password)

@@ -170,7 +170,8 @@ def _index_problems(run: Run) -> list[ReleaseError]:
     except ReleaseError as e:
         return [e]
     found: list[ReleaseError] = [ConfigError(problem) for problem in index.problems()]
-    missing = index.missing_credentials() if run.plan.upload else ()
+    # A URL that cannot be read names no host whose credentials could be checked.
+    missing = index.missing_credentials() if run.plan.upload and not found else ()
     if missing:
         one = len(missing) == 1
         found.append(CredentialsError(

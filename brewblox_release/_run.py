@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -168,6 +169,26 @@ def out(text: str) -> None:
         sys.stdout.flush()
 
 
+def out_json(data: object) -> None:
+    """Print ``data`` as JSON on standard output, each string in it masked before it is
+    serialised: the output stays JSON whatever a secret looks like (``false``, a quote)."""
+
+    def masked(value: object) -> object:
+        if isinstance(value, str):
+            return redact(value)
+        if isinstance(value, Mapping):
+            return {masked(k): masked(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [masked(v) for v in value]
+        return value
+
+    text = json.dumps(masked(data), indent=2) + "\n"
+    with _lock:
+        _clear_ticker()
+        getattr(sys.stdout, "write_masked", sys.stdout.write)(text)
+        sys.stdout.flush()
+
+
 TAIL = 15  #: the lines of its output a failing step shows
 
 
@@ -258,6 +279,11 @@ class _RedactingStream:
 
     def flush(self) -> None:  # a partial line waits for its end: a secret may straddle writes
         self._stream.flush()
+
+    def write_masked(self, text: str) -> None:
+        """Pass on ``text`` that its writer masked already (`out_json`), as it is."""
+        self.close_line()
+        self._stream.write(text)
 
     def close_line(self) -> None:
         if self._pending:

@@ -48,7 +48,8 @@ def escaped_starts(prefixes: Iterable[str]) -> frozenset[str]:
 def branch_tag(branch: str, prefix: str = "", prefixes: Iterable[str] = ("",)) -> str:
     """The tag of ``branch``'s dev release for a target whose tags start with ``prefix``: a name
     reserved or starting with `escaped_starts` gets ``branch-``; a long one ends in a hash."""
-    digest = hashlib.sha256(branch.encode()).hexdigest()[:_HASH]
+    # surrogateescape: a name git gave as bytes that are not UTF-8 is hashed as those bytes
+    digest = hashlib.sha256(branch.encode(errors="surrogateescape")).hexdigest()[:_HASH]
     name = _INVALID.sub("-", branch.lower()).lstrip(".-")
     if not name:
         name = f"branch-{digest}"

@@ -503,6 +503,14 @@ def test_detect_same_repository_pull_request(tmp_path: Path) -> None:
     assert detect(env) == CiContext("github", PR, branch="feature/x", repository=REPO)
 
 
+def test_a_payload_nested_too_deep_to_read_builds_only(tmp_path: Path) -> None:
+    path = tmp_path / "event.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    ctx = detect({**github("push", "refs/heads/x"), "GITHUB_EVENT_PATH": str(path)})
+    assert ctx.doubt is not None
+    assert "is missing or not a JSON object" in ctx.doubt
+
+
 def test_detect_without_a_payload_path_builds_only(tmp_path: Path) -> None:
     assert detect(github("push", "refs/tags/1.2.3")) == CiContext(
         "github", TAG, tag="1.2.3", repository=REPO, doubt=NO_PATH)

@@ -139,6 +139,10 @@ EVENTS = [
     Event("index URL with user and token", {**_gitlab("push"), "TWINE_REPOSITORY_URL":
                                             f"https://me:{TOKEN}@upload.example.invalid/"},
           True, ("https://****@upload.example.invalid/",)),
+    # A ref that is not UTF-8 (the bytes of another encoding)
+    Event("branch named in bytes that are not UTF-8",
+          _gitlab("push", CI_COMMIT_BRANCH="caf\udce9", CI_COMMIT_REF_NAME="caf\udce9"), True,
+          ("caf-",)),
     # A branch named in another script, on a terminal that shows ASCII only
     Event("non-ASCII branch on an ASCII terminal",
           {**_gitlab("push", CI_COMMIT_BRANCH="fëature/ünïcode",
@@ -176,10 +180,12 @@ def test_only_an_allowed_event_of_this_commit_publishes(event: Event, template: 
     before = _fingerprint(tmp_path)
     result = subprocess.run([sys.executable, "-m", "brewblox_release", "version", "--json"],
                             cwd=root, env={**clean_env(), **SENTINELS, **env},
-                            capture_output=True, text=True, timeout=120, check=False)
+                            capture_output=True, text=True, errors="replace", timeout=120,
+                            check=False)
     shown = subprocess.run([sys.executable, "-m", "brewblox_release", "version"], cwd=root,
                            env={**clean_env(), **SENTINELS, **env}, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True, timeout=120, check=False)
+                           stderr=subprocess.STDOUT, text=True, errors="replace", timeout=120,
+                           check=False)
     output = shown.stdout
     assert result.returncode == 0, result.stderr
     assert shown.returncode == 0, output
@@ -205,3 +211,22 @@ def test_the_table_holds_every_provider_both_ways() -> None:
         assert any(e.publishes for e in rows)
         assert sum(not e.publishes for e in rows) >= 3
     assert len(EVENTS) >= 30
+
+
+def test_json_stays_json_whatever_a_secret_looks_like(template: Path, tmp_path: Path) -> None:
+    """Each string is masked before the plan is serialised: a secret that reads ``false`` (a
+    service's own ``secret-vars``) leaves JSON's literals alone, and one inside a string value
+    is masked there."""
+    env = {**clean_env(), **_gitlab("push"), "SERVICE_SIGNING_KEY": "false",
+           "DOCKER_USERNAME": "ci-user-7", "DOCKER_PASSWORD": 'pw-"quoted"\\-1',
+           "BREWBLOX_RELEASE_IMAGE": "registry.example.invalid/ci-user-7/demo-svc"}
+    result = subprocess.run([sys.executable, "-m", "brewblox_release", "version", "--json"],
+                            cwd=template, env=env, capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["publishes"] is True
+    assert plan["event"]["fork"] is False
+    assert {image["repository"] for image in plan["images"]} == {
+        "registry.example.invalid/****/demo-svc"}
+    assert "ci-user-7" not in result.stdout + result.stderr

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from brewblox_release import _docker as docker, _dockerconfig as dockerconfig
-from brewblox_release._dockerconfig import has_login
+from brewblox_release._dockerconfig import has_login, stored_credentials
 from brewblox_release._errors import CredentialsError
 from brewblox_release._servers import RegistryServer
 from tests.service import htpasswd, registry_tags
@@ -49,6 +49,18 @@ def _helper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, listing:
 ])
 def test_auths(tmp_path: Path, image: str, auths: dict[str, object], expected: bool) -> None:
     assert has_login(image, _config(tmp_path, {"auths": auths})) is expected
+
+
+@pytest.mark.parametrize("config", [{"auths": None}, {"auths": {"ghcr.io": None}},
+                                    {"auths": {"ghcr.io": {"auth": 7}}}, {"credHelpers": None},
+                                    {"credHelpers": {"ghcr.io": None}}, {"credsStore": None}])
+def test_a_login_setting_of_another_shape_is_no_setting(tmp_path: Path,
+                                                        config: dict[str, object]) -> None:
+    """As docker reads its config.json: ``"auths": null`` is no login, not a traceback."""
+    path = _config(tmp_path, config)
+    named = isinstance(config.get("auths"), dict)  # an entry for the registry, if empty
+    assert has_login("ghcr.io/org/svc", path) is named
+    assert stored_credentials("ghcr.io/org/svc", path) is None
 
 
 def test_a_credential_helper_for_the_registry(tmp_path: Path) -> None:

@@ -89,6 +89,9 @@ ELSEWHERE_INDEX = "https://pkgs.example.invalid/upload/"
                   "TWINE_USERNAME": "ci", "TWINE_PASSWORD": SECRET},
                  ["TWINE_REPOSITORY_URL='https://****@pkgs.example.invalid:99999/' is not a "
                   "valid URL"], id="malformed TWINE_REPOSITORY_URL"),
+    pytest.param({"TWINE_REPOSITORY_URL": f"https://ci:{SECRET}@[fe80::1/legacy/"},
+                 ["TWINE_REPOSITORY_URL='https://****@[fe80::1/legacy/' is not a valid URL"],
+                 id="TWINE_REPOSITORY_URL that urllib cannot split"),
     pytest.param({"TWINE_REPOSITORY_URL": "pkgs.example.invalid/upload/",
                   "TWINE_USERNAME": "ci", "TWINE_PASSWORD": SECRET},
                  ["TWINE_REPOSITORY_URL='pkgs.example.invalid/upload/' is not a URL: use "

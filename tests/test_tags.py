@@ -157,6 +157,13 @@ def test_names_with_no_valid_character_do_not_share_a_tag() -> None:
     assert len(set(tags)) == len(tags)
 
 
+def test_a_name_that_is_not_utf_8_gets_a_tag() -> None:
+    """A ref CI gives as bytes that are not UTF-8 (Python holds them as surrogates)."""
+    raw = b"caf\xe9-\xff\xfe".decode(errors="surrogateescape")
+    assert branch_tag(raw, "rpi-", PREFIXES) == "rpi-caf---"
+    assert branch_tag("\udce9" * 3) != branch_tag("\udcff" * 3)
+
+
 @pytest.mark.parametrize(("branch", "amd64_cut", "arm_cut"), [
     ("b" * 128, False, True),   # 128 alone, 132 with "rpi-"
     ("c" * 124, False, False),  # 128 with "rpi-": exactly the limit
