@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 import venv
@@ -55,7 +56,11 @@ def builder(source: Path, *, env: Mapping[str, str] | None = None,
 
     def runner(cmd: Sequence[str], cwd: str | None = None,
                extra_environ: Mapping[str, str] | None = None) -> None:
-        run(list(cmd), cwd=cwd, env={**(extra_environ or {}), **(env or {})}, echo=False)
+        # The environment's programs first on PATH, as build's own environments have them
+        # (uv_build runs the uv-build it installed).
+        scripts = os.pathsep.join((str(path / "bin"), environ().get("PATH", os.defpath)))
+        run(list(cmd), cwd=cwd, env={"PATH": scripts, **(extra_environ or {}), **(env or {})},
+            echo=False)
 
     key_root = requirements_of or source
     try:

@@ -114,14 +114,14 @@ def build(config: Config, version: str, *, source_date_epoch: int | None = None,
                 if source.stamps else config.root)
         _build(root, out, env, requirements_of=config.root, mtime=source_date_epoch)
     built = {path: file_version(path)[1] for path in own_files(out, config.name)}
-    if Version(version) not in built.values():
-        raise BuildError(f"the build wrote no sdist or wheel of {config.name} {version} to {out}")
     for path, got in built.items():
         if got != Version(version):
             _remove(list(built))
             raise BuildError(f"{path.name} has version {got}, not {version}: the build did not "
                              f"take the version from {source.declared_in} (see "
                              "docs/versions.md); nothing was published")
+    if not built:
+        raise BuildError(f"the build wrote no sdist or wheel of {config.name} {version} to {out}")
     if twine:
         check(config, list(built))
     return list(built)
@@ -146,6 +146,13 @@ def stamped_copy(root: Path, source: VersionSource, version: str, into: Path) ->
         table = table[key]
     table["version"] = version
     pyproject.write_text(tomlkit.dumps(document))
+    # The copy is a repository of its files, so that a file finder that asks git (setuptools-scm
+    # finds package data so) sees what it sees in the checkout. No hook, no signing key of the
+    # user's runs for it.
+    git = ["git", "-c", "core.hooksPath=/dev/null", "-c", "commit.gpgSign=false", "-c",
+           "user.name=brewblox-release", "-c", "user.email=brewblox-release@localhost"]
+    for args in (["init", "-q"], ["add", "-A", "-f"], ["commit", "-q", "-m", "stamped copy"]):
+        run([*git, *args], cwd=into, echo=False, stream=False)
     log(f"stamped {version} into [{source.static}] version of a copy of the checkout")
     return into
 

@@ -154,9 +154,11 @@ def make_plan(ctx: CiContext, version: str, config: Config,
 
     if ctx.event is Event.TAG:
         assert ctx.tag is not None
-        if not tags.is_default and tags.version(ctx.tag) is None:
-            return build_only(f"tag {ctx.tag} is not a release tag of {config.name} (its tag "
-                              f"regex is {tags.regex}): builds only, publishes nothing")
+        if tags.version(ctx.tag) is None:  # another service's, or none's (nightly)
+            rule = ("release tags look like 1.2.3 or v1.2.3" if tags.is_default
+                    else f"its tag regex is {tags.regex}")
+            return build_only(f"tag {ctx.tag} is not a release tag of {config.name} ({rule}): "
+                              "builds only, publishes nothing")
         wanted = tag_version(ctx.tag, tags)
         if wanted != Version(version):
             raise VersionError(

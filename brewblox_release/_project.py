@@ -22,7 +22,7 @@ from packaging.version import InvalidVersion, Version
 from . import _buildenv as buildenv, _config as config
 from ._config import _table
 from ._errors import ConfigError, VersionError
-from ._run import log
+from ._run import step
 
 #: setuptools_scm's default: ``1.2.3``, ``v1.2.3``, ``anything-1.2.3``; a ``+local`` part apart.
 DEFAULT_TAG_REGEX = r"^(?:[\w-]+-)?(?P<version>[vV]?\d+(?:\.\d+){0,2}[^\+]*)(?:\+.*)?$"
@@ -240,6 +240,12 @@ def _setup_py_scm(root: Path) -> dict[str, Any] | None:
     return settings
 
 
+#: git finds the repository from a service's subdirectory (a monorepo), as these backends' own
+#: version tools do (dunamai, pdm-backend's scm source); setuptools_scm and hatch-vcs take their
+#: ``root`` from the service's settings instead.
+_FROM_SUBDIRECTORY = {"search_parent_directories": True}
+
+
 def version_source(root: Path, data: Mapping[str, Any] | None = None, *,
                    stamp: bool = False) -> VersionSource:
     """Where the build of the project at ``root`` (``data``: its parsed pyproject.toml) takes
@@ -264,7 +270,7 @@ def version_source(root: Path, data: Mapping[str, Any] | None = None, *,
         if starts is not None:
             match = [arg for start in starts for arg in ("--match", f"{prefix or ''}{start}[0-9]*")]
             found["scm"] = {"git": {"describe_command": [*_DESCRIBE, *match]}}
-        return VersionSource(tool, f"[{table}]", found)
+        return VersionSource(tool, f"[{table}]", {**found, **_FROM_SUBDIRECTORY})
 
     if (_table(data, "tool", "poetry-dynamic-versioning") or {}).get("enable") is True:
         return plugin("poetry-dynamic-versioning", "tool.poetry-dynamic-versioning",
@@ -277,7 +283,7 @@ def version_source(root: Path, data: Mapping[str, Any] | None = None, *,
             found["scm"] = {"git": {"describe_command": [*_DESCRIBE, "--match", pdm["tag_filter"]]}}
         if isinstance(pdm.get("fallback_version"), str):
             found["fallback_version"] = pdm["fallback_version"]
-        return VersionSource("pdm-backend", "[tool.pdm.version]", found)
+        return VersionSource("pdm-backend", "[tool.pdm.version]", {**found, **_FROM_SUBDIRECTORY})
     if backend.startswith("hatchling"):
         hatch = _table(data, "tool", "hatch", "version") or {}
         if hatch.get("source") == "uv-dynamic-versioning":
@@ -289,7 +295,8 @@ def version_source(root: Path, data: Mapping[str, Any] | None = None, *,
         return scm
     if static is not None:
         if stamp:
-            return VersionSource("static", f"[{static}] version", static=static)
+            return VersionSource("static", f"[{static}] version", _FROM_SUBDIRECTORY,
+                                 static=static)
         version = _table(data, *static.split("."))["version"]  # type: ignore[index]
         raise VersionError(f"{where}: [{static}] version = {version!r} is static, so the "
                            "build would not take its version from git: set stamp-version = true "
@@ -368,7 +375,8 @@ def distribution_name(root: Path, data: Mapping[str, Any]) -> str:
     """The distribution name: the static one, else the build backend's metadata, cached per
     `buildenv.files_key` so that ``version`` and ``--dry-run`` pay for it once."""
     where = root / "pyproject.toml"
-    add = f"add [project] name = \"...\" to {where}"
+    add = (f"declare it in {where}: [project] name = \"...\" with dynamic = [\"version\", ...] "
+           "naming each field the build backend fills in")
     project = data.get("project")
     if project is not None:
         if not isinstance(project, Mapping):
@@ -390,15 +398,15 @@ def distribution_name(root: Path, data: Mapping[str, Any]) -> str:
     from build import BuildBackendException, BuildException
 
     backend = build_backend(data)
-    log(f"asking the build backend ({backend}) for the distribution's name")
     try:
-        with tempfile.TemporaryDirectory() as tmp:
+        with step(f"name: asking the build backend ({backend})"), \
+                tempfile.TemporaryDirectory() as tmp:
             path = Path(buildenv.builder(root).metadata_path(tmp))
             name = HeaderParser().parsestr(
                 (path / "METADATA").read_text(errors="replace")).get("Name")
     except (BuildBackendException, BuildException) as e:
         raise ConfigError(f"the build backend ({backend}) could not say the distribution's name "
-                          f"(its output is above): {add}") from e
+                          f"(its last lines are above): fix what it reports, or {add}") from e
     if not name or canonicalize_name(name) == "unknown":
         raise ConfigError(f"the build backend ({backend}) does not say the distribution's name: "
                           f"{add}")

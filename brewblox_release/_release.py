@@ -79,9 +79,10 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
     ctx = ci.tag_pushed_as_branch(ctx, state.head_tags, env)
     notes = [f"--ref {options.ref} changes nothing here: a pull request's run builds only"
              ] if options.ref and ctx.event is Event.PULL_REQUEST else []
-    if publishing and not options.allow_dirty:
+    tagged = ctx.event is Event.TAG  # released as its commit is, --allow-dirty or not
+    if publishing and (tagged or not options.allow_dirty):
         try:
-            version_mod.require_clean(config.root, state)
+            version_mod.require_clean(config.root, state, tag=tagged)
         except VersionError as e:
             if not options.dry_run:
                 raise

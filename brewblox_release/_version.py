@@ -156,10 +156,12 @@ def compute(root: Path, name: str | None = None, *, source: VersionSource | None
             from e
     if parsed.epoch:
         raise VersionError(f"the version from git, {version}, has an epoch (a tag such as "
-                           f"{parsed.epoch}!{parsed.base_version}), which brewblox-release does "
-                           "not publish: delete that tag (git push --delete origin TAG; git tag "
-                           "-d TAG) and tag like 1.2.3")
-    return str(parsed)
+                           f"{parsed.base_version}), which brewblox-release does not publish: "
+                           "delete that tag (git push --delete origin TAG; git tag -d TAG) and "
+                           "tag like 1.2.3")
+    # no-local-version drops the scheme's local part, not one a tag (1.2.4+build5) or a
+    # pretended version carries: no index takes any.
+    return parsed.public
 
 
 def read(root: Path, name: str | None = None, *, source: VersionSource | None = None,
@@ -182,10 +184,13 @@ def unshallow(root: Path, state: GitState) -> None:
                            f"{e}") from e
 
 
-def require_clean(root: Path, state: GitState) -> None:
-    """Refuse to publish from a tree whose tracked files differ from the commit."""
+def require_clean(root: Path, state: GitState, *, tag: bool = False) -> None:
+    """Refuse to publish from a tree whose tracked files differ from the commit; a release
+    ``tag`` whatever --allow-dirty says (setuptools_scm counts such a tree as past the tag)."""
     if state.dirty:
         shown = ", ".join(state.dirty[:10]) + (" ..." if len(state.dirty) > 10 else "")
+        fix = ("Commit or stash them: a tag is released as its commit is (--allow-dirty is for "
+               "branch builds)" if tag else "Commit or stash them, or pass --allow-dirty")
         raise VersionError(
             f"{root}: tracked files differ from the commit, so the version would not describe "
-            f"what is published: {shown}. Commit or stash them, or pass --allow-dirty")
+            f"what is published: {shown}. {fix}")

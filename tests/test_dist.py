@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,86 @@ prefix = "arm64-"
         "distcopy: would copy demo_svc-1.2.4.dev1-py3-none-any.whl to docker/pkg/",
         "distcopy: root: its context ./ holds dist/, which its Dockerfile builds from: "
         "nothing to copy"]
+
+
+def _service(path: Path, pyproject: str, files: dict[str, str]) -> GitRepo:
+    repo = GitRepo(path).init()
+    for name, text in {"pyproject.toml": pyproject, **files}.items():
+        repo.write(name, text)
+    repo.commit("a service")
+    repo.tag("0.1.0")
+    repo.commit("after the release")
+    return repo
+
+
+@pytest.mark.process  # installs the backends into kept build environments
+def test_a_stamped_setuptools_build_keeps_the_data_setuptools_scm_finds(tmp_path: Path) -> None:
+    """setuptools-scm finds package data through git: the stamped copy is a repository of its
+    files, so the wheel holds what a build of the checkout holds."""
+    repo = _service(tmp_path / "svc", """\
+[build-system]
+requires = ["setuptools>=64", "setuptools-scm>=8"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "data-svc"
+version = "0.0.0"
+
+[tool.setuptools]
+packages = ["data_svc"]
+include-package-data = true
+
+[tool.brewblox-release]
+stamp-version = true
+""", {"data_svc/__init__.py": "", "data_svc/data.json": "{}\n"})
+    cfg = config.load(repo.path)
+    (wheel,) = [f for f in dist.build(cfg, "0.1.1.dev1") if f.suffix == ".whl"]
+    assert wheel.name == "data_svc-0.1.1.dev1-py3-none-any.whl"
+    assert "data_svc/data.json" in zipfile.ZipFile(wheel).namelist()
+
+
+@pytest.mark.process
+def test_a_uv_build_service_is_built(tmp_path: Path) -> None:
+    """uv_build runs the uv-build program of its build environment, which is on PATH."""
+    repo = _service(tmp_path / "svc", """\
+[build-system]
+requires = ["uv_build>=0.7,<0.10"]
+build-backend = "uv_build"
+
+[project]
+name = "uvb-svc"
+version = "0.1.0"
+requires-python = ">=3.10"
+
+[tool.brewblox-release]
+stamp-version = true
+""", {"src/uvb_svc/__init__.py": ""})
+    files = dist.build(config.load(repo.path), "0.1.1.dev1")
+    assert sorted(f.name for f in files) == ["uvb_svc-0.1.1.dev1-py3-none-any.whl",
+                                             "uvb_svc-0.1.1.dev1.tar.gz"]
+
+
+@pytest.mark.process
+def test_a_backend_that_ignores_the_version_says_where_it_should_come_from(
+        tmp_path: Path) -> None:
+    """poetry-dynamic-versioning enabled, but poetry-core's own backend builds: 0.0.0 files are
+    named and removed, so nothing copies or uploads them."""
+    repo = _service(tmp_path / "svc", """\
+[build-system]
+requires = ["poetry-core>=1.0.0", "poetry-dynamic-versioning>=1.0.0,<2.0.0"]
+build-backend = "poetry.core.masonry.api"
+
+[tool.poetry]
+name = "pdv-svc"
+version = "0.0.0"
+description = "x"
+authors = ["BrewPi <development@brewpi.com>"]
+packages = [{ include = "pdv_svc" }]
+
+[tool.poetry-dynamic-versioning]
+enable = true
+""", {"pdv_svc/__init__.py": ""})
+    with pytest.raises(BuildError, match=r"has version 0\.0\.0, not 0\.1\.1\.dev1: the build did "
+                                         r"not take the version from \[tool.poetry-dynamic-ver"):
+        dist.build(config.load(repo.path), "0.1.1.dev1")
+    assert not list((repo.path / "dist").iterdir())

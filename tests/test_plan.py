@@ -325,10 +325,21 @@ def test_a_dev_build_never_gets_latest(provider: Provider) -> None:
 
 
 @pytest.mark.parametrize("provider", PROVIDERS, ids=ids(PROVIDERS))
-@pytest.mark.parametrize("tag", ["not-a-version", "latest", "1.2.3-final", "v1.2.3-final"])
-def test_a_tag_that_is_not_a_version_is_an_error(provider: Provider, tag: str) -> None:
+@pytest.mark.parametrize("tag", ["1.2.3-final", "v1.2.3-final", "svc-1.2.3-final"])
+def test_a_release_tag_that_is_not_a_version_is_an_error(provider: Provider, tag: str) -> None:
     with pytest.raises(VersionError, match=re.escape(f"tag '{tag}' is not a version")):
         make_plan(provider.tag(tag), "1.2.3", CONFIG)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS, ids=ids(PROVIDERS))
+@pytest.mark.parametrize("tag", ["not-a-version", "latest", "nightly"])
+def test_a_tag_the_tag_rule_does_not_match_builds_only(provider: Provider, tag: str) -> None:
+    """Not a release tag of the service (its tag regex, here setuptools_scm's default, says
+    so), as a tag another service's regex takes is not."""
+    plan = make_plan(provider.tag(tag), "1.2.3", CONFIG)
+    assert not plan.publishes
+    assert plan.reasons == (f"tag {tag} is not a release tag of {CONFIG.name} (release tags "
+                            "look like 1.2.3 or v1.2.3): builds only, publishes nothing",)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS, ids=ids(PROVIDERS))

@@ -71,7 +71,8 @@ def test_a_backend_that_cannot_say_the_name(tmp_path: Path, setup_call: str) -> 
                            f"{setup_call}  # setup_requires=['setuptools_scm']\n")
     repo.write("other_pkg/__init__.py", "")
     with pytest.raises(ConfigError, match=r"(does not|could not) say the distribution's name.*"
-                                          r"add \[project\] name = \"...\" to") as info:
+                                          r"declare it in .*: \[project\] name = \"...\" with "
+                                          r"dynamic = \[\"version\", ...\]") as info:
         project.configuration(repo.path)
     assert "\n" not in str(info.value)
 
@@ -216,6 +217,23 @@ def test_version_says_so_before_anything_is_built(tmp_path: Path) -> None:
     assert "Traceback" not in result.stdout
 
 
+@pytest.mark.process
+def test_a_backend_that_cannot_say_the_name_shows_why(tmp_path: Path) -> None:
+    """Its output is in the log, so the step shows its last lines; the advice names the
+    ``dynamic`` a [project] table then needs (without it, setuptools refuses the table)."""
+    repo = samples.setup_py_service(tmp_path / "legacy-svc")
+    setup = repo.path / "setup.py"
+    setup.write_text('import os\nos.environ["NEEDED_BY_SETUP"]\n' + setup.read_text())
+    repo.commit("a setup.py that needs a variable")
+    result = nox(repo, "-s", "version", env={"BREWBLOX_RELEASE_CACHE": str(tmp_path / "c")})
+    assert result.returncode != 0
+    assert "KeyError: 'NEEDED_BY_SETUP'" in result.stdout, result.stdout
+    assert "could not say the distribution's name (its last lines are above): fix what it " \
+        'reports, or declare it in' in result.stdout
+    assert 'dynamic = ["version", ...]' in result.stdout
+    assert "Traceback (most recent call last)" not in result.stdout.split("its last lines")[0]
+
+
 @pytest.mark.parametrize(("setup_call", "source"), [
     ("setup(name='s', use_scm_version=True)", {}),
     ("setup(name='s', use_scm_version={'local_scheme': lambda v: ''})", {}),
@@ -304,6 +322,25 @@ def test_a_monorepo_service_counts_from_its_own_tags(tmp_path: Path) -> None:
     assert info.git.head_tags == ("b-2.0.0",)
     assert project.version_source(a).tags.version("b-2.0.0") is None
     assert str(project.version_source(b).tags.version("b-2.0.0")) == "2.0.0"
+
+
+@pytest.mark.parametrize("sample", [samples.pdm_scm_service,
+                                    samples.poetry_dynamic_versioning_service,
+                                    samples.poetry_core_service, samples.flit_service])
+def test_a_monorepo_service_of_another_backend_finds_its_repository(tmp_path: Path,
+                                                                    sample: object) -> None:
+    """pdm-backend, dunamai and a stamped static version find the repository from the
+    service's subdirectory, as git does; setuptools_scm's defaults alone do not."""
+    assert callable(sample)
+    alone = sample(tmp_path / "alone")
+    repo = GitRepo(tmp_path / "mono").init()
+    repo.write("services/svc/pyproject.toml", (alone.path / "pyproject.toml").read_text())
+    repo.commit("a service in a subdirectory")
+    repo.tag("v1.5.0")
+    repo.commit("after the release")
+    service = repo.path / "services" / "svc"
+    source = project.version_source(service, stamp=True)
+    assert version.compute(service, "svc", source=source) == "1.5.1.dev1"
 
 
 def test_the_build_produces_the_computed_version(tmp_path: Path) -> None:

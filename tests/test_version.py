@@ -169,6 +169,24 @@ def test_a_modified_tracked_file_makes_the_tree_dirty(repo: GitRepo) -> None:
     assert "--allow-dirty" in str(info.value)
 
 
+def test_a_changed_tag_checkout_is_refused_whatever_allow_dirty_says(repo: GitRepo) -> None:
+    """setuptools_scm counts a changed tree as past its tag, so --allow-dirty cannot make a
+    release of it: the refusal says so, not that the tag and the version disagree."""
+    from brewblox_release._prepared import Options
+    from brewblox_release._release import prepare
+
+    repo.tag("1.2.3")
+    repo.write("README.md", "# changed\n")
+    for options in (Options(ref="refs/tags/1.2.3"), Options(ref="refs/tags/1.2.3",
+                                                             allow_dirty=True)):
+        with pytest.raises(VersionError, match=r"README.md. Commit or stash them: a tag is "
+                                               r"released as its commit is \(--allow-dirty is "
+                                               r"for branch builds\)$"):
+            prepare(repo.path, options, {})
+    run = prepare(repo.path, Options(ref="refs/heads/feature/x", allow_dirty=True), {})
+    assert run.plan.upload  # a branch build of the changed tree, as asked
+
+
 def test_require_clean_names_the_modified_file(repo: GitRepo) -> None:
     repo.write("README.md", "# changed\n")
     state = version.git_state(repo.path)
@@ -358,11 +376,25 @@ def test_a_tag_with_a_local_part_or_an_epoch_is_refused(repo: GitRepo) -> None:
     assert "\n" not in str(info.value)
     repo.git("tag", "-d", "1.2.4+build5")
     repo.tag("1!2.0.0")
-    with pytest.raises(VersionError, match=r"1!2\.0\.0, has an epoch") as info:
+    with pytest.raises(VersionError, match=r"1!2\.0\.0, has an epoch \(a tag such as 1!2\.0\.0\)"
+                       ) as info:
         version.compute(repo.path)  # before any plan: the version itself has it
     assert "\n" not in str(info.value)
     with pytest.raises(VersionError, match=re.escape("tag '1!2.0.0' has an epoch")):
         tag_version("1!2.0.0")
+
+
+def test_a_local_part_never_reaches_a_version(repo: GitRepo,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past a tag with a local part, and from a pretended version with one: the scheme's
+    ``no-local-version`` drops neither, and no index takes either."""
+    repo.tag("1.2.3")
+    repo.commit("more")
+    repo.tag("1.2.4+build5")
+    repo.commit("past the tag")
+    assert version.compute(repo.path) == "1.2.5.dev1"
+    monkeypatch.setenv("SETUPTOOLS_SCM_PRETEND_VERSION", "1.2.5.dev3+ci7")
+    assert version.compute(repo.path) == "1.2.5.dev3"
 
 
 def test_a_tag_named_main_leaves_main_a_quiet_branch(repo: GitRepo) -> None:
