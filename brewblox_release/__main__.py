@@ -7,8 +7,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ._commands import COMMANDS, execute, message, parser
-from ._errors import Interrupted, ReleaseError
+from ._commands import COMMANDS, execute, message
+from ._errors import ReleaseError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,14 +31,11 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     prog = f"brewblox-release {name}"
-    if "-h" in rest or "--help" in rest:
-        parser(COMMANDS[name], prog, add_help=True).print_help()
-        return 0
     try:
         execute(name, rest, prog)
     except ReleaseError as e:
         print(f"{prog}: error: {message(e)}", file=sys.stderr)
-        return e.exit_code if isinstance(e, Interrupted) else 1
+        return e.exit_code
     return 0
 
 

@@ -25,7 +25,7 @@ from . import _ci as ci, _config as config, _project as project, _version as ver
 from ._buildenv import cache_dir
 from ._config import Config
 from ._environment import Environment
-from ._errors import Interrupted, ReleaseError
+from ._errors import Interrupted, ReleaseError, UsageError
 from ._prepared import Options, Run
 from ._release import Engine, carry_out, merge, preload, prepare, release
 from ._run import CommandError, capture, log, out, redact, redacted_streams, step, stop_starting
@@ -79,6 +79,11 @@ class Command:
     def summary(self) -> str:
         """``help`` as a sentence: what ``nox -l`` shows."""
         return self.help[:1].upper() + self.help[1:] + "."
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """Its options, ``--verbose`` (every command's) among them: what every front-end takes."""
+        return (*self.options, "--verbose")
 
 
 def _version(options: Options) -> None:
@@ -203,7 +208,7 @@ def parser(command: Command, prog: str, *, add_help: bool = False) -> argparse.A
     """The parser of one command's options; never abbreviates, never exits."""
     result = argparse.ArgumentParser(prog=prog, description=command.help, add_help=add_help,
                                      allow_abbrev=False, exit_on_error=False)
-    for flag in (*command.options, "--verbose"):
+    for flag in command.flags:
         option = OPTIONS[flag]
         kind: dict[str, Any] = ({"action": "store_true"} if option.metavar is None
                                 else {"metavar": option.metavar, "choices": option.choices})
@@ -212,16 +217,16 @@ def parser(command: Command, prog: str, *, add_help: bool = False) -> argparse.A
 
 
 def parse(command: Command, args: Sequence[str], prog: str) -> Options:
-    """``args`` as this command's `Options`; anything else is a one-line `ReleaseError`."""
-    known = ", ".join((*command.options, "--verbose"))
+    """``args`` as this command's `Options`; anything else is a one-line `UsageError`."""
+    known = ", ".join(command.flags)
     try:
         ns, extra = parser(command, prog).parse_known_args(list(args))
     except argparse.ArgumentError as e:
-        raise ReleaseError(f"{prog}: {e}; the options of {command.name} are: {known}") from None
+        raise UsageError(f"{e}; the options of {command.name} are: {known}") from None
     for word in extra:
         why = (f"{word} is not an option of {command.name}; its options are" if word in OPTIONS
                else f"unknown option {word!r}; the options of {command.name} are")
-        raise ReleaseError(f"{why}: {known}")
+        raise UsageError(f"{why}: {known}")
     options = Options(**vars(ns))
     # --json prints the plan instead of carrying it out: a dry run, quiet on stdout.
     return replace(options, dry_run=True) if options.json else options
@@ -236,6 +241,9 @@ def execute(name: str, args: Sequence[str], prog: str) -> None:
     quiet_library_logs()
     _quick_exit()
     command = COMMANDS[name]
+    if {"-h", "--help"} & set(args):  # through every front-end: nox -s release -- --help
+        out(parser(command, prog, add_help=True).format_help().rstrip())
+        return
     with redacted_streams(), _stopped_by_signals() as received:
         try:
             options = parse(command, args, prog)

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 
 class ReleaseError(Exception):
-    """Base class: a release cannot go on. The message is shown to the user as is."""
+    """Base class: a release cannot go on. The message is shown to the user as is; a command
+    line exits with ``exit_code``."""
+
+    exit_code = 1
+
+
+class UsageError(ReleaseError):
+    """The words given are no command line of the command (an unknown option, a missing value)."""
+
+    exit_code = 2
 
 
 class ConfigError(ReleaseError):

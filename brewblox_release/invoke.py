@@ -13,7 +13,7 @@ from invoke.exceptions import Exit
 from invoke.tasks import Task
 
 from ._commands import COMMANDS, OPTIONS, execute, message
-from ._errors import Interrupted, ReleaseError
+from ._errors import ReleaseError
 
 __all__ = ["namespace"]
 
@@ -31,27 +31,26 @@ def _task(name: str) -> Task[Any]:
 
     def body(c: Context, **given: Any) -> None:
         words = []
-        for flag in command.options:
+        for flag in command.flags:
             value = given[OPTIONS[flag].dest]
             if value is True:
                 words.append(flag)
-            elif value not in (None, False, ""):
+            elif value not in (None, False):  # "" too: the command says what is wrong with it
                 words += [flag, str(value)]
         try:
             execute(name, words, prog=f"invoke {name}")
         except ReleaseError as e:
-            code = e.exit_code if isinstance(e, Interrupted) else 1
-            raise Exit(f"invoke {name}: error: {message(e)}", code=code) from None
+            raise Exit(f"invoke {name}: error: {message(e)}", code=e.exit_code) from None
 
     # invoke reads the flags off the signature, and gives short flags in its order: -t --target.
-    flags = sorted(command.options, key=lambda flag: flag != "--target")
+    flags = sorted(command.flags, key=lambda flag: flag != "--target")
     body.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
         inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD),
         *(inspect.Parameter(OPTIONS[flag].dest, inspect.Parameter.KEYWORD_ONLY,
                             default=False if OPTIONS[flag].metavar is None else None)
           for flag in flags)])
     body.__doc__ = _DOCS.get(name, command.summary)
-    return Task(body, name=name, help={OPTIONS[f].dest: OPTIONS[f].help for f in command.options})
+    return Task(body, name=name, help={OPTIONS[f].dest: OPTIONS[f].help for f in command.flags})
 
 
 namespace = Collection(*map(_task, COMMANDS))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.service import NOXFILE, GitRepo, make_service, nox
+from tests.service import NOXFILE, GitRepo, clean_env, make_service, nox
 
 pytestmark = pytest.mark.process  # the command line, through nox and python -m
 
@@ -73,3 +75,40 @@ def test_an_abbreviated_option_is_not_taken_for_another(tmp_path: Path) -> None:
         assert result.returncode != 0
         assert f"unknown option {option!r}; the options of release are" in result.stdout
         assert "Traceback" not in result.stdout
+
+
+def _three(repo: GitRepo, command: str, *words: str) -> dict[str, tuple[int, str]]:
+    """``command`` with ``words`` through nox, invoke and the command line: exit status, output."""
+    argv = {"nox": ["-m", "nox", "-s", command, "--", *words],
+            "invoke": ["-m", "invoke", command, *words],
+            "cli": ["-m", "brewblox_release", command, *words]}
+    found = {}
+    for name, args in argv.items():
+        result = subprocess.run([sys.executable, *args], cwd=repo.path, env=clean_env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                timeout=120, check=False)
+        found[name] = (result.returncode, result.stdout)
+    return found
+
+
+def test_every_front_end_takes_help_and_verbose_and_names_a_usage_error_once(
+        tmp_path: Path) -> None:
+    repo = _service(tmp_path)
+    repo.commit("invoke tasks", files={"tasks.py": "from brewblox_release.invoke import "
+                                                    "namespace  # noqa: F401\n"})
+    for name, (code, output) in _three(repo, "version", "--verbose").items():
+        assert code == 0, (name, output)
+        assert "1.2.4.dev3" in output, name
+    for name, (code, output) in _three(repo, "release", "--help").items():
+        assert code == 0, (name, output)
+        assert "--dry-run" in output, name
+        assert "--verbose" in output, name
+    usage = _three(repo, "version", "--ref")
+    code, output = usage.pop("cli")
+    assert code == 2, output
+    assert output.count("brewblox-release version") == 1, output
+    assert "argument --ref: expected one argument; the options of version are" in output
+    code, output = usage["nox"]  # nox's own exit status; invoke reads its flags itself
+    assert code == 1, output
+    assert "argument --ref: expected one argument" in output
+    assert usage["invoke"][0] != 0
