@@ -336,8 +336,10 @@ class _Reader:
         if value is None:
             return default
         if expected is not None and not _TYPES[expected](value):
+            wrong = next((f"{k} = {v!r}" for k, v in value.items() if not isinstance(v, str)),
+                         None) if isinstance(value, Mapping) else None
             raise ConfigError(f"{self.where}: [{self.table}] {key} must be {expected}, "
-                              f"got {type(value).__name__}")
+                              f"got {wrong or type(value).__name__}")
         return value
 
     def required(self, key: str) -> str:

@@ -4,6 +4,7 @@ It never overwrites what is there and differs, unless ``force``; a second run ch
 from __future__ import annotations
 
 import ast
+import contextlib
 import re
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
@@ -16,14 +17,16 @@ import tomlkit
 import tomlkit.exceptions
 from tomlkit.items import Table
 
-from ._config import DEFAULT_TARGETS, SECTION, _check_image, static_name
+from ._config import DEFAULT_TARGETS, SECTION, _check_image, _confined, _table, static_name
 from ._errors import ConfigError, ReleaseError
-from ._project import version_source
+from ._project import read_pyproject, version_source
 from ._run import run
 from ._secret import display_url
 
-Action = Literal["created", "updated", "unchanged", "skipped (exists; --force to overwrite)"]
+Action = Literal["created", "updated", "unchanged", "skipped (exists; --force to overwrite)",
+                 "skipped (a monorepo's service: the repository's root holds its CI definition)"]
 SKIPPED: Action = "skipped (exists; --force to overwrite)"
+MONOREPO: Action = "skipped (a monorepo's service: the repository's root holds its CI definition)"
 
 #: Where each provider reads its CI definition, relative to the repository's root.
 CI_PATHS = {"github": ".github/workflows/release.yml", "gitlab": ".gitlab-ci.yml",
@@ -34,9 +37,6 @@ CI_TEMPLATES = {"github": "github.yml", "gitlab": "gitlab-ci.yml", "travis": "tr
 NOXFILE_LINE = "from brewblox_release.sessions import *  # noqa: F403"
 _NOXFILE_IMPORT = re.compile(r"^from\s+brewblox_release\.sessions\s+import\s+\*", re.MULTILINE)
 
-#: What must never be committed: the dist dir, what distcopy puts into the contexts, nox's
-#: virtualenvs (the sessions run without one, a service's own sessions may not).
-GITIGNORE_ENTRIES = ("dist/", *(f"{t.context}/pkg/" for t in DEFAULT_TARGETS), ".nox/")
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,8 @@ def render(changes: Sequence[Change], *, dry_run: bool = False) -> str:
         lines.append("some files exist and differ from what init writes: compare them, or run "
                      "init again with --force to overwrite them")
     if not dry_run and any(c.action in ("created", "updated") for c in changes):
-        lines.append("next: commit these files, then try a release on loopback with "
-                     "`nox -s release -- --rehearse`")
+        lines.append("next: commit these files, then try a dev release on loopback with "
+                     "`nox -s release -- --rehearse --ref refs/heads/try-it`")
     return "\n".join(lines)
 
 
@@ -176,10 +176,29 @@ def ignored_entries(lines: Sequence[str], entry: str) -> bool:
                for p in patterns if not p.startswith(("#", "!")))
 
 
-def _gitignore(root: Path) -> _Plan:
+def _contexts(root: Path) -> list[str]:
+    """The image contexts of the targets the service lists, else of the default targets."""
+    table = _table(read_pyproject(root), *SECTION.split(".")) or {}
+    targets = table.get("targets")
+    listed = [t.get("context") for t in targets if isinstance(t, Mapping)] \
+        if isinstance(targets, list) else []
+    contexts = ["." if c in {".", "./"} else  # the root itself: a root Dockerfile
+                _confined(root, c, f"[{SECTION}] targets context").relative_to(root).as_posix()
+                for c in listed if isinstance(c, str) and c]
+    return list(dict.fromkeys(contexts)) or [t.context for t in DEFAULT_TARGETS]
+
+
+def _in(context: str, name: str) -> str:
+    return name if context == "." else f"{context}/{name}"
+
+
+def _gitignore(root: Path, contexts: Sequence[str]) -> _Plan:
+    """What must never be committed: the dist dir, what distcopy puts into the contexts, nox's
+    virtualenvs (the sessions run without one, a service's own sessions may not)."""
     path = root / ".gitignore"
     text = path.read_text() if path.exists() else ""
-    missing = [e for e in GITIGNORE_ENTRIES if not ignored_entries(text.splitlines(), e)]
+    entries = ("dist/", *(_in(c, "pkg/") for c in contexts), ".nox/")
+    missing = [e for e in entries if not ignored_entries(text.splitlines(), e)]
     if not missing:
         return Change(".gitignore", "unchanged"), None
     block = "# brewblox-release: built files\n" + "".join(f"{e}\n" for e in missing)
@@ -329,17 +348,46 @@ def init(root: Path, *, ci: str | None = None, force: bool = False, dry_run: boo
         raise ConfigError(f"cannot tell the CI provider from {seen}: give --ci "
                           f"{'|'.join(CI_PATHS)}")
 
-    planned = [_pyproject(root, image=image, image_from=remote[1] if remote else None,
-                          base_images=base_images, force=force),
+    pyproject = _pyproject(root, image=image, image_from=remote[1] if remote else None,
+                           base_images=base_images, force=force)
+    contexts = _contexts(root)
+    top = run(["git", "rev-parse", "--show-toplevel"], cwd=root, check=False, echo=False,
+              stream=False)
+    monorepo = top.returncode == 0 and Path(top.output.strip()).resolve() != root
+    ci_file: _Plan = (Change(CI_PATHS[ci], MONOREPO, (
+        f"add a job that runs `nox -s release` in {root.relative_to(top.output.strip())} to it "
+        "(docs/adopting.md)")), None) if monorepo else \
+        _whole_file(root, CI_PATHS[ci], f"ci/{CI_TEMPLATES[ci]}", force=force)
+    planned = [pyproject,
                _noxfile(root),
-               *(_whole_file(root, f"{t.context}/Dockerfile", "Dockerfile", force=force)
-                 for t in DEFAULT_TARGETS),
-               _gitignore(root),
-               _whole_file(root, CI_PATHS[ci], f"ci/{CI_TEMPLATES[ci]}", force=force)]
+               *(_whole_file(root, _in(c, "Dockerfile"), "Dockerfile", force=force)
+                 for c in contexts),
+               _gitignore(root, contexts),
+               ci_file]
     if not dry_run:
-        for path, text in (write for _, write in planned if write is not None):
+        _write([write for _, write in planned if write is not None])
+    return [change for change, _ in planned]
+
+
+def _write(writes: Sequence[tuple[Path, str]]) -> None:
+    """Write each file; one that cannot be written undoes the others (and their directories)."""
+    done: list[tuple[Path, bytes | None, list[Path]]] = []
+    try:
+        for path, text in writes:
+            made = [d for d in (path.parent, *path.parent.parents) if not d.exists()]
+            old = path.read_bytes() if path.is_file() else None
+            done.append((path, old, made))
             path.parent.mkdir(parents=True, exist_ok=True)
             # A file with Windows line ends keeps them (it was read with newlines as "\n").
-            crlf = path.is_file() and b"\r\n" in path.read_bytes()
+            crlf = old is not None and b"\r\n" in old
             path.write_bytes((text.replace("\n", "\r\n") if crlf else text).encode())
-    return [change for change, _ in planned]
+    except OSError:
+        for path, old, made in reversed(done):
+            with contextlib.suppress(OSError):
+                if old is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    path.write_bytes(old)
+                for directory in made:
+                    directory.rmdir()
+        raise

@@ -177,7 +177,7 @@ tag-prefix = "x-"
     ('quiet-branches = "main"\n', "quiet-branches", "a list of strings, got str"),
     ("quiet-branches = [1, 2]\n", "quiet-branches", "a list of strings, got list"),
     ('build-args = ["A=1"]\n', "build-args", "a table of strings, got list"),
-    ("build-args = { A = 1 }\n", "build-args", "a table of strings, got dict"),
+    ("build-args = { A = 1 }\n", "build-args", "a table of strings, got A = 1"),
     ('pypi = "false"\n', "pypi", "true or false, got str"),
     ("pypi = 0\n", "pypi", "true or false, got int"),
     ('secret-vars = "TOKEN"\n', "secret-vars", "a list of strings, got str"),

@@ -407,3 +407,52 @@ def test_windows_line_ends_are_kept(tmp_path: Path) -> None:
         data = (repo.path / name).read_bytes()
         assert data.count(b"\n") == data.count(b"\r\n") > 1, name
     assert config.load(repo.path).image == "brewblox/demo-svc"
+
+
+def test_a_monorepo_service_gets_no_ci_definition_of_its_own(tmp_path: Path) -> None:
+    """A CI provider reads the repository's root only: a definition in services/a never runs."""
+    repo = GitRepo(tmp_path / "mono").init()
+    repo.write("services/a/pyproject.toml", COMMENTED)
+    repo.commit("a service in a subdirectory")
+    service = repo.path / "services" / "a"
+    changes = init(service, ci="github", image="org/a")
+    assert _actions(changes)[CI_PATHS["github"]].startswith("skipped (a monorepo's service")
+    assert "runs `nox -s release` in services/a" in render(changes)
+    assert not (service / ".github").exists()
+    assert not (repo.path / ".github").exists()
+    assert (service / "docker" / "Dockerfile").is_file()
+
+
+def test_a_file_that_cannot_be_written_leaves_the_service_as_it_was(tmp_path: Path) -> None:
+    repo = fresh_service(tmp_path / "svc")
+    (repo.path / ".github").write_text("a file where the workflows' directory goes\n")
+    before = _snapshot(repo.path)
+    with pytest.raises(OSError, match=r"\.github"):
+        init(repo.path, ci="github")
+    assert _snapshot(repo.path) == before
+    assert not (repo.path / "docker").exists()
+
+
+def test_dockerfiles_go_to_the_contexts_of_the_services_targets(tmp_path: Path) -> None:
+    repo = fresh_service(tmp_path / "svc")
+    repo.write("Dockerfile", "FROM scratch\n")
+    (repo.path / "pyproject.toml").write_text(COMMENTED + """
+[tool.brewblox-release]
+image = "brewblox/demo-svc"
+
+[[tool.brewblox-release.targets]]
+name = "amd64"
+context = "."
+platform = "linux/amd64"
+
+[[tool.brewblox-release.targets]]
+name = "arm64"
+context = "images/arm64"
+platform = "linux/arm64"
+""")
+    actions = _actions(init(repo.path, ci="github"))
+    assert actions["Dockerfile"].startswith("skipped (exists")
+    assert actions["images/arm64/Dockerfile"] == "created"
+    assert not (repo.path / "docker").exists()
+    assert not (repo.path / "rpi-docker").exists()
+    assert "images/arm64/pkg/" in (repo.path / ".gitignore").read_text()
