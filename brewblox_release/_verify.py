@@ -5,11 +5,10 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from packaging.version import Version
@@ -56,8 +55,11 @@ def published_versions(config: Config, env: Mapping[str, str],
               if (version := as_version(tag[len(prefix):])) is not None
               and not version.is_prerelease]
     for version, tag in sorted(finals, reverse=True):
+        # A release's image: of this project, of this version (a tag 20240101 put on an image
+        # of 1.0.0 is no release 20240101).
         labels = (registry.config(tag).get("config") or {}).get("Labels") or {}
-        if labels.get("org.opencontainers.image.title") == config.name:
+        if labels.get("org.opencontainers.image.title") == config.name and \
+                as_version(str(labels.get("org.opencontainers.image.version"))) == version:
             return {str(version)}
     return set()
 
@@ -133,33 +135,34 @@ def _index(run: Run, summary: Summary) -> list[str]:
 
 
 def pip_resolves(index: Index, name: str) -> str:
-    """The version ``pip`` picks for ``name`` from the index."""
-    from packaging.utils import parse_wheel_filename
-
+    """The version plain ``pip install NAME`` picks from the index: pip's own choice (pre-releases,
+    yanked files), made without building an sdist and whatever Python the service requires (its
+    image's, not necessarily this one's)."""
     from ._secret import display_url
 
-    with tempfile.TemporaryDirectory() as tmp:
-        argv = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir",
-                "--disable-pip-version-check", "--quiet", "--dest", tmp, name]
-        # This index only (in no command line), none of pip's own settings: no pip.conf, no
-        # PIP_* variable adds another index or allows pre-releases.
-        env = {"PIP_INDEX_URL": index.authenticated_simple_url(name), "PIP_CONFIG_FILE": os.devnull}
-        result = run_command(argv, env=env, drop="PIP_", check=False, stream=False)
-        if result.returncode != 0:
-            raise ReleaseError(redact(f"pip could not download {name} from "
-                                      f"{display_url(index.simple_url)}: "
-                                      f"{result.output.strip()[-500:]}"))
-        file = next(Path(tmp).iterdir()).name  # one: --no-deps
-        if file.endswith(".whl"):
-            return str(parse_wheel_filename(file)[1])
-        return file.removesuffix(".tar.gz").rsplit("-", 1)[1]
+    argv = [sys.executable, "-m", "pip", "index", "versions", "--ignore-requires-python",
+            "--no-cache-dir", "--disable-pip-version-check", name]
+    # This index only (in no command line), none of pip's own settings: no pip.conf, no PIP_*
+    # variable adds another index or allows pre-releases.
+    env = {"PIP_INDEX_URL": index.authenticated_simple_url(name), "PIP_CONFIG_FILE": os.devnull}
+    for pre in ([], ["--pre"]):  # as pip install: a pre-release only where no final one is
+        result = run_command([*argv, *pre], env=env, drop="PIP_", check=False, stream=False)
+        found = re.search(r"^\S+ \((\S+)\)$", result.output, re.MULTILINE)  # "name (1.2.3)"
+        if result.returncode == 0 and found is not None:
+            return found[1]
+    why = next((line for line in reversed(result.lines) if line.strip()), "no answer")
+    raise ReleaseError(redact(f"pip found no version of {name} to install from "
+                              f"{display_url(index.simple_url)} ({why.strip()}): check that the "
+                              "index serves the release's files"))
 
 
 def _latest(run: Run, registry: Registry, pushes: Sequence[ImagePlan],
             summary: Summary) -> Iterator[str]:
     """Each published target's ``latest`` names its highest final release's image, where held;
     a one-target session checks its own (another job may be moving the others' right now)."""
-    top = highest_final(published_by(run) | {run.plan.version})
+    # This run's version only where it is a release that moves latest: a branch build of a
+    # tagged commit (whose tag build may not have published yet) expects latest where it is.
+    top = highest_final(published_by(run) | ({run.plan.version} if run.plan.latest else set()))
     if top is None:
         return
     tags, published = set(registry.tags()), {image.target for image in pushes}

@@ -16,7 +16,6 @@ from brewblox_release._errors import (
     CredentialsError,
     Interrupted,
     PublishError,
-    ReleaseError,
 )
 from brewblox_release._index import PYPI_UPLOAD, Index, sha256 as index_sha256
 from brewblox_release._run import redact, stop_starting
@@ -224,8 +223,8 @@ def test_a_private_index_is_read_with_twines_credentials(built: list[Path],
         assert isinstance(server, IndexServer)
         anonymous = Index.from_env({"TWINE_REPOSITORY_URL": server.url})
         assert anonymous.versions("demo-svc") == {"1.2.3"}
-        with pytest.raises(ReleaseError, match="pip could not download"):
-            pip_resolves(anonymous, "demo-svc")
+        # pip decides by the listing (verification builds and downloads nothing)
+        assert pip_resolves(anonymous, "demo-svc") == "1.2.3"
 
 
 @pytest.mark.process
@@ -253,6 +252,34 @@ def test_a_yanked_release_is_not_a_version_pip_installs(built: list[Path],
         idx = Index.from_env({"TWINE_REPOSITORY_URL": url, "BREWBLOX_RELEASE_INDEX_URL": url})
         assert set(idx.files("demo-svc")) == {wheel.name, yanked.name}, "the sha256 rule sees it"
         assert idx.versions("demo-svc") == {"1.2.3"}
+        assert pip_resolves(idx, "demo-svc") == "1.2.3"
+        server.shutdown()
+
+
+@pytest.mark.process
+def test_pip_decides_without_building_and_whatever_python_runs_it(built: list[Path],
+                                                                  tmp_path: Path) -> None:
+    """A release on the index as an sdist alone (an older hand upload), for a Python newer than
+    the one verifying (its image's): pip's choice is still 1.2.3, not the dev wheel beside it."""
+    import http.server
+    import threading
+    from functools import partial
+
+    project = tmp_path / "static" / "demo-svc"
+    project.mkdir(parents=True)
+    sdist = next(p for p in built if p.name.endswith(".tar.gz"))
+    wheel = next(p for p in built if p.name.endswith(".whl"))
+    dev = project / wheel.name.replace("1.2.3", "1.2.4.dev1")
+    shutil.copy2(sdist, project / sdist.name)
+    shutil.copy2(wheel, dev)
+    project.joinpath("index.html").write_text(
+        f'<a href="{sdist.name}" data-requires-python="&gt;=99">{sdist.name}</a>\n'
+        f'<a href="{dev.name}">{dev.name}</a>\n')
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "static"))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        idx = Index.from_env({"TWINE_REPOSITORY_URL": url, "BREWBLOX_RELEASE_INDEX_URL": url})
         assert pip_resolves(idx, "demo-svc") == "1.2.3"
         server.shutdown()
 
@@ -309,7 +336,7 @@ def test_files_on_another_host_get_no_credentials(built: list[Path], tmp_path: P
             idx = Index.from_env({"TWINE_REPOSITORY_URL": front.url, **creds})
             assert idx.files("demo-svc") == {p.name: index_sha256(p) for p in built}
             assert pip_resolves(idx, "demo-svc") == "1.2.3"
-            assert front.redirected == 3, "both files hashed, the wheel downloaded by pip"
+            assert front.redirected == 2, "both files hashed; pip decides by the listing"
             assert front.leaked() == []
     import requests
 

@@ -103,6 +103,44 @@ def test_a_stray_version_like_tag_is_no_release(released: Released) -> None:
     assert ("verify registry", "latest -> 1.1.0", "ok") in summary.rows, summary.rows
 
 
+def test_a_date_tag_on_the_projects_own_image_is_no_release(released: Released) -> None:
+    # Images only (pypi = false): the registry's tags say what is released. 20240101 names the
+    # 1.1.0 image itself (a nightly scheme of the service's own), whose label says 1.1.0.
+    from dataclasses import replace
+
+    from brewblox_release._verify import published_versions
+
+    released.client.tag("1.1.0", "20240101")
+    config = replace(released.run().config, pypi=False)
+    assert published_versions(config, released.env) == {"1.1.0"}
+
+
+def test_a_branch_build_of_a_tagged_commit_expects_latest_where_it_is(
+        released: Released) -> None:
+    # The tag build of 1.2.0 pushed its images and stopped before the upload (or still runs):
+    # the branch build of that commit publishes its branch tags, and latest stays on 1.1.0.
+    from brewblox_release._verify import _latest
+
+    client = released.client
+    for prefix in ("", "rpi-"):  # another image than latest's
+        client.tag(f"{prefix}1.0.0", f"{prefix}1.2.0")
+    repo = released.repo
+    repo.checkout("-b", "release-1.2")
+    repo.commit("the next release")
+    repo.tag("1.2.0")
+    try:
+        env = {k: v for k, v in released.env.items() if k != "TRAVIS_TAG"}
+        run = prepare(repo.path, Options(), {**env, **travis_env(branch="release-1.2")})
+        assert run.plan.version == "1.2.0"
+        assert not run.plan.latest
+        summary = Summary()
+        assert list(_latest(run, client, [i for i in run.plan.images if i.push], summary)) == []
+        assert ("verify registry", "latest -> 1.1.0", "ok") in summary.rows, summary.rows
+    finally:
+        repo.checkout("1.1.0")
+        repo.git("tag", "-d", "1.2.0")
+
+
 def test_a_registry_slow_to_show_the_release_is_read_again(
         released: Released, capsys: pytest.CaptureFixture[str]) -> None:
     # For a second the tag still shows the older release, as a registry behind a cache might.
