@@ -39,6 +39,30 @@ class Target:
     build_args: Mapping[str, str] = field(default_factory=dict)
 
 
+#: containerd's names of architectures (its platforms.Normalize), which docker and registries use.
+_ARCHES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "i386": "386",
+           "armhf": "arm", "armel": "arm"}
+
+
+def normalise_platform(text: str) -> str | None:
+    """A platform as containerd writes it, and so docker and a registry's lists; None for no
+    ``os/architecture[/variant]``.
+
+    >>> normalise_platform("linux/arm64/v8"), normalise_platform("Linux/ARM")
+    ('linux/arm64', 'linux/arm/v7')
+    """
+    parts = text.lower().split("/")
+    if len(parts) not in {2, 3} or not all(parts):
+        return None
+    arch, variant = _ARCHES.get(parts[1], parts[1]), (parts[2:] or [""])[0]
+    variant = {"armhf": "v7", "armel": "v6"}.get(parts[1], variant)
+    if arch == "arm":  # a version alone is a variant (7: v7); none is v7, docker's default
+        variant = f"v{variant.lstrip('v') or '7'}"
+    elif (arch, variant.lstrip("v")) in {("arm64", "8"), ("amd64", "1")}:
+        variant = ""  # the default variant, which docker leaves out
+    return "/".join(part for part in (parts[0], arch, variant) if part)
+
+
 DEFAULT_TARGETS = (
     Target(name="amd64", context="docker", platform="linux/amd64", prefix=""),
     Target(name="arm", context="rpi-docker", platform="linux/arm/v7", prefix="rpi-"),
@@ -286,9 +310,13 @@ def _targets(where: Path, value: object, *, multi_arch: bool) -> tuple[Target, .
         if not isinstance(item, Mapping):
             raise ConfigError(f"{where}: [{key}] must be a table")
         reader = _Reader(where, key, item)
+        platform = reader.required("platform")
+        if (normal := normalise_platform(platform)) is None:
+            raise ConfigError(f"{where}: [{key}] platform = {platform!r} is no platform: write "
+                              "os/architecture[/variant], e.g. \"linux/arm/v7\"")
         target = Target(name=reader.required("name"), context=reader.required("context"),
-                        platform=reader.required("platform"),
-                        prefix=reader.get("prefix", _STR) or "", build_args=reader.build_args())
+                        platform=normal, prefix=reader.get("prefix", _STR) or "",
+                        build_args=reader.build_args())
         reader.finish()
         if not _PREFIX.fullmatch(target.prefix):
             raise ConfigError(f"{where}: [{key}] prefix {target.prefix!r} would make "

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from packaging.version import Version
 
 from . import _dockerconfig as dockerconfig, _sign as sign
+from ._config import normalise_platform
 from ._errors import PublishError, ReleaseError
 from ._multiarch import own_tag, own_tags
 from ._plan import highest_final
@@ -218,10 +219,9 @@ def _entries(registry: Registry, reference: str) -> list[tuple[str, str]]:
     for entry in manifest.get("manifests") or []:
         spec = entry.get("platform") or {}
         if spec.get("os") != "unknown":
-            parts = [spec.get("os", "?"), spec.get("architecture", "?")]
-            if spec.get("variant") and spec.get("architecture") != "arm64":
-                parts.append(spec["variant"])
-            found.append(("/".join(parts), str(entry["digest"])))
+            written = "/".join(str(spec[key]) for key in ("os", "architecture", "variant")
+                               if spec.get(key))
+            found.append((normalise_platform(written) or written, str(entry["digest"])))
     return found
 
 

@@ -213,11 +213,26 @@ def test_build_args_may_not_set_what_the_release_sets(tmp_path: Path, body: str,
     ('context = "docker"\nplatform = "linux/amd64"\n', "name", "is required"),
     ('name = "amd64"\nplatform = "linux/amd64"\n', "context", "is required"),
     ('name = "amd64"\ncontext = "docker"\n', "platform", "is required"),
+    ('name = "arm64"\ncontext = "docker"\nplatform = "arm64"\n', "platform",
+     "= 'arm64' is no platform: write os/architecture[/variant]"),
 ])
 def test_wrong_target(tmp_path: Path, target: str, key: str, expected: str) -> None:
     path, message = load_error(tmp_path, f"[[tool.brewblox-release.targets]]\n{target}")
     assert f"[tool.brewblox-release.targets[0]] {key} {expected}" in message
     assert str(path.resolve()) in message
+
+
+@pytest.mark.parametrize(("written", "platform"), [
+    ("linux/arm64/v8", "linux/arm64"), ("linux/arm", "linux/arm/v7"),
+    ("linux/armhf", "linux/arm/v7"), ("linux/aarch64", "linux/arm64"),
+    ("Linux/AMD64", "linux/amd64"), ("linux/arm/v6", "linux/arm/v6"),
+])
+def test_a_platform_is_read_as_docker_and_the_registry_write_it(tmp_path: Path, written: str,
+                                                                 platform: str) -> None:
+    """Each spelling docker takes: the registry's lists, and verification, write it so."""
+    section(tmp_path, f'[[tool.brewblox-release.targets]]\nname = "t"\ncontext = "docker"\n'
+                      f'platform = "{written}"\n')
+    assert load(tmp_path).targets[0].platform == platform
 
 
 @pytest.mark.parametrize("body", [
