@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote, urlsplit
 
 from ._errors import ConfigError, CredentialsError, PublishError
@@ -35,6 +35,7 @@ _SIMPLE_TYPES = {"text/html", "application/vnd.pypi.simple.v1+html",
                  "application/vnd.pypi.simple.v1+json"}
 UPLOAD_ATTEMPTS = 4
 UPLOAD_BACKOFF = 1.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -323,7 +324,7 @@ class Index:
                attestations: bool = False) -> list[Outcome]:
         """Upload the files that are not there yet; skip those that are, byte for byte; with
         ``attestations``, each with its ``FILE.publish.attestation``."""
-        present = self.files(name)
+        present = self._retrying(f"reading the files of {name}", lambda: self.files(name))
         outcomes = []
         for path in paths:
             there = present.get(path.name, "absent")
@@ -340,6 +341,23 @@ class Index:
                     "dev version (two branches at the same distance from a tag); skipped")
                 outcomes.append(Outcome(path, "collision"))
         return outcomes
+
+    @staticmethod
+    def _retrying(what: str, read: Callable[[], T]) -> T:
+        """``read`` of the index, tried again after a pause as an upload is (an index that
+        restarts, a 503); its last failure says that a re-run completes the release."""
+        attempt = 1
+        while True:
+            try:
+                return read()
+            except PublishError as e:  # not a refusal of the credentials, nor a setting
+                if attempt == UPLOAD_ATTEMPTS:
+                    raise PublishError(f"{e}; re-running the release completes it") from e
+            wait = UPLOAD_BACKOFF * 2 ** (attempt - 1)
+            log(f"{what}: attempt {attempt} of {UPLOAD_ATTEMPTS} failed; retrying in {wait:.0f} s")
+            if not pause(wait):  # the run is stopping: no more attempts
+                check_stopping()
+            attempt += 1
 
     def _upload_one(self, path: Path, *, attestations: bool = False) -> None:
         import requests

@@ -147,6 +147,10 @@ def make_tags(run: Run, records: Mapping[str, Record], config: DockerConfig,
     pushed, latest = Pushed(), run.config.latest_tags
     pushes = [image for image in run.plan.images if image.push]
     if not run.config.multi_arch:
+        for image in pushes:  # every record's image is there before any tag is made
+            if registry.digest(records[image.target].digest) is None:
+                raise PublishError(f"{records[image.target].source} is not in the registry: "
+                                   f"stage {image.target} again; nothing was published")
         for image in pushes:
             record = records[image.target]
             for tag in (t for t in image.tags if t not in latest):

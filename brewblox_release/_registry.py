@@ -191,8 +191,9 @@ class Registry:
         ``crane tag`` does), whatever an engine's local tags say meanwhile; its digest."""
         found = self._request(f"manifests/{source}", MANIFEST_TYPES)
         if found is None:
-            raise PublishError(f"{self.image}:{source} is not in the registry, so {tag} cannot "
-                               "point at it: re-run the release to complete it")
+            at = "@" if source.startswith("sha256:") else ":"
+            raise PublishError(f"{self.image}{at}{source} is not in the registry, so {tag} "
+                               "cannot point at it: re-run the release to complete it")
         kind = found[0].get("content-type") or self._json(found[1], source).get("mediaType")
         self._request(f"manifests/{tag}", method="PUT", data=found[1], content_type=kind)
         return found[0].get("docker-content-digest", "")

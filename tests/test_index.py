@@ -433,6 +433,51 @@ class _Unavailable(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _SlowToList(_Unavailable):
+    """An index whose simple API answers 503 twice (a restart), then lists nothing; it takes
+    every upload."""
+
+    answered = 0
+
+    def do_GET(self) -> None:
+        type(self).answered += 1
+        if type(self).answered <= 2:
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        else:
+            super().do_GET()
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@pytest.mark.process
+def test_the_read_before_an_upload_is_retried(built: list[Path],
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """After the images are pushed, an index that does not answer for a moment is asked again,
+    as the upload is, before the release fails half-published."""
+    from brewblox_release import _index
+
+    monkeypatch.setattr(_index, "UPLOAD_BACKOFF", 0.01)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowToList)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/"
+    index = Index.from_env({"TWINE_REPOSITORY_URL": url, "BREWBLOX_RELEASE_INDEX_URL": url})
+    try:
+        outcomes = index.upload("demo-svc", built[:1], release=True)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [o.status for o in outcomes] == ["uploaded"]
+    shown = capsys.readouterr().err
+    assert "reading the files of demo-svc: attempt 2 of 4 failed; retrying" in shown
+
+
 @pytest.mark.process
 def test_a_stop_ends_the_upload_retries(built: list[Path]) -> None:
     """An upload that failed with a 5xx is retried after a pause, unless the run is stopping:

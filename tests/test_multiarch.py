@@ -196,6 +196,17 @@ def test_a_split_build_without_multi_arch(tmp_path: Path, registry: RegistryServ
     assert all(t.startswith("STAGE-") for t in registry_tags(registry.address, REPO))
     merger = _clone(origin, tmp_path / "runner-merge")
     merger.checkout("1.2.0")
+    # A record whose image is not in the registry: no target's tags are made.
+    lost = tmp_path / "lost"
+    shutil.copytree(records, lost)
+    record = json.loads((lost / "arm.json").read_text())
+    (lost / "arm.json").write_text(json.dumps({**record, "digest": "sha256:" + "0" * 64}))
+    result = nox(merger, "-s", "release", "--", "--merge", str(lost), env=env)
+    assert result.returncode != 0
+    assert f"{REPO}@sha256:{'0' * 64} is not in the registry: stage arm again; nothing was " \
+        "published" in result.stdout
+    assert all(t.startswith("STAGE-") for t in registry_tags(registry.address, REPO))
+    assert index_files(index.packages) == []
     _nox(merger, env, "-s", "release", "--", "--merge", str(records))
     for tag, arch in (("1.2.0", "amd64"), ("latest", "amd64"), ("rpi-1.2.0", "arm"),
                       ("rpi-latest", "arm")):
