@@ -3,7 +3,6 @@ It never overwrites what is there and differs, unless ``force``; a second run ch
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import re
 from collections.abc import Mapping, MutableMapping, Sequence
@@ -132,24 +131,6 @@ def _whole_file(root: Path, rel: str, template: str, *, force: bool) -> _Plan:
     return Change(rel, SKIPPED), None
 
 
-def _header_lines(text: str) -> int:
-    """The lines of a noxfile's docstring and ``__future__`` imports. The sessions' import goes
-    after them, before the service's own code: a session of its own that has one of the
-    library's names is registered later, so it stays its own. A file nox would refuse: all."""
-    try:
-        body = ast.parse(text).body
-    except SyntaxError:
-        return len(text.splitlines())
-    at = 0
-    for number, node in enumerate(body):
-        docstring = number == 0 and isinstance(node, ast.Expr) and isinstance(
-            node.value, ast.Constant) and isinstance(node.value.value, str)
-        if not (docstring or (isinstance(node, ast.ImportFrom) and node.module == "__future__")):
-            break
-        at = node.end_lineno or at
-    return at
-
-
 def _noxfile(root: Path) -> _Plan:
     path = root / "noxfile.py"
     if not path.exists():
@@ -157,11 +138,9 @@ def _noxfile(root: Path) -> _Plan:
     text = path.read_text()
     if _NOXFILE_IMPORT.search(text):
         return Change("noxfile.py", "unchanged"), None
-    lines = text.splitlines(keepends=True)
-    at = _header_lines(text)
-    head, rest = "".join(lines[:at]).rstrip("\n"), "".join(lines[at:]).lstrip("\n")
-    new = "\n".join(part for part in (head + "\n" if head else "", NOXFILE_LINE + "\n", rest)
-                    if part)
+    # After the service's own code: a session of its own named like one of the library's is
+    # registered first and stays its own (the library's is not registered beside it).
+    new = f"{text.rstrip()}\n\n{NOXFILE_LINE}\n" if text.strip() else f"{NOXFILE_LINE}\n"
     return Change("noxfile.py", "updated", "imports the sessions"), (path, new)
 
 

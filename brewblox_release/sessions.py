@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import nox
+import nox.registry
 
 from ._commands import COMMANDS, execute, message
 from ._errors import Interrupted, ReleaseError
@@ -16,6 +17,11 @@ __all__ = ["dist", "distcopy", "docker", "docker_amd64", "docker_arm", "init", "
 
 
 def _session(name: str, *, default: bool = False) -> Any:
+    # A session of the service's own of this name, registered before this import (`init` puts
+    # the import after the service's code), stays its own: nox never sees the name twice.
+    if (own := nox.registry.get().get(name)) is not None:
+        return own
+
     def session(session: nox.Session) -> None:
         try:
             execute(name, session.posargs, prog=f"nox -s {name} --")

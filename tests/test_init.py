@@ -164,7 +164,7 @@ def test_an_existing_noxfile_gets_the_line_once(tmp_path: Path) -> None:
     repo.write("noxfile.py", "import nox\n\n@nox.session\ndef lint(session):\n    pass")
     assert _actions(init(repo.path))["noxfile.py"] == "updated"
     text = (repo.path / "noxfile.py").read_text()
-    assert text == f"{NOXFILE_LINE}\n\nimport nox\n\n@nox.session\ndef lint(session):\n    pass"
+    assert text == f"import nox\n\n@nox.session\ndef lint(session):\n    pass\n\n{NOXFILE_LINE}\n"
     assert _actions(init(repo.path))["noxfile.py"] == "unchanged"
     assert (repo.path / "noxfile.py").read_text() == text
 
@@ -186,17 +186,18 @@ def dist(session: nox.Session) -> None:
 
 @pytest.mark.process
 def test_a_session_of_the_services_own_stays_its_own(tmp_path: Path) -> None:
-    """The import goes before the service's code (after its docstring and __future__ import),
-    so its own ``dist`` session, registered later, is not replaced by the library's."""
+    """The import goes after the service's code, so its own ``dist`` session, registered
+    first, stays its own, and the library's is not registered beside it (nox warns of a name
+    registered twice, and says it will refuse one)."""
     repo = fresh_service(tmp_path / "svc")
     repo.write("noxfile.py", OWN_NOXFILE)
     init(repo.path)
-    head, _, rest = OWN_NOXFILE.partition("import nox\n")
-    assert (repo.path / "noxfile.py").read_text() == f"{head}{NOXFILE_LINE}\n\nimport nox\n{rest}"
+    assert (repo.path / "noxfile.py").read_text() == f"{OWN_NOXFILE}\n{NOXFILE_LINE}\n"
     listed = subprocess.run([sys.executable, "-m", "nox", "-l"], cwd=repo.path, text=True,
-                            capture_output=True, check=True).stdout
-    assert "dist -> The service's own dist." in listed
-    assert "release -> Preflight, dist, distcopy" in listed  # and the library's others
+                            capture_output=True, check=True)
+    assert "dist -> The service's own dist." in listed.stdout
+    assert "release -> Preflight, dist, distcopy" in listed.stdout  # and the library's others
+    assert "already been registered" not in listed.stderr, listed.stderr
 
 
 def test_per_platform_base_images_make_explicit_targets(tmp_path: Path) -> None:
