@@ -39,28 +39,30 @@ class Target:
     build_args: Mapping[str, str] = field(default_factory=dict)
 
 
-#: containerd's names of architectures (its platforms.Normalize), which docker and registries use.
-_ARCHES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "i386": "386",
-           "armhf": "arm", "armel": "arm"}
-
-
 def normalise_platform(text: str) -> str | None:
-    """A platform as containerd writes it, and so docker and a registry's lists; None for no
-    ``os/architecture[/variant]``.
+    """A platform as containerd's ``platforms.Normalize`` writes it, and so docker and a
+    registry's lists; an architecture alone is Linux's. None for no platform.
 
     >>> normalise_platform("linux/arm64/v8"), normalise_platform("Linux/ARM")
     ('linux/arm64', 'linux/arm/v7')
     """
     parts = text.lower().split("/")
-    if len(parts) not in {2, 3} or not all(parts):
+    parts = ["linux", *parts] if len(parts) == 1 else parts
+    if len(parts) > 3 or not all(parts):
         return None
-    arch, variant = _ARCHES.get(parts[1], parts[1]), (parts[2:] or [""])[0]
-    variant = {"armhf": "v7", "armel": "v6"}.get(parts[1], variant)
-    if arch == "arm":  # a version alone is a variant (7: v7); none is v7, docker's default
-        variant = f"v{variant.lstrip('v') or '7'}"
-    elif (arch, variant.lstrip("v")) in {("arm64", "8"), ("amd64", "1")}:
-        variant = ""  # the default variant, which docker leaves out
-    return "/".join(part for part in (parts[0], arch, variant) if part)
+    system, arch, variant = parts[0], parts[1], (parts[2:] or [""])[0]
+    if arch in {"aarch64", "arm64"}:
+        arch, variant = "arm64", {"8": "", "v8": "", "v8.0": "", "9": "v9", "9.0": "v9",
+                                  "v9.0": "v9"}.get(variant, variant)
+    elif arch in {"armhf", "armel"}:
+        arch, variant = "arm", "v7" if arch == "armhf" else "v6"
+    elif arch == "arm":
+        variant = {"": "v7", "7": "v7", "5": "v5", "6": "v6", "8": "v8"}.get(variant, variant)
+    elif arch in {"i386", "386"}:
+        arch, variant = "386", "" if arch == "i386" else variant
+    elif arch in {"x86_64", "x86-64", "amd64"}:
+        arch, variant = "amd64", "" if variant == "v1" else variant
+    return "/".join(part for part in (system, arch, variant) if part)
 
 
 DEFAULT_TARGETS = (

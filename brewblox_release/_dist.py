@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import os
 import re
 import shutil
 import sys
@@ -147,12 +148,18 @@ def stamped_copy(root: Path, source: VersionSource, version: str, into: Path) ->
     table["version"] = version
     pyproject.write_text(tomlkit.dumps(document))
     # The copy is a repository of its files, so that a file finder that asks git (setuptools-scm
-    # finds package data so) sees what it sees in the checkout. No hook, no signing key of the
-    # user's runs for it.
-    git = ["git", "-c", "core.hooksPath=/dev/null", "-c", "commit.gpgSign=false", "-c",
-           "user.name=brewblox-release", "-c", "user.email=brewblox-release@localhost"]
-    for args in (["init", "-q"], ["add", "-A", "-f"], ["commit", "-q", "-m", "stamped copy"]):
-        run([*git, *args], cwd=into, echo=False, stream=False)
+    # finds package data so) sees what it sees in the checkout: made with none of the user's git
+    # configuration (hooks, signing, line-end conversion, LFS filters).
+    env = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+           **{f"GIT_{who}_{what}": value for who in ("AUTHOR", "COMMITTER")
+              for what, value in (("NAME", "brewblox-release"), ("EMAIL", "release@localhost"))}}
+    try:
+        for args in (["init", "-q", "--template="], ["add", "-A", "-f"],
+                     ["commit", "-q", "--no-verify", "-m", "stamped copy"]):
+            run(["git", *args], cwd=into, env=env, echo=False, stream=False)
+    except CommandError as e:
+        raise BuildError(f"the stamped copy of the checkout could not be made a git repository "
+                         f"(for the build's file finder): {e}") from None
     log(f"stamped {version} into [{source.static}] version of a copy of the checkout")
     return into
 

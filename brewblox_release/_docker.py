@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from . import _stages as stages
-from ._config import Config, Target
+from ._config import Config, Target, normalise_platform
 from ._dockerconfig import DockerConfig
 from ._errors import BuildError, CredentialsError, EmulationError, PublishError
 from ._plan import ImagePlan
@@ -93,6 +93,7 @@ def check_emulation(platform: str, builder: str | None = None) -> None:
         raise EmulationError(f"buildx cannot inspect {name}: check `docker buildx ls` (and the "
                              "builder setting or BUILDX_BUILDER)")
     driver, platforms = found
+    platforms = [normalise_platform(each) or each for each in platforms]
     off = _local_handler_off(platform) if driver == "docker" else None
     if platform in platforms and off is None:
         return

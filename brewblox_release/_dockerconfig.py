@@ -38,9 +38,8 @@ def _read(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict):
-        return {}
+        data = {}
+    data = data if isinstance(data, dict) else {}
     auths, helpers = data.get("auths"), data.get("credHelpers")
     data["auths"] = {k: v if isinstance(v, dict) else {}
                      for k, v in (auths if isinstance(auths, dict) else {}).items()}

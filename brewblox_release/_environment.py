@@ -64,7 +64,9 @@ class Environment(Mapping[str, str]):
 
     def with_secret_vars(self, names: Iterable[str]) -> Environment:
         """The same values, with a service's own ``secret-vars`` secret too."""
-        return Environment(self._values, (*self.service_vars, *names))
+        found = Environment(self._values, (*self.service_vars, *names))
+        found.unexpanded = self.unexpanded
+        return found
 
     def masked_values(self) -> list[str]:
         """The values to mask in output: every secret variable's whole value (a URL variable's

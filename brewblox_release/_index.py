@@ -157,7 +157,10 @@ class Index:
 
     @property
     def needs_credentials(self) -> bool:
-        return not is_loopback(urlsplit(self.upload_url).netloc.rpartition("@")[2])
+        try:
+            return not is_loopback(urlsplit(self.upload_url).netloc.rpartition("@")[2])
+        except ValueError:  # a URL urllib cannot split ([fe80::1): `problems` names it
+            return True
 
     def missing_credentials(self) -> tuple[str, ...]:
         """The variables to set before uploading (PyPI and TestPyPI take ``__token__`` as

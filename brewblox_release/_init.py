@@ -34,7 +34,10 @@ CI_TEMPLATES = {"github": "github.yml", "gitlab": "gitlab-ci.yml", "travis": "tr
                  "azure": "azure-pipelines.yml"}
 
 NOXFILE_LINE = "from brewblox_release.sessions import *  # noqa: F403"
-_NOXFILE_IMPORT = re.compile(r"^from\s+brewblox_release\.sessions\s+import\s+\*", re.MULTILINE)
+#: The line added after a noxfile's own code: it registers the sessions and binds no name.
+APPENDED_LINE = "import brewblox_release.sessions  # noqa: E402, F401 (the release sessions)"
+_NOXFILE_IMPORT = re.compile(r"^(from\s+brewblox_release\.sessions\s+import\s+\*|"
+                             r"import\s+brewblox_release\.sessions\b)", re.MULTILINE)
 
 
 
@@ -139,8 +142,9 @@ def _noxfile(root: Path) -> _Plan:
     if _NOXFILE_IMPORT.search(text):
         return Change("noxfile.py", "unchanged"), None
     # After the service's own code: a session of its own named like one of the library's is
-    # registered first and stays its own (the library's is not registered beside it).
-    new = f"{text.rstrip()}\n\n{NOXFILE_LINE}\n" if text.strip() else f"{NOXFILE_LINE}\n"
+    # registered first and stays its own (the library's is not registered beside it), and no
+    # name of the noxfile's is bound anew.
+    new = f"{text.rstrip()}\n\n{APPENDED_LINE}\n" if text.strip() else f"{NOXFILE_LINE}\n"
     return Change("noxfile.py", "updated", "imports the sessions"), (path, new)
 
 
@@ -156,19 +160,17 @@ def ignored_entries(lines: Sequence[str], entry: str) -> bool:
 
 
 def _contexts(root: Path) -> list[str]:
-    """The image contexts of the targets the service lists, else of the default targets."""
+    """The image contexts of the targets the service lists, else of the default targets; not
+    the root (``.``), whose Dockerfile is the service's own and builds from the dist dir."""
     table = _table(read_pyproject(root), *SECTION.split(".")) or {}
     targets = table.get("targets")
     listed = [t.get("context") for t in targets if isinstance(t, Mapping)] \
         if isinstance(targets, list) else []
-    contexts = ["." if c in {".", "./"} else  # the root itself: a root Dockerfile
-                _confined(root, c, f"[{SECTION}] targets context").relative_to(root).as_posix()
-                for c in listed if isinstance(c, str) and c]
-    return list(dict.fromkeys(contexts)) or [t.context for t in DEFAULT_TARGETS]
-
-
-def _in(context: str, name: str) -> str:
-    return name if context == "." else f"{context}/{name}"
+    if not listed:
+        return [t.context for t in DEFAULT_TARGETS]
+    contexts = [_confined(root, c, f"[{SECTION}] targets context").relative_to(root).as_posix()
+                for c in listed if isinstance(c, str) and c not in {"", ".", "./"}]
+    return list(dict.fromkeys(contexts))
 
 
 def _gitignore(root: Path, contexts: Sequence[str]) -> _Plan:
@@ -176,7 +178,7 @@ def _gitignore(root: Path, contexts: Sequence[str]) -> _Plan:
     virtualenvs (the sessions run without one, a service's own sessions may not)."""
     path = root / ".gitignore"
     text = path.read_text() if path.exists() else ""
-    entries = ("dist/", *(_in(c, "pkg/") for c in contexts), ".nox/")
+    entries = ("dist/", *(f"{c}/pkg/" for c in contexts), ".nox/")
     missing = [e for e in entries if not ignored_entries(text.splitlines(), e)]
     if not missing:
         return Change(".gitignore", "unchanged"), None
@@ -332,14 +334,15 @@ def init(root: Path, *, ci: str | None = None, force: bool = False, dry_run: boo
     contexts = _contexts(root)
     top = run(["git", "rev-parse", "--show-toplevel"], cwd=root, check=False, echo=False,
               stream=False)
-    monorepo = top.returncode == 0 and Path(top.output.strip()).resolve() != root
+    # Its last line: a warning of git's may come first (its output is stdout and stderr).
+    found = Path(top.lines[-1]).resolve() if top.returncode == 0 and top.lines else root
     ci_file: _Plan = (Change(CI_PATHS[ci], MONOREPO, (
-        f"add a job that runs `nox -s release` in {root.relative_to(top.output.strip())} to it "
-        "(docs/adopting.md)")), None) if monorepo else \
+        f"add a job that runs `nox -s release` in {root.relative_to(found)} to it "
+        "(docs/adopting.md)")), None) if root != found and found in root.parents else \
         _whole_file(root, CI_PATHS[ci], f"ci/{CI_TEMPLATES[ci]}", force=force)
     planned = [pyproject,
                _noxfile(root),
-               *(_whole_file(root, _in(c, "Dockerfile"), "Dockerfile", force=force)
+               *(_whole_file(root, f"{c}/Dockerfile", "Dockerfile", force=force)
                  for c in contexts),
                _gitignore(root, contexts),
                ci_file]
@@ -360,7 +363,7 @@ def _write(writes: Sequence[tuple[Path, str]]) -> None:
             # A file with Windows line ends keeps them (it was read with newlines as "\n").
             crlf = old is not None and b"\r\n" in old
             path.write_bytes((text.replace("\n", "\r\n") if crlf else text).encode())
-    except OSError:
+    except BaseException:  # Ctrl-C too
         for path, old, made in reversed(done):
             with contextlib.suppress(OSError):
                 if old is None:

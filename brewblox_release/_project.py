@@ -240,9 +240,10 @@ def _setup_py_scm(root: Path) -> dict[str, Any] | None:
     return settings
 
 
-#: git finds the repository from a service's subdirectory (a monorepo), as these backends' own
-#: version tools do (dunamai, pdm-backend's scm source); setuptools_scm and hatch-vcs take their
-#: ``root`` from the service's settings instead.
+#: The repository found from a service's subdirectory (a monorepo), as dunamai and pdm-backend's
+#: scm source find it: only where `git describe` reads the service's own tags (a tag prefix or
+#: filter), so that no other service's tag is taken. setuptools_scm and hatch-vcs (and a static
+#: version) take ``root`` and ``tag.prefix`` from [tool.setuptools_scm] instead.
 _FROM_SUBDIRECTORY = {"search_parent_directories": True}
 
 
@@ -270,7 +271,9 @@ def version_source(root: Path, data: Mapping[str, Any] | None = None, *,
         if starts is not None:
             match = [arg for start in starts for arg in ("--match", f"{prefix or ''}{start}[0-9]*")]
             found["scm"] = {"git": {"describe_command": [*_DESCRIBE, *match]}}
-        return VersionSource(tool, f"[{table}]", {**found, **_FROM_SUBDIRECTORY})
+            if isinstance(prefix, str) and prefix:  # git describe reads the service's tags only
+                found |= _FROM_SUBDIRECTORY
+        return VersionSource(tool, f"[{table}]", found)
 
     if (_table(data, "tool", "poetry-dynamic-versioning") or {}).get("enable") is True:
         return plugin("poetry-dynamic-versioning", "tool.poetry-dynamic-versioning",
@@ -279,11 +282,12 @@ def version_source(root: Path, data: Mapping[str, Any] | None = None, *,
     pdm = _table(data, "tool", "pdm", "version") or {}
     if backend.startswith("pdm.") and pdm.get("source") == "scm":
         found: dict[str, Any] = {"tag": {"regex": pdm.get("tag_regex") or PDM_DEFAULT_TAG_REGEX}}
-        if isinstance(pdm.get("tag_filter"), str):
+        if isinstance(pdm.get("tag_filter"), str):  # git describe reads the service's tags only
             found["scm"] = {"git": {"describe_command": [*_DESCRIBE, "--match", pdm["tag_filter"]]}}
+            found |= _FROM_SUBDIRECTORY
         if isinstance(pdm.get("fallback_version"), str):
             found["fallback_version"] = pdm["fallback_version"]
-        return VersionSource("pdm-backend", "[tool.pdm.version]", {**found, **_FROM_SUBDIRECTORY})
+        return VersionSource("pdm-backend", "[tool.pdm.version]", found)
     if backend.startswith("hatchling"):
         hatch = _table(data, "tool", "hatch", "version") or {}
         if hatch.get("source") == "uv-dynamic-versioning":
@@ -295,8 +299,10 @@ def version_source(root: Path, data: Mapping[str, Any] | None = None, *,
         return scm
     if static is not None:
         if stamp:
-            return VersionSource("static", f"[{static}] version", _FROM_SUBDIRECTORY,
-                                 static=static)
+            # setuptools_scm's rules compute it, with its settings where the service gives them
+            # (a monorepo's root and tag prefix).
+            settings = normalise(_table(data, "tool", "setuptools_scm") or {})
+            return VersionSource("static", f"[{static}] version", settings, static=static)
         version = _table(data, *static.split("."))["version"]  # type: ignore[index]
         raise VersionError(f"{where}: [{static}] version = {version!r} is static, so the "
                            "build would not take its version from git: set stamp-version = true "

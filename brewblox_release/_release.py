@@ -84,7 +84,7 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
         try:
             version_mod.require_clean(config.root, state, tag=tagged)
         except VersionError as e:
-            if not options.dry_run:
+            if not options.dry_run or tagged:  # a tag's version is wrong too: no plan to show
                 raise
             notes.append(str(e))
     info = version_mod.VersionInfo(version(), state)
@@ -171,8 +171,7 @@ def _index_problems(run: Run) -> list[ReleaseError]:
     except ReleaseError as e:
         return [e]
     found: list[ReleaseError] = [ConfigError(problem) for problem in index.problems()]
-    # A URL that cannot be read names no host whose credentials could be checked.
-    missing = index.missing_credentials() if run.plan.upload and not found else ()
+    missing = index.missing_credentials() if run.plan.upload else ()
     if missing:
         one = len(missing) == 1
         found.append(CredentialsError(

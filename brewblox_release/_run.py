@@ -349,8 +349,9 @@ def background(function: Callable[[], T], name: str) -> Callable[[], T]:
 
 
 def environ() -> Mapping[str, str]:
-    """The command's environment snapshot (`capture`), or the process's own (the library alone)."""
-    return _captured if _captured is not None else os.environ
+    """The command's environment snapshot (`capture`), or a snapshot of the process's own (the
+    library alone), read the same way (Azure's unexpanded macros are no values)."""
+    return _captured if _captured is not None else Environment(os.environ)
 
 
 #: git's variables that point it at another repository (a hook's): removed for every git command,

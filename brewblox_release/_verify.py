@@ -56,11 +56,12 @@ def published_versions(config: Config, env: Mapping[str, str],
               if (version := as_version(tag[len(prefix):])) is not None
               and not version.is_prerelease]
     for version, tag in sorted(finals, reverse=True):
-        # A release's image: of this project, of this version (a tag 20240101 put on an image
-        # of 1.0.0 is no release 20240101).
+        # A release's image: of this project, and of this version where its label says one (a
+        # tag 20240101 put on an image of 1.0.0 is no release 20240101).
         labels = (registry.config(tag).get("config") or {}).get("Labels") or {}
+        said = labels.get("org.opencontainers.image.version")
         if labels.get("org.opencontainers.image.title") == config.name and \
-                as_version(str(labels.get("org.opencontainers.image.version"))) == version:
+                (said is None or as_version(str(said)) == version):
             return {str(version)}
     return set()
 
@@ -151,6 +152,8 @@ def pip_resolves(index: Index, name: str) -> str:
         found = re.search(r"^\S+ \((\S+)\)$", result.output, re.MULTILINE)  # "name (1.2.3)"
         if result.returncode == 0 and found is not None:
             return found[1]
+        if "No matching distribution found" not in result.output:  # not a fall-back's case
+            break
     why = next((line for line in reversed(result.lines) if line.strip()), "no answer")
     raise ReleaseError(redact(f"pip found no version of {name} to install from "
                               f"{display_url(index.simple_url)} ({why.strip()}): check that the "

@@ -147,6 +147,9 @@ def compute(root: Path, name: str | None = None, *, source: VersionSource | None
                 and not source.tags.prefix:
             hint = ("; in a monorepo, set [tool.setuptools_scm.tag] prefix = \"svc-\" so that "
                     "git describe looks at the service's own tags only")
+        elif not (root / ".git").exists():
+            hint = (f"; {root} is not the repository's root: in a monorepo, say where the "
+                    "repository is and which tags are the service's (docs/versions.md, Monorepos)")
         raise VersionError(f"setuptools_scm cannot compute a version for {root} with the "
                            f"settings of {source.declared_in}: {why}{hint}") from None
     try:

@@ -213,8 +213,8 @@ def test_build_args_may_not_set_what_the_release_sets(tmp_path: Path, body: str,
     ('context = "docker"\nplatform = "linux/amd64"\n', "name", "is required"),
     ('name = "amd64"\nplatform = "linux/amd64"\n', "context", "is required"),
     ('name = "amd64"\ncontext = "docker"\n', "platform", "is required"),
-    ('name = "arm64"\ncontext = "docker"\nplatform = "arm64"\n', "platform",
-     "= 'arm64' is no platform: write os/architecture[/variant]"),
+    ('name = "arm64"\ncontext = "docker"\nplatform = "linux//v8"\n', "platform",
+     "= 'linux//v8' is no platform: write os/architecture[/variant]"),
 ])
 def test_wrong_target(tmp_path: Path, target: str, key: str, expected: str) -> None:
     path, message = load_error(tmp_path, f"[[tool.brewblox-release.targets]]\n{target}")
@@ -225,7 +225,8 @@ def test_wrong_target(tmp_path: Path, target: str, key: str, expected: str) -> N
 @pytest.mark.parametrize(("written", "platform"), [
     ("linux/arm64/v8", "linux/arm64"), ("linux/arm", "linux/arm/v7"),
     ("linux/armhf", "linux/arm/v7"), ("linux/aarch64", "linux/arm64"),
-    ("Linux/AMD64", "linux/amd64"), ("linux/arm/v6", "linux/arm/v6"),
+    ("Linux/AMD64", "linux/amd64"), ("linux/arm/v6", "linux/arm/v6"), ("arm64", "linux/arm64"),
+    ("linux/arm64/v8.0", "linux/arm64"), ("linux/armel", "linux/arm/v6"),
 ])
 def test_a_platform_is_read_as_docker_and_the_registry_write_it(tmp_path: Path, written: str,
                                                                  platform: str) -> None:

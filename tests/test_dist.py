@@ -192,9 +192,11 @@ def _service(path: Path, pyproject: str, files: dict[str, str]) -> GitRepo:
 
 
 @pytest.mark.process  # installs the backends into kept build environments
-def test_a_stamped_setuptools_build_keeps_the_data_setuptools_scm_finds(tmp_path: Path) -> None:
+def test_a_stamped_setuptools_build_keeps_the_data_setuptools_scm_finds(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """setuptools-scm finds package data through git: the stamped copy is a repository of its
-    files, so the wheel holds what a build of the checkout holds."""
+    files, so the wheel holds what a build of the checkout holds; made with none of the user's
+    git configuration (here a failing hook, commit signing and a refusal of mixed line ends)."""
     repo = _service(tmp_path / "svc", """\
 [build-system]
 requires = ["setuptools>=64", "setuptools-scm>=8"]
@@ -210,7 +212,14 @@ include-package-data = true
 
 [tool.brewblox-release]
 stamp-version = true
-""", {"data_svc/__init__.py": "", "data_svc/data.json": "{}\n"})
+""", {"data_svc/__init__.py": "", "data_svc/data.json": "{}\n", "data_svc/mixed.txt": "a\r\nb\n"})
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "pre-commit").write_text("#!/bin/sh\nexit 1\n")
+    (hooks / "pre-commit").chmod(0o755)
+    (tmp_path / "gitconfig").write_text(f"[core]\n\tautocrlf = true\n\tsafecrlf = true\n"
+                                        f"\thooksPath = {hooks}\n[commit]\n\tgpgsign = true\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))
     cfg = config.load(repo.path)
     (wheel,) = [f for f in dist.build(cfg, "0.1.1.dev1") if f.suffix == ".whl"]
     assert wheel.name == "data_svc-0.1.1.dev1-py3-none-any.whl"

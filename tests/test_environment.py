@@ -61,6 +61,17 @@ def test_an_unexpanded_azure_macro_is_no_value(values: dict[str, str], kept: set
     assert set(Environment(values)) == kept
 
 
+def test_azure_s_unexpanded_macros_are_no_values_however_the_environment_is_read(
+        fresh: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TF_BUILD", "True")
+    monkeypatch.setenv("TWINE_PASSWORD", "$(TWINE_PASSWORD)")
+    monkeypatch.setenv("PIP_INDEX_URL", "$(pipIndex)")
+    assert "TWINE_PASSWORD" not in run.environ()  # the library alone: nothing captured yet
+    capture(["SERVICE_TOKEN"])  # the first capture names a service's secret-vars
+    assert "PIP_INDEX_URL" not in os.environ, "no subprocess gets it"
+    assert "PIP_INDEX_URL" not in run.environ()
+
+
 def test_capture_takes_the_credentials_out_of_the_process(
         fresh: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TWINE_PASSWORD", "pypi-captured-1")

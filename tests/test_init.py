@@ -13,6 +13,7 @@ import pytest
 from brewblox_release import _config as config
 from brewblox_release._errors import ConfigError
 from brewblox_release._init import (
+    APPENDED_LINE,
     CI_PATHS,
     NOXFILE_LINE,
     Change,
@@ -164,7 +165,7 @@ def test_an_existing_noxfile_gets_the_line_once(tmp_path: Path) -> None:
     repo.write("noxfile.py", "import nox\n\n@nox.session\ndef lint(session):\n    pass")
     assert _actions(init(repo.path))["noxfile.py"] == "updated"
     text = (repo.path / "noxfile.py").read_text()
-    assert text == f"import nox\n\n@nox.session\ndef lint(session):\n    pass\n\n{NOXFILE_LINE}\n"
+    assert text == f"import nox\n\n@nox.session\ndef lint(session):\n    pass\n\n{APPENDED_LINE}\n"
     assert _actions(init(repo.path))["noxfile.py"] == "unchanged"
     assert (repo.path / "noxfile.py").read_text() == text
 
@@ -192,7 +193,7 @@ def test_a_session_of_the_services_own_stays_its_own(tmp_path: Path) -> None:
     repo = fresh_service(tmp_path / "svc")
     repo.write("noxfile.py", OWN_NOXFILE)
     init(repo.path)
-    assert (repo.path / "noxfile.py").read_text() == f"{OWN_NOXFILE}\n{NOXFILE_LINE}\n"
+    assert (repo.path / "noxfile.py").read_text() == f"{OWN_NOXFILE}\n{APPENDED_LINE}\n"
     listed = subprocess.run([sys.executable, "-m", "nox", "-l"], cwd=repo.path, text=True,
                             capture_output=True, check=True)
     assert "dist -> The service's own dist." in listed.stdout
@@ -452,8 +453,10 @@ context = "images/arm64"
 platform = "linux/arm64"
 """)
     actions = _actions(init(repo.path, ci="github"))
-    assert actions["Dockerfile"].startswith("skipped (exists")
+    assert "Dockerfile" not in actions, "the root's is the service's own, built from dist/"
     assert actions["images/arm64/Dockerfile"] == "created"
     assert not (repo.path / "docker").exists()
     assert not (repo.path / "rpi-docker").exists()
-    assert "images/arm64/pkg/" in (repo.path / ".gitignore").read_text()
+    ignored = (repo.path / ".gitignore").read_text().splitlines()
+    assert "images/arm64/pkg/" in ignored
+    assert "pkg/" not in ignored, "a bare pkg/ would ignore every directory named so"

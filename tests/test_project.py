@@ -324,23 +324,39 @@ def test_a_monorepo_service_counts_from_its_own_tags(tmp_path: Path) -> None:
     assert str(project.version_source(b).tags.version("b-2.0.0")) == "2.0.0"
 
 
-@pytest.mark.parametrize("sample", [samples.pdm_scm_service,
-                                    samples.poetry_dynamic_versioning_service,
-                                    samples.poetry_core_service, samples.flit_service])
-def test_a_monorepo_service_of_another_backend_finds_its_repository(tmp_path: Path,
-                                                                    sample: object) -> None:
-    """pdm-backend, dunamai and a stamped static version find the repository from the
-    service's subdirectory, as git does; setuptools_scm's defaults alone do not."""
+@pytest.mark.parametrize(("sample", "settings", "tag"), [
+    (samples.pdm_scm_service, 'tag_filter = "svc-*"\ntag_regex = "^svc-(?P<version>.+)$"\n',
+     "svc-1.5.0"),
+    (samples.poetry_dynamic_versioning_service, 'pattern-prefix = "svc-"\n', "svc-v1.5.0"),
+    (samples.poetry_core_service, '[tool.setuptools_scm]\nroot = "../.."\n'
+                                  'tag = { prefix = "svc-" }\n', "svc-1.5.0"),
+    (samples.flit_service, '[tool.setuptools_scm]\nroot = "../.."\ntag = { prefix = "svc-" }\n',
+     "svc-1.5.0"),
+])
+def test_a_monorepo_service_of_another_backend_counts_from_its_own_tags(
+        tmp_path: Path, sample: object, settings: str, tag: str) -> None:
+    """pdm-backend (``tag_filter``) and dunamai (``pattern-prefix``) find the repository from the
+    service's subdirectory where they read the service's own tags only, as they do; a static
+    version takes [tool.setuptools_scm]'s ``root`` and tag prefix. Another service's nearer tag
+    is not taken; without such settings there is no version (not another service's)."""
     assert callable(sample)
-    alone = sample(tmp_path / "alone")
+    text = (sample(tmp_path / "alone").path / "pyproject.toml").read_text()
+    table = next(t for t in ("[tool.pdm.version]\n", "[tool.poetry-dynamic-versioning]\n")
+                 if t in text) if "setuptools_scm" not in settings else None
+    configured = text.replace(table, table + settings) if table else f"{text}\n{settings}"
     repo = GitRepo(tmp_path / "mono").init()
-    repo.write("services/svc/pyproject.toml", (alone.path / "pyproject.toml").read_text())
+    repo.write("services/svc/pyproject.toml", text)
     repo.commit("a service in a subdirectory")
-    repo.tag("v1.5.0")
+    repo.tag(tag)
     repo.commit("after the release")
+    repo.tag(tag.replace("svc-", "other-").replace("1.5.0", "9.0.0"))  # another service's
     service = repo.path / "services" / "svc"
+    with pytest.raises(VersionError, match="is not the repository's root: in a monorepo"):
+        version.compute(service, "svc", source=project.version_source(service, stamp=True))
+    repo.commit("the service's own tags", files={"services/svc/pyproject.toml": configured})
     source = project.version_source(service, stamp=True)
-    assert version.compute(service, "svc", source=source) == "1.5.1.dev1"
+    assert version.compute(service, "svc", source=source) == "1.5.1.dev2"
+    assert source.tags.version(tag.replace("svc-", "other-")) is None
 
 
 def test_the_build_produces_the_computed_version(tmp_path: Path) -> None:

@@ -178,7 +178,8 @@ def test_a_changed_tag_checkout_is_refused_whatever_allow_dirty_says(repo: GitRe
     repo.tag("1.2.3")
     repo.write("README.md", "# changed\n")
     for options in (Options(ref="refs/tags/1.2.3"), Options(ref="refs/tags/1.2.3",
-                                                             allow_dirty=True)):
+                                                             allow_dirty=True),
+                    Options(ref="refs/tags/1.2.3", dry_run=True)):  # no plan to show either
         with pytest.raises(VersionError, match=r"README.md. Commit or stash them: a tag is "
                                                r"released as its commit is \(--allow-dirty is "
                                                r"for branch builds\)$"):
