@@ -90,7 +90,8 @@ ELSEWHERE_INDEX = "https://pkgs.example.invalid/upload/"
                  ["TWINE_REPOSITORY_URL='https://****@pkgs.example.invalid:99999/' is not a "
                   "valid URL"], id="malformed TWINE_REPOSITORY_URL"),
     pytest.param({"TWINE_REPOSITORY_URL": f"https://ci:{SECRET}@[fe80::1/legacy/"},
-                 ["TWINE_REPOSITORY_URL='https://****@[fe80::1/legacy/' is not a valid URL"],
+                 ["TWINE_REPOSITORY_URL='https://****@[fe80::1/legacy/' is not a valid URL",
+                  "but TWINE_USERNAME and TWINE_PASSWORD are not set"],  # every problem at once
                  id="TWINE_REPOSITORY_URL that urllib cannot split"),
     pytest.param({"TWINE_REPOSITORY_URL": "pkgs.example.invalid/upload/",
                   "TWINE_USERNAME": "ci", "TWINE_PASSWORD": SECRET},
