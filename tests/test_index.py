@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import shutil
 import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -227,33 +229,39 @@ def test_a_private_index_is_read_with_twines_credentials(built: list[Path],
         assert pip_resolves(anonymous, "demo-svc") == "1.2.3"
 
 
-@pytest.mark.process
-def test_a_yanked_release_is_not_a_version_pip_installs(built: list[Path],
-                                                        tmp_path: Path) -> None:
-    # A static PEP 503 index (as on a plain web server) whose 1.3.0 is yanked (PEP 592).
-    import http.server
-    import threading
+@contextlib.contextmanager
+def _static_index(tmp_path: Path, files: dict[str, Path], page: str) -> Iterator[Index]:
+    """A static PEP 503 index of demo-svc (as on a plain web server): ``files`` under their
+    names, listed by ``page``; the index as the tool reads it."""
     from functools import partial
 
     project = tmp_path / "static" / "demo-svc"
     project.mkdir(parents=True)
-    wheel = built[[p.name.endswith(".whl") for p in built].index(True)]
-    shutil.copy2(wheel, project / wheel.name)
-    yanked = project / wheel.name.replace("1.2.3", "1.3.0")
-    shutil.copy2(wheel, yanked)
-    project.joinpath("index.html").write_text(
-        f'<a href="{wheel.name}#sha256={index_sha256(wheel)}">{wheel.name}</a>\n'
-        f'<a href="{yanked.name}#sha256={index_sha256(yanked)}" data-yanked="broken">'
-        f'{yanked.name}</a>\n')
+    for name, path in files.items():
+        shutil.copy2(path, project / name)
+    project.joinpath("index.html").write_text(page)
     handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "static"))
     with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{server.server_address[1]}/"
-        idx = Index.from_env({"TWINE_REPOSITORY_URL": url, "BREWBLOX_RELEASE_INDEX_URL": url})
-        assert set(idx.files("demo-svc")) == {wheel.name, yanked.name}, "the sha256 rule sees it"
+        try:
+            yield Index.from_env({"TWINE_REPOSITORY_URL": url, "BREWBLOX_RELEASE_INDEX_URL": url})
+        finally:
+            server.shutdown()
+
+
+@pytest.mark.process
+def test_a_yanked_release_is_not_a_version_pip_installs(built: list[Path],
+                                                        tmp_path: Path) -> None:
+    # A static PEP 503 index (as on a plain web server) whose 1.3.0 is yanked (PEP 592).
+    wheel = built[[p.name.endswith(".whl") for p in built].index(True)]
+    yanked = wheel.name.replace("1.2.3", "1.3.0")
+    page = (f'<a href="{wheel.name}#sha256={index_sha256(wheel)}">{wheel.name}</a>\n'
+            f'<a href="{yanked}#sha256={index_sha256(wheel)}" data-yanked="broken">{yanked}</a>\n')
+    with _static_index(tmp_path, {wheel.name: wheel, yanked: wheel}, page) as idx:
+        assert set(idx.files("demo-svc")) == {wheel.name, yanked}, "the sha256 rule sees it"
         assert idx.versions("demo-svc") == {"1.2.3"}
         assert pip_resolves(idx, "demo-svc") == "1.2.3"
-        server.shutdown()
 
 
 @pytest.mark.process
@@ -261,27 +269,13 @@ def test_pip_decides_without_building_and_whatever_python_runs_it(built: list[Pa
                                                                   tmp_path: Path) -> None:
     """A release on the index as an sdist alone (an older hand upload), for a Python newer than
     the one verifying (its image's): pip's choice is still 1.2.3, not the dev wheel beside it."""
-    import http.server
-    import threading
-    from functools import partial
-
-    project = tmp_path / "static" / "demo-svc"
-    project.mkdir(parents=True)
     sdist = next(p for p in built if p.name.endswith(".tar.gz"))
     wheel = next(p for p in built if p.name.endswith(".whl"))
-    dev = project / wheel.name.replace("1.2.3", "1.2.4.dev1")
-    shutil.copy2(sdist, project / sdist.name)
-    shutil.copy2(wheel, dev)
-    project.joinpath("index.html").write_text(
-        f'<a href="{sdist.name}" data-requires-python="&gt;=99">{sdist.name}</a>\n'
-        f'<a href="{dev.name}">{dev.name}</a>\n')
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "static"))
-    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        url = f"http://127.0.0.1:{server.server_address[1]}/"
-        idx = Index.from_env({"TWINE_REPOSITORY_URL": url, "BREWBLOX_RELEASE_INDEX_URL": url})
+    dev = wheel.name.replace("1.2.3", "1.2.4.dev1")
+    page = (f'<a href="{sdist.name}" data-requires-python="&gt;=99">{sdist.name}</a>\n'
+            f'<a href="{dev}">{dev}</a>\n')
+    with _static_index(tmp_path, {sdist.name: sdist, dev: wheel}, page) as idx:
         assert pip_resolves(idx, "demo-svc") == "1.2.3"
-        server.shutdown()
 
 
 def test_verification_reads_only_the_index_it_verifies(index: IndexServer, built: list[Path],
