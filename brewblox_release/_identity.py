@@ -3,10 +3,12 @@ identity (keyless). Both variables are secrets: masked, and handed to cosign alo
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._errors import CredentialsError
@@ -38,11 +40,15 @@ class Identity:
 
     @property
     def key_ref(self) -> str:
-        """What cosign's ``--key`` is given: the key's text through its variable (never on a
-        command line), else the file or KMS reference itself."""
+        """What cosign's ``--key`` is given: a KMS reference or a key file as it is; anything
+        else through its variable, as the key's text (never on a command line)."""
         assert self.key is not None
         text = self.key.reveal()
-        return f"env://{KEY_VAR}" if text.lstrip().startswith("-----BEGIN") else text
+        if "\n" not in text.strip():
+            with contextlib.suppress(OSError, ValueError):  # a name too long to be a file's
+                if "://" in text or text.startswith("pkcs11:") or Path(text).is_file():
+                    return text
+        return f"env://{KEY_VAR}"
 
     def env(self, docker_config: DockerConfig | None = None) -> dict[str, str]:
         """cosign's environment: the identity's secrets and the run's docker config (its login)."""
@@ -62,7 +68,12 @@ class Identity:
         found = re.search(r"-----BEGIN PUBLIC KEY-----.*?-----END PUBLIC KEY-----",
                           result.output, re.DOTALL)
         if result.returncode != 0 or found is None:
-            raise CredentialsError(f"{PASSWORD_VAR} does not open {KEY_VAR} (cosign public-key "
-                                   "failed): set the password the key was made with, or make "
-                                   "the pair again (docs/signing.md)")
+            if "decrypt" in result.output:
+                raise CredentialsError(f"{PASSWORD_VAR} does not open {KEY_VAR} (cosign "
+                                       "public-key failed): set the password the key was made "
+                                       "with, or make the pair again (docs/signing.md)")
+            why = next((line for line in reversed(result.lines) if line.strip()), "no answer")
+            raise CredentialsError(
+                f"cosign cannot read {KEY_VAR} as a key ({why.strip()}): give the text of "
+                "cosign.key, a path to it, or a KMS reference (docs/signing.md)")
         return found.group() + "\n"

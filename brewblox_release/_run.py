@@ -211,7 +211,9 @@ def step(what: str) -> Iterator[None]:
             _output.steps.pop(key)
         ended = "failed" if isinstance(e, Exception) else "stopped"
         log(f"<== {what}: {ended} after {time.monotonic() - start:.1f} s")
-        if isinstance(e, Exception) and _output.log_path is not None and not _output.verbose:
+        # The innermost failing step shows the tail; the steps around it show none of their own.
+        shown = isinstance(e, Exception) and vars(e).setdefault("brewblox_release_tail", what)
+        if shown == what and _output.log_path is not None and not _output.verbose:
             with _lock:
                 since = [(thread, line) for number, thread, line in _output.recent if number > mark]
             own = [line for thread, line in since if thread == threading.get_ident()]

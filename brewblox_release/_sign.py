@@ -141,8 +141,9 @@ def _cosign(identity: Identity, args: Sequence[str], ref: str, docker_config: Do
     `PublishError` that names it; without, the result is the caller's to judge (a check)."""
     http = ["--allow-http-registry"] if is_loopback(split_image(ref)[0]) else []
     try:
-        return run(["cosign", *args, *http, ref], env=identity.env(docker_config), echo=False,
-                   stream=False, check=doing is not None)
+        # Its command line and output into the log (masked), for a failing step to show.
+        return run(["cosign", *args, *http, ref], env=identity.env(docker_config),
+                   check=doing is not None)
     except CommandError as e:
         if doing is None:  # not started: no result to tell
             raise

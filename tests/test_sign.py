@@ -178,6 +178,7 @@ def test_a_rerun_completes_a_signing_that_failed_halfway(
     shim.mkdir()
     (shim / "cosign").write_text(
         f'#!/bin/sh\nif [ "$1" = attest ] && [ -e {refused} ]; then\n'
+        '  echo "Error: MANIFEST_INVALID: the registry says why" >&2\n'
         '  echo "Error: PUT ...: unexpected status code 503" >&2; exit 1\nfi\n'
         f'exec {shutil.which("cosign")} "$@"\n')
     (shim / "cosign").chmod(0o755)
@@ -189,6 +190,10 @@ def test_a_rerun_completes_a_signing_that_failed_halfway(
     assert first.returncode != 0
     assert "attaching the SBOM to" in first.stdout, first.stdout[-3000:]
     assert "re-run the release to complete it" in first.stdout
+    # cosign's own lines are in the log, and the failing step's tail shows them (the publish
+    # step around it shows no tail of its own: twine's lines are not why it failed).
+    assert "|   Error: MANIFEST_INVALID: the registry says why" in first.stdout
+    assert "its last lines" not in first.stdout.split("<== publish: failed")[1]
     refused.unlink()
     again = nox(repo, "-s", "release", env=env)
     assert again.returncode == 0, again.stdout[-4000:]
@@ -216,6 +221,13 @@ def test_with_sign_off_nothing_verifies(key: Key, registry: RegistryServer,
     ({}, "sign = true but COSIGN_PRIVATE_KEY is not set"),
     ({"COSIGN_PASSWORD": "not-the-password"},
      "COSIGN_PASSWORD does not open COSIGN_PRIVATE_KEY"),
+    # The right password, and a key that is no key: not the password's fault.
+    ({"COSIGN_PRIVATE_KEY": "/nonexistent/cosign.key", "COSIGN_PASSWORD": PASSWORD},
+     "cosign cannot read COSIGN_PRIVATE_KEY as a key (error during command execution: invalid "
+     "pem block): give the text of cosign.key, a path to it, or a KMS reference"),
+    ({"COSIGN_PRIVATE_KEY": "bm90IGEga2V5", "COSIGN_PASSWORD": PASSWORD},
+     "cosign cannot read COSIGN_PRIVATE_KEY as a key (error during command execution: invalid "
+     "pem block)"),
 ])
 def test_preflight_refuses_what_cannot_sign(key: Key, registry: RegistryServer,
                                             index: IndexServer, tmp_path: Path, *,
@@ -299,3 +311,18 @@ def test_preflight_refuses_when_there_is_no_cosign(tmp_path: Path,
     run = prepare(repo.path, Options(dry_run=True), env)
     assert any("sign = true but there is no cosign program on PATH" in reason
                for reason in run.plan.reasons), run.plan.reasons
+
+
+def test_a_key_s_text_never_goes_on_a_command_line(tmp_path: Path) -> None:
+    """Only a KMS reference or a key file is passed to ``--key`` as it is (a command line is
+    readable by every local user); any other value goes through the variable."""
+    from brewblox_release._identity import Identity
+    from brewblox_release._secret import Secret
+
+    (tmp_path / "cosign.key").write_text("the key\n")
+    for value, ref in (("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nx\n", "env://"),
+                       ("LS0tLS1CRUdJTiBFTkNSWVBURUQ=", "env://"), (" bm90", "env://"),
+                       (str(tmp_path / "cosign.key"), str(tmp_path / "cosign.key")),
+                       ("awskms:///alias/release", "awskms:///alias/release"),
+                       ("pkcs11:token=release", "pkcs11:token=release")):
+        assert Identity(Secret(value)).key_ref.startswith(ref), value
