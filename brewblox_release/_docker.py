@@ -15,13 +15,14 @@ from ._config import Config, Target, normalise_platform
 from ._dockerconfig import DockerConfig
 from ._errors import BuildError, CredentialsError, EmulationError, PublishError
 from ._plan import ImagePlan
-from ._run import check_stopping, detail, environ, log, pause, redact
+from ._run import TransientError, check_stopping, detail, environ, log, redact, retrying
 
 if TYPE_CHECKING:
     from python_on_whales import DockerException
 
 
 T = TypeVar("T")
+ATTEMPTS = 4  #: a push's attempts, the first included
 _REFUSED = ("unauthorized", "denied", "authentication required", "forbidden",
             "no basic auth credentials")
 #: Answers that no retry changes, and that are not about credentials.
@@ -162,11 +163,12 @@ def needs_image_pip(text: str) -> bool:
     return any(marker in line and "not found" in line for line in text.splitlines())
 
 
-def retrying(what: str, action: Callable[[], T], *, attempts: int = 4, backoff: float = 1.0) -> T:
-    """``action``, retried on transient faults (5xx, resets, refused connections)."""
+def retrying_docker(what: str, action: Callable[[], T], *, backoff: float = 1.0) -> T:
+    """A docker command ``action``, retried on transient faults (5xx, resets, refused
+    connections); a refused login or image stops at once."""
     from python_on_whales import DockerException
 
-    for attempt in range(1, attempts + 1):
+    def attempt() -> T:
         try:
             return action()
         except DockerException as e:
@@ -181,16 +183,12 @@ def retrying(what: str, action: Callable[[], T], *, attempts: int = 4, backoff: 
                 raise PublishError(_wrap(e, what) + "\nthe registry refused the image itself "
                                    "(a retry would not change that): check the image name "
                                    "and that the registry accepts this kind of manifest") from e
-            if attempt == attempts:
-                raise PublishError(_wrap(e, what) + f"\ngave up after {attempts} attempts; "
-                                   "re-run the release to complete it") from e
-            wait = backoff * 2 ** (attempt - 1)
             said = (e.stderr or e.stdout or "").strip().splitlines() or ["?"]
-            log(f"{what}: attempt {attempt} of {attempts} failed ({said[-1]}); "
-                f"retrying in {wait:.0f} s")
-            if not pause(wait):  # the run is stopping: no more attempts
-                raise PublishError(_wrap(e, what) + "\nstopped") from e
-    raise AssertionError("unreachable")  # pragma: no cover
+            gave_up = PublishError(_wrap(e, what) + f"\ngave up after {ATTEMPTS} attempts; "
+                                   "re-run the release to complete it")
+            raise TransientError(gave_up, said[-1]) from e
+
+    return retrying(what, attempt, attempts=ATTEMPTS, backoff=backoff)
 
 
 def push(refs: Iterable[str], config: DockerConfig | None = None) -> dict[str, str]:
@@ -208,7 +206,7 @@ def push(refs: Iterable[str], config: DockerConfig | None = None) -> dict[str, s
                 if match := _PUSHED.search(text):
                     found = match.group(1)
             return found
-        digest = retrying(f"pushing {ref}", one)
+        digest = retrying_docker(f"pushing {ref}", one)
         if digest is not None:
             digests[ref] = digest
         log(f"pushed {ref}" + (f" ({digest})" if digest else ""))

@@ -12,12 +12,12 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from ._errors import ConfigError, CredentialsError, PublishError
 from ._hosts import is_loopback, same_origin
-from ._run import check_stopping, detail, log, mask, pause, redact
+from ._run import TransientError, detail, log, mask, redact, retrying
 from ._secret import Secret, display_url
 
 if TYPE_CHECKING:  # pypi-simple, requests and twine load on use
@@ -35,7 +35,6 @@ _SIMPLE_TYPES = {"text/html", "application/vnd.pypi.simple.v1+html",
                  "application/vnd.pypi.simple.v1+json"}
 UPLOAD_ATTEMPTS = 4
 UPLOAD_BACKOFF = 1.0
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -327,7 +326,16 @@ class Index:
                attestations: bool = False) -> list[Outcome]:
         """Upload the files that are not there yet; skip those that are, byte for byte; with
         ``attestations``, each with its ``FILE.publish.attestation``."""
-        present = self._retrying(f"reading the files of {name}", lambda: self.files(name))
+
+        def read() -> dict[str, str | None]:  # tried again as an upload is (an index restarting)
+            try:
+                return self.files(name)
+            except PublishError as e:  # not a refusal of the credentials, nor a setting
+                failed = PublishError(f"{e}; re-running the release completes it")
+                raise TransientError(failed, str(e)) from e
+
+        present = retrying(f"reading the files of {name}", read, attempts=UPLOAD_ATTEMPTS,
+                           backoff=UPLOAD_BACKOFF)
         outcomes = []
         for path in paths:
             there = present.get(path.name, "absent")
@@ -345,23 +353,6 @@ class Index:
                 outcomes.append(Outcome(path, "collision"))
         return outcomes
 
-    @staticmethod
-    def _retrying(what: str, read: Callable[[], T]) -> T:
-        """``read`` of the index, tried again after a pause as an upload is (an index that
-        restarts, a 503); its last failure says that a re-run completes the release."""
-        attempt = 1
-        while True:
-            try:
-                return read()
-            except PublishError as e:  # not a refusal of the credentials, nor a setting
-                if attempt == UPLOAD_ATTEMPTS:
-                    raise PublishError(f"{e}; re-running the release completes it") from e
-            wait = UPLOAD_BACKOFF * 2 ** (attempt - 1)
-            log(f"{what}: attempt {attempt} of {UPLOAD_ATTEMPTS} failed; retrying in {wait:.0f} s")
-            if not pause(wait):  # the run is stopping: no more attempts
-                check_stopping()
-            attempt += 1
-
     def _upload_one(self, path: Path, *, attestations: bool = False) -> None:
         import requests
         from twine import exceptions as twine_errors
@@ -376,7 +367,8 @@ class Index:
                             password=password, non_interactive=True,
                             disable_progress_bar=True, attestations=attestations)
         dists = [str(path), *([f"{path}.publish.attestation"] if attestations else [])]
-        for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+
+        def attempt() -> None:
             try:
                 with _captured(f"twine: {path.name}: "):
                     upload(settings, dists)
@@ -388,26 +380,21 @@ class Index:
                         f"({status}): check TWINE_USERNAME and TWINE_PASSWORD (an API token "
                         "with username __token__) and that the token may upload this "
                         "project") from e
-                if status < 500 or attempt == UPLOAD_ATTEMPTS:
-                    raise PublishError(redact(
-                        f"uploading {path.name} to {self.display_upload_url} failed: {e}; "
-                        "re-running the release completes it")) from e
-                reason = str(status)
+                failed = PublishError(redact(
+                    f"uploading {path.name} to {self.display_upload_url} failed: {e}; "
+                    "re-running the release completes it"))
+                if status < 500:
+                    raise failed from e
+                raise TransientError(failed, str(status)) from e
             except (requests.ConnectionError, requests.Timeout) as e:
-                if attempt == UPLOAD_ATTEMPTS:
-                    raise PublishError(redact(
-                        f"{self.display_upload_url} is not reachable: {e}")) from e
-                reason = type(e).__name__
+                raise TransientError(PublishError(redact(
+                    f"{self.display_upload_url} is not reachable: {e}")), type(e).__name__) from e
             except twine_errors.TwineException as e:
                 raise PublishError(redact(f"twine could not upload {path.name}: {e}")) from e
-            else:
-                log(f"uploaded {path.name} to {self.display_upload_url}")
-                return
-            wait = UPLOAD_BACKOFF * 2 ** (attempt - 1)
-            log(f"uploading {path.name}: attempt {attempt} of {UPLOAD_ATTEMPTS} failed ({reason});"
-                f" retrying in {wait:.0f} s")
-            if not pause(wait):  # the run is stopping: no more attempts
-                check_stopping()
+
+        retrying(f"uploading {path.name}", attempt, attempts=UPLOAD_ATTEMPTS,
+                 backoff=UPLOAD_BACKOFF)
+        log(f"uploaded {path.name} to {self.display_upload_url}")
 
 
 @contextlib.contextmanager

@@ -142,7 +142,7 @@ def make_tags(run: Run, records: Mapping[str, Record], config: DockerConfig,
               registry: Registry, summary: Summary) -> Pushed:
     """Every tag of the plan but ``latest``, from the pushed images' digests: one manifest list
     over all platforms (``multi-arch``), else each target's tags put on its own manifest."""
-    from ._docker import retrying
+    from ._docker import retrying_docker
 
     pushed, latest = Pushed(), run.config.latest_tags
     pushes = [image for image in run.plan.images if image.push]
@@ -168,7 +168,7 @@ def make_tags(run: Run, records: Mapping[str, Record], config: DockerConfig,
     refs = [f"{listed[0].repository}:{tag}" for tag in tags]
     sources = [record.source for record in listed]
     client = config.client()
-    retrying(f"making {', '.join(refs)}", lambda: client.buildx.imagetools.create(
+    retrying_docker(f"making {', '.join(refs)}", lambda: client.buildx.imagetools.create(
         sources=sources, tags=refs, builder=run.config.builder))
     log(f"made {', '.join(refs)} from {', '.join(sources)}")
     for tag in tags:

@@ -335,6 +335,34 @@ class CommandError(Exception):
 T = TypeVar("T")
 
 
+class TransientError(Exception):
+    """A fault another attempt may mend (a 5xx, a reset), raised by `retrying`'s action: with
+    the error the last attempt raises, and the reason its retry line names."""
+
+    def __init__(self, error: Exception, reason: str) -> None:
+        super().__init__(reason)
+        self.error, self.reason = error, reason
+
+
+def retrying(what: str, action: Callable[[], T], *, attempts: int = 4, backoff: float = 1.0) -> T:
+    """``action``, tried again after a doubling pause while it raises `TransientError`: the one
+    retry of the index's reads and uploads and of the registry's pushes. The last attempt raises
+    the fault's error; a run that is stopping raises `Interrupted` instead of waiting."""
+    attempt = 1
+    while True:
+        try:
+            return action()
+        except TransientError as e:
+            if attempt == attempts:
+                raise e.error from e.__cause__
+            wait = backoff * 2 ** (attempt - 1)
+            log(f"{what}: attempt {attempt} of {attempts} failed ({e.reason}); "
+                f"retrying in {wait:.0f} s")
+            if not pause(wait):
+                check_stopping()
+        attempt += 1
+
+
 def background(function: Callable[[], T], name: str) -> Callable[[], T]:
     """Run ``function`` in a daemon thread (a run that ends does not wait for it); returns the
     function that waits for its result, or raises what it raised."""

@@ -7,8 +7,9 @@ from collections.abc import Callable
 import pytest
 from python_on_whales import DockerException
 
-from brewblox_release._docker import retrying
-from brewblox_release._errors import CredentialsError, PublishError
+from brewblox_release._docker import retrying_docker as retrying
+from brewblox_release._errors import CredentialsError, Interrupted, PublishError
+from brewblox_release._run import stop_starting
 
 
 def _failing(*answers: str) -> tuple[list[int], Callable[[], str]]:
@@ -71,3 +72,16 @@ def test_a_retry_names_docker_s_last_line(capsys: pytest.CaptureFixture[str]) ->
         retrying("pushing x", action, backoff=0)
     assert "pushing x: attempt 1 of 4 failed (received unexpected HTTP status: 503); " \
         "retrying in 0 s" in capsys.readouterr().err
+
+
+def test_a_stopping_run_waits_for_no_retry() -> None:
+    """A stop ends the pushes' retries at once, as the index's: `Interrupted`, which the
+    front-ends report as a stop, not as a failed push."""
+    calls, action = _failing(*["received unexpected HTTP status: 503"] * 4)
+    stop_starting()
+    try:
+        with pytest.raises(Interrupted, match="stopped: nothing more is published"):
+            retrying("pushing x", action, backoff=60)
+    finally:
+        stop_starting(False)
+    assert len(calls) == 1
