@@ -40,10 +40,11 @@ class Environment(Mapping[str, str]):
     """
 
     def __init__(self, values: Mapping[str, str], secret_vars: Iterable[str] = ()) -> None:
+        self._given = dict(values)  # as read, for `with_secret_vars`
         azure = values.get("TF_BUILD", "").lower() == "true"
         #: Variables Azure left as an unexpanded ``$(NAME)``: unset, here and for subprocesses.
         self.unexpanded = tuple(k for k, v in values.items() if azure and _UNEXPANDED.fullmatch(v))
-        self._values = MappingProxyType({k: v for k, v in values.items()
+        self._values = MappingProxyType({k: v for k, v in self._given.items()
                                          if k not in self.unexpanded})
         #: The service's own ``secret-vars``: masked whole, whatever they are.
         self.service_vars = tuple(dict.fromkeys(secret_vars))
@@ -64,9 +65,7 @@ class Environment(Mapping[str, str]):
 
     def with_secret_vars(self, names: Iterable[str]) -> Environment:
         """The same values, with a service's own ``secret-vars`` secret too."""
-        found = Environment(self._values, (*self.service_vars, *names))
-        found.unexpanded = self.unexpanded
-        return found
+        return Environment(self._given, (*self.service_vars, *names))
 
     def masked_values(self) -> list[str]:
         """The values to mask in output: every secret variable's whole value (a URL variable's
