@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -160,12 +161,22 @@ _DOING = {"signature": "signing", "SBOM": "attaching the SBOM to",
           "provenance": "attaching the provenance to"}
 
 
+def keyless_trust(repository: str | None) -> list[str]:
+    r"""cosign's flags that trust the workflows of ``repository`` on GitHub, and no other's (none
+    where the run does not know its repository, which GitHub Actions always tells).
+
+    >>> print(keyless_trust("org/my-svc.v2")[-1])
+    ^https://github\.com/org/my\-svc\.v2/
+    """
+    return ["--certificate-oidc-issuer", "https://token.actions.githubusercontent.com",
+            "--certificate-identity-regexp",
+            f"^{re.escape(f'https://github.com/{repository}/')}" if repository else "^$"]
+
+
 def _trust(release: Run, identity: Identity, tmp: str) -> list[str]:
     """cosign's flags that trust the identity: its public key (put in ``tmp``), or GitHub's OIDC."""
     if identity.key is None:
-        repository = release.context.repository or "*"
-        return ["--certificate-oidc-issuer", "https://token.actions.githubusercontent.com",
-                "--certificate-identity-regexp", f"^https://github.com/{repository}/"]
+        return keyless_trust(release.context.repository)
     public = Path(tmp) / "cosign.pub"
     public.write_text(identity.public_key)
     return ["--key", str(public), "--insecure-ignore-tlog"]

@@ -326,3 +326,16 @@ def test_a_key_s_text_never_goes_on_a_command_line(tmp_path: Path) -> None:
                        ("awskms:///alias/release", "awskms:///alias/release"),
                        ("pkcs11:token=release", "pkcs11:token=release")):
         assert Identity(Secret(value)).key_ref.startswith(ref), value
+
+
+def test_keyless_trust_names_the_repository_and_no_other() -> None:
+    """The identity cosign accepts is a workflow of this repository: a dot in its name is no
+    wildcard (``org/my.svc`` does not trust ``org/myXsvc``)."""
+    from brewblox_release._sign import keyless_trust
+
+    pattern = keyless_trust("org/my.svc")[-1]
+    workflow = "/.github/workflows/release.yml@refs/tags/1.2.3"
+    assert re.match(pattern, f"https://github.com/org/my.svc{workflow}")
+    for other in ("org/myXsvc", "org/my.svc-fork", "other/my.svc"):
+        assert not re.match(pattern, f"https://github.com/{other}{workflow}"), other
+    assert not re.match(keyless_trust(None)[-1], f"https://github.com/org/my.svc{workflow}")
