@@ -66,9 +66,11 @@ def prepare(root: Path | str, options: Options, env: Mapping[str, str] | None = 
     if not options.ref and ctx.event is Event.LOCAL and (options.publish or options.rehearse):
         ctx = _local_ref(ctx, state, source.tags)
     ctx = ctx.checked_out(state.commit)
-    quiet = ctx.event is Event.BRANCH and ctx.branch in config.quiet_branches
-    publishing = ctx.event in {Event.TAG, Event.BRANCH} and not quiet and not (
-        ctx.fork or ctx.doubt or ctx.refusal)
+    # What may publish needs the whole history and a clean tree; a tag that is not the
+    # service's ("nightly") builds only.
+    publishing = not (ctx.fork or ctx.doubt or ctx.refusal) and (
+        (ctx.event is Event.BRANCH and ctx.branch not in config.quiet_branches)
+        or (ctx.event is Event.TAG and source.tags.version(ctx.tag or "") is not None))
     if state.shallow and publishing and not options.dry_run:
         log("shallow clone: fetching the full history and tags to compute the version")
         version_mod.unshallow(config.root, state)

@@ -188,6 +188,22 @@ def test_a_changed_tag_checkout_is_refused_whatever_allow_dirty_says(repo: GitRe
     assert run.plan.upload  # a branch build of the changed tree, as asked
 
 
+def test_a_tag_that_is_not_the_services_builds_as_it_is(repo: GitRepo, tmp_path: Path) -> None:
+    """A pushed tag no release rule takes (``nightly``) builds only: a changed tree is no
+    error, and a shallow clone is not fetched whole, since nothing is published."""
+    from brewblox_release._prepared import Options
+    from brewblox_release._release import prepare
+
+    repo.tag("1.2.3")
+    commits(repo, 2)
+    repo.tag("nightly")
+    clone = shallow_clone(repo, tmp_path)
+    clone.write("README.md", "# changed\n")
+    run = prepare(clone.path, Options(ref="refs/tags/nightly"), {})
+    assert not run.plan.publishes
+    assert version.git_state(clone.path).shallow, "not fetched whole"
+
+
 def test_require_clean_names_the_modified_file(repo: GitRepo) -> None:
     repo.write("README.md", "# changed\n")
     state = version.git_state(repo.path)
