@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -16,6 +16,7 @@ from ._dockerconfig import DockerConfig
 from ._errors import BuildError, CredentialsError, EmulationError, PublishError
 from ._plan import ImagePlan
 from ._run import TransientError, check_stopping, detail, environ, log, redact, retrying
+from ._secret import display_url
 
 if TYPE_CHECKING:
     from python_on_whales import DockerException
@@ -30,6 +31,8 @@ _PERMANENT = ("manifest invalid", "name unknown", "name invalid")
 #: The arm platforms' emulators: tonistiigi/binfmt's name, and Debian's binfmt handler.
 _EMULATORS = {"linux/arm/v7": ("arm", "qemu-arm"), "linux/arm/v6": ("arm", "qemu-arm"),
               "linux/arm64": ("arm64", "qemu-aarch64")}
+#: A line of the template's stages that says why they stopped (``imagebuild.say``).
+_STAGE_ERROR = re.compile(r"brewblox-release: error: (.+)")
 #: The line ``docker push`` ends with: ``TAG: digest: sha256:... size: N``.
 _PUSHED = re.compile(r"\bdigest: (sha256:[0-9a-f]{64})\b")
 
@@ -128,7 +131,10 @@ def build(config: Config, image: ImagePlan, *, version: str, revision: str, crea
         # need emulation; the template's own build does not (docs/multi-platform.md).
         if not template or args.get("IMAGE_PIP", "no") != "no":
             check_emulation(target.platform, config.builder)
+        if template and args.get("IMAGE_PIP", "no") != "no":
+            _refuse_recorded_credentials(context, args)
         said: list[str] = []
+        stage_error = None  # the template's stages say what to do in one line: the last one
         try:
             stream = docker.buildx.build(
                 context, platforms=[target.platform], builder=config.builder,
@@ -138,6 +144,7 @@ def build(config: Config, image: ImagePlan, *, version: str, revision: str, crea
                 stream_logs=True)
             for line in stream:  # type: ignore[union-attr]
                 said += [line] if needs_image_pip(line) else []
+                stage_error = _STAGE_ERROR.search(line) or stage_error
                 detail(f"{prefix}{line.rstrip()}")
         except DockerException as e:
             said += [e.stdout or "", e.stderr or ""]
@@ -147,13 +154,32 @@ def build(config: Config, image: ImagePlan, *, version: str, revision: str, crea
                     f"{target.platform} (named above)")
                 args = {**args, "IMAGE_PIP": "yes"}
                 continue
-            failed = _wrap(e, f"building the {target.name} image ({target.platform})")
+            what = f"building the {target.name} image ({target.platform})"
+            failed = redact(f"{what} failed: {stage_error[1].strip()}") if stage_error else \
+                _wrap(e, what)
             try:  # a possible cause: the builder cannot run the target's programs
                 check_emulation(target.platform, config.builder)
             except EmulationError as why:
                 raise EmulationError(f"{failed}; {why}; nothing was published") from e
             raise BuildError(f"{failed}; nothing was published") from e
         break
+
+
+#: An ``image-pip-yes`` stage of a template before pip's settings came through the deps stage.
+_IMAGE_PIP_STAGE = re.compile(r"AS image-pip-yes\n((?:(?!FROM)[^\n]*\n)*)")
+
+
+def _refuse_recorded_credentials(context: Path, args: Mapping[str, str]) -> None:
+    """Refuse a Dockerfile made from an earlier template that would write a URL's credentials
+    (``PIP_INDEX_URL``'s) into the image's history, which is published with it."""
+    stage = _IMAGE_PIP_STAGE.search((context / "Dockerfile").read_text(errors="replace"))
+    for name in re.findall(r"^ARG (PIP_\w+)", stage[1] if stage else "", re.MULTILINE):
+        if any(display_url(url) != url for url in args.get(name, "").split()):
+            raise BuildError(
+                f"{context / 'Dockerfile'} is of an earlier template whose image-pip-yes stage "
+                f"writes the build arg {name}, with its credentials, into the image's history: "
+                "remove the ARG PIP_* lines of that stage (the current template's stages hand "
+                "them over, docs/image.md); nothing was published")
 
 
 def needs_image_pip(text: str) -> bool:

@@ -13,10 +13,12 @@ from brewblox_release._errors import EmulationError
 from brewblox_release._servers import IndexServer, RegistryServer
 from tests.conftest import require_or_skip
 from tests.service import (
+    AMD64_TARGETS,
     GitRepo,
     destinations,
     github_env,
     image_package_version,
+    make_service,
     nox,
     registry_config,
     registry_tags,
@@ -183,3 +185,19 @@ def test_the_emulation_hint_names_each_tools_handler(monkeypatch: pytest.MonkeyP
         docker.check_emulation(platform)
     assert install in str(refused.value)
     assert handler + "`" in str(refused.value)
+
+
+def test_a_failing_stage_s_own_reason_ends_the_error(tmp_path: Path, index: IndexServer,
+                                                     engine: None) -> None:
+    """Where the template's stages stop with a reason (a dependency on no index), that line
+    ends the run's error, not buildx's generic one."""
+    targets = AMD64_TARGETS.replace('build-args = { BASE_IMAGE', 'build-args = { '
+                                    f'PIP_INDEX_URL = "{index.simple_url}", BASE_IMAGE', 1)
+    service = make_service(tmp_path / "demo-svc", extra='network = "host"\n' + targets,
+                           dependencies=["no-such-dep-xyz"])
+    result = nox(service, "-s", "dist", "distcopy", "docker-amd64")
+    assert result.returncode != 0
+    last = next(line for line in result.stdout.splitlines() if "docker-amd64 aborted:" in line)
+    assert "building the amd64 image (linux/amd64) failed: no-such-dep-xyz is on no index" \
+        in last, result.stdout[-3000:]
+    assert "nothing was published" in last

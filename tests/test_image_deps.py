@@ -25,6 +25,7 @@ from tests.service import RIG_TARGETS, make_service, nox
 
 pytestmark = pytest.mark.engine
 
+PASSWORD = "idx-SENTINEL-pw-7Qz"
 PLATFORMS = {"amd64": ("linux/amd64", "x86_64-linux-gnu"),
              "arm": ("linux/arm/v7", "arm-linux-gnueabihf")}
 
@@ -61,8 +62,9 @@ def built(tmp_path_factory: pytest.TempPathFactory, engine: None) -> Iterator[Bu
             (index.packages / path.name).write_bytes(path.read_bytes())
         wheels.sdist_only(index.packages, "nowheel-dep", nowheel)
         marker = "build-args = { "
-        targets = RIG_TARGETS.replace(marker, f'{marker}PIP_INDEX_URL = "{index.simple_url}", ',
-                                      1)
+        # With credentials, as a private index's URL holds them (the index takes any).
+        url = index.simple_url.replace("://", f"://ci:{PASSWORD}@", 1)
+        targets = RIG_TARGETS.replace(marker, f'{marker}PIP_INDEX_URL = "{url}", ', 1)
         service = make_service(tmp_path_factory.mktemp("svc") / "img-svc", "img-svc",
                                image=image, extra='network = "host"\n' + targets,
                                dependencies=["multidict>=6", f"nowheel-dep=={nowheel}"])
@@ -117,3 +119,16 @@ def test_each_file_is_fetched_once_per_build(built: Built) -> None:
     # One build per platform, each installing the sdist with pip in the image, once:
     assert built.fetched[sdist] == 2, built.fetched
     assert set(built.fetched.values()) <= {1, 2}, built.fetched
+
+
+@pytest.mark.parametrize("target", ["amd64", "arm"])
+def test_the_index_s_credentials_are_not_in_the_image(built: Built, target: str) -> None:
+    """pip in the image used the index (its settings from the deps stage, not as a build arg
+    a RUN of the image uses): its history and config, which are published, hold no password."""
+    history = subprocess.run(["docker", "history", "--no-trunc", "--format", "{{.CreatedBy}}",
+                              built.refs[target]], capture_output=True, text=True, check=True)
+    assert "imagebuild.py image" in history.stdout, "pip ran in the image"
+    inspected = subprocess.run(["docker", "image", "inspect", built.refs[target]],
+                               capture_output=True, text=True, check=True)
+    assert PASSWORD not in history.stdout + inspected.stdout
+    assert PASSWORD not in built.output, "nor in the build's output"

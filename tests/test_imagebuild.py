@@ -7,6 +7,7 @@ has only an sdist.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 import sysconfig
@@ -211,6 +212,24 @@ def test_check_target_compares_the_c_libraries(target_glibc: str | None, ok: boo
         with pytest.raises(ImageBuildError, match="set BUILD_BASE_IMAGE") as raised:
             imagebuild.check_target(target)
         assert f"glibc {here[0]}.{here[1]}" in str(raised.value)
+
+
+@pytest.mark.parametrize(("build_platform", "machine", "ok"), [
+    ("linux/amd64", "x86_64", True),
+    ("linux/arm64", "armv7l", True),  # a 64-bit arm runs 32-bit arm programs itself
+    ("", "armv7l", True),  # an earlier template: no BUILDPLATFORM
+    ("linux/amd64", "armv7l", False),  # BUILD_BASE_IMAGE an arm image alone: emulated
+    ("linux/amd64", "aarch64", False),
+])
+def test_check_refuses_a_build_python_run_under_emulation(build_platform: str, machine: str,
+                                                          ok: bool) -> None:
+    if ok:
+        imagebuild.check_build_host(build_platform, machine)
+    else:
+        with pytest.raises(ImageBuildError, match=f"BUILD_BASE_IMAGE is an {machine} image, run "
+                           f"under emulation on this {build_platform} build host: set "
+                           "BUILD_BASE_IMAGE to the same Python for"):
+            imagebuild.check_build_host(build_platform, machine)
 
 
 def test_check_passes_this_python_and_refuses_another(
@@ -487,6 +506,9 @@ def test_deps_installs_wheels_for_arm_and_leaves_only_the_sdist_for_the_image(
                             'greenlet; platform_machine == "x86_64"'], tmp_path)
     assert left == ["nowheel-dep==1.0"]
     assert (tmp_path / "image" / "requirements.txt").read_text() == "nowheel-dep==1.0\n"
+    # The index settings for pip in the image: a file of this stage, never a build arg there.
+    assert json.loads((tmp_path / "image" / "pip.json").read_text()) == {
+        "PIP_INDEX_URL": arm_index.simple_url}
     assert not (tmp_path / imagebuild.NOTHING_FOR_PIP).exists()
     site = tmp_path / "root" / sysconfig.get_paths()["platlib"].lstrip("/")
     extensions = [p.name for p in (site / "multidict").glob("_multidict*.so")]

@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import ast
 import email.parser
+import json
 import os
 import re
 import shutil
@@ -93,6 +94,10 @@ _LEGACY_MACHINES = {"manylinux2014": {"x86_64", "i686", "aarch64", "armv7l", "pp
 
 #: What the fallback stage names: created only when pip has nothing to do in the image.
 NOTHING_FOR_PIP = "nothing-for-pip"
+#: pip's index settings, which reach pip in the image through a file of the ``deps`` stage, not
+#: as build args: an ARG a RUN of the image uses is written into the image's history, and a
+#: URL's password with it.
+PIP_SETTINGS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST")
 
 
 class ImageBuildError(Exception):
@@ -266,6 +271,21 @@ def check_target(target: TargetPython) -> None:
             f"BUILD_BASE_IMAGE has {_libc(here)} but BASE_IMAGE {_libc(target.glibc)}: wheels "
             "chosen for the one do not run on the other; set BUILD_BASE_IMAGE to the image of "
             "the same Python and system for the build host's platform")
+
+
+#: Machines that run another's programs natively (a 64-bit arm runs 32-bit arm ones).
+_NATIVE = {("aarch64", "armv7l"), ("aarch64", "armv6l"), ("x86_64", "i686")}
+
+
+def check_build_host(build_platform: str, machine: str) -> None:
+    """Stop when the build stages' Python (``machine``) is not the build host's: an emulated
+    one, where ``BUILD_BASE_IMAGE`` defaults to a ``BASE_IMAGE`` of the target's platform alone."""
+    host = MACHINES.get(build_platform)
+    if host and machine != host and (host, machine) not in _NATIVE:
+        raise ImageBuildError(
+            f"BUILD_BASE_IMAGE is an {machine} image, run under emulation on this "
+            f"{build_platform} build host: set BUILD_BASE_IMAGE to the same Python for "
+            f"{build_platform} (where BASE_IMAGE is of one platform, docs/configuration.md)")
 
 
 def _libc(glibc: tuple[int, int] | None) -> str:
@@ -599,6 +619,8 @@ def deps(target: TargetPython, requirements: Sequence[str], out: Path, *,
         image = out / "image"
         image.mkdir(exist_ok=True)
         (image / "requirements.txt").write_text("".join(f"{r}\n" for r in in_image))
+        settings = {k: os.environ[k] for k in PIP_SETTINGS if os.environ.get(k)}
+        (image / "pip.json").write_text(json.dumps(settings))
         say(f"installed {installed} dependencies for {target.machine}; pip installs "
             f"{', '.join(in_image)} in the image (a build with IMAGE_PIP=yes)")
     else:
@@ -611,6 +633,9 @@ def deps(target: TargetPython, requirements: Sequence[str], out: Path, *,
 def image(deps_dir: Path, pkg_dir: Path) -> None:
     """Stage ``image-pip-yes``, in the target image: pip installs what the other stages left,
     the dependencies (with their own, which are not installed yet) then the service's wheel."""
+    settings = deps_dir / "pip.json"
+    if settings.is_file():  # the deps stage's index settings
+        os.environ.update(json.loads(settings.read_text()))
     reqs = deps_dir / "requirements.txt"
     if reqs.is_file():
         code, _ = _pip(["install", "--quiet", "--no-cache-dir", "-r", str(reqs)])
@@ -654,6 +679,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         platform = env.get("TARGETPLATFORM", "")
         if args.command == "check":
+            import platform as this
+
+            check_build_host(env.get("BUILDPLATFORM", ""), this.machine())
             check_target(read_target(args.target, platform))
             args.out.mkdir(parents=True, exist_ok=True)
         elif args.command == "package":
