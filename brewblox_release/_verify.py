@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from packaging.version import Version
 
@@ -146,7 +147,10 @@ def pip_resolves(index: Index, name: str) -> str:
             "--no-cache-dir", "--disable-pip-version-check", name]
     # This index only (in no command line), none of pip's own settings: no pip.conf, no PIP_*
     # variable adds another index or allows pre-releases.
-    env = {"PIP_INDEX_URL": index.authenticated_simple_url(name), "PIP_CONFIG_FILE": os.devnull}
+    url = index.authenticated_simple_url(name)
+    env = {"PIP_INDEX_URL": url, "PIP_CONFIG_FILE": os.devnull}
+    if url.startswith("http://"):  # an index the release went to over plain HTTP: pip's too
+        env["PIP_TRUSTED_HOST"] = urlsplit(url).netloc.rpartition("@")[2]
     for pre in ([], ["--pre"]):  # as pip install: a pre-release only where no final one is
         result = run_command([*argv, *pre], env=env, drop="PIP_", check=False, stream=False)
         found = re.search(r"^\S+ \((\S+)\)$", result.output, re.MULTILINE)  # "name (1.2.3)"

@@ -230,9 +230,10 @@ def test_a_private_index_is_read_with_twines_credentials(built: list[Path],
 
 
 @contextlib.contextmanager
-def _static_index(tmp_path: Path, files: dict[str, Path], page: str) -> Iterator[Index]:
-    """A static PEP 503 index of demo-svc (as on a plain web server): ``files`` under their
-    names, listed by ``page``; the index as the tool reads it."""
+def _static_index(tmp_path: Path, files: dict[str, Path], page: str,
+                  host: str = "127.0.0.1") -> Iterator[Index]:
+    """A static PEP 503 index of demo-svc (as on a plain web server on ``host``): ``files``
+    under their names, listed by ``page``; the index as the tool reads it."""
     from functools import partial
 
     project = tmp_path / "static" / "demo-svc"
@@ -241,9 +242,9 @@ def _static_index(tmp_path: Path, files: dict[str, Path], page: str) -> Iterator
         shutil.copy2(path, project / name)
     project.joinpath("index.html").write_text(page)
     handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "static"))
-    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+    with http.server.ThreadingHTTPServer((host, 0), handler) as server:
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        url = f"http://{host}:{server.server_address[1]}/"
         try:
             yield Index.from_env({"TWINE_REPOSITORY_URL": url, "BREWBLOX_RELEASE_INDEX_URL": url})
         finally:
@@ -275,6 +276,22 @@ def test_pip_decides_without_building_and_whatever_python_runs_it(built: list[Pa
     page = (f'<a href="{sdist.name}" data-requires-python="&gt;=99">{sdist.name}</a>\n'
             f'<a href="{dev}">{dev}</a>\n')
     with _static_index(tmp_path, {sdist.name: sdist, dev: wheel}, page) as idx:
+        assert pip_resolves(idx, "demo-svc") == "1.2.3"
+
+
+@pytest.mark.process
+def test_pip_reads_a_plain_http_index_on_another_host(built: list[Path], tmp_path: Path) -> None:
+    """An index the release uploaded to over plain HTTP, not on loopback (a CI service's own
+    host): pip ignores such a host unless trusted, so verification trusts the one it checks."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("10.255.255.255", 1))  # no packet: the address of the default route
+        host = probe.getsockname()[0]
+    assert not host.startswith("127."), "this machine has an address beside loopback"
+    wheel = next(p for p in built if p.name.endswith(".whl"))
+    page = f'<a href="{wheel.name}">{wheel.name}</a>\n'
+    with _static_index(tmp_path, {wheel.name: wheel}, page, host=host) as idx:
         assert pip_resolves(idx, "demo-svc") == "1.2.3"
 
 
