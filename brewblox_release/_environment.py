@@ -24,6 +24,7 @@ _URL_VARS = ("TWINE_REPOSITORY_URL", "BREWBLOX_RELEASE_INDEX_URL", "PIP_INDEX_UR
              "PIP_EXTRA_INDEX_URL", "ACTIONS_ID_TOKEN_REQUEST_URL")
 #: Variables whose whole value is masked in output (``TWINE_USERNAME`` unless ``__token__``).
 _MASKED_WHOLE = tuple(name for name in CREDENTIAL_VARS if name not in _URL_VARS)
+_USER_VARS = ("TWINE_USERNAME", "DOCKER_USERNAME")
 #: Never passed on, never kept: a debug switch that prints the environment.
 DROPPED = ("PYTHON_ON_WHALES_DEBUG",)
 #: A macro Azure Pipelines left as written, as it does where the variable is not defined (an
@@ -66,6 +67,15 @@ class Environment(Mapping[str, str]):
     def with_secret_vars(self, names: Iterable[str]) -> Environment:
         """The same values, with a service's own ``secret-vars`` secret too."""
         return Environment(self._given, (*self.service_vars, *names))
+
+    def copies(self) -> tuple[str, ...]:
+        """Other variables that hold a secret variable's value (GitLab's ``CI_JOB_TOKEN`` given
+        as ``TWINE_PASSWORD``): kept from subprocesses as that variable is. A user name or a
+        value shorter than 8 characters (``true``) is no secret another variable can copy."""
+        values = {value for name in self.secret_vars if name not in _USER_VARS
+                  and len(value := self._values.get(name, "")) >= 8}
+        return tuple(name for name, value in self._values.items()
+                     if value in values and name not in self.secret_vars)
 
     def masked_values(self) -> list[str]:
         """The values to mask in output: every secret variable's whole value (a URL variable's

@@ -468,7 +468,7 @@ def capture(secret_vars: Iterable[str] = ()) -> Environment:
         _captured = Environment(os.environ)
     if secret_vars:
         _captured = _captured.with_secret_vars(secret_vars)
-    for name in (*_captured.secret_vars, *_captured.unexpanded, *DROPPED):
+    for name in (*_captured.secret_vars, *_captured.copies(), *_captured.unexpanded, *DROPPED):
         os.environ.pop(name, None)
     # git status and describe --dirty refresh .git/index as they read it; a release tool
     # writes nothing in the user's repository (git's switch for background readers).

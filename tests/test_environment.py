@@ -94,6 +94,27 @@ def test_capture_takes_the_credentials_out_of_the_process(
     assert redact("pypi-captured-1 and svc-token-2 and index-pw-3") == "**** and **** and ****"
 
 
+def test_a_credential_under_another_name_is_kept_from_subprocesses_too(
+        fresh: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GitLab's job token, given as TWINE_PASSWORD, is also CI_JOB_TOKEN and
+    CI_REGISTRY_PASSWORD: no subprocess gets it by those names either. A value a user name or
+    an ordinary variable shares stays."""
+    token = "glcbt-64_job-token-value"
+    for name in ("CI_JOB_TOKEN", "CI_REGISTRY_PASSWORD", "TWINE_PASSWORD"):
+        monkeypatch.setenv(name, token)
+    monkeypatch.setenv("DOCKER_USERNAME", "brewblox-bot")
+    monkeypatch.setenv("CI_PROJECT_NAMESPACE", "brewblox-bot")
+    monkeypatch.setenv("SERVICE_FLAG", "true")
+    monkeypatch.setenv("GITLAB_CI", "true")
+    env = capture(["SERVICE_FLAG"])
+    child = subprocess.run([sys.executable, "-c", "import os; print(dict(os.environ))"],
+                           capture_output=True, text=True, check=True).stdout
+    assert token not in child
+    assert "'CI_PROJECT_NAMESPACE': 'brewblox-bot'" in child
+    assert "'GITLAB_CI': 'true'" in child
+    assert env["TWINE_PASSWORD"] == env["CI_JOB_TOKEN"] == token, "the snapshot keeps them"
+
+
 def test_exposed_puts_back_and_takes_out(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", raising=False)
     with exposed({"ACTIONS_ID_TOKEN_REQUEST_TOKEN": "t0k"}, ["ACTIONS_ID_TOKEN_REQUEST_TOKEN"]):
