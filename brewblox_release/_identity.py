@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ._environment import Environment
 from ._errors import CredentialsError
 from ._run import run
 from ._secret import Secret
@@ -29,11 +30,15 @@ class Identity:
     key: Secret | None = None
     password: Secret = field(default_factory=lambda: Secret(""))
     oidc: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: The service's ``secret-vars``, which a KMS key's provider reads (``AWS_*``): cosign's.
+    provider: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Identity | None:
         if env.get(KEY_VAR):
-            return cls(Secret(env[KEY_VAR]), Secret(env.get(PASSWORD_VAR) or ""))
+            own = env.service_vars if isinstance(env, Environment) else ()
+            return cls(Secret(env[KEY_VAR]), Secret(env.get(PASSWORD_VAR) or ""),
+                       provider={name: env[name] for name in own if name in env})
         if env.get("GITHUB_ACTIONS") == "true" and all(env.get(v) for v in OIDC_VARS):
             return cls(oidc={v: env[v] for v in OIDC_VARS})
         return None
@@ -55,6 +60,8 @@ class Identity:
         env = dict(self.oidc)
         if self.key is not None:
             env |= {KEY_VAR: self.key.reveal(), PASSWORD_VAR: self.password.reveal()}
+            if "://" in self.key_ref and not self.key_ref.startswith("env://"):  # a KMS key
+                env |= self.provider
         if docker_config is not None and docker_config.path is not None:
             env["DOCKER_CONFIG"] = str(docker_config.path)
         return env

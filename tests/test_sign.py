@@ -339,3 +339,20 @@ def test_keyless_trust_names_the_repository_and_no_other() -> None:
     for other in ("org/myXsvc", "org/my.svc-fork", "other/my.svc"):
         assert not re.match(pattern, f"https://github.com/{other}{workflow}"), other
     assert not re.match(keyless_trust(None)[-1], f"https://github.com/org/my.svc{workflow}")
+
+
+def test_a_kms_key_s_provider_credentials_reach_cosign_alone() -> None:
+    """The service's ``secret-vars`` (a KMS provider's credentials) are cosign's where the key
+    is a KMS reference, and nobody's where it is not."""
+    from brewblox_release._environment import Environment
+    from brewblox_release._identity import Identity
+
+    values = {"AWS_SECRET_ACCESS_KEY": "aws-secret-value-1", "OTHER": "x"}
+    for key, given in (("awskms:///alias/release", True),
+                       ("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nx\n", False)):
+        env = Environment({**values, "COSIGN_PRIVATE_KEY": key}, ["AWS_SECRET_ACCESS_KEY"])
+        identity = Identity.from_env(env)
+        assert identity is not None
+        cosign = identity.env()
+        assert ("AWS_SECRET_ACCESS_KEY" in cosign) is given, key
+        assert "OTHER" not in cosign
