@@ -20,7 +20,7 @@ from ._ci import CiContext, Event
 from ._config import Config
 from ._dockerconfig import DockerConfig, has_login, login as docker_login
 from ._environment import exposed
-from ._errors import ConfigError, CredentialsError, ReleaseError, VersionError
+from ._errors import BuildError, ConfigError, CredentialsError, ReleaseError, VersionError
 from ._hosts import is_loopback, registry_host, split_image
 from ._identity import OIDC_VARS
 from ._multiarch import Record, built_as, make_tags, own_tag, own_tags, read_records, stage
@@ -28,6 +28,8 @@ from ._plan import ImagePlan, highest_final, make_plan
 from ._prepared import Options, Pushed, Run, Summary
 from ._project import TagRule
 from ._run import background, check_stopping, environ, log, step
+from ._stages import uses_template
+from ._tags import as_version
 from ._verify import published_by, published_versions, verify
 
 if TYPE_CHECKING:  # the registry (urllib.request), dist and index load on use
@@ -466,6 +468,9 @@ def build_images(run: Run, images: Sequence[ImagePlan]) -> None:
             docker.build(run.config, built, version=run.info.version,
                          revision=run.info.git.commit, created=run.info.git.commit_time,
                          source=source, prefix=f"[{image.target}] " if len(images) > 1 else "")
+            if image.push and not uses_template(run.config.root /
+                                                run.config.target(image.target).context):
+                _holds_this_version(run, built)
         return built
 
     with ThreadPoolExecutor(max_workers=max(1, len(images))) as pool:
@@ -484,6 +489,22 @@ def build_images(run: Run, images: Sequence[ImagePlan]) -> None:
         kinds = {type(error) for error in failed}
         raise (kinds.pop() if len(kinds) == 1 else ReleaseError)(
             "\n".join(str(error) for error in failed))
+
+
+def _holds_this_version(run: Run, image: ImagePlan) -> None:
+    """Before anything is pushed: the image of a Dockerfile not made from the template (whose
+    stages refuse another wheel) holds the version just built, read by running it."""
+    from . import _docker as docker
+
+    name, version = run.config.name, run.info.version
+    try:
+        got = docker.package_version(image.refs[0], image.platform, name, pull=False)
+    except ReleaseError as e:
+        raise BuildError(f"{e}; nothing was published") from e
+    if as_version(got) != Version(version):
+        raise BuildError(f"the {image.target} image holds {name} {got}, not {version}, the "
+                         "version just built: its Dockerfile must install the wheel that "
+                         "`nox -s distcopy` put in pkg/; nothing was published")
 
 
 def merge(run: Run, directory: Path) -> Summary:

@@ -14,6 +14,7 @@ from brewblox_release._servers import IndexServer, RegistryServer
 from tests.conftest import require_or_skip
 from tests.service import (
     AMD64_TARGETS,
+    BASE_REPO,
     GitRepo,
     destinations,
     github_env,
@@ -201,3 +202,30 @@ def test_a_failing_stage_s_own_reason_ends_the_error(tmp_path: Path, index: Inde
     assert "building the amd64 image (linux/amd64) failed: no-such-dep-xyz is on no index" \
         in last, result.stdout[-3000:]
     assert "nothing was published" in last
+
+
+def test_an_image_of_another_version_is_never_pushed(tmp_path: Path, registry: RegistryServer,
+                                                     index: IndexServer, engine: None) -> None:
+    """A Dockerfile of its own that installs another version than the one just built (an
+    older wheel, the index's release) stops the release before anything is pushed or
+    uploaded, not at verification after publishing."""
+    from brewblox_release import _config as config, _dist as dist
+
+    service = make_service(tmp_path / "demo-svc", extra=AMD64_TARGETS)
+    old = dist.build(config.load(service.path), "0.9", twine=False)
+    (service.path / "docker" / "old").mkdir()
+    for path in old:
+        if path.name.endswith(".whl"):
+            path.rename(service.path / "docker" / "old" / path.name)
+    (service.path / "docker" / "Dockerfile").write_text(
+        f"FROM {BASE_REPO}:bookworm-amd64\nCOPY old/ /old/\n"
+        "RUN pip3 install --no-index --no-deps --break-system-packages /old/*.whl\n")
+    service.commit("a Dockerfile that installs an older wheel")
+    service.tag("1.0.0")
+    env = {**github_env(tmp_path, "refs/tags/1.0.0"), **destinations(registry.address, index.url)}
+    result = nox(service, "-s", "release", env=env)
+    assert result.returncode != 0
+    assert "the amd64 image holds demo-svc 0.9, not 1.0.0, the version just built" in \
+        result.stdout, result.stdout[-3000:]
+    assert registry_tags(registry.address, REPO) == []
+    assert not list(index.packages.glob("*")), "nothing was uploaded"
