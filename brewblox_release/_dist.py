@@ -43,6 +43,13 @@ def own_files(directory: Path, name: str) -> list[Path]:
     return found
 
 
+def _others(directory: Path, name: str) -> str:
+    """The wheels in ``directory`` that are not distribution ``name``'s, by name; ``""``."""
+    own = set(own_files(directory, name))
+    return ", ".join(p.name for p in dist_files(directory) if p.name.endswith(".whl")
+                     and p not in own)
+
+
 def _remove(paths: Sequence[Path]) -> None:
     for path in paths:
         path.unlink()
@@ -242,6 +249,10 @@ def copy(config: Config) -> list[Path]:
             raise BuildError(f"{target.context}/pkg is not a directory of the service (a "
                              "symlink or a file): distcopy writes there; remove it")
         _remove(own_files(pkg, config.name))
+        if others := _others(pkg, config.name):
+            raise BuildError(f"{target.context}/pkg/ holds {others}, not {config.name}'s: the "
+                             "image would install it; remove it (distcopy removes only the "
+                             "service's own files)")
         pkg.mkdir(parents=True, exist_ok=True)
         for path in copied:
             shutil.copy2(path, pkg / path.name)
@@ -284,6 +295,9 @@ def check_context(config: Config, target: Target, version: str) -> Path:
         raise BuildError(f"{target.context}/Dockerfile not found: target {target.name!r} needs a "
                          "build context with a Dockerfile (templates ship in brewblox_release/"
                          "templates)")
+    if others := _others(pkg, config.name):
+        raise BuildError(f"{where} holds {others}, not {config.name}'s: the image would install "
+                         "it; remove it")
     if len(wheels) != 1:
         raise BuildError(f"{where} holds {len(wheels)} wheels, not one: {fix}")
     name, got = file_version(wheels[0])

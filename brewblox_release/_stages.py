@@ -12,6 +12,8 @@ import threading
 from pathlib import Path
 from types import ModuleType
 
+from ._errors import BuildError
+
 PROGRAM = Path(__file__).parent / "templates" / "stages" / "imagebuild.py"
 _loading = threading.Lock()
 
@@ -61,7 +63,10 @@ def ship(pkg: Path, name: str = "", version: str = "") -> Path:
         for path in source.rglob("*"):
             if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".exe":
                 files[dest / package_name / path.relative_to(source)] = path.read_bytes()
-    requirements = stages.requirements_of(pkg, name, version)
+    try:
+        requirements = stages.requirements_of(pkg, name, version)
+    except stages.ImageBuildError as e:  # a wheel that is none (a file cut short)
+        raise BuildError(f"{pkg.name}/{e}: run `nox -s dist distcopy`") from e
     files[pkg / "requirements.txt"] = "".join(f"{r}\n" for r in requirements).encode()
     keep = set(files)
     for target, data in files.items():

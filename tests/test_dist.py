@@ -81,13 +81,35 @@ def test_copy_replaces_a_link_and_never_writes_through_it(repo: GitRepo, tmp_pat
     pkg = repo.path / "docker" / "pkg"
     pkg.mkdir()
     (pkg / "demo_svc-1.2.4.dev1-py3-none-any.whl").symlink_to(outside)
-    (pkg / "other-1.0-py3-none-any.whl").write_bytes(b"not ours")
+    (pkg / "notes.txt").write_bytes(b"not ours")
     dist.copy(config.load(repo.path))
     assert outside.read_text() == "outside\n"
     wheel = pkg / "demo_svc-1.2.4.dev1-py3-none-any.whl"
     assert not wheel.is_symlink()
     assert hashlib.sha256(wheel.read_bytes()).hexdigest() == built[wheel.name]
-    assert (pkg / "other-1.0-py3-none-any.whl").read_bytes() == b"not ours", "not ours: kept"
+    assert (pkg / "notes.txt").read_bytes() == b"not ours", "not ours: kept"
+
+
+def test_a_wheel_of_another_project_in_pkg_is_named_and_kept(repo: GitRepo) -> None:
+    """The image would install it, and distcopy removes only the service's own files: both
+    distcopy and the docker sessions name it, and say to remove it (no traceback for an empty
+    one); a wheel of the service's that is no zip is named too."""
+    cfg = config.load(repo.path)
+    _build(repo.path)
+    pkg = repo.path / "docker" / "pkg"
+    pkg.mkdir()
+    (pkg / "aaa-0.1-py3-none-any.whl").write_bytes(b"")
+    for check in (lambda: dist.copy(cfg),
+                  lambda: dist.check_context(cfg, cfg.target("amd64"), "1.2.4.dev1")):
+        with pytest.raises(BuildError, match=r"docker/pkg/ holds aaa-0.1-py3-none-any.whl, not "
+                                             r"demo-svc's: the image would install it; remove it"):
+            check()
+    assert (pkg / "aaa-0.1-py3-none-any.whl").exists()
+    (pkg / "aaa-0.1-py3-none-any.whl").unlink()
+    wheel = next((repo.path / "dist").glob("*.whl"))
+    wheel.write_bytes(b"cut short")
+    with pytest.raises(BuildError, match=rf"pkg/{wheel.name} is not a wheel \(File is not a zip"):
+        dist.copy(cfg)
 
 
 #: A setup.py that records, for each process that runs it (a hook's), its command line and what

@@ -325,12 +325,15 @@ def executable_of(config_vars: Mapping[str, object]) -> str:
 
 def wheel_metadata(wheel: Path) -> email.message.Message:
     """The METADATA of a wheel."""
-    with zipfile.ZipFile(wheel) as zf:
-        names = [n for n in zf.namelist()
-                 if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]
-        if len(names) != 1:
-            raise ImageBuildError(f"{wheel.name} is not a wheel: no .dist-info/METADATA")
-        return email.parser.BytesParser().parsebytes(zf.read(names[0]))
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            names = [n for n in zf.namelist()
+                     if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]
+            if len(names) != 1:
+                raise ImageBuildError(f"{wheel.name} is not a wheel: no .dist-info/METADATA")
+            return email.parser.BytesParser().parsebytes(zf.read(names[0]))
+    except (zipfile.BadZipFile, OSError) as e:
+        raise ImageBuildError(f"{wheel.name} is not a wheel ({e})") from e
 
 
 def applicable(requirements: Iterable[str], markers: Mapping[str, str]) -> list[str]:
