@@ -336,6 +336,22 @@ def wheel_metadata(wheel: Path) -> email.message.Message:
         raise ImageBuildError(f"{wheel.name} is not a wheel ({e})") from e
 
 
+def _extras(requirements: Iterable[str]) -> dict[str, set[str]]:
+    """The extras each requirement asks of a project, by its canonical name.
+
+    >>> found = _extras(["Sdonly[fast] >=1", "sdonly[docs]", "other"])
+    >>> sorted(found["sdonly"]), found["other"]
+    (['docs', 'fast'], set())
+    """
+    from packaging.requirements import Requirement
+
+    found: dict[str, set[str]] = {}
+    for line in requirements:
+        req = Requirement(line)
+        found.setdefault(canonicalize_name(req.name), set()).update(req.extras)
+    return found
+
+
 def applicable(requirements: Iterable[str], markers: Mapping[str, str]) -> list[str]:
     """The requirements that apply to the target (no extra asked), without their markers.
 
@@ -604,11 +620,13 @@ def deps(target: TargetPython, requirements: Sequence[str], out: Path, *,
     missing = resolve(target, wanted, out, max_rounds=max_rounds) if wanted else []
     resolved = time.monotonic()
     stub_names = {p.name for p in stubs.glob("*.whl")} if missing else set()
+    extras = _extras(wanted)  # a stand-in has none: pip in the image installs what they need
     in_image = []
     for wheel in sorted(files.glob("*.whl")):
         if wheel.name in stub_names:
             name, version, _, _ = parse_wheel_filename(wheel.name)
-            in_image.append(f"{name}=={version}")
+            asked = ",".join(sorted(extras.get(name, ())))
+            in_image.append(f"{name}[{asked}]=={version}" if asked else f"{name}=={version}")
         else:
             install_wheel(wheel, root, target.executable)
     installed_at = time.monotonic()
