@@ -178,7 +178,7 @@ def _gitignore(root: Path, contexts: Sequence[str]) -> _Plan:
     virtualenvs (the sessions run without one, a service's own sessions may not)."""
     path = root / ".gitignore"
     text = path.read_text() if path.exists() else ""
-    entries = ("dist/", *(f"{c}/pkg/" for c in contexts), ".nox/")
+    entries = ("dist/", *(f"{c}/pkg/" for c in contexts), ".nox/", "*.egg-info/")
     missing = [e for e in entries if not ignored_entries(text.splitlines(), e)]
     if not missing:
         return Change(".gitignore", "unchanged"), None
@@ -270,7 +270,22 @@ def _static(root: Path, doc: tomlkit.TOMLDocument) -> bool:
         return False
 
 
-def _pyproject(root: Path, *, image: str | None, image_from: str | None,
+def _flat_layout(root: Path, doc: tomlkit.TOMLDocument, contexts: Sequence[str]) -> str | None:
+    """The service's own package, where setuptools' automatic discovery in a flat layout would
+    also take a context (``docker/``) for one and refuse to build; ``""`` where it cannot be told
+    which package is the service's; None where discovery is not in the way."""
+    data = doc.unwrap()
+    backend = (_table(data, "build-system") or {}).get("build-backend", "setuptools.build_meta")
+    told, project = _table(data, "tool", "setuptools") or {}, _table(data, "project")
+    if backend != "setuptools.build_meta" or project is None or "packages" in told or \
+            "py-modules" in told or (root / "src").is_dir() or (root / "setup.py").exists() or \
+            not any(c.split("/")[0].isidentifier() for c in contexts):
+        return None
+    name = re.sub(r"[-_.]+", "_", str(project.get("name", ""))).lower()
+    return name if name and (root / name / "__init__.py").is_file() else ""
+
+
+def _pyproject(root: Path, contexts: Sequence[str], *, image: str | None, image_from: str | None,
                base_images: Mapping[str, str] | None, force: bool) -> _Plan:
     path = root / "pyproject.toml"
     doc = _document(root)
@@ -280,6 +295,11 @@ def _pyproject(root: Path, *, image: str | None, image_from: str | None,
     _check_image(image, "image")  # what config would refuse on the next run
     wanted = _wanted_table(image, base_images, stamps=_static(root, doc))
     table = _section(doc, path)
+    if (package := _flat_layout(root, doc, contexts)) == "":
+        raise ConfigError(
+            f"setuptools' automatic discovery would take {contexts[0]}/ for a package of the "
+            "service and refuse to build: name the service's packages in [tool.setuptools] "
+            "packages (docs/adopting.md), then run init again")
     added, conflicts = [], []
     for key, value in wanted.items():
         if key not in table:
@@ -293,6 +313,12 @@ def _pyproject(root: Path, *, image: str | None, image_from: str | None,
             conflicts.append(key)
             if force:
                 table[key] = _toml_value(value)
+    if package:  # the service's package alone, as discovery found it before the contexts
+        tool = doc["tool"]
+        assert isinstance(tool, MutableMapping)
+        tool.setdefault("setuptools", tomlkit.table())["packages"] = {
+            "find": {"include": [package, f"{package}.*"]}}
+        added.append("and [tool.setuptools] packages (not the image contexts)")
     text = tomlkit.dumps(doc)
     if not path.exists():
         return Change("pyproject.toml", "created"), (path, text)
@@ -329,16 +355,20 @@ def init(root: Path, *, ci: str | None = None, force: bool = False, dry_run: boo
         raise ConfigError(f"cannot tell the CI provider from {seen}: give --ci "
                           f"{'|'.join(CI_PATHS)}")
 
-    pyproject = _pyproject(root, image=image, image_from=remote[1] if remote else None,
-                           base_images=base_images, force=force)
-    contexts = _contexts(root)
     top = run(["git", "rev-parse", "--show-toplevel"], cwd=root, check=False, echo=False,
               stream=False)
     # Its last line: a warning of git's may come first (its output is stdout and stderr).
     found = Path(top.lines[-1]).resolve() if top.returncode == 0 and top.lines else root
+    monorepo = root != found and found in root.parents
+    image_from = remote[1] if remote else None
+    if monorepo and image_from:  # a repository of services: an image each, of the owner's
+        image_from = f"{image_from.split('/')[0]}/{static_name(_document(root)) or root.name}"
+    contexts = _contexts(root)
+    pyproject = _pyproject(root, contexts, image=image, image_from=image_from,
+                           base_images=base_images, force=force)
     ci_file: _Plan = (Change(CI_PATHS[ci], MONOREPO, (
         f"add a job that runs `nox -s release` in {root.relative_to(found)} to it "
-        "(docs/adopting.md)")), None) if root != found and found in root.parents else \
+        "(docs/adopting.md)")), None) if monorepo else \
         _whole_file(root, CI_PATHS[ci], f"ci/{CI_TEMPLATES[ci]}", force=force)
     planned = [pyproject,
                _noxfile(root),

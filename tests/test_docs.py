@@ -76,6 +76,24 @@ def test_every_variable_the_library_reads_is_in_the_docs() -> None:
     assert not missing, f"docs/ names no {missing}"
 
 
+def test_every_toml_example_reads() -> None:
+    """Each ``toml`` block of the docs and the README, its commented lines uncommented too, is
+    TOML a user can paste; where it holds a ``[tool.brewblox-release]`` table, one the reader
+    takes."""
+    import tomllib
+
+    paths = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
+    blocks = [b for path in paths
+              for b in re.findall(r"```toml\n(.*?)```", path.read_text(), re.DOTALL)]
+    assert len(blocks) >= 5
+    commented = re.compile(r"^# ?(?=\s*([\w-]+\s*=|\[|\{|\]))", re.MULTILINE)  # a key, a table
+    for block in blocks:
+        for text in (block, commented.sub("", block)):
+            data = tomllib.loads(text)
+            if "brewblox-release" in data.get("tool", {}):
+                Config.from_data(Path("/srv/svc"), data, "svc")
+
+
 def test_the_readme_is_short() -> None:
     assert len((ROOT / "README.md").read_text().splitlines()) < 200
 

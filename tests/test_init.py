@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,37 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 
 
 # --- what init writes --------------------------------------------------------------------------
+
+def test_a_flat_layout_service_of_setuptools_still_builds(tmp_path: Path) -> None:
+    """setuptools' automatic discovery would take docker/ for a second top-level package and
+    refuse to build: init names the service's own package instead, and the wheel holds what it
+    held before (docs/adopting.md). Where the package cannot be told, init says what to set."""
+    from brewblox_release import _dist as dist
+
+    repo = fresh_service(tmp_path / "svc")
+    flat = COMMENTED.replace('[tool.setuptools]\npackages = ["demo_svc"]  # one package\n', "")
+    repo.write("pyproject.toml", flat)
+    repo.write("tests/__init__.py", "")  # discovery leaves tests/ out, and so must init
+    repo.commit("automatic discovery")
+    changes = init(repo.path)
+    assert "and [tool.setuptools] packages" in changes[0].detail
+    assert config.load(repo.path).image == "brewblox/demo-svc"
+    files = dist.build(config.load(repo.path), "1.0.0", twine=False)
+    wheel = next(p for p in files if p.name.endswith(".whl"))
+    with zipfile.ZipFile(wheel) as zf:
+        tops = {name.split("/")[0] for name in zf.namelist()}
+    assert tops == {"demo_svc", "demo_svc-1.0.0.dist-info"}
+    other = fresh_service(tmp_path / "other")
+    other.write("pyproject.toml", flat.replace('name = "demo-svc"', 'name = "other-name"'))
+    other.commit("a package named otherwise")
+    before = _snapshot(other.path)
+    with pytest.raises(ConfigError, match=r"automatic discovery would take docker/ for a package"
+                                          r" of the service and refuse to build: name the "
+                                          r"service's packages in \[tool.setuptools\] packages"):
+        init(other.path)
+    assert _snapshot(other.path) == before
+
+
 
 def test_init_adds_everything_and_keeps_the_comments(tmp_path: Path) -> None:
     repo = fresh_service(tmp_path / "svc")
@@ -423,6 +455,20 @@ def test_a_monorepo_service_gets_no_ci_definition_of_its_own(tmp_path: Path) -> 
     assert not (service / ".github").exists()
     assert not (repo.path / ".github").exists()
     assert (service / "docker" / "Dockerfile").is_file()
+
+
+def test_each_monorepo_service_gets_an_image_of_its_own(tmp_path: Path) -> None:
+    """Not the repository's ``owner/name`` for every service, whose tags and ``latest`` they
+    would share: the owner's image of the service's name."""
+    repo = GitRepo(tmp_path / "mono").init()
+    repo.git("remote", "add", "origin", "https://github.com/org/mono.git")
+    for name in ("a", "b"):
+        repo.write(f"services/{name}/pyproject.toml",
+                   COMMENTED.replace('name = "demo-svc"', f'name = "svc-{name}"'))
+    repo.commit("two services")
+    for name in ("a", "b"):
+        init(repo.path / "services" / name, ci="github")
+        assert config.load(repo.path / "services" / name).image == f"org/svc-{name}"
 
 
 def test_a_file_that_cannot_be_written_leaves_the_service_as_it_was(tmp_path: Path) -> None:
