@@ -28,7 +28,17 @@ from ._environment import Environment
 from ._errors import Interrupted, ReleaseError, UsageError
 from ._prepared import Options, Run
 from ._release import Engine, carry_out, merge, preload, prepare, release
-from ._run import CommandError, capture, log, out, redact, redacted_streams, step, stop_starting
+from ._run import (
+    CommandError,
+    capture,
+    log,
+    out,
+    redact,
+    redacted_streams,
+    step,
+    stop_starting,
+    warnings_into_log,
+)
 
 
 @dataclass(frozen=True)
@@ -244,7 +254,7 @@ def execute(name: str, args: Sequence[str], prog: str) -> None:
     if {"-h", "--help"} & set(args):  # through every front-end: nox -s release -- --help
         out(parser(command, prog, add_help=True).format_help().rstrip())
         return
-    with redacted_streams(), _stopped_by_signals() as received:
+    with redacted_streams(), warnings_into_log(), _stopped_by_signals() as received:
         try:
             options = parse(command, args, prog)
             with _console(name, options):

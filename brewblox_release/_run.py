@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
@@ -263,6 +264,23 @@ def _clear_ticker() -> None:
             _output.terminal.write("\r\033[K")
             _output.terminal.flush()
         _output.shown = False
+
+
+@contextmanager
+def warnings_into_log() -> Iterator[None]:
+    """Python's warnings of the libraries (setuptools_scm's about a shallow clone) go into the
+    log, as the programs' lines do; what matters of them the tool says in a line of its own."""
+
+    def show(  # noqa: PLR0917 (warnings.showwarning's own signature)
+            message: Warning | str, category: type[Warning], filename: str, lineno: int,
+            file: TextIO | None = None, line: str | None = None) -> None:
+        detail(f"{filename}:{lineno}: {category.__name__}: {message}")
+
+    saved, warnings.showwarning = warnings.showwarning, show
+    try:
+        yield
+    finally:
+        warnings.showwarning = saved
 
 
 class _RedactingStream:

@@ -215,3 +215,16 @@ def test_a_command_that_ends_without_its_input_is_finished_without_error(
     assert run.run(exits, input="x" * 2**20, check=False, echo=False).returncode == 3
     with pytest.raises(CommandError, match="exit code 3"):
         run.run(exits, input="x\n", echo=False)
+
+
+def test_a_library_s_warning_goes_into_the_log(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """setuptools_scm warns of a shallow clone in Python's own way; the user reads the tool's
+    line about it, and the log keeps the library's."""
+
+    log_path = tmp_path / "logs" / "run.log"
+    with run.console(log_path), run.warnings_into_log(), warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("/srv/svc is shallow and may cause errors", UserWarning, stacklevel=1)
+    assert "shallow" not in capsys.readouterr().err
+    assert "UserWarning: /srv/svc is shallow and may cause errors" in log_path.read_text()
