@@ -43,11 +43,14 @@ def own_files(directory: Path, name: str) -> list[Path]:
     return found
 
 
-def _others(directory: Path, name: str) -> str:
-    """The wheels in ``directory`` that are not distribution ``name``'s, by name; ``""``."""
+def _refuse_others(directory: Path, where: str, name: str) -> None:
+    """Stop where ``directory`` holds a wheel that is not distribution ``name``'s: the image
+    would install it, and nothing of the tool's removes a file it did not make."""
     own = set(own_files(directory, name))
-    return ", ".join(p.name for p in dist_files(directory) if p.name.endswith(".whl")
-                     and p not in own)
+    if others := [p.name for p in dist_files(directory) if p.name.endswith(".whl")
+                  and p not in own]:
+        raise BuildError(f"{where} holds {', '.join(others)}, not {name}'s: the image would "
+                         "install it; remove it")
 
 
 def _remove(paths: Sequence[Path]) -> None:
@@ -249,10 +252,7 @@ def copy(config: Config) -> list[Path]:
             raise BuildError(f"{target.context}/pkg is not a directory of the service (a "
                              "symlink or a file): distcopy writes there; remove it")
         _remove(own_files(pkg, config.name))
-        if others := _others(pkg, config.name):
-            raise BuildError(f"{target.context}/pkg/ holds {others}, not {config.name}'s: the "
-                             "image would install it; remove it (distcopy removes only the "
-                             "service's own files)")
+        _refuse_others(pkg, f"{target.context}/pkg/", config.name)
         pkg.mkdir(parents=True, exist_ok=True)
         for path in copied:
             shutil.copy2(path, pkg / path.name)
@@ -295,9 +295,7 @@ def check_context(config: Config, target: Target, version: str) -> Path:
         raise BuildError(f"{target.context}/Dockerfile not found: target {target.name!r} needs a "
                          "build context with a Dockerfile (templates ship in brewblox_release/"
                          "templates)")
-    if others := _others(pkg, config.name):
-        raise BuildError(f"{where} holds {others}, not {config.name}'s: the image would install "
-                         "it; remove it")
+    _refuse_others(pkg, where, config.name)
     if len(wheels) != 1:
         raise BuildError(f"{where} holds {len(wheels)} wheels, not one: {fix}")
     name, got = file_version(wheels[0])

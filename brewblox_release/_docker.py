@@ -31,8 +31,9 @@ _PERMANENT = ("manifest invalid", "name unknown", "name invalid")
 #: The arm platforms' emulators: tonistiigi/binfmt's name, and Debian's binfmt handler.
 _EMULATORS = {"linux/arm/v7": ("arm", "qemu-arm"), "linux/arm/v6": ("arm", "qemu-arm"),
               "linux/arm64": ("arm64", "qemu-aarch64")}
-#: A line of the template's stages that says why they stopped (``imagebuild.say``).
+#: A line of the template's stages that says why they stopped, or warns (``imagebuild.say``).
 _STAGE_ERROR = re.compile(r"brewblox-release: error: (.+)")
+_STAGE_WARNING = re.compile(r"brewblox-release: warning: (.+)")
 #: The line ``docker push`` ends with: ``TAG: digest: sha256:... size: N``.
 _PUSHED = re.compile(r"\bdigest: (sha256:[0-9a-f]{64})\b")
 
@@ -129,12 +130,14 @@ def build(config: Config, image: ImagePlan, *, version: str, revision: str, crea
     while True:
         # Steps in the target's image (a Dockerfile of another kind, the IMAGE_PIP=yes build)
         # need emulation; the template's own build does not (docs/multi-platform.md).
-        if not template or args.get("IMAGE_PIP", "no") != "no":
+        in_image = args.get("IMAGE_PIP", "no") != "no"
+        if not template or in_image:
             check_emulation(target.platform, config.builder)
-        if template and args.get("IMAGE_PIP", "no") != "no":
+        if template and in_image:
             _refuse_recorded_credentials(context, args)
         said: list[str] = []
         stage_error = None  # the template's stages say what to do in one line: the last one
+        warnings: set[str] = set()  # and what the user should know (buildx repeats lines)
         try:
             stream = docker.buildx.build(
                 context, platforms=[target.platform], builder=config.builder,
@@ -145,6 +148,9 @@ def build(config: Config, image: ImagePlan, *, version: str, revision: str, crea
             for line in stream:  # type: ignore[union-attr]
                 said += [line] if needs_image_pip(line) else []
                 stage_error = _STAGE_ERROR.search(line) or stage_error
+                if (warned := _STAGE_WARNING.search(line)) and warned[1] not in warnings:
+                    warnings.add(warned[1])
+                    log(f"{prefix}warning: {warned[1].strip()}")
                 detail(f"{prefix}{line.rstrip()}")
         except DockerException as e:
             said += [e.stdout or "", e.stderr or ""]
@@ -166,14 +172,16 @@ def build(config: Config, image: ImagePlan, *, version: str, revision: str, crea
 
 
 #: An ``image-pip-yes`` stage of a template before pip's settings came through the deps stage.
-_IMAGE_PIP_STAGE = re.compile(r"AS image-pip-yes\n((?:(?!FROM)[^\n]*\n)*)")
+_IMAGE_PIP_STAGE = re.compile(r"\bAS\s+image-pip-yes[ \t]*\n((?:(?!\s*FROM\b)[^\n]*\n)*)",
+                              re.IGNORECASE)
 
 
 def _refuse_recorded_credentials(context: Path, args: Mapping[str, str]) -> None:
     """Refuse a Dockerfile made from an earlier template that would write a URL's credentials
     (``PIP_INDEX_URL``'s) into the image's history, which is published with it."""
     stage = _IMAGE_PIP_STAGE.search((context / "Dockerfile").read_text(errors="replace"))
-    for name in re.findall(r"^ARG (PIP_\w+)", stage[1] if stage else "", re.MULTILINE):
+    for name in re.findall(r"^\s*ARG\s+(PIP_\w+)", stage[1] if stage else "",
+                           re.MULTILINE | re.IGNORECASE):
         if any(display_url(url) != url for url in args.get(name, "").split()):
             raise BuildError(
                 f"{context / 'Dockerfile'} is of an earlier template whose image-pip-yes stage "

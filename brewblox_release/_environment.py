@@ -70,9 +70,10 @@ class Environment(Mapping[str, str]):
 
     def copies(self) -> tuple[str, ...]:
         """Other variables that hold a secret variable's value (GitLab's ``CI_JOB_TOKEN`` given
-        as ``TWINE_PASSWORD``): kept from subprocesses as that variable is. A user name or a
-        value shorter than 8 characters (``true``) is no secret another variable can copy."""
-        values = {value for name in self.secret_vars if name not in _USER_VARS
+        as ``TWINE_PASSWORD``): kept from subprocesses as that variable is. A user name, a URL
+        (an index pip installs from may be the one released to: ``PIP_INDEX_URL`` stays pip's)
+        or a value shorter than 8 characters (``true``) is no secret another variable copies."""
+        values = {value for name in self.secret_vars if name not in (*_USER_VARS, *_URL_VARS)
                   and len(value := self._values.get(name, "")) >= 8}
         return tuple(name for name, value in self._values.items()
                      if value in values and name not in self.secret_vars)

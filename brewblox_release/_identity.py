@@ -6,12 +6,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._environment import Environment
 from ._errors import CredentialsError
 from ._run import run
 from ._secret import Secret
@@ -34,11 +33,11 @@ class Identity:
     provider: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Identity | None:
+    def from_env(cls, env: Mapping[str, str], secret_vars: Sequence[str] = ()) -> Identity | None:
+        """The run's signer, if any; ``secret_vars``, the service's (a KMS provider's)."""
         if env.get(KEY_VAR):
-            own = env.service_vars if isinstance(env, Environment) else ()
             return cls(Secret(env[KEY_VAR]), Secret(env.get(PASSWORD_VAR) or ""),
-                       provider={name: env[name] for name in own if name in env})
+                       provider={name: env[name] for name in secret_vars if name in env})
         if env.get("GITHUB_ACTIONS") == "true" and all(env.get(v) for v in OIDC_VARS):
             return cls(oidc={v: env[v] for v in OIDC_VARS})
         return None

@@ -270,6 +270,11 @@ def _static(root: Path, doc: tomlkit.TOMLDocument) -> bool:
         return False
 
 
+def _packagelike(contexts: Sequence[str]) -> list[str]:
+    """The contexts setuptools' discovery takes for a package: a name Python could import."""
+    return [c for c in contexts if c.split("/")[0].isidentifier()]
+
+
 def _flat_layout(root: Path, doc: tomlkit.TOMLDocument, contexts: Sequence[str]) -> str | None:
     """The service's own package, where setuptools' automatic discovery in a flat layout would
     also take a context (``docker/``) for one and refuse to build; ``""`` where it cannot be told
@@ -279,7 +284,7 @@ def _flat_layout(root: Path, doc: tomlkit.TOMLDocument, contexts: Sequence[str])
     told, project = _table(data, "tool", "setuptools") or {}, _table(data, "project")
     if backend != "setuptools.build_meta" or project is None or "packages" in told or \
             "py-modules" in told or (root / "src").is_dir() or (root / "setup.py").exists() or \
-            not any(c.split("/")[0].isidentifier() for c in contexts):
+            (root / "setup.cfg").exists() or not _packagelike(contexts):  # setup.cfg: [options]
         return None
     name = re.sub(r"[-_.]+", "_", str(project.get("name", ""))).lower()
     return name if name and (root / name / "__init__.py").is_file() else ""
@@ -297,9 +302,9 @@ def _pyproject(root: Path, contexts: Sequence[str], *, image: str | None, image_
     table = _section(doc, path)
     if (package := _flat_layout(root, doc, contexts)) == "":
         raise ConfigError(
-            f"setuptools' automatic discovery would take {contexts[0]}/ for a package of the "
-            "service and refuse to build: name the service's packages in [tool.setuptools] "
-            "packages (docs/adopting.md), then run init again")
+            f"setuptools' automatic discovery would take {_packagelike(contexts)[0]}/ for a "
+            "package of the service and refuse to build: name the service's packages in "
+            "[tool.setuptools] packages (docs/adopting.md), then run init again")
     added, conflicts = [], []
     for key, value in wanted.items():
         if key not in table:

@@ -52,7 +52,7 @@ class Run:
 
     @functools.cached_property  # one identity for the run: its key is opened once
     def signer(self) -> Identity | None:
-        return Identity.from_env(self.env)
+        return Identity.from_env(self.env, self.config.secret_vars)
 
     @functools.cached_property  # one value for the run (frozen: its fields never change)
     def index(self) -> Index:

@@ -493,14 +493,17 @@ def build_images(run: Run, images: Sequence[ImagePlan]) -> None:
 
 def _holds_this_version(run: Run, image: ImagePlan) -> None:
     """Before anything is pushed: the image of a Dockerfile not made from the template (whose
-    stages refuse another wheel) holds the version just built, read by running it."""
+    stages refuse another wheel) holds the version just built, read by running it; where it
+    cannot run here (a builder of another machine, no python3), verification reads it after."""
     from . import _docker as docker
 
     name, version = run.config.name, run.info.version
     try:
         got = docker.package_version(image.refs[0], image.platform, name, pull=False)
     except ReleaseError as e:
-        raise BuildError(f"{e}; nothing was published") from e
+        log(f"the {image.target} image was not run to read its version before the push ({e}); "
+            "verification reads it after")
+        return
     if as_version(got) != Version(version):
         raise BuildError(f"the {image.target} image holds {name} {got}, not {version}, the "
                          "version just built: its Dockerfile must install the wheel that "

@@ -115,6 +115,12 @@ def test_a_credential_under_another_name_is_kept_from_subprocesses_too(
     assert env["TWINE_PASSWORD"] == env["CI_JOB_TOKEN"] == token, "the snapshot keeps them"
 
 
+def test_pip_s_own_index_stays_pip_s_when_it_is_the_one_released_to() -> None:
+    url = "https://ci:index-pw-12345@pypi.example/simple/"
+    env = Environment({"BREWBLOX_RELEASE_INDEX_URL": url, "PIP_INDEX_URL": url})
+    assert env.copies() == ()
+
+
 def test_exposed_puts_back_and_takes_out(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", raising=False)
     with exposed({"ACTIONS_ID_TOKEN_REQUEST_TOKEN": "t0k"}, ["ACTIONS_ID_TOKEN_REQUEST_TOKEN"]):

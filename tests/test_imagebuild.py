@@ -214,22 +214,40 @@ def test_check_target_compares_the_c_libraries(target_glibc: str | None, ok: boo
         assert f"glibc {here[0]}.{here[1]}" in str(raised.value)
 
 
-@pytest.mark.parametrize(("build_platform", "machine", "ok"), [
-    ("linux/amd64", "x86_64", True),
-    ("linux/arm64", "armv7l", True),  # a 64-bit arm runs 32-bit arm programs itself
-    ("", "armv7l", True),  # an earlier template: no BUILDPLATFORM
-    ("linux/amd64", "armv7l", False),  # BUILD_BASE_IMAGE an arm image alone: emulated
-    ("linux/amd64", "aarch64", False),
+@pytest.mark.parametrize(("build_platform", "machine", "emulated"), [
+    ("linux/amd64", "x86_64", False),
+    ("linux/arm/v7", "aarch64", False),  # 32-bit Raspberry Pi OS on its 64-bit kernel
+    ("linux/arm64", "armv8l", False),  # a 32-bit personality on arm64
+    ("linux/arm/v6", "armv7l", False),
+    ("", "armv7l", False),  # an earlier template: no BUILDPLATFORM
+    ("linux/amd64", "armv7l", True),  # BUILD_BASE_IMAGE an arm image alone: under qemu
+    ("linux/amd64", "aarch64", True),
+    ("linux/arm64", "x86_64", True),
 ])
-def test_check_refuses_a_build_python_run_under_emulation(build_platform: str, machine: str,
-                                                          ok: bool) -> None:
-    if ok:
-        imagebuild.check_build_host(build_platform, machine)
-    else:
-        with pytest.raises(ImageBuildError, match=f"BUILD_BASE_IMAGE is an {machine} image, run "
-                           f"under emulation on this {build_platform} build host: set "
-                           "BUILD_BASE_IMAGE to the same Python for"):
-            imagebuild.check_build_host(build_platform, machine)
+def test_a_build_python_run_under_emulation_is_told_apart(build_platform: str, machine: str,
+                                                          emulated: bool) -> None:
+    assert imagebuild.emulated(build_platform, machine) is emulated
+
+
+def test_a_dockerfile_of_an_earlier_template_is_refused_where_it_would_publish_credentials(
+        tmp_path: Path) -> None:
+    """Its image-pip-yes stage declares PIP_* args, which a RUN of the image writes into the
+    image's history: refused where one holds a URL's credentials, however the file spells its
+    keywords; the current template never is."""
+    from brewblox_release._docker import _refuse_recorded_credentials
+    from brewblox_release._errors import BuildError
+
+    old = TEMPLATE.read_text().replace(
+        "FROM with-deps AS image-pip-yes\n",
+        "from with-deps as image-pip-yes  \narg PIP_TRUSTED_HOST\n  ARG PIP_INDEX_URL\n")
+    (tmp_path / "Dockerfile").write_text(old)
+    secret = {"PIP_INDEX_URL": "https://ci:tok-123@pypi.example/simple/"}
+    with pytest.raises(BuildError, match="earlier template whose image-pip-yes stage writes the "
+                                         "build arg PIP_INDEX_URL"):
+        _refuse_recorded_credentials(tmp_path, secret)
+    _refuse_recorded_credentials(tmp_path, {"PIP_INDEX_URL": "https://pypi.example/simple/"})
+    (tmp_path / "Dockerfile").write_text(TEMPLATE.read_text())
+    _refuse_recorded_credentials(tmp_path, secret)
 
 
 def test_check_passes_this_python_and_refuses_another(

@@ -79,6 +79,7 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 
 # --- what init writes --------------------------------------------------------------------------
 
+
 def test_a_flat_layout_service_of_setuptools_still_builds(tmp_path: Path) -> None:
     """setuptools' automatic discovery would take docker/ for a second top-level package and
     refuse to build: init names the service's own package instead, and the wheel holds what it
@@ -107,6 +108,8 @@ def test_a_flat_layout_service_of_setuptools_still_builds(tmp_path: Path) -> Non
                                           r"service's packages in \[tool.setuptools\] packages"):
         init(other.path)
     assert _snapshot(other.path) == before
+    other.write("setup.cfg", "[options]\npackages = find:\n")  # told there: not init's to tell
+    assert "[tool.setuptools] packages" not in init(other.path)[0].detail
 
 
 

@@ -341,18 +341,22 @@ def test_keyless_trust_names_the_repository_and_no_other() -> None:
     assert not re.match(keyless_trust(None)[-1], f"https://github.com/org/my.svc{workflow}")
 
 
-def test_a_kms_key_s_provider_credentials_reach_cosign_alone() -> None:
+def test_a_kms_key_s_provider_credentials_reach_cosign_alone(tmp_path: Path) -> None:
     """The service's ``secret-vars`` (a KMS provider's credentials) are cosign's where the key
-    is a KMS reference, and nobody's where it is not."""
-    from brewblox_release._environment import Environment
-    from brewblox_release._identity import Identity
+    is a KMS reference, and nobody's where it is not: the run's signer, as prepared."""
+    from brewblox_release._prepared import Options
+    from brewblox_release._release import prepare
 
+    repo = make_service(tmp_path / "svc", extra="sign = true\n")
+    text = (repo.path / "pyproject.toml").read_text()  # its secret-vars, a KMS provider's too
+    repo.write("pyproject.toml", text.replace('secret-vars = ["SERVICE_SIGNING_KEY"]',
+                                              'secret-vars = ["AWS_SECRET_ACCESS_KEY"]'))
+    repo.commit("signed with a KMS key")
     values = {"AWS_SECRET_ACCESS_KEY": "aws-secret-value-1", "OTHER": "x"}
     for key, given in (("awskms:///alias/release", True),
                        ("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nx\n", False)):
-        env = Environment({**values, "COSIGN_PRIVATE_KEY": key}, ["AWS_SECRET_ACCESS_KEY"])
-        identity = Identity.from_env(env)
-        assert identity is not None
-        cosign = identity.env()
+        run = prepare(repo.path, Options(), {**values, "COSIGN_PRIVATE_KEY": key})
+        assert run.signer is not None
+        cosign = run.signer.env()
         assert ("AWS_SECRET_ACCESS_KEY" in cosign) is given, key
         assert "OTHER" not in cosign

@@ -274,18 +274,18 @@ def check_target(target: TargetPython) -> None:
 
 
 #: Machines that run another's programs natively (a 64-bit arm runs 32-bit arm ones).
-_NATIVE = {("aarch64", "armv7l"), ("aarch64", "armv6l"), ("x86_64", "i686")}
+#: Machines of one family run each other's programs natively (a 32-bit arm Python on a 64-bit
+#: kernel says ``aarch64``; qemu says the machine it emulates).
+_FAMILIES = ({"x86_64", "i686"}, {"aarch64", "armv8l", "armv7l", "armv6l"})
 
 
-def check_build_host(build_platform: str, machine: str) -> None:
-    """Stop when the build stages' Python (``machine``) is not the build host's: an emulated
-    one, where ``BUILD_BASE_IMAGE`` defaults to a ``BASE_IMAGE`` of the target's platform alone."""
+def emulated(build_platform: str, machine: str) -> bool:
+    """Whether the build stages' Python (``machine``, as uname says) runs under emulation on a
+    ``build_platform`` host: where ``BUILD_BASE_IMAGE`` defaults to a ``BASE_IMAGE`` of the
+    target's platform alone."""
     host = MACHINES.get(build_platform)
-    if host and machine != host and (host, machine) not in _NATIVE:
-        raise ImageBuildError(
-            f"BUILD_BASE_IMAGE is an {machine} image, run under emulation on this "
-            f"{build_platform} build host: set BUILD_BASE_IMAGE to the same Python for "
-            f"{build_platform} (where BASE_IMAGE is of one platform, docs/configuration.md)")
+    return bool(host) and machine != host and not any(
+        {host, machine} <= family for family in _FAMILIES)
 
 
 def _libc(glibc: tuple[int, int] | None) -> str:
@@ -700,9 +700,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         platform = env.get("TARGETPLATFORM", "")
         if args.command == "check":
-            import platform as this
-
-            check_build_host(env.get("BUILDPLATFORM", ""), this.machine())
+            build, machine = env.get("BUILDPLATFORM", ""), os.uname().machine
+            if emulated(build, machine):  # slow, and not what the docs promise: said
+                say(f"warning: BUILD_BASE_IMAGE is an image of {machine}, which this "
+                    f"{build} build host runs under emulation: set BUILD_BASE_IMAGE to the "
+                    f"same Python for {build} (docs/configuration.md)")
             check_target(read_target(args.target, platform))
             args.out.mkdir(parents=True, exist_ok=True)
         elif args.command == "package":
