@@ -235,8 +235,9 @@ def test_tag_that_is_not_a_version(service: GitRepo, registry: RegistryServer,
     env = {**travis_env(tag="v1.2.4-final"), **destinations(registry.address, index.url)}
     result = nox(service, "-s", "release", env=env)
     assert result.returncode != 0
-    # setuptools_scm cannot read it, before the plan would say the same
-    _assert_clear_error(result.stdout, "Can't parse version from tag 'v1.2.4-final'")
+    # The tag rule refuses it before anything else reads it (setuptools_scm could not either).
+    _assert_clear_error(result.stdout, "tag 'v1.2.4-final' is not a version: release tags look "
+                        "like 1.2.3 or v1.2.3 (PEP 440). Delete it")
     _assert_nothing_published(registry, index)
 
 
