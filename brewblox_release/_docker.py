@@ -15,7 +15,7 @@ from ._config import Config, Target, normalise_platform
 from ._dockerconfig import DockerConfig
 from ._errors import BuildError, CredentialsError, EmulationError, PublishError
 from ._plan import ImagePlan
-from ._run import TransientError, check_stopping, detail, environ, log, redact, retrying
+from ._run import ATTEMPTS, TransientError, check_stopping, detail, environ, log, redact, retrying
 from ._secret import display_url
 
 if TYPE_CHECKING:
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
 
 T = TypeVar("T")
-ATTEMPTS = 4  #: a push's attempts, the first included
 _REFUSED = ("unauthorized", "denied", "authentication required", "forbidden",
             "no basic auth credentials")
 #: Answers that no retry changes, and that are not about credentials.
@@ -222,7 +221,7 @@ def retrying_docker(what: str, action: Callable[[], T], *, backoff: float = 1.0)
                                    "re-run the release to complete it")
             raise TransientError(gave_up, said[-1]) from e
 
-    return retrying(what, attempt, attempts=ATTEMPTS, backoff=backoff)
+    return retrying(what, attempt, backoff=backoff)
 
 
 def push(refs: Iterable[str], config: DockerConfig | None = None) -> dict[str, str]:

@@ -33,7 +33,6 @@ _NAMED = {"pypi": PYPI_UPLOAD, "testpypi": TESTPYPI_UPLOAD}
 INDEX_URL_ENV = "BREWBLOX_RELEASE_INDEX_URL"
 _SIMPLE_TYPES = {"text/html", "application/vnd.pypi.simple.v1+html",
                  "application/vnd.pypi.simple.v1+json"}
-UPLOAD_ATTEMPTS = 4
 UPLOAD_BACKOFF = 1.0
 
 
@@ -334,8 +333,7 @@ class Index:
                 failed = PublishError(f"{e}; re-running the release completes it")
                 raise TransientError(failed, str(e)) from e
 
-        present = retrying(f"reading the files of {name}", read, attempts=UPLOAD_ATTEMPTS,
-                           backoff=UPLOAD_BACKOFF)
+        present = retrying(f"reading the files of {name}", read, backoff=UPLOAD_BACKOFF)
         outcomes = []
         for path in paths:
             there = present.get(path.name, "absent")
@@ -392,8 +390,7 @@ class Index:
             except twine_errors.TwineException as e:
                 raise PublishError(redact(f"twine could not upload {path.name}: {e}")) from e
 
-        retrying(f"uploading {path.name}", attempt, attempts=UPLOAD_ATTEMPTS,
-                 backoff=UPLOAD_BACKOFF)
+        retrying(f"uploading {path.name}", attempt, backoff=UPLOAD_BACKOFF)
         log(f"uploaded {path.name} to {self.display_upload_url}")
 
 

@@ -362,7 +362,11 @@ class TransientError(Exception):
         self.error, self.reason = error, reason
 
 
-def retrying(what: str, action: Callable[[], T], *, attempts: int = 4, backoff: float = 1.0) -> T:
+ATTEMPTS = 4  #: how often `retrying` tries an action, the first time included
+
+
+def retrying(what: str, action: Callable[[], T], *, attempts: int = ATTEMPTS,
+             backoff: float = 1.0) -> T:
     """``action``, tried again after a doubling pause while it raises `TransientError`: the one
     retry of the index's reads and uploads and of the registry's pushes. The last attempt raises
     the fault's error; a run that is stopping raises `Interrupted` instead of waiting."""
