@@ -146,7 +146,11 @@ def compute(root: Path, name: str | None = None, *, source: VersionSource | None
         if source.tool in {"setuptools_scm", "hatch-vcs"} and not source.tags.is_default \
                 and not source.tags.prefix:
             hint = ("; in a monorepo, set [tool.setuptools_scm.tag] prefix = \"svc-\" so that "
-                    "git describe looks at the service's own tags only")
+                    "git describe looks at the service's own tags only"
+                    if source.tool == "setuptools_scm" else
+                    "; in a monorepo, set git_describe_command = \"git describe --dirty --tags "
+                    "--long --match 'svc-*'\" in [tool.hatch.version] raw-options so that git "
+                    "describe looks at the service's own tags only (docs/versions.md)")
         elif not (root / ".git").exists():
             hint = (f"; {root} is not the repository's root: in a monorepo, say where the "
                     "repository is and which tags are the service's (docs/versions.md, Monorepos)")

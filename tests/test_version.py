@@ -548,3 +548,27 @@ def test_a_stage_dry_run_notes_only_what_the_stage_would_refuse(tmp_path: Path) 
     refused = " ".join(note for note in stage.plan.reasons if "would stop" in note)
     assert "TWINE_PASSWORD" not in refused
     assert "sign = true" not in refused
+
+
+@pytest.mark.parametrize(("table", "hint"), [
+    ('[tool.setuptools_scm]\ntag_regex = "^release-(?P<version>.*)$"\n',
+     "set [tool.setuptools_scm.tag] prefix"),
+    ('[tool.hatch.version]\nsource = "vcs"\ntag-pattern = "^release-(?P<version>.*)$"\n',
+     "set git_describe_command = \"git describe --dirty --tags --long --match 'svc-*'\" in "
+     "[tool.hatch.version] raw-options"),
+])
+def test_another_service_s_tag_gets_the_hint_of_the_service_s_own_backend(
+        tmp_path: Path, table: str, hint: str) -> None:
+    """git describe found a tag the service's rule does not read (another service's): the hint
+    says what to set where the service's backend reads it (hatch-vcs takes no tag table)."""
+    backend = ('["hatchling", "hatch-vcs"]', "hatchling.build") if "hatch" in table else \
+        ('["setuptools>=64", "setuptools-scm>=8"]', "setuptools.build_meta")
+    repo = GitRepo(tmp_path / "svc").init()
+    repo.write("pyproject.toml", f"[build-system]\nrequires = {backend[0]}\n"
+                                 f'build-backend = "{backend[1]}"\n\n[project]\nname = "svc"\n'
+                                 f'dynamic = ["version"]\n\n{table}')
+    repo.commit("a service of a monorepo")
+    repo.tag("other-9.0.0")
+    with pytest.raises(VersionError, match=re.escape(hint)), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # setuptools_scm's "no version found": the log's
+        version.compute(repo.path)
