@@ -541,6 +541,28 @@ def test_deps_installs_wheels_for_arm_and_leaves_only_the_sdist_for_the_image(
     assert not any(name.startswith("nowheel") for name in fetched)
 
 
+def test_an_extra_a_dependency_asks_goes_to_pip_in_the_image(
+        tmp_path: Path, arm_index: wheels.LoggedIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dependency of the service asks ``nowheel-dep[fast]``: pip in the image gets the extra
+    too, as ``pip install`` of the service would."""
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_INDEX_URL", arm_index.simple_url)
+    monkeypatch.delenv("PIP_FIND_LINKS", raising=False)
+    monkeypatch.delenv("PIP_EXTRA_INDEX_URL", raising=False)
+    wheel = arm_index.packages / "needs_fast-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("needs_fast-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: needs-fast"
+                    "\nVersion: 1.0\nRequires-Dist: nowheel-dep[fast]<1.1\n")
+        zf.writestr("needs_fast-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: test\n"
+                    "Root-Is-Purelib: true\nTag: py3-none-any\n")
+        zf.writestr("needs_fast-1.0.dist-info/RECORD", "")
+    try:
+        assert imagebuild.deps(_host_target("armv7l"), ["needs-fast"], tmp_path) == [
+            "nowheel-dep[fast]==1.0"]
+    finally:
+        wheel.unlink()
+
+
 @pytest.mark.parametrize(("env", "expected"), [
     ({"PIP_INDEX_URL": "http://127.0.0.1:8080/simple/"}, ["127.0.0.1:8080"]),
     ({"PIP_INDEX_URL": "http://u:p@localhost/simple/", "PIP_TRUSTED_HOST": "mirror.lan"},

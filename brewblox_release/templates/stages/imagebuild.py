@@ -620,13 +620,20 @@ def deps(target: TargetPython, requirements: Sequence[str], out: Path, *,
     missing = resolve(target, wanted, out, max_rounds=max_rounds) if wanted else []
     resolved = time.monotonic()
     stub_names = {p.name for p in stubs.glob("*.whl")} if missing else set()
-    extras = _extras(wanted)  # a stand-in has none: pip in the image installs what they need
+    # The extras asked of a stand-in, by the service or by a dependency: it has none, so pip in
+    # the image installs what they need.
+    asked = list(wanted)
+    for wheel in files.glob("*.whl") if missing else ():
+        if wheel.name not in stub_names:
+            requires = wheel_metadata(wheel).get_all("Requires-Dist") or []
+            asked += applicable(requires, target.markers())
+    extras = _extras(asked)
     in_image = []
     for wheel in sorted(files.glob("*.whl")):
         if wheel.name in stub_names:
             name, version, _, _ = parse_wheel_filename(wheel.name)
-            asked = ",".join(sorted(extras.get(name, ())))
-            in_image.append(f"{name}[{asked}]=={version}" if asked else f"{name}=={version}")
+            its = ",".join(sorted(extras.get(name, ())))
+            in_image.append(f"{name}[{its}]=={version}" if its else f"{name}=={version}")
         else:
             install_wheel(wheel, root, target.executable)
     installed_at = time.monotonic()
