@@ -11,7 +11,7 @@ import shutil
 import sys
 import tarfile
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +120,8 @@ def build(config: Config, version: str, *, source_date_epoch: int | None = None,
     env = source.build_env(config.name, version)
     if source_date_epoch is not None:
         env["SOURCE_DATE_EPOCH"] = str(source_date_epoch)
-    with tempfile.TemporaryDirectory(prefix="brewblox-release-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="brewblox-release-") as tmp, \
+            _as_found(config.root):
         root = (stamped_copy(config.root, source, version, Path(tmp) / "stamped")
                 if source.stamps else config.root)
         _build(root, out, env, requirements_of=config.root, mtime=source_date_epoch)
@@ -136,6 +137,27 @@ def build(config: Config, version: str, *, source_date_epoch: int | None = None,
     if twine:
         check(config, list(built))
     return list(built)
+
+
+@contextlib.contextmanager
+def _as_found(root: Path) -> Iterator[None]:
+    """Leave the tracked files of ``root`` as the build found them: a backend that writes a
+    version file into the checkout (setuptools_scm's ``version_file``, hatch-vcs's) would leave
+    the tree changed, and the next version computed from it another (docs/versions.md)."""
+    def changed() -> set[str]:
+        found = run(["git", "diff", "--name-only", "--relative", "-z", "HEAD", "--"], cwd=root,
+                    echo=False, stream=False, check=False)
+        return set(found.output.split("\0")) - {""} if found.returncode == 0 else set()
+
+    before = changed()
+    try:
+        yield
+    finally:
+        if wrote := sorted(changed() - before):  # what the build changed, and only that
+            run(["git", "restore", "--source=HEAD", "--worktree", "--", *wrote], cwd=root,
+                echo=False, stream=False, check=False)
+            log(f"{', '.join(wrote)}: written by the build, put back as committed (a version "
+                "file is best left untracked)")
 
 
 def stamped_copy(root: Path, source: VersionSource, version: str, into: Path) -> Path:

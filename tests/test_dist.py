@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import subprocess
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -293,3 +294,24 @@ enable = true
                                          r"not take the version from \[tool.poetry-dynamic-ver"):
         dist.build(config.load(repo.path), "0.1.1.dev1")
     assert not list((repo.path / "dist").iterdir())
+
+
+def test_a_version_file_the_backend_writes_is_put_back(tmp_path: Path) -> None:
+    """setuptools_scm writes ``version_file`` into the checkout it builds: a tracked one is put
+    back as committed, so the tree stays clean and the next version is the same."""
+    repo = make_service(tmp_path / "svc")
+    text = (repo.path / "pyproject.toml").read_text()
+    setting = 'version_file = "demo_svc/_version.py"\n'
+    repo.write("pyproject.toml", text.replace("[tool.setuptools_scm]\n",
+                                              f"[tool.setuptools_scm]\n{setting}"))
+    repo.write("demo_svc/_version.py", "__version__ = '0.0.0'  # written by the build\n")
+    repo.commit("a version file, tracked")
+    repo.tag("1.2.3")
+    repo.commit("one more")
+    assert version.read(repo.path).version == "1.2.4.dev1"
+    with warnings.catch_warnings():  # setuptools_scm's own advice: do not track it
+        warnings.simplefilter("ignore")
+        assert _build(repo.path)
+    assert repo.git("status", "--porcelain").strip() == "", "the checkout is as it was"
+    repo.tag("1.2.4")
+    assert version.read(repo.path).version == "1.2.4"
