@@ -164,7 +164,7 @@ def make_plan(ctx: CiContext, version: str, config: Config,
             raise VersionError(
                 f"tag {ctx.tag} does not agree with the version setuptools_scm computes for "
                 f"this checkout ({version}); is the tag on this commit, and does "
-                "[tool.setuptools_scm] accept it? Nothing was built")
+                f"{tags.declared_in} accept it? Nothing was built")
         top = highest_final(published)
         latest = not wanted.is_prerelease and (top is None or wanted >= top)
         held = (f"{version} is a pre-release: latest stays where it is" if wanted.is_prerelease

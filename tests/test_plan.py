@@ -596,3 +596,10 @@ def test_a_forks_code_reaches_no_publishing(env: dict[str, str], payload: object
     ctx = ci.from_env({"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": REPO, **env}, payload)
     version = "1.2.3" if ctx.event is Event.TAG else "1.2.4.dev5"
     assert not make_plan(ctx, version, CONFIG).publishes
+
+
+def test_a_disagreeing_tag_names_the_table_that_sets_the_rule() -> None:
+    """A hatch-vcs service sets its tag rule in [tool.hatch.version], not setuptools_scm's."""
+    rule = TagRule(declared_in="[tool.hatch.version]")
+    with pytest.raises(VersionError, match=r"does \[tool\.hatch\.version\] accept it\?"):
+        make_plan(PROVIDERS[0].tag("1.2.4"), "1.2.3", CONFIG, tags=rule)
