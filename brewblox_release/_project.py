@@ -262,6 +262,10 @@ def version_source(root: Path, data: Mapping[str, Any] | None = None, *,
             raise VersionError(f"{where}: [{table}] is set but the build does not install "
                                f"{tool}, so the version would not come from git: add "
                                f"\"{tool}\" to [build-system] requires{backend_hint}")
+        if settings.get("from-file") or settings.get("vcs", "git") not in ("git", "any"):
+            raise VersionError(f"{where}: [{table}] takes the version from somewhere else than "
+                               "git's tags (from-file, vcs): brewblox-release's versions come "
+                               "from git (docs/versions.md); remove that setting")
         pattern, prefix = settings.get("pattern"), settings.get("pattern-prefix")
         regex = dunamai_tag_regex(pattern, prefix, f"{where}: [{table}]")
         found: dict[str, Any] = {"tag": {"regex": regex}}

@@ -257,6 +257,17 @@ def test_use_scm_version_false_is_no_version_from_git(tmp_path: Path) -> None:
         project.version_source(tmp_path, {})
 
 
+@pytest.mark.parametrize("setting", ['from-file = { source = "VERSION" }', 'vcs = "mercurial"'])
+def test_a_dunamai_version_from_elsewhere_than_git_is_refused(tmp_path: Path,
+                                                              setting: str) -> None:
+    """poetry-dynamic-versioning would read the version elsewhere: no silent other version."""
+    (tmp_path / "pyproject.toml").write_text(
+        PDV + f"[tool.poetry-dynamic-versioning]\nenable = true\n{setting}\n")
+    with pytest.raises(VersionError, match=r"\[tool\.poetry-dynamic-versioning\] takes the "
+                                           r"version from somewhere else than git's tags"):
+        project.version_source(tmp_path, project.read_pyproject(tmp_path))
+
+
 def test_hatch_vcs_settings_become_setuptools_scm_settings(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text("""\
 [build-system]
