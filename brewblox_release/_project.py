@@ -268,7 +268,9 @@ def version_source(root: Path, data: Mapping[str, Any] | None = None, *,
                                "from git (docs/versions.md); remove that setting")
         pattern, prefix = settings.get("pattern"), settings.get("pattern-prefix")
         regex = dunamai_tag_regex(pattern, prefix, f"{where}: [{table}]")
-        found: dict[str, Any] = {"tag": {"regex": regex}}
+        # A tag the pattern does not match is no tag of the service's: dunamai looks past it,
+        # and so does setuptools_scm's strict tag reading.
+        found: dict[str, Any] = {"tag": {"regex": regex, "strict": True}}
         # dunamai's preset patterns begin with a literal we know (the prefix, then "v"):
         # `git describe` looks at those tags only, as dunamai does.
         starts = {None: ["v"], "default": ["v"], "default-unprefixed": ["v", ""]}.get(pattern)

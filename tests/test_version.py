@@ -573,3 +573,20 @@ def test_another_service_s_tag_gets_the_hint_of_the_service_s_own_backend(
         warnings.simplefilter("ignore")  # setuptools_scm's "no version found": the log's
         with pytest.raises(VersionError, match=re.escape(hint)):
             version.compute(repo.path)
+
+
+def test_a_tag_a_custom_dunamai_pattern_does_not_match_is_looked_past(tmp_path: Path) -> None:
+    """poetry-dynamic-versioning skips a tag its pattern does not match (a deploy tag): so
+    does the version, not an error about that tag."""
+    repo = GitRepo(tmp_path / "svc").init()
+    repo.write("pyproject.toml", '[build-system]\nrequires = ["poetry-core", '
+               '"poetry-dynamic-versioning"]\nbuild-backend = "poetry_dynamic_versioning.backend"'
+               '\n\n[tool.poetry]\nname = "svc"\nversion = "0.0.0"\n\n'
+               "[tool.poetry-dynamic-versioning]\nenable = true\n"
+               "pattern = '^rel-(?P<base>\\d+\\.\\d+\\.\\d+)$'\n")
+    repo.commit("a poetry service")
+    repo.tag("rel-1.2.3")
+    repo.commit("one")
+    repo.tag("deploy-2024")
+    repo.commit("two")
+    assert version.compute(repo.path) == "1.2.4.dev2"
