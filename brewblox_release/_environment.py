@@ -24,6 +24,7 @@ _URL_VARS = ("TWINE_REPOSITORY_URL", "BREWBLOX_RELEASE_INDEX_URL", "PIP_INDEX_UR
              "PIP_EXTRA_INDEX_URL", "ACTIONS_ID_TOKEN_REQUEST_URL")
 #: Variables whose whole value is masked in output (``TWINE_USERNAME`` unless ``__token__``).
 _MASKED_WHOLE = tuple(name for name in CREDENTIAL_VARS if name not in _URL_VARS)
+#: User names: masked, but no secret another variable can copy (`Environment.copies`).
 _USER_VARS = ("TWINE_USERNAME", "DOCKER_USERNAME")
 #: Never passed on, never kept: a debug switch that prints the environment.
 DROPPED = ("PYTHON_ON_WHALES_DEBUG",)
